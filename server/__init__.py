@@ -1,0 +1,1 @@
+"""Vigor: self-hosted update and release distribution server."""

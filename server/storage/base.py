@@ -1,0 +1,129 @@
+"""The artifact store seam: content-addressed blobs, written by streaming, read by range.
+
+Every implementation (local directory, S3) passes ``tests/functional/test_storage_conformance.py``.
+Blobs are named by the hex SHA-256 of their bytes; a name is computed by the store while the bytes
+stream in, so a caller can never choose where bytes land.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Protocol
+
+SHA256_HEX = re.compile(r"\A[0-9a-f]{64}\Z")
+CHUNK_SIZE = 1024 * 1024
+
+
+class StorageError(Exception):
+    """The store could not do what was asked (I/O failure, backend unreachable, bad name)."""
+
+
+class BlobNotFoundError(StorageError, FileNotFoundError):
+    """No blob is stored under that digest."""
+
+    def __init__(self, digest: str) -> None:
+        super().__init__(f"no artifact stored with sha256 {digest}")
+        self.digest = digest
+
+
+class SizeLimitError(StorageError):
+    """More bytes arrived than the caller allowed."""
+
+
+@dataclass(frozen=True)
+class StoredBlob:
+    """What a completed write produced."""
+
+    sha256: str
+    size: int
+
+
+def check_digest(digest: str) -> str:
+    """Return ``digest`` when it is a lowercase hex SHA-256, else raise ``StorageError``.
+
+    This is what makes path traversal impossible: only 64 hex characters ever reach a path or key.
+    """
+    if not isinstance(digest, str) or not SHA256_HEX.match(digest):
+        raise StorageError(f"not a sha256 digest: {digest!r}")
+    return digest
+
+
+class BlobWriter(Protocol):
+    """A file-like sink that hashes what it is given; ``commit`` makes the blob visible."""
+
+    def write(self, data: bytes) -> int: ...
+
+    def commit(self) -> StoredBlob:
+        """Finish the write and store the blob under its digest (idempotent for equal bytes)."""
+        ...
+
+    def abort(self) -> None:
+        """Throw away everything written so far; nothing stays behind."""
+        ...
+
+
+class ArtifactStore(Protocol):
+    """Content-addressed storage for release artifacts."""
+
+    name: str
+
+    def writer(self, max_size: int | None = None) -> BlobWriter:
+        """Start a streamed write; memory stays bounded whatever the size.
+
+        Raises:
+            SizeLimitError: from ``write`` when more than ``max_size`` bytes arrive.
+        """
+        ...
+
+    def put_stream(self, stream: BinaryIO, max_size: int | None = None) -> StoredBlob:
+        """Copy ``stream`` to the store in bounded chunks and commit it."""
+        ...
+
+    def exists(self, digest: str) -> bool: ...
+
+    def size(self, digest: str) -> int:
+        """Size in bytes. Raises ``BlobNotFoundError``."""
+        ...
+
+    def open(self, digest: str) -> BinaryIO:
+        """A readable binary file object positioned at 0. Raises ``BlobNotFoundError``."""
+        ...
+
+    def read_range(self, digest: str, start: int, end: int) -> Iterator[bytes]:
+        """Yield the bytes ``start`` to ``end`` inclusive in chunks. Raises ``BlobNotFoundError``."""
+        ...
+
+    def delete(self, digest: str) -> None:
+        """Remove a blob; a missing blob is not an error."""
+        ...
+
+    def digests(self) -> Iterator[str]:
+        """Every stored digest (for garbage collection and audits)."""
+        ...
+
+    def local_path(self, digest: str) -> Path | None:
+        """A filesystem path to serve with sendfile, or None for remote stores."""
+        ...
+
+    def presigned_url(self, digest: str, expires_in: int, filename: str | None = None) -> str | None:
+        """A short-lived URL that serves the blob without credentials, or None for local stores."""
+        ...
+
+    def ping(self) -> None:
+        """Raise ``StorageError`` when the store is not usable (for /healthz)."""
+        ...
+
+
+def copy_into(store: ArtifactStore, stream: BinaryIO, max_size: int | None = None) -> StoredBlob:
+    """Stream ``stream`` into ``store`` and commit; on any failure nothing is left behind."""
+    sink = store.writer(max_size=max_size)
+    try:
+        while chunk := stream.read(CHUNK_SIZE):
+            sink.write(chunk)
+        return sink.commit()
+    except BaseException:
+        sink.abort()
+        raise
