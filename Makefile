@@ -1,0 +1,36 @@
+# Two commands do everything on a fresh machine: `make demo` and `make test` (see README.md).
+VENV    ?= .venv
+PYTHON  ?= python3
+STAMP   := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: demo test lint unit system-deps bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/vigor demo
+
+system-deps:
+	bash scripts/system-deps
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy server client_agent
+	$(VENV)/bin/mypy --strict client_agent
+
+test: system-deps lint
+	$(VENV)/bin/pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(VENV)/bin/python bench/upload.py
+	$(VENV)/bin/python bench/check.py
+	$(VENV)/bin/python bench/agent.py
+
+clean:
+	rm -rf $(VENV) instance releases/?? .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,48 @@
+"""The application factory."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, g
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from server.config import Settings
+from server.errors import register_error_handlers
+from server.services import Services
+from server.storage.base import ArtifactStore
+
+
+def create_app(settings: Settings | None = None, *, store: ArtifactStore | None = None) -> Flask:
+    """Build a Vigor app: ``settings`` default to ``Settings.from_env()``."""
+    settings = settings or Settings.from_env()
+    app = Flask(__name__, instance_path=str(settings.instance_dir.resolve()))
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        MAX_CONTENT_LENGTH=settings.max_request_bytes,  # uploads raise it for themselves
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.production,
+        JSON_SORT_KEYS=False,
+    )
+    if settings.trust_proxy_hops:
+        hops = settings.trust_proxy_hops
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
+    services = Services.from_settings(settings, store=store)
+    app.extensions["vigor"] = services
+    logging.basicConfig(level=logging.INFO)
+
+    @app.teardown_appcontext
+    def _close_session(_exc: BaseException | None) -> None:
+        session = g.pop("db_session", None)
+        if session is not None:
+            session.close()
+
+    from server.web import api
+
+    app.register_blueprint(api.blueprint)
+    from server.cli import register
+
+    register(app)
+    register_error_handlers(app)
+    return app

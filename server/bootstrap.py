@@ -1,0 +1,121 @@
+"""Setting up and changing the root of trust; checking what is stored against what was signed."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import timedelta
+from pathlib import Path
+
+from sqlalchemy import select
+
+from server.domain import roots
+from server.domain.models import Release, utcnow
+from server.domain.trust import Root, Signer, TrustError, sign_document, verify_role
+from server.keyring import create_key_file, load_key_file
+from server.services import Services
+from server.storage.base import CHUNK_SIZE, StorageError
+
+
+def ensure_trust(services: Services, root_key_path: Path | None = None, passphrase: str | None = None) -> Path | None:
+    """Create root version 1 and an online key if the instance has no root yet.
+
+    Returns the path of the root key file when one was created or used, else None.
+    """
+    with services.db.session() as session:
+        if roots.newest_version(session):
+            return None
+        path = root_key_path or services.settings.keys_dir / "root.pem"
+        root_signer = load_key_file(path, passphrase) if path.exists() else create_key_file(path, passphrase)
+        available = services.keyring.available()
+        online = services.keyring.load(available[0]) if available else services.keyring.create()
+        roots.write_next_root(session, old_root_signers=[root_signer], release_keys=[online.public])
+    services.forget_root()
+    return path
+
+
+def _publics(root: Root, keyids: list[str], services: Services) -> list[str]:
+    out = []
+    for kid in keyids:
+        if kid in root.keys:
+            out.append(root.keys[kid])
+        else:
+            out.append(services.keyring.load(kid).public)
+    return out
+
+
+def write_root(
+    services: Services,
+    *,
+    old_signers: list[Signer],
+    new_signers: list[Signer] | None = None,
+    release_keys: list[str] | None = None,
+    check_keys: list[str] | None = None,
+    threshold: int = 1,
+    expires_days: int = 365,
+) -> Root:
+    """Write root N+1; online roles default to the current root's keys (given as key ids)."""
+    with services.db.session() as session:
+        current = roots.current_root(session)
+        release_ids = release_keys or list(current.role("release").keyids)
+        check_ids = check_keys or (release_keys if release_keys else list(current.role("check").keyids))
+        root = roots.write_next_root(
+            session,
+            old_root_signers=old_signers,
+            new_root_signers=new_signers,
+            release_keys=_publics(current, release_ids, services),
+            check_keys=_publics(current, check_ids, services),
+            root_threshold=threshold,
+            expires=utcnow() + timedelta(days=expires_days),
+        )
+    services.forget_root()
+    return root
+
+
+def rotate_online_key(services: Services, root_signers: list[Signer]) -> tuple[Root, int]:
+    """A new online key for release and check roles; every published manifest is re-signed.
+
+    Manifests' signed content never changes; only the signature over it is replaced, so agents
+    that trust the new root verify old releases too.
+    """
+    new = services.keyring.create()
+    root = write_root(services, old_signers=root_signers, release_keys=[new.keyid], check_keys=[new.keyid])
+    count = 0
+    with services.db.session() as session:
+        for release in session.scalars(select(Release).where(Release.manifest.is_not(None))):
+            assert release.manifest is not None
+            document = json.loads(release.manifest)
+            resigned = sign_document(document["signed"], [new])
+            release.manifest = json.dumps(resigned, sort_keys=True)
+            release.manifest_keyid = new.keyid
+            count += 1
+        for release in session.scalars(select(Release).where(Release.manifest.is_not(None))):
+            release.product.catalog_revision += 1
+    return root, count
+
+
+def verify_release(services: Services, release: Release) -> list[str]:
+    """Problems found re-checking a release: its manifest signature and every artifact's bytes."""
+    problems: list[str] = []
+    if release.manifest:
+        try:
+            verify_role(json.loads(release.manifest), services.root(), "release", "release")
+        except TrustError as exc:
+            problems.append(f"manifest: {exc}")
+    for artifact in release.artifacts:
+        digest = hashlib.sha256()
+        size = 0
+        try:
+            with services.store.open(artifact.sha256) as handle:
+                while chunk := handle.read(CHUNK_SIZE):
+                    digest.update(chunk)
+                    size += len(chunk)
+        except StorageError as exc:
+            problems.append(f"{artifact.platform}: {exc}")
+            continue
+        if size != artifact.size or digest.hexdigest() != artifact.sha256:
+            problems.append(
+                f"{artifact.platform}: stored bytes do not match the recorded SHA-256 "
+                f"(got {digest.hexdigest()}, {size} bytes)"
+            )
+    return problems

@@ -1,0 +1,150 @@
+"""Settings: the one place that reads the environment (``VIGOR_*`` variables).
+
+Everything else receives a :class:`Settings`. Defaults make a local demo work with nothing set:
+SQLite and local storage under ``instance/`` and ``releases/`` in the working directory.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+# A fixed secret that is only good enough for a demo on 127.0.0.1; production refuses it.
+DEMO_SECRET_KEY = "vigor-demo-secret-key-not-for-production"  # noqa: S105
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing or malformed; the message names the variable."""
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None:
+        return default
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ConfigError(f"{name} must be true or false, not {raw!r}")
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, not {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, not {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything Vigor can be configured with. Build with :meth:`from_env`."""
+
+    instance_dir: Path = Path("instance")
+    database_url: str = ""
+    secret_key: str = DEMO_SECRET_KEY
+    production: bool = False
+    public_base_url: str = "http://127.0.0.1:8000"
+    # Storage
+    storage_backend: str = "local"  # local | s3
+    storage_root: Path = Path("releases")
+    s3_bucket: str = ""
+    s3_prefix: str = ""
+    s3_region: str | None = None
+    s3_endpoint_url: str | None = None
+    s3_access_key: str | None = None
+    s3_secret_key: str | None = None
+    # Trust: online release/check keys live here; root keys belong offline.
+    keys_dir: Path = Path("instance/keys")
+    key_passphrase: str | None = None
+    # Limits
+    max_upload_bytes: int = 8 * 1024**3  # one artifact, streamed
+    max_request_bytes: int = 1024 * 1024  # every non-upload route
+    download_url_ttl: int = 15 * 60  # seconds a download link from /check stays valid
+    check_response_ttl: int = 60 * 60  # seconds a signed check response stays fresh
+    installation_touch_interval: int = 60 * 60  # at most one DB write per installation per hour
+    rollout_failure_threshold: float = 0.2  # share of failed reports that halts a rollout
+    rollout_failure_min_reports: int = 5
+    # Rate limits (Flask-Limiter syntax) and their storage
+    rate_limit_check: str = "120/minute"
+    rate_limit_storage_url: str = "memory://"
+    trust_proxy_hops: int = 0  # ProxyFix only when configured
+    renewal_url: str = "https://vendor.example/renew"
+    # Demo server
+    host: str = "127.0.0.1"
+    port: int = 8000
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.database_url:
+            db_path = (self.instance_dir / "vigor.db").resolve()
+            object.__setattr__(self, "database_url", f"sqlite:///{db_path}")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read ``VIGOR_*`` variables; raise ``ConfigError`` naming the first bad one."""
+        env = os.environ if env is None else env
+        instance_dir = Path(env.get("VIGOR_INSTANCE_DIR", "instance"))
+        backend = env.get("VIGOR_STORAGE", "local").strip().lower()
+        if backend not in {"local", "s3"}:
+            raise ConfigError(f"VIGOR_STORAGE must be 'local' or 's3', not {backend!r}")
+        settings = cls(
+            instance_dir=instance_dir,
+            database_url=env.get("VIGOR_DATABASE_URL", ""),
+            secret_key=env.get("VIGOR_SECRET_KEY", DEMO_SECRET_KEY),
+            production=_bool(env, "VIGOR_PRODUCTION", False),
+            public_base_url=env.get("VIGOR_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/"),
+            storage_backend=backend,
+            storage_root=Path(env.get("VIGOR_STORAGE_ROOT", "releases")),
+            s3_bucket=env.get("VIGOR_S3_BUCKET", ""),
+            s3_prefix=env.get("VIGOR_S3_PREFIX", ""),
+            s3_region=env.get("VIGOR_S3_REGION") or None,
+            s3_endpoint_url=env.get("VIGOR_S3_ENDPOINT_URL") or None,
+            s3_access_key=env.get("VIGOR_S3_ACCESS_KEY_ID") or None,
+            s3_secret_key=env.get("VIGOR_S3_SECRET_ACCESS_KEY") or None,
+            keys_dir=Path(env.get("VIGOR_KEYS_DIR", str(instance_dir / "keys"))),
+            key_passphrase=env.get("VIGOR_KEY_PASSPHRASE") or None,
+            max_upload_bytes=_int(env, "VIGOR_MAX_UPLOAD_BYTES", 8 * 1024**3, minimum=1),
+            download_url_ttl=_int(env, "VIGOR_DOWNLOAD_URL_TTL", 15 * 60, minimum=10),
+            check_response_ttl=_int(env, "VIGOR_CHECK_RESPONSE_TTL", 60 * 60, minimum=60),
+            rate_limit_check=env.get("VIGOR_RATE_LIMIT_CHECK", "120/minute"),
+            rate_limit_storage_url=env.get("VIGOR_RATE_LIMIT_STORAGE_URL", "memory://"),
+            trust_proxy_hops=_int(env, "VIGOR_TRUST_PROXY_HOPS", 0),
+            renewal_url=env.get("VIGOR_RENEWAL_URL", "https://vendor.example/renew"),
+            host=env.get("VIGOR_HOST", "127.0.0.1"),
+            port=_int(env, "VIGOR_PORT", 8000, minimum=1),
+        )
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        """Refuse combinations that cannot work or are unsafe."""
+        if self.storage_backend == "s3" and not self.s3_bucket:
+            raise ConfigError("VIGOR_S3_BUCKET is required when VIGOR_STORAGE=s3")
+        if self.production:
+            if self.secret_key == DEMO_SECRET_KEY or len(self.secret_key) < 32:
+                raise ConfigError(
+                    "VIGOR_SECRET_KEY must be set to a random value of at least 32 characters "
+                    "in production (the demo secret is refused)"
+                )
+            if not self.public_base_url.startswith("https://"):
+                raise ConfigError("VIGOR_PUBLIC_URL must be an https:// URL in production")
+
+    def with_(self, **changes: object) -> Settings:
+        """A copy with some fields changed (tests and the demo use it)."""
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")

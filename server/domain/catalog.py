@@ -1,0 +1,78 @@
+"""Products and their lines' lifecycle."""
+
+from __future__ import annotations
+
+import re
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from server.domain import audit
+from server.domain.errors import ConflictError, InvalidInputError, NotFoundError
+from server.domain.models import LAPSE_POLICIES, LINE_STATUSES, Product, ProductLine
+
+SLUG_RE = re.compile(r"\A[a-z0-9][a-z0-9-]{0,62}\Z")
+
+
+def check_slug(field: str, slug: str) -> str:
+    if not SLUG_RE.match(slug or ""):
+        raise InvalidInputError(field, f"{slug!r} must be lowercase letters, digits and dashes")
+    return slug
+
+
+def add_product(
+    session: Session,
+    slug: str,
+    name: str,
+    *,
+    actor: str,
+    lapse_policy: str = "fallback",
+    security_carveout_months: int = 0,
+    grace_days: int = 0,
+    expiring_window_days: int = 30,
+    timezone: str = "UTC",
+    renewal_url: str | None = None,
+) -> Product:
+    """Create a product; its slug is what licenses, agents and URLs name it by."""
+    check_slug("slug", slug)
+    if lapse_policy not in LAPSE_POLICIES:
+        raise InvalidInputError("lapse_policy", f"must be one of {', '.join(LAPSE_POLICIES)}")
+    if security_carveout_months < 0 or grace_days < 0 or expiring_window_days < 0:
+        raise InvalidInputError("policy", "months and days cannot be negative")
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InvalidInputError("timezone", f"unknown time zone {timezone!r}") from None
+    if session.scalar(select(Product.id).where(Product.slug == slug)) is not None:
+        raise ConflictError(f"product {slug!r} already exists", field="slug")
+    product = Product(
+        slug=slug,
+        name=name or slug,
+        lapse_policy=lapse_policy,
+        security_carveout_months=security_carveout_months,
+        grace_days=grace_days,
+        expiring_window_days=expiring_window_days,
+        timezone=timezone,
+        renewal_url=renewal_url,
+    )
+    session.add(product)
+    audit.record(session, actor, "product.add", slug, name=product.name, lapse_policy=lapse_policy)
+    session.commit()
+    return product
+
+
+def set_line_status(session: Session, product: Product, line: str, status: str, *, actor: str) -> ProductLine:
+    """Move a product line through supported → security-only → end-of-life."""
+    if status not in LINE_STATUSES:
+        raise InvalidInputError("status", f"must be one of {', '.join(LINE_STATUSES)}")
+    row = session.scalar(
+        select(ProductLine).where(ProductLine.product_id == product.id, ProductLine.name == line)
+    )
+    if row is None:
+        raise NotFoundError(f"{product.slug} has no line {line!r}")
+    row.status = status
+    product.catalog_revision += 1
+    audit.record(session, actor, "line.status", f"{product.slug} {line}", status=status)
+    session.commit()
+    return row

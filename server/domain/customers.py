@@ -1,0 +1,174 @@
+"""Customers, their contracts, and the licenses their installations present."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, selectinload
+
+from server.domain import audit
+from server.domain.catalog import check_slug
+from server.domain.errors import ConflictError, InvalidInputError, NotFoundError
+from server.domain.models import (
+    CONTRACT_KINDS,
+    Contract,
+    Customer,
+    Installation,
+    License,
+    Product,
+    utcnow,
+)
+from server.domain.secrets import display_prefix, new_secret, secret_hash
+
+LICENSE_PREFIX = "vgl"
+LANGUAGES = ("en", "es")
+
+
+def get_customer(session: Session, slug: str) -> Customer:
+    customer = session.scalar(
+        select(Customer).where(Customer.slug == slug).options(selectinload(Customer.contracts))
+    )
+    if customer is None:
+        raise NotFoundError(f"no customer {slug!r}", customer=slug)
+    return customer
+
+
+def add_customer(
+    session: Session,
+    slug: str,
+    name: str,
+    *,
+    actor: str,
+    email: str | None = None,
+    language: str = "en",
+) -> Customer:
+    check_slug("slug", slug)
+    if language not in LANGUAGES:
+        raise InvalidInputError("language", f"must be one of {', '.join(LANGUAGES)}")
+    if session.scalar(select(Customer.id).where(Customer.slug == slug)) is not None:
+        raise ConflictError(f"customer {slug!r} already exists", field="slug")
+    customer = Customer(slug=slug, name=name or slug, email=email or None, language=language)
+    session.add(customer)
+    audit.record(session, actor, "customer.add", slug, name=customer.name)
+    session.commit()
+    return customer
+
+
+def add_contract(
+    session: Session,
+    customer: Customer,
+    kind: str,
+    starts_on: date,
+    ends_on: date,
+    *,
+    actor: str,
+    product: Product | None = None,
+    note: str = "",
+) -> Contract:
+    """Record a maintenance or customization contract covering whole days, ends inclusive."""
+    if kind not in CONTRACT_KINDS:
+        raise InvalidInputError("kind", f"must be one of {', '.join(CONTRACT_KINDS)}")
+    if ends_on < starts_on:
+        raise InvalidInputError("ends_on", "must not be before starts_on")
+    contract = Contract(
+        customer=customer, kind=kind, product=product, starts_on=starts_on, ends_on=ends_on, note=note
+    )
+    session.add(contract)
+    audit.record(
+        session,
+        actor,
+        "contract.add",
+        customer.slug,
+        kind=kind,
+        product=product.slug if product else "all",
+        starts_on=starts_on.isoformat(),
+        ends_on=ends_on.isoformat(),
+    )
+    session.commit()
+    return contract
+
+
+def renew_contract(session: Session, contract: Contract, years: int = 1, *, actor: str) -> Contract:
+    """Renew in one step: a new contract from the day after the old one ends (or today if lapsed)."""
+    today = utcnow().date()
+    start = max(contract.ends_on + timedelta(days=1), today)
+    end = _add_years(start, years) - timedelta(days=1)
+    return add_contract(
+        session, contract.customer, contract.kind, start, end, actor=actor, product=contract.product,
+        note=f"renewal of contract {contract.id}",
+    )
+
+
+def _add_years(day: date, years: int) -> date:
+    try:
+        return day.replace(year=day.year + years)
+    except ValueError:  # 29 February in a year that has none
+        return day.replace(year=day.year + years, day=28)
+
+
+def issue_license(
+    session: Session,
+    customer: Customer,
+    product: Product,
+    *,
+    actor: str,
+    label: str = "",
+    max_installations: int | None = None,
+) -> tuple[License, str]:
+    """Issue a license; returns the row and the key, which is shown once and never stored."""
+    if max_installations is not None and max_installations < 1:
+        raise InvalidInputError("max_installations", "must be at least 1 (or unset)")
+    key = new_secret(LICENSE_PREFIX)
+    lic = License(
+        customer=customer,
+        product=product,
+        key_hash=secret_hash(key),
+        key_prefix=display_prefix(key),
+        label=label,
+        max_installations=max_installations,
+    )
+    session.add(lic)
+    audit.record(
+        session, actor, "license.issue", f"{customer.slug}/{lic.key_prefix}",
+        product=product.slug, max_installations=max_installations,
+    )
+    session.commit()
+    return lic, key
+
+
+def find_license(session: Session, key_or_prefix: str) -> License:
+    """A license by its full key, or by the prefix shown in lists (must be unambiguous)."""
+    lic = session.scalar(select(License).where(License.key_hash == secret_hash(key_or_prefix)))
+    if lic is not None:
+        return lic
+    matches = list(session.scalars(select(License).where(License.key_prefix == key_or_prefix)))
+    if len(matches) == 1:
+        return matches[0]
+    if len(matches) > 1:
+        raise ConflictError(f"{key_or_prefix!r} names several licenses; give the full key or id")
+    if key_or_prefix.isdigit():
+        by_id = session.get(License, int(key_or_prefix))
+        if by_id is not None:
+            return by_id
+    raise NotFoundError(f"no license {key_or_prefix!r}")
+
+
+def set_license_status(session: Session, lic: License, status: str, *, actor: str) -> License:
+    """Suspend (reversible), reactivate, or revoke (final) a license."""
+    if status not in {"active", "suspended", "revoked"}:
+        raise InvalidInputError("status", "must be active, suspended or revoked")
+    if lic.status == "revoked" and status != "revoked":
+        raise ConflictError("a revoked license cannot be reactivated; issue a new one")
+    if lic.status != status:
+        lic.status = status
+        lic.status_changed_at = utcnow()
+        audit.record(session, actor, f"license.{status}", f"{lic.customer.slug}/{lic.key_prefix}")
+        session.commit()
+    return lic
+
+
+def installation_count(session: Session, lic: License) -> int:
+    return session.scalar(
+        select(func.count()).select_from(Installation).where(Installation.license_id == lic.id)
+    ) or 0

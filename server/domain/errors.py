@@ -1,0 +1,48 @@
+"""Domain errors: they carry what they are about, never an HTTP status (server.errors maps them)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class DomainError(Exception):
+    """Base of every refusal the domain makes; ``code`` is stable and machine-readable."""
+
+    code = "error"
+
+    def __init__(self, message: str, **context: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.context = context
+
+
+class InvalidInputError(DomainError):
+    """A value given by the caller is not acceptable; ``field`` names it."""
+
+    code = "invalid_request"
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}", field=field)
+        self.field = field
+
+
+class NotFoundError(DomainError):
+    code = "not_found"
+
+
+class ConflictError(DomainError):
+    """The request contradicts what exists (a duplicate version, a published release edited)."""
+
+    code = "conflict"
+
+
+class StorageUnavailableError(DomainError):
+    """The artifact store failed; nothing was published."""
+
+    code = "storage_unavailable"
+
+
+class SigningError(DomainError):
+    """No usable signing key; nothing was published."""
+
+    code = "signing_unavailable"

@@ -1,0 +1,340 @@
+"""Database models: the vendor's catalogue, its customers, and what installations did.
+
+SQLAlchemy 2 declarative models on a plain ``DeclarativeBase``. Times are stored as UTC and come
+back timezone-aware on both SQLite and PostgreSQL (see :class:`UTCDateTime`).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+KINDS = ("update", "security", "version")
+SEVERITIES = ("critical", "serious", "minor")
+LINE_STATUSES = ("supported", "security-only", "end-of-life")
+LAPSE_POLICIES = ("fallback", "revoke")
+CONTRACT_KINDS = ("maintenance", "customization")
+LICENSE_STATUSES = ("active", "suspended", "revoked")
+ROLES = ("admin", "publisher", "viewer")
+OUTCOMES = ("success", "failure", "rolled_back")
+
+
+def utcnow() -> datetime:
+    """The current time, aware, in UTC, to the second (signed documents carry whole seconds)."""
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware datetimes in, aware UTC datetimes out, on every database."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given where an aware one is required")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON()}
+
+
+release_customers = Table(
+    "release_customers",
+    Base.metadata,
+    Column("release_id", ForeignKey("releases.id", ondelete="CASCADE"), primary_key=True),
+    Column("customer_id", ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True),
+)
+
+
+class Product(Base):
+    """An application the vendor ships, with its lapse policy and severity deadlines."""
+
+    __tablename__ = "products"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    lapse_policy: Mapped[str] = mapped_column(String(16), default="fallback")
+    security_carveout_months: Mapped[int] = mapped_column(Integer, default=0)
+    expiring_window_days: Mapped[int] = mapped_column(Integer, default=30)
+    grace_days: Mapped[int] = mapped_column(Integer, default=0)
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    deadline_critical_hours: Mapped[int] = mapped_column(Integer, default=8)
+    deadline_serious_hours: Mapped[int] = mapped_column(Integer, default=24)
+    deadline_minor_hours: Mapped[int] = mapped_column(Integer, default=72)
+    renewal_url: Mapped[str | None] = mapped_column(String(500), default=None)
+    # Bumped on every change to the product's releases or lines, so that per-process caches of
+    # the catalogue can tell with one cheap read whether they are still current.
+    catalog_revision: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    lines: Mapped[list[ProductLine]] = relationship(back_populates="product", order_by="ProductLine.name")
+    releases: Mapped[list[Release]] = relationship(back_populates="product")
+
+
+class ProductLine(Base):
+    """A major line of a product (``4.x``) and where it is in its lifecycle."""
+
+    __tablename__ = "product_lines"
+    __table_args__ = (UniqueConstraint("product_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16), default="supported")
+
+    product: Mapped[Product] = relationship(back_populates="lines")
+
+
+class Release(Base):
+    """One version of a product. Immutable once published, except yank and rollout."""
+
+    __tablename__ = "releases"
+    __table_args__ = (UniqueConstraint("product_id", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id", ondelete="CASCADE"), index=True)
+    line_id: Mapped[int] = mapped_column(ForeignKey("product_lines.id"))
+    version: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))
+    severity: Mapped[str | None] = mapped_column(String(16), default=None)
+    channel: Mapped[str] = mapped_column(String(64), default="stable")
+    notes: Mapped[str] = mapped_column(Text, default="")
+    min_from: Mapped[str | None] = mapped_column(String(64), default=None)
+    # None while a draft; set when published (or imported with its historical date).
+    published_at: Mapped[datetime | None] = mapped_column(default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(200), default="")
+    manifest: Mapped[str | None] = mapped_column(Text, default=None)  # signed JSON, once published
+    manifest_keyid: Mapped[str | None] = mapped_column(String(64), default=None)
+    yanked_at: Mapped[datetime | None] = mapped_column(default=None)
+    yank_reason: Mapped[str | None] = mapped_column(Text, default=None)
+    recommended_version: Mapped[str | None] = mapped_column(String(64), default=None)
+    rollout_percent: Mapped[int] = mapped_column(Integer, default=100)
+
+    product: Mapped[Product] = relationship(back_populates="releases")
+    line: Mapped[ProductLine] = relationship()
+    artifacts: Mapped[list[Artifact]] = relationship(
+        back_populates="release", cascade="all, delete-orphan", order_by="Artifact.platform"
+    )
+    customers: Mapped[list[Customer]] = relationship(secondary=release_customers)
+
+    @property
+    def is_draft(self) -> bool:
+        return self.published_at is None or self.manifest is None
+
+    @property
+    def is_yanked(self) -> bool:
+        return self.yanked_at is not None
+
+
+class Artifact(Base):
+    """The file of a release for one platform, content-addressed by SHA-256."""
+
+    __tablename__ = "artifacts"
+    __table_args__ = (UniqueConstraint("release_id", "platform"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    release_id: Mapped[int] = mapped_column(ForeignKey("releases.id", ondelete="CASCADE"))
+    platform: Mapped[str] = mapped_column(String(64))
+    filename: Mapped[str] = mapped_column(String(255))
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+
+    release: Mapped[Release] = relationship(back_populates="artifacts")
+
+
+class Customer(Base):
+    """A company that buys licenses and contracts."""
+
+    __tablename__ = "customers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(320), default=None)
+    language: Mapped[str] = mapped_column(String(8), default="en")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    contracts: Mapped[list[Contract]] = relationship(
+        back_populates="customer", order_by="Contract.starts_on", cascade="all, delete-orphan"
+    )
+    licenses: Mapped[list[License]] = relationship(back_populates="customer")
+
+
+class Contract(Base):
+    """Maintenance or customization cover for one product (or all), for whole days."""
+
+    __tablename__ = "contracts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    product_id: Mapped[int | None] = mapped_column(ForeignKey("products.id"), default=None)
+    starts_on: Mapped[date] = mapped_column(Date)
+    ends_on: Mapped[date] = mapped_column(Date)  # inclusive
+    note: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    customer: Mapped[Customer] = relationship(back_populates="contracts")
+    product: Mapped[Product | None] = relationship()
+
+
+class License(Base):
+    """A secret key an installation presents. Only its SHA-256 is stored."""
+
+    __tablename__ = "licenses"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), index=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id"))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    key_prefix: Mapped[str] = mapped_column(String(16))  # shown in lists to tell keys apart
+    label: Mapped[str] = mapped_column(String(200), default="")
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    max_installations: Mapped[int | None] = mapped_column(Integer, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    status_changed_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    customer: Mapped[Customer] = relationship(back_populates="licenses")
+    product: Mapped[Product] = relationship()
+
+
+class Installation(Base):
+    """One running copy of a product, known by the random id its agent made."""
+
+    __tablename__ = "installations"
+    __table_args__ = (UniqueConstraint("license_id", "uid"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    license_id: Mapped[int] = mapped_column(ForeignKey("licenses.id", ondelete="CASCADE"))
+    uid: Mapped[str] = mapped_column(String(64))
+    version: Mapped[str] = mapped_column(String(64))
+    platform: Mapped[str] = mapped_column(String(64))
+    channel: Mapped[str] = mapped_column(String(64))
+    first_seen: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class DownloadEvent(Base):
+    """A download that was served (or redirected to storage)."""
+
+    __tablename__ = "download_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    license_id: Mapped[int] = mapped_column(ForeignKey("licenses.id", ondelete="CASCADE"))
+    artifact_id: Mapped[int] = mapped_column(ForeignKey("artifacts.id", ondelete="CASCADE"))
+    range_start: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class ApplyReport(Base):
+    """What an installation said happened when it applied a release."""
+
+    __tablename__ = "apply_reports"
+    __table_args__ = (Index("ix_apply_reports_release_outcome", "release_id", "outcome"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    license_id: Mapped[int] = mapped_column(ForeignKey("licenses.id", ondelete="CASCADE"))
+    installation_uid: Mapped[str] = mapped_column(String(64))
+    release_id: Mapped[int] = mapped_column(ForeignKey("releases.id", ondelete="CASCADE"))
+    from_version: Mapped[str | None] = mapped_column(String(64), default=None)
+    outcome: Mapped[str] = mapped_column(String(16))
+    code: Mapped[str | None] = mapped_column(String(64), default=None)
+    message: Mapped[str | None] = mapped_column(Text, default=None)
+
+
+class AdminUser(Base):
+    """A person who runs the vendor side; ``session_version`` invalidates copied cookies."""
+
+    __tablename__ = "admin_users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16), default="viewer")
+    session_version: Mapped[int] = mapped_column(Integer, default=1)
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ApiToken(Base):
+    """A bearer token for CI publishing. Only its SHA-256 is stored."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    token_prefix: Mapped[str] = mapped_column(String(16))
+    role: Mapped[str] = mapped_column(String(16), default="publisher")
+    created_by: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(default=None)
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class AuditEvent(Base):
+    """Who did what, when: every admin action and every automatic safety action."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    target: Mapped[str] = mapped_column(String(200), default="")
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class TrustRoot(Base):
+    """One version of the signed root metadata (the chain agents walk)."""
+
+    __tablename__ = "trust_roots"
+
+    version: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    document: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,49 @@
+"""API tokens for CI publishing: created by an admin, shown once, stored hashed."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from server.domain import audit
+from server.domain.errors import InvalidInputError, NotFoundError
+from server.domain.models import ROLES, ApiToken, utcnow
+from server.domain.secrets import display_prefix, matches, new_secret, secret_hash
+
+TOKEN_PREFIX = "vgt"
+
+
+def create_token(session: Session, name: str, *, role: str = "publisher", actor: str) -> tuple[ApiToken, str]:
+    """Create a token; returns the row and the secret, which is never shown again."""
+    if not name.strip():
+        raise InvalidInputError("name", "is required")
+    if role not in ROLES:
+        raise InvalidInputError("role", f"must be one of {', '.join(ROLES)}")
+    secret = new_secret(TOKEN_PREFIX)
+    token = ApiToken(
+        name=name.strip(), token_hash=secret_hash(secret), token_prefix=display_prefix(secret),
+        role=role, created_by=actor,
+    )
+    session.add(token)
+    audit.record(session, actor, "token.create", token.name, role=role)
+    session.commit()
+    return token, secret
+
+
+def authenticate(session: Session, secret: str) -> ApiToken | None:
+    """The live token ``secret`` names, or None."""
+    token = session.scalar(select(ApiToken).where(ApiToken.token_hash == secret_hash(secret)))
+    if token is None or token.revoked_at is not None or not matches(secret, token.token_hash):
+        return None
+    return token
+
+
+def revoke_token(session: Session, token_id: int, *, actor: str) -> ApiToken:
+    token = session.get(ApiToken, token_id)
+    if token is None:
+        raise NotFoundError(f"no API token {token_id}")
+    if token.revoked_at is None:
+        token.revoked_at = utcnow()
+        audit.record(session, actor, "token.revoke", token.name)
+        session.commit()
+    return token

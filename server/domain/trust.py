@@ -1,0 +1,245 @@
+"""Signed documents and the root of trust (see docs/protocol.md).
+
+Pure functions over bytes and keys: canonical JSON, Ed25519 signing through a small ``Signer``
+seam (a key file today, a KMS tomorrow), threshold verification, and root metadata versions where
+root N+1 must be signed by the threshold of root N and of itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+ROLES = ("root", "release", "check")
+
+
+class TrustError(Exception):
+    """A signed document did not verify, or trust metadata is malformed."""
+
+
+def canonical_bytes(signed: Mapping[str, Any]) -> bytes:
+    """The exact bytes that get signed: sorted keys, no whitespace, UTF-8, no floats."""
+    _reject_floats(signed)
+    return json.dumps(signed, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _reject_floats(value: Any) -> None:
+    if isinstance(value, float):
+        raise TrustError("floats are not allowed in signed documents")
+    if isinstance(value, Mapping):
+        for item in value.values():
+            _reject_floats(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _reject_floats(item)
+
+
+def public_hex(key: Ed25519PublicKey) -> str:
+    return key.public_bytes(Encoding.Raw, PublicFormat.Raw).hex()
+
+
+def key_id(public: Ed25519PublicKey | str) -> str:
+    """Hex SHA-256 of the raw public key."""
+    raw = bytes.fromhex(public) if isinstance(public, str) else bytes.fromhex(public_hex(public))
+    return hashlib.sha256(raw).hexdigest()
+
+
+def iso(moment: datetime) -> str:
+    """ISO-8601 UTC with a ``Z`` and whole seconds, as every signed document writes times."""
+    if moment.tzinfo is None:
+        raise ValueError("naive datetime in a signed document")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_iso(text: str) -> datetime:
+    """Parse a time written by :func:`iso`."""
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except (TypeError, ValueError):
+        raise TrustError(f"not an ISO-8601 time: {text!r}") from None
+    if moment.tzinfo is None:
+        raise TrustError(f"time without a zone: {text!r}")
+    return moment
+
+
+class Signer(Protocol):
+    """Something that signs bytes with one Ed25519 key."""
+
+    @property
+    def keyid(self) -> str: ...
+
+    @property
+    def public(self) -> str: ...
+
+    def sign(self, data: bytes) -> bytes: ...
+
+
+@dataclass(frozen=True)
+class KeySigner:
+    """A signer holding an Ed25519 private key in memory."""
+
+    private_key: Ed25519PrivateKey
+
+    @property
+    def public(self) -> str:
+        return public_hex(self.private_key.public_key())
+
+    @property
+    def keyid(self) -> str:
+        return key_id(self.public)
+
+    def sign(self, data: bytes) -> bytes:
+        return self.private_key.sign(data)
+
+
+def sign_document(signed: Mapping[str, Any], signers: Iterable[Signer]) -> dict[str, Any]:
+    """Wrap ``signed`` as ``{"signed", "signatures"}`` with one signature per signer."""
+    if "type" not in signed:
+        raise TrustError("a signed document must carry its type")
+    data = canonical_bytes(signed)
+    signatures = [{"keyid": s.keyid, "sig": s.sign(data).hex()} for s in signers]
+    return {"signed": dict(signed), "signatures": signatures}
+
+
+@dataclass(frozen=True)
+class Role:
+    keyids: tuple[str, ...]
+    threshold: int
+
+
+@dataclass(frozen=True)
+class Root:
+    """Parsed root metadata: which keys may sign what, and until when."""
+
+    version: int
+    expires: datetime
+    keys: Mapping[str, str]  # keyid -> public hex
+    roles: Mapping[str, Role]
+    document: Mapping[str, Any]
+
+    def role(self, name: str) -> Role:
+        if name == "check" and "check" not in self.roles:
+            name = "release"  # a root without a check role lets release keys sign checks
+        try:
+            return self.roles[name]
+        except KeyError:
+            raise TrustError(f"root version {self.version} has no {name!r} role") from None
+
+
+def count_valid_signatures(
+    document: Mapping[str, Any], keys: Mapping[str, str], keyids: Sequence[str]
+) -> int:
+    """How many distinct allowed keys validly signed ``document["signed"]``."""
+    signed = document.get("signed")
+    signatures = document.get("signatures")
+    if not isinstance(signed, Mapping) or not isinstance(signatures, list):
+        raise TrustError("not a signed document")
+    data = canonical_bytes(signed)
+    valid: set[str] = set()
+    for entry in signatures:
+        if not isinstance(entry, Mapping):
+            continue
+        kid, sig = entry.get("keyid"), entry.get("sig")
+        if kid not in keyids or kid in valid or kid not in keys or not isinstance(sig, str):
+            continue
+        try:
+            Ed25519PublicKey.from_public_bytes(bytes.fromhex(keys[kid])).verify(
+                bytes.fromhex(sig), data
+            )
+        except (InvalidSignature, ValueError):
+            continue
+        valid.add(kid)
+    return len(valid)
+
+
+def verify_role(document: Mapping[str, Any], root: Root, role: str, expected_type: str) -> None:
+    """Raise ``TrustError`` unless ``document`` is of ``expected_type`` and meets the role's threshold."""
+    signed = document.get("signed")
+    if not isinstance(signed, Mapping) or signed.get("type") != expected_type:
+        raise TrustError(f"expected a signed {expected_type!r} document")
+    spec = root.role(role)
+    if count_valid_signatures(document, root.keys, spec.keyids) < spec.threshold:
+        raise TrustError(f"{expected_type} document is not signed by the {role} role's threshold")
+
+
+def parse_root(document: Mapping[str, Any]) -> Root:
+    """Parse root metadata (structure only; signatures are checked by :func:`verify_root`)."""
+    signed = document.get("signed")
+    if not isinstance(signed, Mapping) or signed.get("type") != "root":
+        raise TrustError("not root metadata")
+    try:
+        keys = {kid: spec["public"] for kid, spec in signed["keys"].items()}
+        for kid, public in keys.items():
+            if key_id(public) != kid:
+                raise TrustError(f"key id {kid} does not match its public key")
+        roles = {
+            name: Role(tuple(spec["keyids"]), int(spec["threshold"]))
+            for name, spec in signed["roles"].items()
+        }
+        version = signed["version"]
+        expires = parse_iso(signed["expires"])
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        raise TrustError(f"malformed root metadata: {exc}") from None
+    if not isinstance(version, int) or version < 1:
+        raise TrustError("root version must be a positive integer")
+    for name in ("root", "release"):
+        if name not in roles:
+            raise TrustError(f"root metadata lacks the {name!r} role")
+    for name, spec in roles.items():
+        if spec.threshold < 1 or spec.threshold > len(set(spec.keyids)):
+            raise TrustError(f"role {name!r} has an impossible threshold")
+    return Root(version, expires, keys, roles, document)
+
+
+def verify_root(document: Mapping[str, Any], trusted: Root | None) -> Root:
+    """Verify root metadata against the previous trusted root (or itself for version 1).
+
+    Root N+1 must carry the threshold of root N's root role and of its own root role.
+    """
+    new = parse_root(document)
+    if trusted is not None:
+        if new.version != trusted.version + 1:
+            raise TrustError(f"expected root version {trusted.version + 1}, got {new.version}")
+        old_spec = trusted.role("root")
+        if count_valid_signatures(document, trusted.keys, old_spec.keyids) < old_spec.threshold:
+            raise TrustError(f"root {new.version} is not signed by root {trusted.version}'s keys")
+    own = new.role("root")
+    if count_valid_signatures(document, new.keys, own.keyids) < own.threshold:
+        raise TrustError(f"root {new.version} is not signed by its own root keys")
+    return new
+
+
+def build_root(
+    version: int,
+    expires: datetime,
+    root_keys: Sequence[str],
+    release_keys: Sequence[str],
+    check_keys: Sequence[str] | None = None,
+    root_threshold: int = 1,
+) -> dict[str, Any]:
+    """The ``signed`` part of root metadata from public keys in hex."""
+    check_keys = list(check_keys) if check_keys is not None else list(release_keys)
+    all_keys = {*root_keys, *release_keys, *check_keys}
+    return {
+        "type": "root",
+        "version": version,
+        "expires": iso(expires),
+        "keys": {key_id(pub): {"scheme": "ed25519", "public": pub} for pub in sorted(all_keys)},
+        "roles": {
+            "root": {"keyids": sorted(key_id(k) for k in root_keys), "threshold": root_threshold},
+            "release": {"keyids": sorted(key_id(k) for k in release_keys), "threshold": 1},
+            "check": {"keyids": sorted(key_id(k) for k in check_keys), "threshold": 1},
+        },
+    }
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()

@@ -1,0 +1,73 @@
+"""The long-lived parts an app process holds: database, artifact store, online keys."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+from server.config import Settings
+from server.db import Database
+from server.domain import roots
+from server.domain.trust import KeySigner, Root
+from server.keyring import Keyring
+from server.storage import make_store
+from server.storage.base import ArtifactStore
+
+
+def store_from_settings(settings: Settings) -> ArtifactStore:
+    if settings.storage_backend == "s3":
+        return make_store(
+            "s3",
+            bucket=settings.s3_bucket,
+            prefix=settings.s3_prefix,
+            region=settings.s3_region,
+            endpoint_url=settings.s3_endpoint_url,
+            access_key=settings.s3_access_key,
+            secret_key=settings.s3_secret_key,
+        )
+    return make_store("local", root=settings.storage_root)
+
+
+@dataclass
+class Services:
+    """Built once per process by the app factory and the CLI."""
+
+    settings: Settings
+    db: Database
+    store: ArtifactStore
+    keyring: Keyring
+    # The newest root is re-read at most this often: a rotation reaches every process quickly
+    # without a database read on every request.
+    root_ttl_seconds: float = 10.0
+    _root: tuple[float, Root] | None = field(default=None, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, store: ArtifactStore | None = None) -> Services:
+        return cls(
+            settings=settings,
+            db=Database(settings.database_url),
+            store=store if store is not None else store_from_settings(settings),
+            keyring=Keyring(settings.keys_dir, settings.key_passphrase),
+        )
+
+    def root(self) -> Root:
+        """The newest root of trust (cached for a few seconds)."""
+        now = time.monotonic()
+        with self._lock:
+            if self._root is not None and now - self._root[0] < self.root_ttl_seconds:
+                return self._root[1]
+        with self.db.sessions() as session:
+            root = roots.current_root(session)
+        with self._lock:
+            self._root = (now, root)
+        return root
+
+    def forget_root(self) -> None:
+        with self._lock:
+            self._root = None
+
+    def signer(self, role: str) -> KeySigner:
+        """The online key the newest root names for ``role`` (``release`` or ``check``)."""
+        return self.keyring.signer_for(self.root(), role)

@@ -1,0 +1,196 @@
+"""The JSON API under /api/v1, plus /healthz and /metrics."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from flask import Blueprint, Response, abort, jsonify, request
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from sqlalchemy import text
+
+from server.domain import releases as release_service
+from server.domain import roots, tokens
+from server.domain.errors import InvalidInputError
+from server.domain.models import ApiToken, Release, utcnow
+from server.domain.trust import parse_iso
+from server.metrics import VigorCollector
+from server.storage.base import SizeLimitError, StorageError
+from server.web import db_session, services
+from server.web.uploads import parse_streamed
+
+blueprint = Blueprint("api", __name__)
+OPENAPI = Path(__file__).resolve().parent.parent / "openapi.json"
+
+
+@blueprint.get("/api/v1/root.json")
+def root_newest() -> Response:
+    return _root(None)
+
+
+@blueprint.get("/api/v1/root/<int:version>.json")
+def root_version(version: int) -> Response:
+    return _root(version)
+
+
+def _root(version: int | None) -> Response:
+    document = roots.root_document(db_session(), version)
+    if document is None:
+        abort(404, f"no root version {version}" if version else "no root of trust yet")
+    response = jsonify(document)
+    response.headers["Cache-Control"] = "no-cache" if version is None else "public, max-age=86400"
+    return response
+
+
+@blueprint.get("/api/v1/openapi.json")
+def openapi() -> Response:
+    return Response(OPENAPI.read_bytes(), mimetype="application/json")
+
+
+@blueprint.get("/healthz")
+def healthz() -> tuple[Response, int]:
+    checks: dict[str, str] = {}
+    try:
+        db_session().execute(text("SELECT 1"))
+        checks["database"] = "ok"
+    except Exception as exc:  # noqa: BLE001 - any failure means unhealthy, reported as such
+        checks["database"] = f"error: {type(exc).__name__}"
+    try:
+        services().store.ping()
+        checks["storage"] = "ok"
+    except StorageError as exc:
+        checks["storage"] = f"error: {exc}"
+    healthy = all(v == "ok" for v in checks.values())
+    return jsonify({"status": "ok" if healthy else "unhealthy", **checks}), 200 if healthy else 503
+
+
+@blueprint.get("/metrics")
+def metrics() -> Response:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(VigorCollector(services().db))
+    return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+
+
+def _bearer_token(*roles: str) -> ApiToken:
+    header = request.headers.get("Authorization", "")
+    scheme, _, secret = header.partition(" ")
+    if scheme.lower() != "bearer" or not secret.strip():
+        abort(Response(
+            json.dumps({"error": {"code": "token_missing", "message": "send Authorization: Bearer <token>"}}),
+            status=401, mimetype="application/json", headers={"WWW-Authenticate": "Bearer"},
+        ))
+    token = tokens.authenticate(db_session(), secret.strip())
+    if token is None:
+        abort(Response(
+            json.dumps({"error": {"code": "token_invalid", "message": "unknown or revoked API token"}}),
+            status=401, mimetype="application/json", headers={"WWW-Authenticate": "Bearer"},
+        ))
+    if token.role not in roles:
+        abort(Response(
+            json.dumps({"error": {"code": "forbidden", "message": f"token role {token.role!r} may not do this"}}),
+            status=403, mimetype="application/json",
+        ))
+    return token
+
+
+def release_json(release: Release) -> dict[str, Any]:
+    return {
+        "product": release.product.slug,
+        "version": release.version,
+        "kind": release.kind,
+        "severity": release.severity,
+        "channel": release.channel,
+        "line": release.line.name,
+        "status": "draft" if release.is_draft else ("yanked" if release.is_yanked else "published"),
+        "published_at": release.published_at.strftime("%Y-%m-%dT%H:%M:%SZ") if release.published_at else None,
+        "min_from": release.min_from,
+        "rollout_percent": release.rollout_percent,
+        "artifacts": [
+            {"platform": a.platform, "filename": a.filename, "size": a.size, "sha256": a.sha256}
+            for a in release.artifacts
+        ],
+        "manifest": json.loads(release.manifest) if release.manifest else None,
+    }
+
+
+def _form_bool(value: str | None) -> bool:
+    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _form_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return parse_iso(value)
+    except Exception:  # noqa: BLE001 - any parse failure is the same bad input
+        raise InvalidInputError("published_at", f"{value!r} is not an ISO-8601 time with a zone") from None
+
+
+@blueprint.post("/api/v1/admin/releases")
+def publish_release() -> tuple[Response, int]:
+    """Publish a release from CI: multipart form, one ``artifact.<platform>`` file per platform."""
+    token = _bearer_token("admin", "publisher")
+    svc = services()
+    if request.mimetype != "multipart/form-data":
+        abort(415, "send multipart/form-data with artifact.<platform> file fields")
+    request.max_content_length = svc.settings.max_upload_bytes * 4 + 1024 * 1024
+    try:
+        upload = parse_streamed(request, svc.store, svc.settings.max_upload_bytes)
+    except SizeLimitError:
+        abort(413, f"an artifact is larger than {svc.settings.max_upload_bytes} bytes")
+    except StorageError as exc:
+        abort(503, f"artifact store failed: {exc}")
+    incoming = []
+    try:
+        for field_name, storage in upload.files.items(multi=True):
+            platform = field_name.removeprefix("artifact.")
+            if platform == field_name:
+                raise InvalidInputError(field_name, "file fields must be named artifact.<platform>")
+            incoming.append(release_service.StreamedArtifact(
+                platform=platform, filename=storage.filename or "", writer=upload.writer_for(storage)
+            ))
+        form = upload.form
+        spec = release_service.ReleaseSpec(
+            product=form.get("product", ""),
+            version=form.get("version", ""),
+            kind=form.get("kind", ""),
+            severity=form.get("severity") or None,
+            channel=form.get("channel") or "stable",
+            notes=form.get("notes", ""),
+            min_from=form.get("min_from") or None,
+            line=form.get("line") or None,
+            published_at=_form_time(form.get("published_at")),
+            draft=_form_bool(form.get("draft")),
+            customers=tuple(c for c in form.get("customers", "").replace(" ", "").split(",") if c),
+            platforms=tuple(item.platform for item in incoming),
+        )
+        signer = None if spec.draft else _release_signer()
+    except BaseException:
+        upload.abort()
+        raise
+    token.last_used_at = utcnow()
+    release = release_service.publish(
+        db_session(), svc.store, signer, spec, incoming,
+        actor=f"token:{token.name}", max_size=svc.settings.max_upload_bytes,
+    )
+    return jsonify(release_json(release)), 201
+
+
+def _release_signer() -> Any:
+    from server.domain.errors import SigningError
+    from server.domain.trust import TrustError
+    from server.keyring import KeyFileError
+
+    try:
+        return services().signer("release")
+    except (TrustError, KeyFileError) as exc:
+        raise SigningError(str(exc)) from exc
+
+
+@blueprint.get("/api/v1/admin/releases/<product>")
+def list_releases(product: str) -> Response:
+    _bearer_token("admin", "publisher", "viewer")
+    return jsonify([release_json(r) for r in release_service.list_releases(db_session(), product)])

@@ -1,0 +1,1 @@
+"""Shared test helpers: factories, fakes, and real servers the tests start."""

@@ -1,0 +1,75 @@
+"""Fixtures shared by the whole suite: both databases, settings, an app, a client."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from server.app import create_app
+from server.config import Settings
+from server.db import Database
+from server.services import Services
+from tests.common.postgres import PostgresCluster
+
+_counter = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresCluster]:
+    cluster = PostgresCluster()
+    cluster.start()
+    # One migrated template; every test gets a copy (fast) instead of migrating anew.
+    template_url = cluster.create_database("vigor_template")
+    db = Database(template_url)
+    db.upgrade()
+    db.dispose()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Every database test runs on both SQLite and PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'vigor.db'}"
+    cluster: PostgresCluster = request.getfixturevalue("postgres")
+    return cluster.create_database(f"vigor_test_{next(_counter)}", template="vigor_template")
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    return Settings(
+        instance_dir=tmp_path / "instance",
+        database_url=database_url,
+        storage_root=tmp_path / "releases",
+        keys_dir=tmp_path / "instance" / "keys",
+        public_base_url="http://localhost",
+    )
+
+
+@pytest.fixture
+def app(settings: Settings) -> Iterator[Flask]:
+    from server.bootstrap import ensure_trust
+
+    application = create_app(settings)
+    services: Services = application.extensions["vigor"]
+    services.db.upgrade()
+    ensure_trust(services)
+    yield application
+    services.db.dispose()
+
+
+@pytest.fixture
+def services(app: Flask) -> Services:
+    svc: Services = app.extensions["vigor"]
+    return svc
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()

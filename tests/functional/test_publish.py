@@ -1,0 +1,396 @@
+"""Publishing releases through the CLI and the admin API, on SQLite and PostgreSQL.
+
+Every refusal and every injected failure must leave nothing visible and no stray blob.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
+
+from server.domain import catalog, releases, tokens
+from server.domain.errors import SigningError, StorageUnavailableError
+from server.domain.models import Artifact, AuditEvent, Release
+from server.domain.trust import verify_role
+from server.services import Services
+from server.storage.base import StorageError
+
+
+@pytest.fixture
+def product(services: Services) -> str:
+    with services.db.sessions() as s:
+        catalog.add_product(s, "acme-erp", "Acme ERP", actor="test")
+    return "acme-erp"
+
+
+@pytest.fixture
+def token(services: Services) -> str:
+    with services.db.sessions() as s:
+        _, secret = tokens.create_token(s, "ci", role="publisher", actor="test")
+    return secret
+
+
+def state(services: Services) -> dict[str, Any]:
+    """What a user could observe: releases, artifacts, and stored blobs (incl. temp files)."""
+    with services.db.sessions() as s:
+        return {
+            "releases": s.scalar(select(func.count()).select_from(Release)),
+            "artifacts": s.scalar(select(func.count()).select_from(Artifact)),
+            "blobs": sorted(services.store.digests()),
+            "temp": sorted(p.name for p in services.settings.storage_root.rglob("*")
+                           if p.is_file() and ".tmp" in p.parts),
+        }
+
+
+def publish_cli(app: Flask, tmp_path: Path, *args: str, content: bytes = b"app bytes") -> Any:
+    artifact = tmp_path / "app.tar.gz"
+    artifact.write_bytes(content)
+    runner = app.test_cli_runner()
+    return runner.invoke(args=["release", "publish", "--product", "acme-erp", *args,
+                               "--file", f"linux-x86_64={artifact}"])
+
+
+def test_cli_publish_signs_a_manifest_that_verifies_with_the_root(
+    app: Flask, services: Services, product: str, tmp_path: Path
+) -> None:
+    result = publish_cli(app, tmp_path, "--version", "1.2.0", "--kind", "update")
+    assert result.exit_code == 0, result.output
+    assert "acme-erp 1.2.0 published" in result.output
+    root_doc = app.test_client().get("/api/v1/root.json").get_json()
+    from server.domain.trust import verify_root
+
+    root = verify_root(root_doc, None)
+    with services.db.sessions() as s:
+        release = releases.find_release(s, "acme-erp", "1.2.0")
+        manifest = json.loads(release.manifest or "{}")
+    verify_role(manifest, root, "release", "release")
+    artifact = manifest["signed"]["artifacts"]["linux-x86_64"]
+    assert artifact["sha256"] == hashlib.sha256(b"app bytes").hexdigest()
+    assert artifact["size"] == len(b"app bytes")
+
+
+def test_flipped_byte_in_stored_artifact_is_detected(
+    app: Flask, services: Services, product: str, tmp_path: Path
+) -> None:
+    assert publish_cli(app, tmp_path, "--version", "1.0.0", "--kind", "update").exit_code == 0
+    runner = app.test_cli_runner()
+    ok = runner.invoke(args=["release", "verify", "--product", "acme-erp", "--version", "1.0.0"])
+    assert ok.exit_code == 0, ok.output
+    digest = hashlib.sha256(b"app bytes").hexdigest()
+    path = services.store.local_path(digest)
+    assert path is not None
+    path.chmod(0o644)
+    data = bytearray(path.read_bytes())
+    data[3] ^= 0x01
+    path.write_bytes(bytes(data))
+    bad = runner.invoke(args=["release", "verify", "--product", "acme-erp", "--version", "1.0.0"])
+    assert bad.exit_code == 1
+    assert "do not match the recorded SHA-256" in bad.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        pytest.param(["--version", "not a version", "--kind", "update"], "not a valid version", id="bad-version"),
+        pytest.param(["--version", "1.0", "--kind", "update", "--min-from", "0.9"], "has no release 0.9",
+                     id="missing-min-from"),
+        pytest.param(["--version", "1.0", "--kind", "security"], "needs a severity", id="security-no-severity"),
+        pytest.param(["--version", "1.0", "--kind", "update", "--customer", "nobody"], "unknown customer",
+                     id="unknown-customer"),
+        pytest.param(["--version", "1.0", "--kind", "update", "--channel", "Bad Channel"], "not a valid channel",
+                     id="bad-channel"),
+    ],
+)
+def test_cli_refusals_are_one_line_and_change_nothing(
+    app: Flask, services: Services, product: str, tmp_path: Path, args: list[str], message: str
+) -> None:
+    before = state(services)
+    result = publish_cli(app, tmp_path, *args)
+    assert result.exit_code == 1
+    assert message in result.output
+    assert result.output.strip().count("\n") == 0, "one line, no traceback"
+    assert state(services) == before
+
+
+def test_cli_refuses_unknown_product_platform_empty_file_and_duplicate(
+    app: Flask, services: Services, product: str, tmp_path: Path
+) -> None:
+    runner = app.test_cli_runner()
+    artifact = tmp_path / "a.tar.gz"
+    artifact.write_bytes(b"x")
+    empty = tmp_path / "empty.tar.gz"
+    empty.write_bytes(b"")
+    base = ["release", "publish", "--version", "1.0", "--kind", "update"]
+    cases = [
+        (["--product", "nope", "--file", f"linux-x86_64={artifact}"], "unknown product"),
+        (["--product", "acme-erp", "--file", f"plan9-mips={artifact}"], "unknown platform"),
+        (["--product", "acme-erp", "--file", f"linux-x86_64={empty}"], "is empty"),
+        (["--product", "acme-erp", "--file", f"linux-x86_64={tmp_path / 'missing'}"], "no such file"),
+        (["--product", "acme-erp", "--file", "linux-x86_64"], "PLATFORM=PATH"),
+    ]
+    before = state(services)
+    for extra, message in cases:
+        result = runner.invoke(args=[*base, *extra])
+        assert result.exit_code != 0, extra
+        assert message in result.output, (extra, result.output)
+        assert state(services) == before, extra
+    assert publish_cli(app, tmp_path, "--version", "1.0", "--kind", "update").exit_code == 0
+    after_first = state(services)
+    dup = publish_cli(app, tmp_path, "--version", "1.0.0", "--kind", "update", content=b"other")
+    assert dup.exit_code == 1
+    assert "already exists" in dup.output
+    assert state(services) == after_first
+
+
+def test_published_at_imports_history_and_draft_is_invisible_until_published(
+    app: Flask, services: Services, product: str, tmp_path: Path
+) -> None:
+    result = publish_cli(app, tmp_path, "--version", "0.9", "--kind", "version",
+                         "--published-at", "2024-03-01T10:00:00Z")
+    assert result.exit_code == 0, result.output
+    draft = publish_cli(app, tmp_path, "--version", "1.0", "--kind", "update", "--draft", content=b"d")
+    assert draft.exit_code == 0, draft.output
+    with services.db.sessions() as s:
+        old = releases.find_release(s, "acme-erp", "0.9")
+        assert old.published_at is not None and old.published_at.isoformat() == "2024-03-01T10:00:00+00:00"
+        pending = releases.find_release(s, "acme-erp", "1.0")
+        assert pending.is_draft and pending.manifest is None
+    runner = app.test_cli_runner()
+    pub = runner.invoke(args=["release", "publish-draft", "--product", "acme-erp", "--version", "1.0"])
+    assert pub.exit_code == 0, pub.output
+    with services.db.sessions() as s:
+        assert not releases.find_release(s, "acme-erp", "1.0").is_draft
+
+
+# --------------------------------------------------------------------------- failure injection
+
+
+class FailingStore:
+    """Delegates to a real store but fails at commit (a storage outage mid-publish)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def writer(self, max_size: int | None = None) -> Any:
+        writer = self.inner.writer(max_size=max_size)
+
+        class Failing:
+            def write(self, data: bytes) -> int:
+                return writer.write(data)
+
+            def commit(self) -> Any:
+                writer.abort()
+                raise StorageError("disk on fire")
+
+            def abort(self) -> None:
+                writer.abort()
+
+        return Failing()
+
+
+class FailingSigner:
+    keyid = "0" * 64
+    public = "0" * 64
+
+    def sign(self, data: bytes) -> bytes:
+        raise OSError("HSM unreachable")
+
+
+def _spec(version: str = "2.0") -> releases.ReleaseSpec:
+    return releases.ReleaseSpec(product="acme-erp", version=version, kind="update", platforms=("linux-x86_64",))
+
+
+def _artifact(tmp_path: Path, content: bytes = b"release bytes") -> releases.PathArtifact:
+    path = tmp_path / "rel.tar.gz"
+    path.write_bytes(content)
+    return releases.PathArtifact("linux-x86_64", path)
+
+
+def test_storage_failure_publishes_nothing(services: Services, product: str, tmp_path: Path) -> None:
+    before = state(services)
+    with services.db.sessions() as s, pytest.raises(StorageUnavailableError):
+        releases.publish(s, FailingStore(services.store), services.signer("release"), _spec(),
+                         [_artifact(tmp_path)], actor="t", max_size=10**9)
+    assert state(services) == before
+
+
+def test_signing_failure_publishes_nothing(services: Services, product: str, tmp_path: Path) -> None:
+    before = state(services)
+    with services.db.sessions() as s, pytest.raises(SigningError):
+        releases.publish(s, services.store, FailingSigner(), _spec(), [_artifact(tmp_path)],
+                         actor="t", max_size=10**9)
+    assert state(services) == before
+
+
+def test_database_failure_publishes_nothing(services: Services, product: str, tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    before = state(services)
+    with services.db.sessions() as s:
+        def broken_commit() -> None:
+            s.flush()
+            raise OperationalError("COMMIT", {}, Exception("connection lost"))
+
+        monkeypatch.setattr(s, "commit", broken_commit)
+        with pytest.raises(OperationalError):
+            releases.publish(s, services.store, services.signer("release"), _spec(), [_artifact(tmp_path)],
+                             actor="t", max_size=10**9)
+    assert state(services) == before
+
+
+def test_failed_publish_keeps_blobs_other_releases_share(services: Services, product: str, tmp_path: Path) -> None:
+    with services.db.sessions() as s:
+        releases.publish(s, services.store, services.signer("release"), _spec("1.0"), [_artifact(tmp_path)],
+                         actor="t", max_size=10**9)
+    before = state(services)
+    with services.db.sessions() as s, pytest.raises(SigningError):
+        releases.publish(s, services.store, FailingSigner(), _spec("2.0"), [_artifact(tmp_path)],
+                         actor="t", max_size=10**9)
+    assert state(services) == before
+    assert len(before["blobs"]) == 1
+
+
+def test_gc_removes_only_unreferenced_blobs(app: Flask, services: Services, product: str, tmp_path: Path) -> None:
+    assert publish_cli(app, tmp_path, "--version", "1.0", "--kind", "update").exit_code == 0
+    stray = services.store.put_stream(io.BytesIO(b"left by a crash"))
+    result = app.test_cli_runner().invoke(args=["gc"])
+    assert result.exit_code == 0
+    assert "deleted 1 unreferenced blob" in result.output
+    assert state(services)["blobs"] == [hashlib.sha256(b"app bytes").hexdigest()]
+    assert not services.store.exists(stray.sha256)
+
+
+# --------------------------------------------------------------------------- the admin API
+
+
+def api_publish(client: FlaskClient, token: str | None, fields: dict[str, Any], files: dict[str, bytes]) -> Any:
+    data: dict[str, Any] = dict(fields)
+    for name, content in files.items():
+        data[name] = (io.BytesIO(content), f"{name}.tar.gz")
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return client.post("/api/v1/admin/releases", data=data, headers=headers, content_type="multipart/form-data")
+
+
+def test_api_publish_streams_files_and_returns_the_signed_manifest(
+    client: FlaskClient, services: Services, product: str, token: str
+) -> None:
+    response = api_publish(
+        client, token,
+        {"product": "acme-erp", "version": "3.1.0", "kind": "security", "severity": "critical",
+         "notes": "Fixes CVE-0000"},
+        {"artifact.linux-x86_64": b"linux build", "artifact.windows-x86_64": b"windows build"},
+    )
+    assert response.status_code == 201, response.get_json()
+    body = response.get_json()
+    assert body["status"] == "published"
+    platforms = {a["platform"]: a["sha256"] for a in body["artifacts"]}
+    assert platforms == {
+        "linux-x86_64": hashlib.sha256(b"linux build").hexdigest(),
+        "windows-x86_64": hashlib.sha256(b"windows build").hexdigest(),
+    }
+    assert body["manifest"]["signed"]["severity"] == "critical"
+    with services.db.sessions() as s:
+        event = s.scalar(select(AuditEvent).where(AuditEvent.action == "release.publish"))
+        assert event is not None and event.actor == "token:ci"
+
+
+@pytest.mark.parametrize(
+    ("fields", "files", "status", "code"),
+    [
+        pytest.param({"product": "acme-erp", "version": "x y", "kind": "update"},
+                     {"artifact.linux-x86_64": b"b"}, 400, "invalid_request", id="bad-version"),
+        pytest.param({"product": "nope", "version": "1.0", "kind": "update"},
+                     {"artifact.linux-x86_64": b"b"}, 400, "invalid_request", id="unknown-product"),
+        pytest.param({"product": "acme-erp", "version": "1.0", "kind": "hotfix"},
+                     {"artifact.linux-x86_64": b"b"}, 400, "invalid_request", id="unknown-kind"),
+        pytest.param({"product": "acme-erp", "version": "1.0", "kind": "security", "severity": "meh"},
+                     {"artifact.linux-x86_64": b"b"}, 400, "invalid_request", id="unknown-severity"),
+        pytest.param({"product": "acme-erp", "version": "1.0", "kind": "update"},
+                     {"artifact.amiga-m68k": b"b"}, 400, "invalid_request", id="unknown-platform"),
+        pytest.param({"product": "acme-erp", "version": "1.0", "kind": "update"},
+                     {"artifact.linux-x86_64": b""}, 400, "invalid_request", id="empty-file"),
+        pytest.param({"product": "acme-erp", "version": "1.0", "kind": "update"},
+                     {}, 400, "invalid_request", id="no-file"),
+        pytest.param({"product": "acme-erp", "version": "1.0", "kind": "update"},
+                     {"upload": b"b"}, 400, "invalid_request", id="misnamed-file"),
+        pytest.param({"product": "acme-erp", "version": "1.0", "kind": "update", "min_from": "0.1"},
+                     {"artifact.linux-x86_64": b"b"}, 400, "invalid_request", id="missing-min-from"),
+    ],
+)
+def test_api_refusals_are_json_and_change_nothing(
+    client: FlaskClient, services: Services, product: str, token: str,
+    fields: dict[str, str], files: dict[str, bytes], status: int, code: str,
+) -> None:
+    before = state(services)
+    response = api_publish(client, token, fields, files)
+    assert response.status_code == status
+    assert response.get_json()["error"]["code"] == code
+    assert response.get_json()["error"]["message"]
+    assert state(services) == before
+
+
+def test_api_duplicate_version_is_409(client: FlaskClient, services: Services, product: str, token: str) -> None:
+    fields = {"product": "acme-erp", "version": "1.0", "kind": "update"}
+    assert api_publish(client, token, fields, {"artifact.any": b"one"}).status_code == 201
+    before = state(services)
+    response = api_publish(client, token, {**fields, "version": "1.0.0"}, {"artifact.any": b"two"})
+    assert response.status_code == 409
+    assert state(services) == before
+
+
+def test_api_needs_a_live_publisher_token(client: FlaskClient, services: Services, product: str) -> None:
+    fields = {"product": "acme-erp", "version": "1.0", "kind": "update"}
+    files = {"artifact.any": b"bytes"}
+    before = state(services)
+    assert api_publish(client, None, fields, files).status_code == 401
+    assert api_publish(client, "vgt_wrong", fields, files).status_code == 401
+    with services.db.sessions() as s:
+        _, viewer_secret = tokens.create_token(s, "dash", role="viewer", actor="t")
+        old, revoked_secret = tokens.create_token(s, "old", role="publisher", actor="t")
+        tokens.revoke_token(s, old.id, actor="t")
+    assert api_publish(client, viewer_secret, fields, files).status_code == 403
+    assert api_publish(client, revoked_secret, fields, files).status_code == 401
+    assert state(services) == before
+
+
+def test_client_disconnect_mid_upload_leaves_nothing(
+    client: FlaskClient, services: Services, product: str, token: str
+) -> None:
+    boundary = "vigorboundary"
+    head = (
+        f"--{boundary}\r\nContent-Disposition: form-data; name=\"product\"\r\n\r\nacme-erp\r\n"
+        f"--{boundary}\r\nContent-Disposition: form-data; name=\"version\"\r\n\r\n1.0\r\n"
+        f"--{boundary}\r\nContent-Disposition: form-data; name=\"kind\"\r\n\r\nupdate\r\n"
+        f"--{boundary}\r\nContent-Disposition: form-data; name=\"artifact.any\"; filename=\"a.tgz\"\r\n"
+        "Content-Type: application/octet-stream\r\n\r\n"
+    ).encode() + b"x" * 300_000
+    before = state(services)
+    response = client.post(
+        "/api/v1/admin/releases",
+        input_stream=io.BytesIO(head),
+        headers={
+            "Authorization": f"Bearer {token}",
+            "Content-Type": f"multipart/form-data; boundary={boundary}",
+            "Content-Length": str(len(head) + 1_000_000),  # the client promised more, then vanished
+        },
+    )
+    assert response.status_code == 400
+    assert state(services) == before
+
+
+def test_non_multipart_publish_is_415(client: FlaskClient, product: str, token: str) -> None:
+    response = client.post("/api/v1/admin/releases", json={"product": "acme-erp"},
+                           headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 415
+    assert response.get_json()["error"]["code"] == "unsupported_media_type"

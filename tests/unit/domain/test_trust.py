@@ -1,0 +1,128 @@
+"""Signed documents and the root chain: what verifies and every way it must not."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from server.domain.trust import (
+    KeySigner,
+    TrustError,
+    build_root,
+    canonical_bytes,
+    key_id,
+    parse_root,
+    sign_document,
+    verify_role,
+    verify_root,
+)
+
+FUTURE = datetime(2030, 1, 1, tzinfo=UTC)
+
+
+def signer() -> KeySigner:
+    return KeySigner(Ed25519PrivateKey.generate())
+
+
+def make_root(version: int, root_signers: list[KeySigner], release: KeySigner, sign_with: list[KeySigner],
+              threshold: int = 1) -> dict:
+    signed = build_root(version, FUTURE, [s.public for s in root_signers], [release.public],
+                        root_threshold=threshold)
+    return sign_document(signed, sign_with)
+
+
+def test_canonical_bytes_are_sorted_compact_utf8() -> None:
+    assert canonical_bytes({"b": 1, "a": "é", "type": "x"}) == '{"a":"é","b":1,"type":"x"}'.encode()
+
+
+def test_floats_are_refused() -> None:
+    with pytest.raises(TrustError, match="floats"):
+        canonical_bytes({"type": "x", "n": [1.5]})
+
+
+def test_key_id_is_sha256_of_raw_public_key() -> None:
+    import hashlib
+
+    s = signer()
+    assert s.keyid == hashlib.sha256(bytes.fromhex(s.public)).hexdigest() == key_id(s.public)
+
+
+def test_root_v1_verifies_by_its_own_keys_and_release_docs_by_release_role() -> None:
+    root_key, release = signer(), signer()
+    root = verify_root(make_root(1, [root_key], release, [root_key]), None)
+    manifest = sign_document({"type": "release", "version": "1.0"}, [release])
+    verify_role(manifest, root, "release", "release")
+    verify_role(sign_document({"type": "check"}, [release]), root, "check", "check")
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        pytest.param(lambda d, r, o: d["signed"].update(version="9.9"), id="content-changed"),
+        pytest.param(lambda d, r, o: d.update(signatures=[]), id="no-signature"),
+        pytest.param(lambda d, r, o: d.update(signatures=sign_document(d["signed"], [o])["signatures"]),
+                     id="key-root-does-not-name"),
+        pytest.param(lambda d, r, o: d["signatures"][0].update(sig="00" * 64), id="bad-signature"),
+        pytest.param(lambda d, r, o: d["signatures"][0].update(sig="zz"), id="garbage-signature"),
+        pytest.param(lambda d, r, o: d["signed"].update(type="check"), id="wrong-type"),
+    ],
+)
+def test_release_document_refusals(tamper) -> None:  # type: ignore[no-untyped-def]
+    root_key, release, other = signer(), signer(), signer()
+    root = verify_root(make_root(1, [root_key], release, [root_key]), None)
+    manifest = sign_document({"type": "release", "version": "1.0"}, [release])
+    tamper(manifest, root, other)
+    with pytest.raises(TrustError):
+        verify_role(manifest, root, "release", "release")
+
+
+def test_root_key_cannot_sign_releases() -> None:
+    root_key, release = signer(), signer()
+    root = verify_root(make_root(1, [root_key], release, [root_key]), None)
+    with pytest.raises(TrustError):
+        verify_role(sign_document({"type": "release"}, [root_key]), root, "release", "release")
+
+
+def test_rotation_needs_old_and_new_root_keys() -> None:
+    old, new, release = signer(), signer(), signer()
+    v1 = verify_root(make_root(1, [old], release, [old]), None)
+    assert verify_root(make_root(2, [new], release, [old, new]), v1).version == 2
+    with pytest.raises(TrustError, match="root 1"):
+        verify_root(make_root(2, [new], release, [new]), v1)
+    with pytest.raises(TrustError, match="its own"):
+        verify_root(make_root(2, [new], release, [old]), v1)
+    with pytest.raises(TrustError, match="expected root version 2"):
+        verify_root(make_root(3, [new], release, [old, new]), v1)
+
+
+def test_threshold_counts_distinct_keys_once() -> None:
+    a, b, release = signer(), signer(), signer()
+    doc = make_root(1, [a, b], release, [a], threshold=2)
+    doc["signatures"].append(dict(doc["signatures"][0]))  # the same key twice
+    with pytest.raises(TrustError):
+        verify_root(doc, None)
+    assert verify_root(make_root(1, [a, b], release, [a, b], threshold=2), None).role("root").threshold == 2
+
+
+def test_impossible_threshold_is_malformed() -> None:
+    a, release = signer(), signer()
+    with pytest.raises(TrustError, match="threshold"):
+        parse_root(make_root(1, [a], release, [a], threshold=2))
+
+
+def test_mismatched_key_id_is_malformed() -> None:
+    a, release = signer(), signer()
+    doc = make_root(1, [a], release, [a])
+    doc["signed"]["keys"][a.keyid]["public"] = release.public
+    with pytest.raises(TrustError, match="does not match"):
+        parse_root(doc)
+
+
+def test_root_without_check_role_lets_release_sign_checks() -> None:
+    a, release = signer(), signer()
+    signed = build_root(1, FUTURE - timedelta(days=1), [a.public], [release.public])
+    del signed["roles"]["check"]
+    root = verify_root(sign_document(signed, [a]), None)
+    verify_role(sign_document({"type": "check"}, [release]), root, "check", "check")
