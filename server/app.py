@@ -38,9 +38,15 @@ def create_app(settings: Settings | None = None, *, store: ArtifactStore | None 
         if session is not None:
             session.close()
 
-    from server.web import api
+    from server.web import api, updates
 
+    app.config.update(
+        RATELIMIT_STORAGE_URI=settings.rate_limit_storage_url,
+        RATELIMIT_HEADERS_ENABLED=True,
+    )
+    updates.limiter.init_app(app)
     app.register_blueprint(api.blueprint)
+    app.register_blueprint(updates.blueprint)
     from server.cli import register
 
     register(app)

@@ -17,7 +17,9 @@ from server.services import Services
 from server.storage.base import CHUNK_SIZE, StorageError
 
 
-def ensure_trust(services: Services, root_key_path: Path | None = None, passphrase: str | None = None) -> Path | None:
+def ensure_trust(
+    services: Services, root_key_path: Path | None = None, passphrase: str | None = None
+) -> Path | None:
     """Create root version 1 and an online key if the instance has no root yet.
 
     Returns the path of the root key file when one was created or used, else None.
@@ -26,7 +28,9 @@ def ensure_trust(services: Services, root_key_path: Path | None = None, passphra
         if roots.newest_version(session):
             return None
         path = root_key_path or services.settings.keys_dir / "root.pem"
-        root_signer = load_key_file(path, passphrase) if path.exists() else create_key_file(path, passphrase)
+        root_signer = (
+            load_key_file(path, passphrase) if path.exists() else create_key_file(path, passphrase)
+        )
         available = services.keyring.available()
         online = services.keyring.load(available[0]) if available else services.keyring.create()
         roots.write_next_root(session, old_root_signers=[root_signer], release_keys=[online.public])
@@ -58,7 +62,9 @@ def write_root(
     with services.db.session() as session:
         current = roots.current_root(session)
         release_ids = release_keys or list(current.role("release").keyids)
-        check_ids = check_keys or (release_keys if release_keys else list(current.role("check").keyids))
+        check_ids = check_keys or (
+            release_keys if release_keys else list(current.role("check").keyids)
+        )
         root = roots.write_next_root(
             session,
             old_root_signers=old_signers,
@@ -79,7 +85,9 @@ def rotate_online_key(services: Services, root_signers: list[Signer]) -> tuple[R
     that trust the new root verify old releases too.
     """
     new = services.keyring.create()
-    root = write_root(services, old_signers=root_signers, release_keys=[new.keyid], check_keys=[new.keyid])
+    root = write_root(
+        services, old_signers=root_signers, release_keys=[new.keyid], check_keys=[new.keyid]
+    )
     count = 0
     with services.db.session() as session:
         for release in session.scalars(select(Release).where(Release.manifest.is_not(None))):

@@ -96,14 +96,30 @@ def _create_app() -> Flask:
         sys.exit(2)
 
 
-cli = FlaskGroup(create_app=_create_app, add_default_commands=True, add_version_option=False,
-                 help="Vigor: self-hosted update and release distribution.")
+cli = FlaskGroup(
+    create_app=_create_app,
+    add_default_commands=True,
+    add_version_option=False,
+    help="Vigor: self-hosted update and release distribution.",
+)
 
 
 def register(app: Flask) -> None:
     """Attach Vigor's commands to ``app.cli`` (so ``flask --app wsgi`` has them too)."""
-    for command in (init_cmd, serve_cmd, demo_cmd, keys, product, release, customer, contract,
-                    license_group, token, gc_cmd, user):
+    for command in (
+        init_cmd,
+        serve_cmd,
+        demo_cmd,
+        keys,
+        product,
+        release,
+        customer,
+        contract,
+        license_group,
+        token,
+        gc_cmd,
+        user,
+    ):
         app.cli.add_command(command)
 
 
@@ -115,10 +131,18 @@ def main() -> None:
 
 
 @click.command("init")
-@click.option("--root-key", type=click.Path(path_type=Path), default=None,
-              help="Where to write a new root key (default: KEYS_DIR/root.pem; move it offline).")
-@click.option("--passphrase-env", default=None, metavar="VAR",
-              help="Encrypt a new root key with the passphrase in this environment variable.")
+@click.option(
+    "--root-key",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Where to write a new root key (default: KEYS_DIR/root.pem; move it offline).",
+)
+@click.option(
+    "--passphrase-env",
+    default=None,
+    metavar="VAR",
+    help="Encrypt a new root key with the passphrase in this environment variable.",
+)
 @with_appcontext
 @explained
 def init_cmd(root_key: Path | None, passphrase_env: str | None) -> None:
@@ -195,8 +219,12 @@ def keys() -> None:
 
 @keys.command("create-root")
 @click.argument("path", type=click.Path(path_type=Path))
-@click.option("--passphrase-env", default=None, metavar="VAR",
-              help="Encrypt the key with the passphrase in this environment variable.")
+@click.option(
+    "--passphrase-env",
+    default=None,
+    metavar="VAR",
+    help="Encrypt the key with the passphrase in this environment variable.",
+)
 @explained
 def keys_create_root(path: Path, passphrase_env: str | None) -> None:
     """Create a root key file at PATH (keep it offline)."""
@@ -221,22 +249,47 @@ def _load_signers(paths: tuple[Path, ...], passphrase_env: str | None) -> list[A
 
 
 @keys.command("write-root")
-@click.option("--root-key", "root_keys", multiple=True, required=True, type=click.Path(path_type=Path),
-              help="A key of the current root role (repeat to meet its threshold).")
-@click.option("--new-root-key", "new_root_keys", multiple=True, type=click.Path(path_type=Path),
-              help="Keys of the next root role (rotating root keys); default: keep the current ones.")
-@click.option("--release-key", "release_keys", multiple=True,
-              help="Key id of an online key for the release role (default: the current ones).")
-@click.option("--check-key", "check_keys", multiple=True,
-              help="Key id of an online key for the check role (default: same as release).")
+@click.option(
+    "--root-key",
+    "root_keys",
+    multiple=True,
+    required=True,
+    type=click.Path(path_type=Path),
+    help="A key of the current root role (repeat to meet its threshold).",
+)
+@click.option(
+    "--new-root-key",
+    "new_root_keys",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="Keys of the next root role (rotating root keys); default: keep the current ones.",
+)
+@click.option(
+    "--release-key",
+    "release_keys",
+    multiple=True,
+    help="Key id of an online key for the release role (default: the current ones).",
+)
+@click.option(
+    "--check-key",
+    "check_keys",
+    multiple=True,
+    help="Key id of an online key for the check role (default: same as release).",
+)
 @click.option("--threshold", type=click.IntRange(1, 16), default=1, show_default=True)
 @click.option("--expires-days", type=click.IntRange(1, 3650), default=365, show_default=True)
 @click.option("--passphrase-env", default=None, metavar="VAR")
 @with_appcontext
 @explained
-def keys_write_root(root_keys: tuple[Path, ...], new_root_keys: tuple[Path, ...],
-                    release_keys: tuple[str, ...], check_keys: tuple[str, ...], threshold: int,
-                    expires_days: int, passphrase_env: str | None) -> None:
+def keys_write_root(
+    root_keys: tuple[Path, ...],
+    new_root_keys: tuple[Path, ...],
+    release_keys: tuple[str, ...],
+    check_keys: tuple[str, ...],
+    threshold: int,
+    expires_days: int,
+    passphrase_env: str | None,
+) -> None:
     """Write the next root version (signed by the current root keys and the new ones)."""
     from server.bootstrap import write_root
 
@@ -253,7 +306,9 @@ def keys_write_root(root_keys: tuple[Path, ...], new_root_keys: tuple[Path, ...]
 
 
 @keys.command("rotate-online")
-@click.option("--root-key", "root_keys", multiple=True, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--root-key", "root_keys", multiple=True, required=True, type=click.Path(path_type=Path)
+)
 @click.option("--passphrase-env", default=None, metavar="VAR")
 @with_appcontext
 @explained
@@ -262,7 +317,9 @@ def keys_rotate_online(root_keys: tuple[Path, ...], passphrase_env: str | None) 
     from server.bootstrap import rotate_online_key
 
     root, resigned = rotate_online_key(svc(), _load_signers(root_keys, passphrase_env))
-    click.echo(f"root version {root.version} names the new online key; {resigned} manifests re-signed")
+    click.echo(
+        f"root version {root.version} names the new online key; {resigned} manifests re-signed"
+    )
 
 
 @keys.command("export-root")
@@ -310,20 +367,47 @@ def product() -> None:
 @product.command("add")
 @click.argument("slug")
 @click.option("--name", default="", help="Display name (default: the slug).")
-@click.option("--lapse-policy", type=click.Choice(["fallback", "revoke"]), default="fallback", show_default=True)
-@click.option("--security-carveout-months", type=click.IntRange(0, 120), default=0, show_default=True)
+@click.option(
+    "--lapse-policy",
+    type=click.Choice(["fallback", "revoke"]),
+    default="fallback",
+    show_default=True,
+)
+@click.option(
+    "--security-carveout-months", type=click.IntRange(0, 120), default=0, show_default=True
+)
 @click.option("--grace-days", type=click.IntRange(0, 365), default=0, show_default=True)
-@click.option("--timezone", default="UTC", show_default=True, help="Zone in which contract days begin and end.")
+@click.option(
+    "--timezone",
+    default="UTC",
+    show_default=True,
+    help="Zone in which contract days begin and end.",
+)
 @click.option("--renewal-url", default=None)
 @with_appcontext
 @explained
-def product_add(slug: str, name: str, lapse_policy: str, security_carveout_months: int,
-                grace_days: int, timezone: str, renewal_url: str | None) -> None:
+def product_add(
+    slug: str,
+    name: str,
+    lapse_policy: str,
+    security_carveout_months: int,
+    grace_days: int,
+    timezone: str,
+    renewal_url: str | None,
+) -> None:
     """Add a product."""
     with session() as s:
-        p = catalog.add_product(s, slug, name, actor=ACTOR, lapse_policy=lapse_policy,
-                                security_carveout_months=security_carveout_months,
-                                grace_days=grace_days, timezone=timezone, renewal_url=renewal_url)
+        p = catalog.add_product(
+            s,
+            slug,
+            name,
+            actor=ACTOR,
+            lapse_policy=lapse_policy,
+            security_carveout_months=security_carveout_months,
+            grace_days=grace_days,
+            timezone=timezone,
+            renewal_url=renewal_url,
+        )
         click.echo(f"product {p.slug} added")
 
 
@@ -334,7 +418,9 @@ def product_list() -> None:
     """List products and their lines."""
     with session() as s:
         for p in s.scalars(select(Product).order_by(Product.slug)):
-            lines = ", ".join(f"{line.name} ({line.status})" for line in p.lines) or "no releases yet"
+            lines = (
+                ", ".join(f"{line.name} ({line.status})" for line in p.lines) or "no releases yet"
+            )
             click.echo(f"{p.slug:20} {p.name} — {lines}")
 
 
@@ -388,9 +474,16 @@ def release() -> None:
 @click.option("--kind", type=click.Choice(["update", "security", "version"]), required=True)
 @click.option("--severity", type=click.Choice(["critical", "serious", "minor"]), default=None)
 @click.option("--channel", default="stable", show_default=True)
-@click.option("--notes", "notes_file", type=click.Path(path_type=Path, exists=True, dir_okay=False),
-              default=None, help="A Markdown file with the release notes.")
-@click.option("--min-from", default=None, help="Installs older than this version must step through it.")
+@click.option(
+    "--notes",
+    "notes_file",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    default=None,
+    help="A Markdown file with the release notes.",
+)
+@click.option(
+    "--min-from", default=None, help="Installs older than this version must step through it."
+)
 @click.option("--line", default=None, help="Product line (default: MAJOR.x).")
 @click.option("--customer", "customers_", multiple=True, help="Customized build for this customer.")
 @click.option("--file", "files", multiple=True, required=True, metavar="PLATFORM=PATH")
@@ -398,22 +491,47 @@ def release() -> None:
 @click.option("--draft", is_flag=True, help="Store it without publishing.")
 @with_appcontext
 @explained
-def release_publish(product: str, version: str, kind: str, severity: str | None, channel: str,
-                    notes_file: Path | None, min_from: str | None, line: str | None,
-                    customers_: tuple[str, ...], files: tuple[str, ...], published_at: str | None,
-                    draft: bool) -> None:
+def release_publish(
+    product: str,
+    version: str,
+    kind: str,
+    severity: str | None,
+    channel: str,
+    notes_file: Path | None,
+    min_from: str | None,
+    line: str | None,
+    customers_: tuple[str, ...],
+    files: tuple[str, ...],
+    published_at: str | None,
+    draft: bool,
+) -> None:
     """Publish a release: store and hash each file, sign the manifest, make it visible."""
     incoming = _parse_files(files)
     spec = releases.ReleaseSpec(
-        product=product, version=version, kind=kind, severity=severity, channel=channel,
-        notes=notes_file.read_text() if notes_file else "", min_from=min_from, line=line,
-        published_at=_parse_when(published_at, "--published-at"), draft=draft,
-        customers=customers_, platforms=tuple(i.platform for i in incoming),
+        product=product,
+        version=version,
+        kind=kind,
+        severity=severity,
+        channel=channel,
+        notes=notes_file.read_text() if notes_file else "",
+        min_from=min_from,
+        line=line,
+        published_at=_parse_when(published_at, "--published-at"),
+        draft=draft,
+        customers=customers_,
+        platforms=tuple(i.platform for i in incoming),
     )
     signer = None if draft else _signer()
     with session() as s:
-        r = releases.publish(s, svc().store, signer, spec, incoming, actor=ACTOR,
-                             max_size=svc().settings.max_upload_bytes)
+        r = releases.publish(
+            s,
+            svc().store,
+            signer,
+            spec,
+            incoming,
+            actor=ACTOR,
+            max_size=svc().settings.max_upload_bytes,
+        )
         state = "saved as a draft" if draft else "published"
         click.echo(f"{r.product.slug} {r.version} {state}")
         for a in r.artifacts:
@@ -458,8 +576,10 @@ def release_list(product: str, as_json: bool) -> None:
             when = r.published_at.date().isoformat() if r.published_at else "-"
             sev = f"/{r.severity}" if r.severity else ""
             plats = ",".join(a.platform for a in r.artifacts)
-            click.echo(f"{r.version:14} {r.kind}{sev:10} {r.channel:10} {r.line.name:6} {when:10} "
-                       f"{state:9} rollout {r.rollout_percent:3}%  {plats}")
+            click.echo(
+                f"{r.version:14} {r.kind}{sev:10} {r.channel:10} {r.line.name:6} {when:10} "
+                f"{state:9} rollout {r.rollout_percent:3}%  {plats}"
+            )
 
 
 @release.command("verify")
@@ -478,6 +598,42 @@ def release_verify(product: str, version: str) -> None:
             click.echo(f"error: {problem}", err=True)
         sys.exit(1)
     click.echo(f"{product} {version}: manifest signature and every artifact's SHA-256 verify")
+
+
+@release.command("yank")
+@click.option("--product", required=True)
+@click.option("--version", "version", required=True)
+@click.option("--reason", required=True, help="Shown to installations already on the release.")
+@click.option("--recommended", "recommended", default=None, help="The version to move to instead.")
+@with_appcontext
+@explained
+def release_yank(product: str, version: str, reason: str, recommended: str | None) -> None:
+    """Stop offering a release; installations on it are told why and what to use instead."""
+    with session() as s:
+        r = releases.yank(
+            s,
+            releases.find_release(s, product, version),
+            reason=reason,
+            recommended_version=recommended,
+            actor=ACTOR,
+        )
+        click.echo(f"{r.product.slug} {r.version} yanked")
+
+
+@release.command("rollout")
+@click.option("--product", required=True)
+@click.option("--version", "version", required=True)
+@click.argument("percent", type=int)
+@with_appcontext
+@explained
+def release_rollout(product: str, version: str, percent: int) -> None:
+    """Set the staged rollout PERCENT (0–100; 0 halts it)."""
+    with session() as s:
+        r = releases.set_rollout(
+            s, releases.find_release(s, product, version), percent, actor=ACTOR
+        )
+        state = "halted" if r.rollout_percent == 0 else f"at {r.rollout_percent}%"
+        click.echo(f"{r.product.slug} {r.version} rollout {state}")
 
 
 # --------------------------------------------------------------------------- customers
@@ -509,10 +665,13 @@ def customer_list() -> None:
     """List customers with their contracts and licenses."""
     with session() as s:
         for c in s.scalars(select(Customer).order_by(Customer.slug)):
-            contracts = "; ".join(
-                f"{k.kind} {k.product.slug if k.product else 'all'} {k.starts_on}..{k.ends_on}"
-                for k in c.contracts
-            ) or "no contracts"
+            contracts = (
+                "; ".join(
+                    f"{k.kind} {k.product.slug if k.product else 'all'} {k.starts_on}..{k.ends_on}"
+                    for k in c.contracts
+                )
+                or "no contracts"
+            )
             click.echo(f"{c.slug:16} {c.name:24} {len(c.licenses)} license(s)  {contracts}")
 
 
@@ -530,19 +689,29 @@ def _date(value: str, option: str) -> date:
 
 @contract.command("add")
 @click.option("--customer", "customer_slug", required=True)
-@click.option("--kind", type=click.Choice(["maintenance", "customization"]), default="maintenance", show_default=True)
+@click.option(
+    "--kind",
+    type=click.Choice(["maintenance", "customization"]),
+    default="maintenance",
+    show_default=True,
+)
 @click.option("--product", "product_slug", default=None, help="Default: all products.")
 @click.option("--from", "starts", required=True, metavar="YYYY-MM-DD")
-@click.option("--to", "ends", required=True, metavar="YYYY-MM-DD", help="Last covered day (inclusive).")
+@click.option(
+    "--to", "ends", required=True, metavar="YYYY-MM-DD", help="Last covered day (inclusive)."
+)
 @with_appcontext
 @explained
-def contract_add(customer_slug: str, kind: str, product_slug: str | None, starts: str, ends: str) -> None:
+def contract_add(
+    customer_slug: str, kind: str, product_slug: str | None, starts: str, ends: str
+) -> None:
     """Record a contract covering whole days from FROM to TO inclusive."""
     with session() as s:
         c = customers.get_customer(s, customer_slug)
         p = releases.get_product(s, product_slug) if product_slug else None
-        k = customers.add_contract(s, c, kind, _date(starts, "--from"), _date(ends, "--to"),
-                                   actor=ACTOR, product=p)
+        k = customers.add_contract(
+            s, c, kind, _date(starts, "--from"), _date(ends, "--to"), actor=ACTOR, product=p
+        )
         click.echo(f"{k.kind} contract {k.id} for {c.slug}: {k.starts_on} to {k.ends_on}")
 
 
@@ -558,16 +727,24 @@ def license_group() -> None:
 @click.option("--label", default="")
 @with_appcontext
 @explained
-def license_issue(customer_slug: str, product_slug: str, max_installations: int | None, label: str) -> None:
+def license_issue(
+    customer_slug: str, product_slug: str, max_installations: int | None, label: str
+) -> None:
     """Issue a license. The key is printed once; only its hash is stored."""
     with session() as s:
         lic, key = customers.issue_license(
-            s, customers.get_customer(s, customer_slug), releases.get_product(s, product_slug),
-            actor=ACTOR, label=label, max_installations=max_installations,
+            s,
+            customers.get_customer(s, customer_slug),
+            releases.get_product(s, product_slug),
+            actor=ACTOR,
+            label=label,
+            max_installations=max_installations,
         )
         click.echo(key)
-        click.echo(f"license {lic.id} for {customer_slug}/{product_slug}; the key above is not shown again",
-                   err=True)
+        click.echo(
+            f"license {lic.id} for {customer_slug}/{product_slug}; the key above is not shown again",
+            err=True,
+        )
 
 
 def _set_status(key: str, status: str) -> None:
@@ -612,8 +789,10 @@ def license_list() -> None:
         for lic in s.scalars(select(License).order_by(License.id)):
             cap = lic.max_installations or "-"
             used = customers.installation_count(s, lic)
-            click.echo(f"{lic.id:5} {lic.key_prefix}…  {lic.customer.slug:16} {lic.product.slug:14} "
-                       f"{lic.status:10} installations {used}/{cap}")
+            click.echo(
+                f"{lic.id:5} {lic.key_prefix}…  {lic.customer.slug:16} {lic.product.slug:14} "
+                f"{lic.status:10} installations {used}/{cap}"
+            )
 
 
 # --------------------------------------------------------------------------- tokens, users, gc
@@ -626,7 +805,12 @@ def token() -> None:
 
 @token.command("create")
 @click.argument("name")
-@click.option("--role", type=click.Choice(["publisher", "admin", "viewer"]), default="publisher", show_default=True)
+@click.option(
+    "--role",
+    type=click.Choice(["publisher", "admin", "viewer"]),
+    default="publisher",
+    show_default=True,
+)
 @with_appcontext
 @explained
 def token_create(name: str, role: str) -> None:
@@ -634,7 +818,9 @@ def token_create(name: str, role: str) -> None:
     with session() as s:
         t, secret = tokens.create_token(s, name, role=role, actor=ACTOR)
         click.echo(secret)
-        click.echo(f"token {t.id} ({t.name}, {t.role}); the secret above is not shown again", err=True)
+        click.echo(
+            f"token {t.id} ({t.name}, {t.role}); the secret above is not shown again", err=True
+        )
 
 
 @token.command("revoke")
@@ -655,16 +841,26 @@ def user() -> None:
 
 @user.command("add")
 @click.argument("email")
-@click.option("--role", type=click.Choice(["admin", "publisher", "viewer"]), default="viewer", show_default=True)
-@click.option("--password-env", default=None, metavar="VAR", help="Read the password from this variable.")
+@click.option(
+    "--role",
+    type=click.Choice(["admin", "publisher", "viewer"]),
+    default="viewer",
+    show_default=True,
+)
+@click.option(
+    "--password-env", default=None, metavar="VAR", help="Read the password from this variable."
+)
 @with_appcontext
 @explained
 def user_add(email: str, role: str, password_env: str | None) -> None:
     """Create an admin user (prompts for the password unless --password-env is given)."""
     from server.domain import users
 
-    password = _passphrase(password_env) if password_env else click.prompt(
-        "Password", hide_input=True, confirmation_prompt=True)
+    password = (
+        _passphrase(password_env)
+        if password_env
+        else click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    ) or ""
     with session() as s:
         u = users.add_user(s, email, password, role=role, actor=ACTOR)
         click.echo(f"user {u.email} ({u.role}) added")
@@ -684,3 +880,7 @@ def gc_cmd(dry_run: bool) -> None:
 
 def settings_from_env() -> Settings:
     return Settings.from_env()
+
+
+if __name__ == "__main__":
+    main()

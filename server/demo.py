@@ -48,17 +48,35 @@ HISTORY = (
     DemoRelease("4.0.0", "version", 560, notes="New inventory module and web client."),
     DemoRelease("4.0.1", "update", 500, notes="Fixes to stock valuation reports."),
     DemoRelease("4.1.0", "update", 400, notes="Bank reconciliation import (CAMT.053)."),
-    DemoRelease("4.1.1", "security", 330, "critical",
-                "Fixes an authentication bypass in the web client (critical: the application "
-                "cannot be used safely until applied)."),
+    DemoRelease(
+        "4.1.1",
+        "security",
+        330,
+        "critical",
+        "Fixes an authentication bypass in the web client (critical: the application "
+        "cannot be used safely until applied).",
+    ),
     DemoRelease("4.2.0", "update", 240, notes="Purchase approval workflow."),
-    DemoRelease("4.2.0+globex.1", "update", 230, notes="Globex customs-declaration export.",
-                channel="globex", customers=("globex",)),
-    DemoRelease("4.2.1", "security", 150, "serious",
-                "Fixes a privilege escalation in the payroll module (serious)."),
+    DemoRelease(
+        "4.2.0+globex.1",
+        "update",
+        230,
+        notes="Globex customs-declaration export.",
+        channel="globex",
+        customers=("globex",),
+    ),
+    DemoRelease(
+        "4.2.1",
+        "security",
+        150,
+        "serious",
+        "Fixes a privilege escalation in the payroll module (serious).",
+    ),
     DemoRelease("4.3.0", "update", 90, notes="Payroll for part-time contracts.", min_from="4.1.0"),
     DemoRelease("5.0.0", "version", 40, notes="New reporting engine and REST API."),
-    DemoRelease("5.0.1", "security", 6, "minor", "Fixes a cross-site scripting issue in report titles."),
+    DemoRelease(
+        "5.0.1", "security", 6, "minor", "Fixes a cross-site scripting issue in report titles."
+    ),
 )
 
 
@@ -97,11 +115,15 @@ class DemoReport:
             f"  API docs:     {base}/api/v1/openapi.json",
         ]
         if self.created:
-            lines.append("  Demo licenses (shown once; also saved for the demo only in "
-                         f"{self.license_file}):")
+            lines.append(
+                "  Demo licenses (shown once; also saved for the demo only in "
+                f"{self.license_file}):"
+            )
             lines += [f"    {slug:10} {key}" for slug, key in self.licenses.items()]
         else:
-            lines.append(f"  Demo data already loaded; the demo license keys are in {self.license_file}")
+            lines.append(
+                f"  Demo data already loaded; the demo license keys are in {self.license_file}"
+            )
         return "\n".join(lines) + "\n"
 
 
@@ -149,28 +171,58 @@ def load_demo(services: Services, today: date | None = None) -> DemoReport:
     work.mkdir(parents=True, exist_ok=True)
     signer = services.signer("release")
     with services.db.sessions() as session:
-        product = catalog.add_product(session, PRODUCT, "Acme ERP", actor=ACTOR,
-                                      renewal_url="https://vendor.example/renew?product=acme-erp")
+        product = catalog.add_product(
+            session,
+            PRODUCT,
+            "Acme ERP",
+            actor=ACTOR,
+            renewal_url="https://vendor.example/renew?product=acme-erp",
+        )
         for c in CUSTOMERS:
-            customer = customers.add_customer(session, c.slug, c.name, actor=ACTOR,
-                                              email=f"it@{c.slug}.example", language=c.language)
+            customer = customers.add_customer(
+                session,
+                c.slug,
+                c.name,
+                actor=ACTOR,
+                email=f"it@{c.slug}.example",
+                language=c.language,
+            )
             for kind, start, end in c.contracts:
-                customers.add_contract(session, customer, kind, today + timedelta(days=start),
-                                       today + timedelta(days=end), actor=ACTOR, product=product)
+                customers.add_contract(
+                    session,
+                    customer,
+                    kind,
+                    today + timedelta(days=start),
+                    today + timedelta(days=end),
+                    actor=ACTOR,
+                    product=product,
+                )
             _, key = customers.issue_license(session, customer, product, actor=ACTOR, label="demo")
             report.licenses[c.slug] = key
         for r in HISTORY:
             path = work / f"{PRODUCT}-{r.version}.tar.gz"
             path.write_bytes(demo_archive(r.version))
             spec = releases.ReleaseSpec(
-                product=PRODUCT, version=r.version, kind=r.kind, severity=r.severity,
-                channel=r.channel, notes=r.notes, min_from=r.min_from,
-                published_at=_at(today, r.days_ago), customers=r.customers,
+                product=PRODUCT,
+                version=r.version,
+                kind=r.kind,
+                severity=r.severity,
+                channel=r.channel,
+                notes=r.notes,
+                min_from=r.min_from,
+                published_at=_at(today, r.days_ago),
+                customers=r.customers,
                 platforms=("any",),
             )
-            releases.publish(session, services.store, signer, spec,
-                             [releases.PathArtifact("any", path)], actor=ACTOR,
-                             max_size=services.settings.max_upload_bytes)
+            releases.publish(
+                session,
+                services.store,
+                signer,
+                spec,
+                [releases.PathArtifact("any", path)],
+                actor=ACTOR,
+                max_size=services.settings.max_upload_bytes,
+            )
         catalog.set_line_status(session, product, "3.x", "end-of-life", actor=ACTOR)
         if session.scalar(select(AdminUser.id).where(AdminUser.email == ADMIN_EMAIL)) is None:
             users.add_user(session, ADMIN_EMAIL, ADMIN_PASSWORD, role="admin", actor=ACTOR)

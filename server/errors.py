@@ -10,10 +10,19 @@ from werkzeug.exceptions import HTTPException
 from server.domain.errors import (
     ConflictError,
     DomainError,
+    DownloadExpiredError,
+    DownloadInvalidError,
+    InstallationLimitError,
     InvalidInputError,
+    LicenseMissingError,
+    LicenseRevokedError,
+    LicenseSuspendedError,
+    LicenseUnknownError,
+    NotEntitledError,
     NotFoundError,
     SigningError,
     StorageUnavailableError,
+    WrongProductError,
 )
 
 log = logging.getLogger(__name__)
@@ -24,6 +33,15 @@ STATUS_BY_ERROR: dict[type[DomainError], int] = {
     ConflictError: 409,
     StorageUnavailableError: 503,
     SigningError: 503,
+    LicenseMissingError: 401,
+    LicenseUnknownError: 401,
+    LicenseSuspendedError: 403,
+    LicenseRevokedError: 403,
+    WrongProductError: 403,
+    InstallationLimitError: 403,
+    NotEntitledError: 403,
+    DownloadInvalidError: 403,
+    DownloadExpiredError: 410,
 }
 
 HTTP_CODES = {
@@ -44,9 +62,6 @@ def status_for(error: DomainError) -> int:
     for cls in type(error).__mro__:
         if cls in STATUS_BY_ERROR:
             return STATUS_BY_ERROR[cls]
-        status = getattr(cls, "status", None)
-        if isinstance(status, int):
-            return status
     return 400
 
 
@@ -59,15 +74,22 @@ def error_response(status: int, code: str, message: str, **extra: object) -> Res
 
 
 def wants_json() -> bool:
-    return request.path.startswith("/api/") or request.path in {"/healthz", "/metrics"} or (
-        request.accept_mimetypes.best == "application/json"
+    return (
+        request.path.startswith("/api/")
+        or request.path in {"/healthz", "/metrics"}
+        or (request.accept_mimetypes.best == "application/json")
     )
 
 
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(DomainError)
     def _domain(error: DomainError) -> Response:
-        return error_response(status_for(error), error.code, error.message, field=error.context.get("field"))
+        response = error_response(
+            status_for(error), error.code, error.message, field=error.context.get("field")
+        )
+        if response.status_code == 401:
+            response.headers["WWW-Authenticate"] = 'License realm="vigor"'
+        return response
 
     @app.errorhandler(HTTPException)
     def _http(error: HTTPException) -> Response | HTTPException:

@@ -23,7 +23,9 @@ class VigorCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         with self.db.sessions() as session:
             releases = GaugeMetricFamily("vigor_releases", "Releases by status", labels=["status"])
-            published = session.scalar(select(func.count()).where(Release.published_at.is_not(None))) or 0
+            published = (
+                session.scalar(select(func.count()).where(Release.published_at.is_not(None))) or 0
+            )
             drafts = session.scalar(select(func.count()).where(Release.published_at.is_(None))) or 0
             yanked = session.scalar(select(func.count()).where(Release.yanked_at.is_not(None))) or 0
             releases.add_metric(["published"], published)
@@ -31,18 +33,24 @@ class VigorCollector(Collector):
             releases.add_metric(["yanked"], yanked)
             yield releases
             licenses = GaugeMetricFamily("vigor_licenses", "Licenses by status", labels=["status"])
-            for status, count in session.execute(select(License.status, func.count()).group_by(License.status)):
+            for status, count in session.execute(
+                select(License.status, func.count()).group_by(License.status)
+            ):
                 licenses.add_metric([status], count)
             yield licenses
             yield GaugeMetricFamily(
-                "vigor_installations", "Known installations",
+                "vigor_installations",
+                "Known installations",
                 value=session.scalar(select(func.count()).select_from(Installation)) or 0,
             )
             yield GaugeMetricFamily(
-                "vigor_downloads_total", "Downloads served",
+                "vigor_downloads_total",
+                "Downloads served",
                 value=session.scalar(select(func.count()).select_from(DownloadEvent)) or 0,
             )
-            reports = GaugeMetricFamily("vigor_apply_reports", "Apply reports by outcome", labels=["outcome"])
+            reports = GaugeMetricFamily(
+                "vigor_apply_reports", "Apply reports by outcome", labels=["outcome"]
+            )
             for outcome, count in session.execute(
                 select(ApplyReport.outcome, func.count()).group_by(ApplyReport.outcome)
             ):

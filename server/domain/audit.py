@@ -9,7 +9,9 @@ from sqlalchemy.orm import Session
 from server.domain.models import AuditEvent, utcnow
 
 
-def record(session: Session, actor: str, action: str, target: str = "", **details: Any) -> AuditEvent:
+def record(
+    session: Session, actor: str, action: str, target: str = "", **details: Any
+) -> AuditEvent:
     """Add an audit event to ``session`` (committed with the change it describes)."""
     event = AuditEvent(at=utcnow(), actor=actor, action=action, target=target, details=details)
     session.add(event)

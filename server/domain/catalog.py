@@ -62,7 +62,9 @@ def add_product(
     return product
 
 
-def set_line_status(session: Session, product: Product, line: str, status: str, *, actor: str) -> ProductLine:
+def set_line_status(
+    session: Session, product: Product, line: str, status: str, *, actor: str
+) -> ProductLine:
     """Move a product line through supported → security-only → end-of-life."""
     if status not in LINE_STATUSES:
         raise InvalidInputError("status", f"must be one of {', '.join(LINE_STATUSES)}")

@@ -72,7 +72,12 @@ def add_contract(
     if ends_on < starts_on:
         raise InvalidInputError("ends_on", "must not be before starts_on")
     contract = Contract(
-        customer=customer, kind=kind, product=product, starts_on=starts_on, ends_on=ends_on, note=note
+        customer=customer,
+        kind=kind,
+        product=product,
+        starts_on=starts_on,
+        ends_on=ends_on,
+        note=note,
     )
     session.add(contract)
     audit.record(
@@ -95,7 +100,13 @@ def renew_contract(session: Session, contract: Contract, years: int = 1, *, acto
     start = max(contract.ends_on + timedelta(days=1), today)
     end = _add_years(start, years) - timedelta(days=1)
     return add_contract(
-        session, contract.customer, contract.kind, start, end, actor=actor, product=contract.product,
+        session,
+        contract.customer,
+        contract.kind,
+        start,
+        end,
+        actor=actor,
+        product=contract.product,
         note=f"renewal of contract {contract.id}",
     )
 
@@ -130,8 +141,12 @@ def issue_license(
     )
     session.add(lic)
     audit.record(
-        session, actor, "license.issue", f"{customer.slug}/{lic.key_prefix}",
-        product=product.slug, max_installations=max_installations,
+        session,
+        actor,
+        "license.issue",
+        f"{customer.slug}/{lic.key_prefix}",
+        product=product.slug,
+        max_installations=max_installations,
     )
     session.commit()
     return lic, key
@@ -169,6 +184,9 @@ def set_license_status(session: Session, lic: License, status: str, *, actor: st
 
 
 def installation_count(session: Session, lic: License) -> int:
-    return session.scalar(
-        select(func.count()).select_from(Installation).where(Installation.license_id == lic.id)
-    ) or 0
+    return (
+        session.scalar(
+            select(func.count()).select_from(Installation).where(Installation.license_id == lic.id)
+        )
+        or 0
+    )

@@ -46,3 +46,39 @@ class SigningError(DomainError):
     """No usable signing key; nothing was published."""
 
     code = "signing_unavailable"
+
+
+class LicenseMissingError(DomainError):
+    code = "license_missing"
+
+
+class LicenseUnknownError(DomainError):
+    code = "license_unknown"
+
+
+class LicenseSuspendedError(DomainError):
+    code = "license_suspended"
+
+
+class LicenseRevokedError(DomainError):
+    code = "license_revoked"
+
+
+class WrongProductError(DomainError):
+    code = "wrong_product"
+
+
+class InstallationLimitError(DomainError):
+    code = "installation_limit"
+
+
+class NotEntitledError(DomainError):
+    code = "not_entitled"
+
+
+class DownloadExpiredError(DomainError):
+    code = "download_expired"
+
+
+class DownloadInvalidError(DomainError):
+    code = "download_invalid"

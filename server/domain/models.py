@@ -11,9 +11,9 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
-    Column,
     BigInteger,
     Boolean,
+    Column,
     Date,
     DateTime,
     ForeignKey,
@@ -110,7 +110,9 @@ class Product(Base):
     catalog_revision: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
-    lines: Mapped[list[ProductLine]] = relationship(back_populates="product", order_by="ProductLine.name")
+    lines: Mapped[list[ProductLine]] = relationship(
+        back_populates="product", order_by="ProductLine.name"
+    )
     releases: Mapped[list[Release]] = relationship(back_populates="product")
 
 
@@ -135,7 +137,9 @@ class Release(Base):
     __table_args__ = (UniqueConstraint("product_id", "version"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    product_id: Mapped[int] = mapped_column(ForeignKey("products.id", ondelete="CASCADE"), index=True)
+    product_id: Mapped[int] = mapped_column(
+        ForeignKey("products.id", ondelete="CASCADE"), index=True
+    )
     line_id: Mapped[int] = mapped_column(ForeignKey("product_lines.id"))
     version: Mapped[str] = mapped_column(String(64))
     kind: Mapped[str] = mapped_column(String(16))
@@ -210,7 +214,9 @@ class Contract(Base):
     __tablename__ = "contracts"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), index=True)
+    customer_id: Mapped[int] = mapped_column(
+        ForeignKey("customers.id", ondelete="CASCADE"), index=True
+    )
     kind: Mapped[str] = mapped_column(String(16))
     product_id: Mapped[int | None] = mapped_column(ForeignKey("products.id"), default=None)
     starts_on: Mapped[date] = mapped_column(Date)
@@ -228,7 +234,9 @@ class License(Base):
     __tablename__ = "licenses"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), index=True)
+    customer_id: Mapped[int] = mapped_column(
+        ForeignKey("customers.id", ondelete="CASCADE"), index=True
+    )
     product_id: Mapped[int] = mapped_column(ForeignKey("products.id"))
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     key_prefix: Mapped[str] = mapped_column(String(16))  # shown in lists to tell keys apart

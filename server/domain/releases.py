@@ -15,6 +15,7 @@ and no other release references; ``vigor gc`` sweeps whatever a crash left behin
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from collections.abc import Sequence
@@ -50,9 +51,7 @@ from server.storage.base import ArtifactStore, BlobWriter, SizeLimitError, Stora
 
 OPERATING_SYSTEMS = ("linux", "windows", "macos", "freebsd")
 ARCHITECTURES = ("x86_64", "aarch64", "armv7", "i686", "universal")
-PLATFORM_RE = re.compile(
-    rf"\A(any|({'|'.join(OPERATING_SYSTEMS)})-({'|'.join(ARCHITECTURES)}))\Z"
-)
+PLATFORM_RE = re.compile(rf"\A(any|({'|'.join(OPERATING_SYSTEMS)})-({'|'.join(ARCHITECTURES)}))\Z")
 CHANNEL_RE = re.compile(r"\A[a-z0-9][a-z0-9-]{0,62}\Z")
 FILENAME_RE = re.compile(r"[^A-Za-z0-9._+-]")
 
@@ -172,9 +171,7 @@ def validate_spec(session: Session, spec: ReleaseSpec) -> ValidatedSpec:
         for v in session.scalars(select(Release.version).where(Release.product_id == product.id))
     }
     if version in existing:
-        raise ConflictError(
-            f"{product.slug} {existing[version]} already exists", field="version"
-        )
+        raise ConflictError(f"{product.slug} {existing[version]} already exists", field="version")
     if spec.min_from is not None:
         min_from = parse_version(spec.min_from, "min_from")
         if min_from not in existing:
@@ -270,8 +267,10 @@ def publish(
     stored: list[StoredBlob] = []
     try:
         valid = validate_spec(session, spec)
+        line = _line(session, valid.product, valid.line)
         release = Release(
             product=valid.product,
+            line=line,
             version=str(valid.version),
             kind=spec.kind,
             severity=spec.severity,
@@ -280,7 +279,6 @@ def publish(
             min_from=str(parse_version(spec.min_from)) if spec.min_from else None,
             created_by=actor,
         )
-        release.line = _line(session, valid.product, valid.line)
         release.customers = valid.customers
         for item in incoming:
             blob = _store_one(store, item, max_size)
@@ -341,16 +339,16 @@ def _make_public(release: Release, signer: Signer | None, published_at: datetime
 
 
 def _forget_unreferenced_blob(store: ArtifactStore, blob: StoredBlob) -> None:
-    try:
+    with contextlib.suppress(StorageError):  # `vigor gc` sweeps what cannot be deleted now
         store.delete(blob.sha256)
-    except StorageError:
-        pass  # `vigor gc` sweeps what could not be deleted now
 
 
 def _forget_unreferenced(session: Session, store: ArtifactStore, blobs: list[StoredBlob]) -> None:
     """Delete the blobs this publish stored that no artifact in the database references."""
     for blob in blobs:
-        referenced = session.scalar(select(Artifact.id).where(Artifact.sha256 == blob.sha256).limit(1))
+        referenced = session.scalar(
+            select(Artifact.id).where(Artifact.sha256 == blob.sha256).limit(1)
+        )
         if referenced is None:
             _forget_unreferenced_blob(store, blob)
 
@@ -402,3 +400,58 @@ def garbage_collect(session: Session, store: ArtifactStore, *, dry_run: bool = F
         for digest in orphans:
             store.delete(digest)
     return orphans
+
+
+def yank(
+    session: Session,
+    release: Release,
+    *,
+    reason: str,
+    recommended_version: str | None,
+    actor: str,
+) -> Release:
+    """Stop offering a release; installations on it are told why and what to move to."""
+    if release.is_draft:
+        raise ConflictError("a draft cannot be yanked; it was never offered")
+    if not reason.strip():
+        raise InvalidInputError("reason", "say why the release is yanked")
+    if recommended_version is not None:
+        recommended = find_release(session, release.product.slug, recommended_version)
+        if recommended.id == release.id or recommended.is_yanked:
+            raise InvalidInputError(
+                "recommended_version", "must be another release that is not yanked"
+            )
+        recommended_version = recommended.version
+    release.yanked_at = utcnow()
+    release.yank_reason = reason.strip()
+    release.recommended_version = recommended_version
+    release.product.catalog_revision += 1
+    audit.record(
+        session,
+        actor,
+        "release.yank",
+        f"{release.product.slug} {release.version}",
+        reason=release.yank_reason,
+        recommended_version=recommended_version,
+    )
+    session.commit()
+    return release
+
+
+def set_rollout(session: Session, release: Release, percent: int, *, actor: str) -> Release:
+    """Set the staged rollout share (0 halts it; critical security revisions bypass rollout)."""
+    if not 0 <= percent <= 100:
+        raise InvalidInputError("percent", "must be a whole number from 0 to 100")
+    previous = release.rollout_percent
+    release.rollout_percent = percent
+    release.product.catalog_revision += 1
+    audit.record(
+        session,
+        actor,
+        "rollout.halt" if percent == 0 else "rollout.set",
+        f"{release.product.slug} {release.version}",
+        percent=percent,
+        previous_percent=previous,
+    )
+    session.commit()
+    return release

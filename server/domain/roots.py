@@ -10,7 +10,15 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from server.domain.models import TrustRoot, utcnow
-from server.domain.trust import Root, Signer, TrustError, build_root, parse_root, sign_document, verify_root
+from server.domain.trust import (
+    Root,
+    Signer,
+    TrustError,
+    build_root,
+    parse_root,
+    sign_document,
+    verify_root,
+)
 
 DEFAULT_ROOT_LIFETIME = timedelta(days=365)
 

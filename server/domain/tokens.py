@@ -10,10 +10,12 @@ from server.domain.errors import InvalidInputError, NotFoundError
 from server.domain.models import ROLES, ApiToken, utcnow
 from server.domain.secrets import display_prefix, matches, new_secret, secret_hash
 
-TOKEN_PREFIX = "vgt"
+TOKEN_PREFIX = "vgt"  # noqa: S105 - a label, not a secret
 
 
-def create_token(session: Session, name: str, *, role: str = "publisher", actor: str) -> tuple[ApiToken, str]:
+def create_token(
+    session: Session, name: str, *, role: str = "publisher", actor: str
+) -> tuple[ApiToken, str]:
     """Create a token; returns the row and the secret, which is never shown again."""
     if not name.strip():
         raise InvalidInputError("name", "is required")
@@ -21,8 +23,11 @@ def create_token(session: Session, name: str, *, role: str = "publisher", actor:
         raise InvalidInputError("role", f"must be one of {', '.join(ROLES)}")
     secret = new_secret(TOKEN_PREFIX)
     token = ApiToken(
-        name=name.strip(), token_hash=secret_hash(secret), token_prefix=display_prefix(secret),
-        role=role, created_by=actor,
+        name=name.strip(),
+        token_hash=secret_hash(secret),
+        token_prefix=display_prefix(secret),
+        role=role,
+        created_by=actor,
     )
     session.add(token)
     audit.record(session, actor, "token.create", token.name, role=role)

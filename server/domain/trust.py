@@ -148,7 +148,9 @@ def count_valid_signatures(
         if not isinstance(entry, Mapping):
             continue
         kid, sig = entry.get("keyid"), entry.get("sig")
-        if kid not in keyids or kid in valid or kid not in keys or not isinstance(sig, str):
+        if not isinstance(kid, str) or not isinstance(sig, str):
+            continue
+        if kid not in keyids or kid in valid or kid not in keys:
             continue
         try:
             Ed25519PublicKey.from_public_bytes(bytes.fromhex(keys[kid])).verify(

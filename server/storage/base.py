@@ -108,7 +108,9 @@ class ArtifactStore(Protocol):
         """A filesystem path to serve with sendfile, or None for remote stores."""
         ...
 
-    def presigned_url(self, digest: str, expires_in: int, filename: str | None = None) -> str | None:
+    def presigned_url(
+        self, digest: str, expires_in: int, filename: str | None = None
+    ) -> str | None:
         """A short-lived URL that serves the blob without credentials, or None for local stores."""
         ...
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, Response, abort, jsonify, request
@@ -18,12 +17,12 @@ from server.domain.errors import InvalidInputError
 from server.domain.models import ApiToken, Release, utcnow
 from server.domain.trust import parse_iso
 from server.metrics import VigorCollector
+from server.openapi import openapi_document
 from server.storage.base import SizeLimitError, StorageError
 from server.web import db_session, services
 from server.web.uploads import parse_streamed
 
 blueprint = Blueprint("api", __name__)
-OPENAPI = Path(__file__).resolve().parent.parent / "openapi.json"
 
 
 @blueprint.get("/api/v1/root.json")
@@ -47,7 +46,7 @@ def _root(version: int | None) -> Response:
 
 @blueprint.get("/api/v1/openapi.json")
 def openapi() -> Response:
-    return Response(OPENAPI.read_bytes(), mimetype="application/json")
+    return jsonify(openapi_document(services().settings.public_base_url))
 
 
 @blueprint.get("/healthz")
@@ -78,21 +77,48 @@ def _bearer_token(*roles: str) -> ApiToken:
     header = request.headers.get("Authorization", "")
     scheme, _, secret = header.partition(" ")
     if scheme.lower() != "bearer" or not secret.strip():
-        abort(Response(
-            json.dumps({"error": {"code": "token_missing", "message": "send Authorization: Bearer <token>"}}),
-            status=401, mimetype="application/json", headers={"WWW-Authenticate": "Bearer"},
-        ))
+        abort(
+            Response(
+                json.dumps(
+                    {
+                        "error": {
+                            "code": "token_missing",
+                            "message": "send Authorization: Bearer <token>",
+                        }
+                    }
+                ),
+                status=401,
+                mimetype="application/json",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        )
     token = tokens.authenticate(db_session(), secret.strip())
     if token is None:
-        abort(Response(
-            json.dumps({"error": {"code": "token_invalid", "message": "unknown or revoked API token"}}),
-            status=401, mimetype="application/json", headers={"WWW-Authenticate": "Bearer"},
-        ))
+        abort(
+            Response(
+                json.dumps(
+                    {"error": {"code": "token_invalid", "message": "unknown or revoked API token"}}
+                ),
+                status=401,
+                mimetype="application/json",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        )
     if token.role not in roles:
-        abort(Response(
-            json.dumps({"error": {"code": "forbidden", "message": f"token role {token.role!r} may not do this"}}),
-            status=403, mimetype="application/json",
-        ))
+        abort(
+            Response(
+                json.dumps(
+                    {
+                        "error": {
+                            "code": "forbidden",
+                            "message": f"token role {token.role!r} may not do this",
+                        }
+                    }
+                ),
+                status=403,
+                mimetype="application/json",
+            )
+        )
     return token
 
 
@@ -105,7 +131,9 @@ def release_json(release: Release) -> dict[str, Any]:
         "channel": release.channel,
         "line": release.line.name,
         "status": "draft" if release.is_draft else ("yanked" if release.is_yanked else "published"),
-        "published_at": release.published_at.strftime("%Y-%m-%dT%H:%M:%SZ") if release.published_at else None,
+        "published_at": release.published_at.strftime("%Y-%m-%dT%H:%M:%SZ")
+        if release.published_at
+        else None,
         "min_from": release.min_from,
         "rollout_percent": release.rollout_percent,
         "artifacts": [
@@ -126,7 +154,9 @@ def _form_time(value: str | None) -> datetime | None:
     try:
         return parse_iso(value)
     except Exception:  # noqa: BLE001 - any parse failure is the same bad input
-        raise InvalidInputError("published_at", f"{value!r} is not an ISO-8601 time with a zone") from None
+        raise InvalidInputError(
+            "published_at", f"{value!r} is not an ISO-8601 time with a zone"
+        ) from None
 
 
 @blueprint.post("/api/v1/admin/releases")
@@ -149,9 +179,13 @@ def publish_release() -> tuple[Response, int]:
             platform = field_name.removeprefix("artifact.")
             if platform == field_name:
                 raise InvalidInputError(field_name, "file fields must be named artifact.<platform>")
-            incoming.append(release_service.StreamedArtifact(
-                platform=platform, filename=storage.filename or "", writer=upload.writer_for(storage)
-            ))
+            incoming.append(
+                release_service.StreamedArtifact(
+                    platform=platform,
+                    filename=storage.filename or "",
+                    writer=upload.writer_for(storage),
+                )
+            )
         form = upload.form
         spec = release_service.ReleaseSpec(
             product=form.get("product", ""),
@@ -173,8 +207,13 @@ def publish_release() -> tuple[Response, int]:
         raise
     token.last_used_at = utcnow()
     release = release_service.publish(
-        db_session(), svc.store, signer, spec, incoming,
-        actor=f"token:{token.name}", max_size=svc.settings.max_upload_bytes,
+        db_session(),
+        svc.store,
+        signer,
+        spec,
+        incoming,
+        actor=f"token:{token.name}",
+        max_size=svc.settings.max_upload_bytes,
     )
     return jsonify(release_json(release)), 201
 

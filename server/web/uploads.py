@@ -11,6 +11,7 @@ from typing import IO, Any
 
 from flask import Request
 from werkzeug.datastructures import FileStorage, MultiDict
+from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 from werkzeug.formparser import FormDataParser
 
 from server.storage.base import ArtifactStore, BlobWriter
@@ -39,7 +40,12 @@ class _WriterFile:
 class StreamedForm:
     """The parsed form; ``writers`` maps each file field to its store writer."""
 
-    def __init__(self, form: MultiDict[str, str], files: MultiDict[str, FileStorage], writers: list[BlobWriter]) -> None:
+    def __init__(
+        self,
+        form: MultiDict[str, str],
+        files: MultiDict[str, FileStorage],
+        writers: list[BlobWriter],
+    ) -> None:
         self.form = form
         self.files = files
         self.writers = writers
@@ -69,15 +75,13 @@ def parse_streamed(request: Request, store: ArtifactStore, max_file_size: int) -
         content_length: int | None = None,
     ) -> IO[bytes]:
         if len(writers) >= MAX_FILE_PARTS:
-            from werkzeug.exceptions import RequestEntityTooLarge
-
             raise RequestEntityTooLarge(f"at most {MAX_FILE_PARTS} files per release")
         writer = store.writer(max_size=max_file_size)
         writers.append(writer)
         return _WriterFile(writer)  # type: ignore[return-value]
 
     parser = FormDataParser(
-        stream_factory=stream_factory,  # type: ignore[arg-type]
+        stream_factory=stream_factory,
         max_form_memory_size=1024 * 1024,
         max_content_length=request.max_content_length,
         silent=False,
@@ -89,6 +93,11 @@ def parse_streamed(request: Request, store: ArtifactStore, max_file_size: int) -
             request.content_length,
             request.mimetype_params,
         )
+    except (ValueError, OSError) as exc:
+        # A truncated body (the client went away) or malformed multipart framing.
+        for writer in writers:
+            writer.abort()
+        raise BadRequest("the upload was incomplete or its multipart body is malformed") from exc
     except BaseException:
         for writer in writers:
             writer.abort()

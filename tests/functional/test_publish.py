@@ -46,8 +46,11 @@ def state(services: Services) -> dict[str, Any]:
             "releases": s.scalar(select(func.count()).select_from(Release)),
             "artifacts": s.scalar(select(func.count()).select_from(Artifact)),
             "blobs": sorted(services.store.digests()),
-            "temp": sorted(p.name for p in services.settings.storage_root.rglob("*")
-                           if p.is_file() and ".tmp" in p.parts),
+            "temp": sorted(
+                p.name
+                for p in services.settings.storage_root.rglob("*")
+                if p.is_file() and ".tmp" in p.parts
+            ),
         }
 
 
@@ -55,8 +58,17 @@ def publish_cli(app: Flask, tmp_path: Path, *args: str, content: bytes = b"app b
     artifact = tmp_path / "app.tar.gz"
     artifact.write_bytes(content)
     runner = app.test_cli_runner()
-    return runner.invoke(args=["release", "publish", "--product", "acme-erp", *args,
-                               "--file", f"linux-x86_64={artifact}"])
+    return runner.invoke(
+        args=[
+            "release",
+            "publish",
+            "--product",
+            "acme-erp",
+            *args,
+            "--file",
+            f"linux-x86_64={artifact}",
+        ]
+    )
 
 
 def test_cli_publish_signs_a_manifest_that_verifies_with_the_root(
@@ -100,14 +112,31 @@ def test_flipped_byte_in_stored_artifact_is_detected(
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        pytest.param(["--version", "not a version", "--kind", "update"], "not a valid version", id="bad-version"),
-        pytest.param(["--version", "1.0", "--kind", "update", "--min-from", "0.9"], "has no release 0.9",
-                     id="missing-min-from"),
-        pytest.param(["--version", "1.0", "--kind", "security"], "needs a severity", id="security-no-severity"),
-        pytest.param(["--version", "1.0", "--kind", "update", "--customer", "nobody"], "unknown customer",
-                     id="unknown-customer"),
-        pytest.param(["--version", "1.0", "--kind", "update", "--channel", "Bad Channel"], "not a valid channel",
-                     id="bad-channel"),
+        pytest.param(
+            ["--version", "not a version", "--kind", "update"],
+            "not a valid version",
+            id="bad-version",
+        ),
+        pytest.param(
+            ["--version", "1.0", "--kind", "update", "--min-from", "0.9"],
+            "has no release 0.9",
+            id="missing-min-from",
+        ),
+        pytest.param(
+            ["--version", "1.0", "--kind", "security"],
+            "needs a severity",
+            id="security-no-severity",
+        ),
+        pytest.param(
+            ["--version", "1.0", "--kind", "update", "--customer", "nobody"],
+            "unknown customer",
+            id="unknown-customer",
+        ),
+        pytest.param(
+            ["--version", "1.0", "--kind", "update", "--channel", "Bad Channel"],
+            "not a valid channel",
+            id="bad-channel",
+        ),
     ],
 )
 def test_cli_refusals_are_one_line_and_change_nothing(
@@ -134,7 +163,10 @@ def test_cli_refuses_unknown_product_platform_empty_file_and_duplicate(
         (["--product", "nope", "--file", f"linux-x86_64={artifact}"], "unknown product"),
         (["--product", "acme-erp", "--file", f"plan9-mips={artifact}"], "unknown platform"),
         (["--product", "acme-erp", "--file", f"linux-x86_64={empty}"], "is empty"),
-        (["--product", "acme-erp", "--file", f"linux-x86_64={tmp_path / 'missing'}"], "no such file"),
+        (
+            ["--product", "acme-erp", "--file", f"linux-x86_64={tmp_path / 'missing'}"],
+            "no such file",
+        ),
         (["--product", "acme-erp", "--file", "linux-x86_64"], "PLATFORM=PATH"),
     ]
     before = state(services)
@@ -154,18 +186,33 @@ def test_cli_refuses_unknown_product_platform_empty_file_and_duplicate(
 def test_published_at_imports_history_and_draft_is_invisible_until_published(
     app: Flask, services: Services, product: str, tmp_path: Path
 ) -> None:
-    result = publish_cli(app, tmp_path, "--version", "0.9", "--kind", "version",
-                         "--published-at", "2024-03-01T10:00:00Z")
+    result = publish_cli(
+        app,
+        tmp_path,
+        "--version",
+        "0.9",
+        "--kind",
+        "version",
+        "--published-at",
+        "2024-03-01T10:00:00Z",
+    )
     assert result.exit_code == 0, result.output
-    draft = publish_cli(app, tmp_path, "--version", "1.0", "--kind", "update", "--draft", content=b"d")
+    draft = publish_cli(
+        app, tmp_path, "--version", "1.0", "--kind", "update", "--draft", content=b"d"
+    )
     assert draft.exit_code == 0, draft.output
     with services.db.sessions() as s:
         old = releases.find_release(s, "acme-erp", "0.9")
-        assert old.published_at is not None and old.published_at.isoformat() == "2024-03-01T10:00:00+00:00"
+        assert (
+            old.published_at is not None
+            and old.published_at.isoformat() == "2024-03-01T10:00:00+00:00"
+        )
         pending = releases.find_release(s, "acme-erp", "1.0")
         assert pending.is_draft and pending.manifest is None
     runner = app.test_cli_runner()
-    pub = runner.invoke(args=["release", "publish-draft", "--product", "acme-erp", "--version", "1.0"])
+    pub = runner.invoke(
+        args=["release", "publish-draft", "--product", "acme-erp", "--version", "1.0"]
+    )
     assert pub.exit_code == 0, pub.output
     with services.db.sessions() as s:
         assert not releases.find_release(s, "acme-erp", "1.0").is_draft
@@ -209,7 +256,9 @@ class FailingSigner:
 
 
 def _spec(version: str = "2.0") -> releases.ReleaseSpec:
-    return releases.ReleaseSpec(product="acme-erp", version=version, kind="update", platforms=("linux-x86_64",))
+    return releases.ReleaseSpec(
+        product="acme-erp", version=version, kind="update", platforms=("linux-x86_64",)
+    )
 
 
 def _artifact(tmp_path: Path, content: bytes = b"release bytes") -> releases.PathArtifact:
@@ -218,50 +267,95 @@ def _artifact(tmp_path: Path, content: bytes = b"release bytes") -> releases.Pat
     return releases.PathArtifact("linux-x86_64", path)
 
 
-def test_storage_failure_publishes_nothing(services: Services, product: str, tmp_path: Path) -> None:
+def test_storage_failure_publishes_nothing(
+    services: Services, product: str, tmp_path: Path
+) -> None:
     before = state(services)
     with services.db.sessions() as s, pytest.raises(StorageUnavailableError):
-        releases.publish(s, FailingStore(services.store), services.signer("release"), _spec(),
-                         [_artifact(tmp_path)], actor="t", max_size=10**9)
+        releases.publish(
+            s,
+            FailingStore(services.store),
+            services.signer("release"),
+            _spec(),
+            [_artifact(tmp_path)],
+            actor="t",
+            max_size=10**9,
+        )
     assert state(services) == before
 
 
-def test_signing_failure_publishes_nothing(services: Services, product: str, tmp_path: Path) -> None:
+def test_signing_failure_publishes_nothing(
+    services: Services, product: str, tmp_path: Path
+) -> None:
     before = state(services)
     with services.db.sessions() as s, pytest.raises(SigningError):
-        releases.publish(s, services.store, FailingSigner(), _spec(), [_artifact(tmp_path)],
-                         actor="t", max_size=10**9)
+        releases.publish(
+            s,
+            services.store,
+            FailingSigner(),
+            _spec(),
+            [_artifact(tmp_path)],
+            actor="t",
+            max_size=10**9,
+        )
     assert state(services) == before
 
 
-def test_database_failure_publishes_nothing(services: Services, product: str, tmp_path: Path,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_database_failure_publishes_nothing(
+    services: Services, product: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     before = state(services)
     with services.db.sessions() as s:
+
         def broken_commit() -> None:
             s.flush()
             raise OperationalError("COMMIT", {}, Exception("connection lost"))
 
         monkeypatch.setattr(s, "commit", broken_commit)
         with pytest.raises(OperationalError):
-            releases.publish(s, services.store, services.signer("release"), _spec(), [_artifact(tmp_path)],
-                             actor="t", max_size=10**9)
+            releases.publish(
+                s,
+                services.store,
+                services.signer("release"),
+                _spec(),
+                [_artifact(tmp_path)],
+                actor="t",
+                max_size=10**9,
+            )
     assert state(services) == before
 
 
-def test_failed_publish_keeps_blobs_other_releases_share(services: Services, product: str, tmp_path: Path) -> None:
+def test_failed_publish_keeps_blobs_other_releases_share(
+    services: Services, product: str, tmp_path: Path
+) -> None:
     with services.db.sessions() as s:
-        releases.publish(s, services.store, services.signer("release"), _spec("1.0"), [_artifact(tmp_path)],
-                         actor="t", max_size=10**9)
+        releases.publish(
+            s,
+            services.store,
+            services.signer("release"),
+            _spec("1.0"),
+            [_artifact(tmp_path)],
+            actor="t",
+            max_size=10**9,
+        )
     before = state(services)
     with services.db.sessions() as s, pytest.raises(SigningError):
-        releases.publish(s, services.store, FailingSigner(), _spec("2.0"), [_artifact(tmp_path)],
-                         actor="t", max_size=10**9)
+        releases.publish(
+            s,
+            services.store,
+            FailingSigner(),
+            _spec("2.0"),
+            [_artifact(tmp_path)],
+            actor="t",
+            max_size=10**9,
+        )
     assert state(services) == before
     assert len(before["blobs"]) == 1
 
 
-def test_gc_removes_only_unreferenced_blobs(app: Flask, services: Services, product: str, tmp_path: Path) -> None:
+def test_gc_removes_only_unreferenced_blobs(
+    app: Flask, services: Services, product: str, tmp_path: Path
+) -> None:
     assert publish_cli(app, tmp_path, "--version", "1.0", "--kind", "update").exit_code == 0
     stray = services.store.put_stream(io.BytesIO(b"left by a crash"))
     result = app.test_cli_runner().invoke(args=["gc"])
@@ -274,21 +368,31 @@ def test_gc_removes_only_unreferenced_blobs(app: Flask, services: Services, prod
 # --------------------------------------------------------------------------- the admin API
 
 
-def api_publish(client: FlaskClient, token: str | None, fields: dict[str, Any], files: dict[str, bytes]) -> Any:
+def api_publish(
+    client: FlaskClient, token: str | None, fields: dict[str, Any], files: dict[str, bytes]
+) -> Any:
     data: dict[str, Any] = dict(fields)
     for name, content in files.items():
         data[name] = (io.BytesIO(content), f"{name}.tar.gz")
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    return client.post("/api/v1/admin/releases", data=data, headers=headers, content_type="multipart/form-data")
+    return client.post(
+        "/api/v1/admin/releases", data=data, headers=headers, content_type="multipart/form-data"
+    )
 
 
 def test_api_publish_streams_files_and_returns_the_signed_manifest(
     client: FlaskClient, services: Services, product: str, token: str
 ) -> None:
     response = api_publish(
-        client, token,
-        {"product": "acme-erp", "version": "3.1.0", "kind": "security", "severity": "critical",
-         "notes": "Fixes CVE-0000"},
+        client,
+        token,
+        {
+            "product": "acme-erp",
+            "version": "3.1.0",
+            "kind": "security",
+            "severity": "critical",
+            "notes": "Fixes CVE-0000",
+        },
         {"artifact.linux-x86_64": b"linux build", "artifact.windows-x86_64": b"windows build"},
     )
     assert response.status_code == 201, response.get_json()
@@ -308,29 +412,80 @@ def test_api_publish_streams_files_and_returns_the_signed_manifest(
 @pytest.mark.parametrize(
     ("fields", "files", "status", "code"),
     [
-        pytest.param({"product": "acme-erp", "version": "x y", "kind": "update"},
-                     {"artifact.linux-x86_64": b"b"}, 400, "invalid_request", id="bad-version"),
-        pytest.param({"product": "nope", "version": "1.0", "kind": "update"},
-                     {"artifact.linux-x86_64": b"b"}, 400, "invalid_request", id="unknown-product"),
-        pytest.param({"product": "acme-erp", "version": "1.0", "kind": "hotfix"},
-                     {"artifact.linux-x86_64": b"b"}, 400, "invalid_request", id="unknown-kind"),
-        pytest.param({"product": "acme-erp", "version": "1.0", "kind": "security", "severity": "meh"},
-                     {"artifact.linux-x86_64": b"b"}, 400, "invalid_request", id="unknown-severity"),
-        pytest.param({"product": "acme-erp", "version": "1.0", "kind": "update"},
-                     {"artifact.amiga-m68k": b"b"}, 400, "invalid_request", id="unknown-platform"),
-        pytest.param({"product": "acme-erp", "version": "1.0", "kind": "update"},
-                     {"artifact.linux-x86_64": b""}, 400, "invalid_request", id="empty-file"),
-        pytest.param({"product": "acme-erp", "version": "1.0", "kind": "update"},
-                     {}, 400, "invalid_request", id="no-file"),
-        pytest.param({"product": "acme-erp", "version": "1.0", "kind": "update"},
-                     {"upload": b"b"}, 400, "invalid_request", id="misnamed-file"),
-        pytest.param({"product": "acme-erp", "version": "1.0", "kind": "update", "min_from": "0.1"},
-                     {"artifact.linux-x86_64": b"b"}, 400, "invalid_request", id="missing-min-from"),
+        pytest.param(
+            {"product": "acme-erp", "version": "x y", "kind": "update"},
+            {"artifact.linux-x86_64": b"b"},
+            400,
+            "invalid_request",
+            id="bad-version",
+        ),
+        pytest.param(
+            {"product": "nope", "version": "1.0", "kind": "update"},
+            {"artifact.linux-x86_64": b"b"},
+            400,
+            "invalid_request",
+            id="unknown-product",
+        ),
+        pytest.param(
+            {"product": "acme-erp", "version": "1.0", "kind": "hotfix"},
+            {"artifact.linux-x86_64": b"b"},
+            400,
+            "invalid_request",
+            id="unknown-kind",
+        ),
+        pytest.param(
+            {"product": "acme-erp", "version": "1.0", "kind": "security", "severity": "meh"},
+            {"artifact.linux-x86_64": b"b"},
+            400,
+            "invalid_request",
+            id="unknown-severity",
+        ),
+        pytest.param(
+            {"product": "acme-erp", "version": "1.0", "kind": "update"},
+            {"artifact.amiga-m68k": b"b"},
+            400,
+            "invalid_request",
+            id="unknown-platform",
+        ),
+        pytest.param(
+            {"product": "acme-erp", "version": "1.0", "kind": "update"},
+            {"artifact.linux-x86_64": b""},
+            400,
+            "invalid_request",
+            id="empty-file",
+        ),
+        pytest.param(
+            {"product": "acme-erp", "version": "1.0", "kind": "update"},
+            {},
+            400,
+            "invalid_request",
+            id="no-file",
+        ),
+        pytest.param(
+            {"product": "acme-erp", "version": "1.0", "kind": "update"},
+            {"upload": b"b"},
+            400,
+            "invalid_request",
+            id="misnamed-file",
+        ),
+        pytest.param(
+            {"product": "acme-erp", "version": "1.0", "kind": "update", "min_from": "0.1"},
+            {"artifact.linux-x86_64": b"b"},
+            400,
+            "invalid_request",
+            id="missing-min-from",
+        ),
     ],
 )
 def test_api_refusals_are_json_and_change_nothing(
-    client: FlaskClient, services: Services, product: str, token: str,
-    fields: dict[str, str], files: dict[str, bytes], status: int, code: str,
+    client: FlaskClient,
+    services: Services,
+    product: str,
+    token: str,
+    fields: dict[str, str],
+    files: dict[str, bytes],
+    status: int,
+    code: str,
 ) -> None:
     before = state(services)
     response = api_publish(client, token, fields, files)
@@ -340,7 +495,9 @@ def test_api_refusals_are_json_and_change_nothing(
     assert state(services) == before
 
 
-def test_api_duplicate_version_is_409(client: FlaskClient, services: Services, product: str, token: str) -> None:
+def test_api_duplicate_version_is_409(
+    client: FlaskClient, services: Services, product: str, token: str
+) -> None:
     fields = {"product": "acme-erp", "version": "1.0", "kind": "update"}
     assert api_publish(client, token, fields, {"artifact.any": b"one"}).status_code == 201
     before = state(services)
@@ -349,7 +506,9 @@ def test_api_duplicate_version_is_409(client: FlaskClient, services: Services, p
     assert state(services) == before
 
 
-def test_api_needs_a_live_publisher_token(client: FlaskClient, services: Services, product: str) -> None:
+def test_api_needs_a_live_publisher_token(
+    client: FlaskClient, services: Services, product: str
+) -> None:
     fields = {"product": "acme-erp", "version": "1.0", "kind": "update"}
     files = {"artifact.any": b"bytes"}
     before = state(services)
@@ -369,10 +528,10 @@ def test_client_disconnect_mid_upload_leaves_nothing(
 ) -> None:
     boundary = "vigorboundary"
     head = (
-        f"--{boundary}\r\nContent-Disposition: form-data; name=\"product\"\r\n\r\nacme-erp\r\n"
-        f"--{boundary}\r\nContent-Disposition: form-data; name=\"version\"\r\n\r\n1.0\r\n"
-        f"--{boundary}\r\nContent-Disposition: form-data; name=\"kind\"\r\n\r\nupdate\r\n"
-        f"--{boundary}\r\nContent-Disposition: form-data; name=\"artifact.any\"; filename=\"a.tgz\"\r\n"
+        f'--{boundary}\r\nContent-Disposition: form-data; name="product"\r\n\r\nacme-erp\r\n'
+        f'--{boundary}\r\nContent-Disposition: form-data; name="version"\r\n\r\n1.0\r\n'
+        f'--{boundary}\r\nContent-Disposition: form-data; name="kind"\r\n\r\nupdate\r\n'
+        f'--{boundary}\r\nContent-Disposition: form-data; name="artifact.any"; filename="a.tgz"\r\n'
         "Content-Type: application/octet-stream\r\n\r\n"
     ).encode() + b"x" * 300_000
     before = state(services)
@@ -390,7 +549,10 @@ def test_client_disconnect_mid_upload_leaves_nothing(
 
 
 def test_non_multipart_publish_is_415(client: FlaskClient, product: str, token: str) -> None:
-    response = client.post("/api/v1/admin/releases", json={"product": "acme-erp"},
-                           headers={"Authorization": f"Bearer {token}"})
+    response = client.post(
+        "/api/v1/admin/releases",
+        json={"product": "acme-erp"},
+        headers={"Authorization": f"Bearer {token}"},
+    )
     assert response.status_code == 415
     assert response.get_json()["error"]["code"] == "unsupported_media_type"

@@ -26,10 +26,20 @@ def signer() -> KeySigner:
     return KeySigner(Ed25519PrivateKey.generate())
 
 
-def make_root(version: int, root_signers: list[KeySigner], release: KeySigner, sign_with: list[KeySigner],
-              threshold: int = 1) -> dict:
-    signed = build_root(version, FUTURE, [s.public for s in root_signers], [release.public],
-                        root_threshold=threshold)
+def make_root(
+    version: int,
+    root_signers: list[KeySigner],
+    release: KeySigner,
+    sign_with: list[KeySigner],
+    threshold: int = 1,
+) -> dict:
+    signed = build_root(
+        version,
+        FUTURE,
+        [s.public for s in root_signers],
+        [release.public],
+        root_threshold=threshold,
+    )
     return sign_document(signed, sign_with)
 
 
@@ -62,8 +72,10 @@ def test_root_v1_verifies_by_its_own_keys_and_release_docs_by_release_role() -> 
     [
         pytest.param(lambda d, r, o: d["signed"].update(version="9.9"), id="content-changed"),
         pytest.param(lambda d, r, o: d.update(signatures=[]), id="no-signature"),
-        pytest.param(lambda d, r, o: d.update(signatures=sign_document(d["signed"], [o])["signatures"]),
-                     id="key-root-does-not-name"),
+        pytest.param(
+            lambda d, r, o: d.update(signatures=sign_document(d["signed"], [o])["signatures"]),
+            id="key-root-does-not-name",
+        ),
         pytest.param(lambda d, r, o: d["signatures"][0].update(sig="00" * 64), id="bad-signature"),
         pytest.param(lambda d, r, o: d["signatures"][0].update(sig="zz"), id="garbage-signature"),
         pytest.param(lambda d, r, o: d["signed"].update(type="check"), id="wrong-type"),
@@ -103,7 +115,10 @@ def test_threshold_counts_distinct_keys_once() -> None:
     doc["signatures"].append(dict(doc["signatures"][0]))  # the same key twice
     with pytest.raises(TrustError):
         verify_root(doc, None)
-    assert verify_root(make_root(1, [a, b], release, [a, b], threshold=2), None).role("root").threshold == 2
+    assert (
+        verify_root(make_root(1, [a, b], release, [a, b], threshold=2), None).role("root").threshold
+        == 2
+    )
 
 
 def test_impossible_threshold_is_malformed() -> None:

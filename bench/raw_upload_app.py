@@ -1,0 +1,33 @@
+"""Baseline for bench/upload.py: a bare WSGI app that streams a request body to a file.
+
+The ceiling an upload can reach on this machine through the same gunicorn: socket → Python →
+disk, with no parsing, hashing or database.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable, Iterable
+from typing import Any
+
+TARGET_DIR = os.environ.get("RAW_UPLOAD_DIR", tempfile.gettempdir())
+
+
+def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    if environ["PATH_INFO"] == "/healthz":
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok"]
+    remaining = int(environ.get("CONTENT_LENGTH") or 0)
+    stream = environ["wsgi.input"]
+    fd, path = tempfile.mkstemp(dir=TARGET_DIR)
+    with os.fdopen(fd, "wb") as out:
+        while remaining > 0:
+            chunk = stream.read(min(remaining, 1024 * 1024))
+            if not chunk:
+                break
+            out.write(chunk)
+            remaining -= len(chunk)
+    os.unlink(path)
+    start_response("201 Created", [("Content-Type", "text/plain")])
+    return [b"stored"]

@@ -1,0 +1,1 @@
+"""The domain core: models, entitlement rules and services. No Flask here."""

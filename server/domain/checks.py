@@ -1,0 +1,319 @@
+"""The update check: from a license and what an installation runs to a signed answer.
+
+1. Parse the request; refuse it naming the field (nothing else happens).
+2. Authenticate the license (constant-time), check its product, register the installation
+   (refused past the license's cap; written at most once an hour per installation).
+3. Load the product's catalogue as facts; a per-process cache keyed by the product's
+   ``catalog_revision`` means one cheap read per check instead of loading every release.
+4. Ask the pure entitlement engine for the maintenance status, the offer, the renewal prompt and
+   the notices; attach the offered release's signed manifest and a short-lived download URL.
+5. The caller signs the result with the ``check`` role's key.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from packaging.version import InvalidVersion, Version
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from server.domain import entitlements as ent
+from server.domain import offers
+from server.domain.errors import InvalidInputError, NotFoundError
+from server.domain.models import Contract, License, Product, Release
+from server.domain.releases import CHANNEL_RE, PLATFORM_RE
+from server.domain.trust import iso
+
+INSTALLATION_ID_RE = re.compile(r"\A[A-Za-z0-9_-]{16,64}\Z")
+NONCE_RE = re.compile(r"\A[0-9a-f]{16,128}\Z")
+PRODUCT_RE = re.compile(r"\A[a-z0-9][a-z0-9-]{0,62}\Z")
+
+
+@dataclass(frozen=True)
+class CheckRequest:
+    product: str
+    version: Version
+    version_text: str
+    platform: str
+    channel: str
+    installation_id: str
+    nonce: str
+
+
+def _field(
+    body: Mapping[str, Any],
+    name: str,
+    pattern: re.Pattern[str] | None,
+    required: bool = True,
+    default: str | None = None,
+    max_length: int = 128,
+) -> str:
+    value = body.get(name, default)
+    if value is None:
+        if required:
+            raise InvalidInputError(name, "is required")
+        return ""
+    if not isinstance(value, str):
+        raise InvalidInputError(name, "must be a string")
+    if len(value) > max_length or (pattern is not None and not pattern.match(value)):
+        raise InvalidInputError(name, f"{value[:80]!r} is not valid")
+    return value
+
+
+def parse_check_request(body: Any) -> CheckRequest:
+    """Validate a check body; the error names the first bad field."""
+    if not isinstance(body, Mapping):
+        raise InvalidInputError("body", "must be a JSON object")
+    version_text = _field(body, "version", None, max_length=64)
+    try:
+        version = Version(version_text)
+    except InvalidVersion:
+        raise InvalidInputError(
+            "version", f"{version_text[:80]!r} is not a valid version"
+        ) from None
+    return CheckRequest(
+        product=_field(body, "product", PRODUCT_RE),
+        version=version,
+        version_text=version_text,
+        platform=_field(body, "platform", PLATFORM_RE),
+        channel=_field(body, "channel", CHANNEL_RE, required=False, default="stable"),
+        installation_id=_field(body, "installation_id", INSTALLATION_ID_RE),
+        nonce=_field(body, "nonce", NONCE_RE),
+    )
+
+
+# --------------------------------------------------------------------------- facts from rows
+
+
+def contract_facts(contract: Contract) -> ent.ContractFacts:
+    return ent.ContractFacts(
+        kind=contract.kind,
+        product=contract.product.slug if contract.product else None,
+        starts_on=contract.starts_on,
+        ends_on=contract.ends_on,
+    )
+
+
+def license_facts(lic: License) -> ent.LicenseFacts:
+    return ent.LicenseFacts(
+        status=lic.status,
+        product=lic.product.slug,
+        customer=lic.customer.slug,
+        contracts=tuple(contract_facts(c) for c in lic.customer.contracts),
+    )
+
+
+def product_policy(product: Product, renewal_url: str) -> ent.ProductPolicy:
+    return ent.ProductPolicy(
+        product=product.slug,
+        lapse_policy=product.lapse_policy,
+        security_carveout_months=product.security_carveout_months,
+        expiring_window_days=product.expiring_window_days,
+        grace_days=product.grace_days,
+        timezone=product.timezone,
+        severity_deadlines={
+            "critical": product.deadline_critical_hours,
+            "serious": product.deadline_serious_hours,
+            "minor": product.deadline_minor_hours,
+        },
+        renewal_url=product.renewal_url or renewal_url,
+    )
+
+
+def release_facts(release: Release) -> ent.ReleaseFacts:
+    assert release.published_at is not None
+    return ent.ReleaseFacts(
+        id=release.id,
+        product=release.product.slug,
+        version=Version(release.version),
+        kind=release.kind,
+        severity=release.severity,
+        channel=release.channel,
+        line=release.line.name,
+        line_status=release.line.status,
+        published_at=release.published_at,
+        customers=frozenset(c.slug for c in release.customers),
+        yanked=release.is_yanked,
+        yank_reason=release.yank_reason,
+        recommended_version=release.recommended_version,
+        min_from=Version(release.min_from) if release.min_from else None,
+        platforms=frozenset(a.platform for a in release.artifacts),
+        rollout_percent=release.rollout_percent,
+    )
+
+
+@dataclass(frozen=True)
+class OfferedArtifact:
+    artifact_id: int
+    platform: str
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """A product's published releases as facts, with what a check needs to answer."""
+
+    revision: int
+    policy: ent.ProductPolicy
+    releases: tuple[ent.ReleaseFacts, ...]
+    manifests: Mapping[int, Any]  # release id -> signed manifest (parsed JSON)
+    artifacts: Mapping[tuple[int, str], OfferedArtifact]  # (release id, platform)
+
+
+class CatalogCache:
+    """Per-process cache of catalogues, invalidated by the product's ``catalog_revision``.
+
+    Correct across processes: every check reads the product row, and any change to releases or
+    lines bumps the revision in the same transaction.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: dict[int, Catalog] = {}
+
+    def get(self, session: Session, product: Product, renewal_url: str) -> Catalog:
+        with self._lock:
+            cached = self._entries.get(product.id)
+        if cached is not None and cached.revision == product.catalog_revision:
+            return cached
+        catalog = load_catalog(session, product, renewal_url)
+        with self._lock:
+            self._entries[product.id] = catalog
+        return catalog
+
+
+def load_catalog(session: Session, product: Product, renewal_url: str) -> Catalog:
+    rows = list(
+        session.scalars(
+            select(Release)
+            .where(Release.product_id == product.id, Release.published_at.is_not(None))
+            .options(
+                selectinload(Release.artifacts),
+                selectinload(Release.customers),
+                selectinload(Release.line),
+            )
+        )
+    )
+    rows = [r for r in rows if r.manifest]
+    return Catalog(
+        revision=product.catalog_revision,
+        policy=product_policy(product, renewal_url),
+        releases=tuple(release_facts(r) for r in rows),
+        manifests={r.id: json.loads(r.manifest or "{}") for r in rows},
+        artifacts={
+            (r.id, a.platform): OfferedArtifact(a.id, a.platform, a.size, a.sha256)
+            for r in rows
+            for a in r.artifacts
+        },
+    )
+
+
+# --------------------------------------------------------------------------- the answer
+
+
+def artifact_for(catalog: Catalog, release_id: int, platform: str) -> OfferedArtifact | None:
+    return catalog.artifacts.get((release_id, platform)) or catalog.artifacts.get(
+        (release_id, "any")
+    )
+
+
+def answer(
+    lic: ent.LicenseFacts,
+    catalog: Catalog,
+    req: CheckRequest,
+    now: datetime,
+    *,
+    ttl: timedelta,
+    download_url: Callable[[OfferedArtifact], tuple[str, datetime]],
+) -> dict[str, Any]:
+    """The ``signed`` part of a check response (docs/protocol.md)."""
+    status = ent.maintenance_status(lic, catalog.policy, now)
+    result = offers.select_offer(
+        lic,
+        catalog.policy,
+        catalog.releases,
+        installed_version=req.version,
+        platform=req.platform,
+        channel=req.channel,
+        installation_id=req.installation_id,
+        now=now,
+    )
+    update = None
+    if result.offer is not None:
+        release = result.offer.release
+        artifact = artifact_for(catalog, release.id, req.platform)
+        if artifact is not None:
+            url, expires = download_url(artifact)
+            update = {
+                "version": str(release.version),
+                "kind": release.kind,
+                "severity": release.severity,
+                "manifest": catalog.manifests[release.id],
+                "download": {
+                    "url": url,
+                    "expires_at": iso(expires),
+                    "size": artifact.size,
+                    "sha256": artifact.sha256,
+                },
+                "apply_by": iso(result.offer.apply_by) if result.offer.apply_by else None,
+            }
+    summary = offers.renewal_summary(
+        lic,
+        catalog.policy,
+        catalog.releases,
+        installed_version=req.version,
+        platform=req.platform,
+        channel=req.channel,
+        now=now,
+    )
+    return {
+        "type": "check",
+        "nonce": req.nonce,
+        "installation_id": req.installation_id,
+        "product": req.product,
+        "platform": req.platform,
+        "channel": req.channel,
+        "installed_version": req.version_text,
+        "issued_at": iso(now),
+        "expires_at": iso(now + ttl),
+        "entitlement": {
+            "status": status.status,
+            "maintenance_ends_on": status.maintenance_ends_on.isoformat()
+            if status.maintenance_ends_on
+            else None,
+            "cutoff": iso(status.cutoff) if status.cutoff else None,
+            "renewal_url": catalog.policy.renewal_url,
+            "message": status.message,
+        },
+        "update": update,
+        "renewal": _renewal_json(summary, catalog.policy.renewal_url),
+        "notices": [dict(n) for n in result.notices],
+    }
+
+
+def _renewal_json(summary: Any, renewal_url: str) -> dict[str, Any] | None:
+    if summary is None:
+        return None
+    return {
+        "newest_version": str(summary.newest_version) if summary.newest_version else None,
+        "updates": summary.updates,
+        "security": summary.security,
+        "versions": summary.versions,
+        "renewal_url": renewal_url,
+        "message": summary.message,
+    }
+
+
+def get_product_by_slug(session: Session, slug: str) -> Product:
+    product = session.scalar(select(Product).where(Product.slug == slug))
+    if product is None:
+        raise NotFoundError(f"no product {slug!r}")
+    return product

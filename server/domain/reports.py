@@ -1,0 +1,127 @@
+"""Apply reports from installations, and the safety valve they drive: halting a bad rollout."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from server.domain import audit
+from server.domain.checks import INSTALLATION_ID_RE, PRODUCT_RE
+from server.domain.errors import InvalidInputError
+from server.domain.models import OUTCOMES, ApplyReport, License
+from server.domain.releases import find_release, parse_version
+
+CODE_MAX = 64
+MESSAGE_MAX = 2000
+
+
+class RolloutPolicy(Protocol):
+    @property
+    def rollout_failure_threshold(self) -> float: ...
+
+    @property
+    def rollout_failure_min_reports(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class ReportBody:
+    installation_id: str
+    product: str
+    version: str
+    from_version: str | None
+    outcome: str
+    code: str | None
+    message: str | None
+
+
+def _optional(body: Mapping[str, Any], name: str, limit: int) -> str | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > limit:
+        raise InvalidInputError(name, f"must be a string of at most {limit} characters")
+    return value
+
+
+def parse_report(body: Any) -> ReportBody:
+    if not isinstance(body, Mapping):
+        raise InvalidInputError("body", "must be a JSON object")
+    installation_id = body.get("installation_id")
+    if not isinstance(installation_id, str) or not INSTALLATION_ID_RE.match(installation_id):
+        raise InvalidInputError("installation_id", "is required: 16 to 64 characters [A-Za-z0-9_-]")
+    product = body.get("product")
+    if not isinstance(product, str) or not PRODUCT_RE.match(product):
+        raise InvalidInputError("product", "is required")
+    version = body.get("version")
+    if not isinstance(version, str) or len(version) > 64:
+        raise InvalidInputError("version", "is required")
+    parse_version(version)
+    outcome = body.get("outcome")
+    if outcome not in OUTCOMES:
+        raise InvalidInputError("outcome", f"must be one of {', '.join(OUTCOMES)}")
+    from_version = _optional(body, "from_version", 64)
+    if from_version is not None:
+        parse_version(from_version, "from_version")
+    return ReportBody(
+        installation_id=installation_id,
+        product=product,
+        version=version,
+        from_version=from_version,
+        outcome=outcome,
+        code=_optional(body, "code", CODE_MAX),
+        message=_optional(body, "message", MESSAGE_MAX),
+    )
+
+
+def record_report(
+    session: Session, lic: License, body: ReportBody, policy: RolloutPolicy, *, now: datetime
+) -> None:
+    """Store the report, then halt the release's rollout if failures passed the threshold."""
+    release = find_release(session, body.product, body.version)
+    session.add(
+        ApplyReport(
+            at=now,
+            license_id=lic.id,
+            installation_uid=body.installation_id,
+            release_id=release.id,
+            from_version=body.from_version,
+            outcome=body.outcome,
+            code=body.code,
+            message=body.message,
+        )
+    )
+    session.flush()
+    if body.outcome != "success" and release.rollout_percent > 0:
+        counts = dict(
+            session.execute(
+                select(ApplyReport.outcome, func.count(func.distinct(ApplyReport.installation_uid)))
+                .where(ApplyReport.release_id == release.id)
+                .group_by(ApplyReport.outcome)
+            ).all()
+        )
+        failed = counts.get("failure", 0) + counts.get("rolled_back", 0)
+        total = failed + counts.get("success", 0)
+        if (
+            total >= policy.rollout_failure_min_reports
+            and failed / total >= policy.rollout_failure_threshold
+        ):
+            previous = release.rollout_percent
+            release.rollout_percent = 0
+            release.product.catalog_revision += 1
+            audit.record(
+                session,
+                "system",
+                "rollout.halt",
+                f"{release.product.slug} {release.version}",
+                reason="install failures passed the threshold",
+                failed=failed,
+                reported=total,
+                threshold=policy.rollout_failure_threshold,
+                previous_percent=previous,
+            )
+    session.commit()

@@ -1,0 +1,334 @@
+"""The OpenAPI 3.1 description of the HTTP API, served at /api/v1/openapi.json.
+
+Built as data here so that it stays next to the code it describes; the schemathesis run in the
+test suite holds the real endpoints to it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+JSON = "application/json"
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {JSON: {"schema": schema}}}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return _json(_ref("Error"), description)
+
+
+NULLABLE_STRING = {"type": ["string", "null"]}
+TIME = {"type": "string", "format": "date-time"}
+
+SCHEMAS: dict[str, Any] = {
+    "Error": {
+        "type": "object",
+        "required": ["error"],
+        "properties": {
+            "error": {
+                "type": "object",
+                "required": ["code", "message"],
+                "properties": {
+                    "code": {"type": "string"},
+                    "message": {"type": "string"},
+                    "field": {"type": "string"},
+                },
+            }
+        },
+    },
+    "Signature": {
+        "type": "object",
+        "required": ["keyid", "sig"],
+        "properties": {"keyid": {"type": "string"}, "sig": {"type": "string"}},
+    },
+    "SignedDocument": {
+        "type": "object",
+        "required": ["signed", "signatures"],
+        "properties": {
+            "signed": {
+                "type": "object",
+                "required": ["type"],
+                "properties": {"type": {"type": "string"}},
+            },
+            "signatures": {"type": "array", "items": _ref("Signature")},
+        },
+    },
+    "CheckRequest": {
+        "type": "object",
+        "required": ["product", "version", "platform", "installation_id", "nonce"],
+        "properties": {
+            "product": {"type": "string", "pattern": "^[a-z0-9][a-z0-9-]{0,62}$"},
+            "version": {"type": "string", "maxLength": 64},
+            "platform": {"type": "string", "maxLength": 64},
+            "channel": {"type": "string", "default": "stable", "maxLength": 63},
+            "installation_id": {"type": "string", "pattern": "^[A-Za-z0-9_-]{16,64}$"},
+            "nonce": {"type": "string", "pattern": "^[0-9a-f]{16,128}$"},
+        },
+    },
+    "ReportRequest": {
+        "type": "object",
+        "required": ["installation_id", "product", "version", "outcome"],
+        "properties": {
+            "installation_id": {"type": "string", "pattern": "^[A-Za-z0-9_-]{16,64}$"},
+            "product": {"type": "string"},
+            "version": {"type": "string", "maxLength": 64},
+            "from_version": {"type": ["string", "null"], "maxLength": 64},
+            "outcome": {"type": "string", "enum": ["success", "failure", "rolled_back"]},
+            "code": {"type": ["string", "null"], "maxLength": 64},
+            "message": {"type": ["string", "null"], "maxLength": 2000},
+        },
+    },
+    "Release": {
+        "type": "object",
+        "required": ["product", "version", "kind", "status", "artifacts"],
+        "properties": {
+            "product": {"type": "string"},
+            "version": {"type": "string"},
+            "kind": {"type": "string", "enum": ["update", "security", "version"]},
+            "severity": NULLABLE_STRING,
+            "channel": {"type": "string"},
+            "line": {"type": "string"},
+            "status": {"type": "string", "enum": ["draft", "published", "yanked"]},
+            "published_at": NULLABLE_STRING,
+            "min_from": NULLABLE_STRING,
+            "rollout_percent": {"type": "integer"},
+            "artifacts": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["platform", "size", "sha256"],
+                    "properties": {
+                        "platform": {"type": "string"},
+                        "filename": {"type": "string"},
+                        "size": {"type": "integer"},
+                        "sha256": {"type": "string"},
+                    },
+                },
+            },
+            "manifest": {"oneOf": [_ref("SignedDocument"), {"type": "null"}]},
+        },
+    },
+    "Health": {
+        "type": "object",
+        "required": ["status"],
+        "properties": {
+            "status": {"type": "string", "enum": ["ok", "unhealthy"]},
+            "database": {"type": "string"},
+            "storage": {"type": "string"},
+        },
+    },
+}
+
+LICENSE_AUTH: list[dict[str, list[str]]] = [{"license": []}]
+BEARER_AUTH: list[dict[str, list[str]]] = [{"bearer": []}]
+
+
+def _paths() -> dict[str, Any]:
+    root_responses = {
+        "200": _json(_ref("SignedDocument"), "Signed root metadata"),
+        "404": _error("No such root version"),
+    }
+    license_errors = {
+        "400": _error("Malformed request; the message names the field"),
+        "401": _error("No license, or an unknown license key"),
+        "403": _error("License suspended or revoked, wrong product, or installation cap reached"),
+        "429": _error("Too many requests; see Retry-After"),
+    }
+    return {
+        "/api/v1/root.json": {
+            "get": {"summary": "Newest root metadata", "security": [], "responses": root_responses}
+        },
+        "/api/v1/root/{version}.json": {
+            "get": {
+                "summary": "Root metadata version N (agents walk the chain)",
+                "security": [],
+                "parameters": [
+                    {
+                        "name": "version",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "integer", "minimum": 1},
+                    }
+                ],
+                "responses": root_responses,
+            }
+        },
+        "/api/v1/check": {
+            "post": {
+                "summary": "Update check: entitlement, best offer, renewal prompt, notices (signed)",
+                "security": LICENSE_AUTH,
+                "requestBody": {
+                    "required": True,
+                    "content": {JSON: {"schema": _ref("CheckRequest")}},
+                },
+                "responses": {
+                    "200": _json(_ref("SignedDocument"), "Signed check response"),
+                    **license_errors,
+                },
+            }
+        },
+        "/api/v1/download/{token}": {
+            "get": {
+                "summary": "Download an artifact with a link from a check (Range supported)",
+                "security": [],
+                "parameters": [
+                    {"name": "token", "in": "path", "required": True, "schema": {"type": "string"}}
+                ],
+                "responses": {
+                    "200": {
+                        "description": "The artifact's bytes",
+                        "content": {
+                            "application/octet-stream": {
+                                "schema": {"type": "string", "format": "binary"}
+                            }
+                        },
+                    },
+                    "206": {
+                        "description": "A byte range",
+                        "content": {
+                            "application/octet-stream": {
+                                "schema": {"type": "string", "format": "binary"}
+                            }
+                        },
+                    },
+                    "302": {"description": "Redirect to a presigned storage URL (S3)"},
+                    "304": {"description": "Not modified"},
+                    "403": _error("Invalid link, or the license is no longer entitled"),
+                    "404": _error("The artifact no longer exists"),
+                    "410": _error("The link expired; check again for a fresh one"),
+                    "416": {"description": "Range not satisfiable"},
+                },
+            }
+        },
+        "/api/v1/report": {
+            "post": {
+                "summary": "Report the outcome of applying a release",
+                "security": LICENSE_AUTH,
+                "requestBody": {
+                    "required": True,
+                    "content": {JSON: {"schema": _ref("ReportRequest")}},
+                },
+                "responses": {
+                    "202": _json(
+                        {"type": "object", "properties": {"recorded": {"type": "boolean"}}},
+                        "Recorded",
+                    ),
+                    "404": _error("Unknown product or version"),
+                    **license_errors,
+                },
+            }
+        },
+        "/api/v1/admin/releases": {
+            "post": {
+                "summary": "Publish a release (multipart; one artifact.<platform> file per platform)",
+                "security": BEARER_AUTH,
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "multipart/form-data": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["product", "version", "kind"],
+                                "properties": {
+                                    "product": {"type": "string"},
+                                    "version": {"type": "string"},
+                                    "kind": {"type": "string"},
+                                    "severity": {"type": "string"},
+                                    "channel": {"type": "string"},
+                                    "notes": {"type": "string"},
+                                    "min_from": {"type": "string"},
+                                    "line": {"type": "string"},
+                                    "published_at": {"type": "string"},
+                                    "draft": {"type": "string"},
+                                    "customers": {"type": "string"},
+                                },
+                                "additionalProperties": {"type": "string", "format": "binary"},
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "201": _json(_ref("Release"), "Published (or saved as a draft)"),
+                    "400": _error("Refused; the message names the field"),
+                    "401": _error("Missing or unknown token"),
+                    "403": _error("The token's role may not publish"),
+                    "409": _error("That version exists"),
+                    "413": _error("An artifact is over the size limit"),
+                    "415": _error("Not multipart/form-data"),
+                    "503": _error("Storage or signing unavailable; nothing was published"),
+                },
+            }
+        },
+        "/api/v1/admin/releases/{product}": {
+            "get": {
+                "summary": "A product's releases, oldest first",
+                "security": BEARER_AUTH,
+                "parameters": [
+                    {
+                        "name": "product",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string"},
+                    }
+                ],
+                "responses": {
+                    "200": _json({"type": "array", "items": _ref("Release")}, "Releases"),
+                    "401": _error("Missing or unknown token"),
+                    "404": _error("No such product"),
+                },
+            }
+        },
+        "/healthz": {
+            "get": {
+                "summary": "Database and storage health",
+                "security": [],
+                "responses": {
+                    "200": _json(_ref("Health"), "Healthy"),
+                    "503": _json(_ref("Health"), "Unhealthy"),
+                },
+            }
+        },
+        "/metrics": {
+            "get": {
+                "summary": "Prometheus metrics",
+                "security": [],
+                "responses": {
+                    "200": {
+                        "description": "Prometheus text format",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    }
+                },
+            }
+        },
+    }
+
+
+def openapi_document(server_url: str) -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Vigor API",
+            "version": "1",
+            "description": "Update checks, downloads and publishing. Wire format: docs/protocol.md.",
+        },
+        "servers": [{"url": server_url}],
+        "paths": _paths(),
+        "components": {
+            "schemas": SCHEMAS,
+            "securitySchemes": {
+                "license": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "Authorization",
+                    "description": "License <key>",
+                },
+                "bearer": {"type": "http", "scheme": "bearer"},
+            },
+        },
+    }

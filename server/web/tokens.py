@@ -1,0 +1,40 @@
+"""Download tokens: short-lived, bound to one license and one artifact, signed by the server."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+
+from server.domain.errors import DownloadExpiredError, DownloadInvalidError
+
+SALT = "vigor.download.v1"
+
+
+@dataclass(frozen=True)
+class DownloadGrant:
+    license_id: int
+    artifact_id: int
+
+
+def _serializer(secret_key: str) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(secret_key, salt=SALT)
+
+
+def make_token(secret_key: str, grant: DownloadGrant) -> str:
+    return _serializer(secret_key).dumps([grant.license_id, grant.artifact_id])
+
+
+def read_token(secret_key: str, token: str, max_age: int) -> DownloadGrant:
+    """The grant inside ``token``; expired and tampered tokens are refused."""
+    try:
+        license_id, artifact_id = _serializer(secret_key).loads(token, max_age=max_age)
+    except SignatureExpired:
+        raise DownloadExpiredError(
+            "this download link has expired; check for updates again"
+        ) from None
+    except (BadSignature, ValueError, TypeError):
+        raise DownloadInvalidError("this download link is not valid") from None
+    if not isinstance(license_id, int) or not isinstance(artifact_id, int):
+        raise DownloadInvalidError("this download link is not valid")
+    return DownloadGrant(license_id, artifact_id)

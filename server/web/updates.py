@@ -1,0 +1,190 @@
+"""What installations call: update checks, downloads, and apply reports."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timedelta
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, redirect, request, send_file, url_for
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from server.domain import checks, reports
+from server.domain import entitlements as ent
+from server.domain.errors import (
+    InvalidInputError,
+    NotEntitledError,
+    NotFoundError,
+    SigningError,
+)
+from server.domain.licensing import authenticate_license, check_product, register_installation
+from server.domain.models import Artifact, DownloadEvent, License, Release, utcnow
+from server.domain.trust import TrustError, sign_document
+from server.keyring import KeyFileError
+from server.storage.base import StorageError
+from server.web import db_session, services
+from server.web.tokens import DownloadGrant, make_token, read_token
+
+blueprint = Blueprint("updates", __name__)
+catalog_cache = checks.CatalogCache()
+
+
+def _license_key() -> str | None:
+    scheme, _, key = request.headers.get("Authorization", "").partition(" ")
+    return key.strip() if scheme == "License" and key.strip() else None
+
+
+def _license_bucket() -> str:
+    """Rate-limit key per license (a digest: raw keys never sit in limiter storage)."""
+    key = _license_key()
+    return "license:" + hashlib.sha256(key.encode()).hexdigest()[:32] if key else "license:none"
+
+
+limiter = Limiter(key_func=get_remote_address, headers_enabled=True, retry_after="delta-seconds")
+
+
+def _check_limit() -> str:
+    return services().settings.rate_limit_check
+
+
+def _json_body() -> Any:
+    body = request.get_json(silent=True)
+    if body is None:
+        raise InvalidInputError("body", "send a JSON object with Content-Type: application/json")
+    return body
+
+
+def _signer() -> Any:
+    try:
+        return services().signer("check")
+    except (TrustError, KeyFileError) as exc:
+        raise SigningError(str(exc)) from exc
+
+
+@blueprint.post("/api/v1/check")
+@limiter.limit(_check_limit, key_func=_license_bucket)
+@limiter.limit(_check_limit)
+def check() -> Response:
+    """Answer an update check with a signed document (docs/protocol.md)."""
+    settings = services().settings
+    session = db_session()
+    lic = authenticate_license(session, _license_key())
+    req = checks.parse_check_request(_json_body())
+    check_product(lic, req.product)
+    now = utcnow()
+    register_installation(
+        session,
+        lic,
+        req.installation_id,
+        version=req.version_text,
+        platform=req.platform,
+        channel=req.channel,
+        now=now,
+        touch_interval=timedelta(seconds=settings.installation_touch_interval),
+    )
+    catalog = catalog_cache.get(session, lic.product, settings.renewal_url)
+
+    def download_url(artifact: checks.OfferedArtifact) -> tuple[str, datetime]:
+        token = make_token(settings.secret_key, DownloadGrant(lic.id, artifact.artifact_id))
+        path = url_for("updates.download", token=token)
+        return settings.public_base_url + path, now + timedelta(seconds=settings.download_url_ttl)
+
+    signed = checks.answer(
+        checks.license_facts(lic),
+        catalog,
+        req,
+        now,
+        ttl=timedelta(seconds=settings.check_response_ttl),
+        download_url=download_url,
+    )
+    document = sign_document(signed, [_signer()])
+    session.commit()
+    response = jsonify(document)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@blueprint.get("/api/v1/download/<token>")
+def download(token: str) -> Response:
+    """Serve an artifact to the license a check handed the link to, if still entitled."""
+    settings = services().settings
+    session = db_session()
+    grant = read_token(settings.secret_key, token, settings.download_url_ttl)
+    lic = session.get(License, grant.license_id, options=[selectinload(License.customer)])
+    artifact = session.get(Artifact, grant.artifact_id)
+    if lic is None or artifact is None:
+        raise NotFoundError("this download no longer exists")
+    release = session.scalar(
+        select(Release)
+        .where(Release.id == artifact.release_id)
+        .options(
+            selectinload(Release.customers),
+            selectinload(Release.line),
+            selectinload(Release.artifacts),
+        )
+    )
+    assert release is not None
+    now = utcnow()
+    if lic.status != "active" or release.is_draft:
+        raise NotEntitledError("this license may not download this release", license=lic)
+    policy = checks.product_policy(release.product, settings.renewal_url)
+    decision = ent.decide(checks.license_facts(lic), policy, checks.release_facts(release), now)
+    if not decision.entitled:
+        raise NotEntitledError(
+            "this license is not entitled to this release: " + "; ".join(decision.reasons),
+            license=lic,
+        )
+    session.add(
+        DownloadEvent(
+            at=now, license_id=lic.id, artifact_id=artifact.id, range_start=_range_start()
+        )
+    )
+    session.commit()
+    store = services().store
+    presigned = store.presigned_url(artifact.sha256, 300, filename=artifact.filename)
+    if presigned is not None:
+        return redirect(presigned, code=302)  # type: ignore[return-value]
+    path = store.local_path(artifact.sha256)
+    if path is None or not path.is_file():
+        raise NotFoundError("the artifact's bytes are missing from the store")
+    response = send_file(
+        path,
+        mimetype="application/octet-stream",
+        as_attachment=True,
+        download_name=artifact.filename,
+        conditional=True,
+        etag=artifact.sha256,
+        max_age=0,
+    )
+    response.headers["Accept-Ranges"] = "bytes"
+    response.headers.pop("Content-Encoding", None)
+    return response
+
+
+def _range_start() -> int:
+    header = request.headers.get("Range", "")
+    if header.startswith("bytes="):
+        first = header[6:].split("-", 1)[0]
+        if first.isdigit():
+            return int(first)
+    return 0
+
+
+@blueprint.post("/api/v1/report")
+@limiter.limit(_check_limit, key_func=_license_bucket)
+def report() -> tuple[Response, int]:
+    """Record an apply outcome; enough failures halt the release's staged rollout."""
+    session = db_session()
+    lic = authenticate_license(session, _license_key())
+    body = reports.parse_report(_json_body())
+    check_product(lic, body.product)
+    reports.record_report(session, lic, body, services().settings, now=utcnow())
+    return jsonify({"recorded": True}), 202
+
+
+@blueprint.errorhandler(StorageError)
+def _storage_failed(exc: StorageError) -> tuple[Response, int]:
+    return jsonify({"error": {"code": "storage_unavailable", "message": str(exc)}}), 503

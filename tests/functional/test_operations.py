@@ -1,0 +1,61 @@
+"""Health, metrics, the OpenAPI document, and errors shaped as JSON."""
+
+from __future__ import annotations
+
+from flask.testing import FlaskClient
+
+from server.services import Services
+from server.storage.base import StorageError
+from tests.common.factories import make_customer, make_license, make_product
+
+
+def test_healthz_reports_database_and_storage(client: FlaskClient) -> None:
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.get_json() == {"status": "ok", "database": "ok", "storage": "ok"}
+
+
+def test_healthz_is_503_when_storage_fails(
+    client: FlaskClient, services: Services, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    def broken() -> None:
+        raise StorageError("bucket gone")
+
+    monkeypatch.setattr(services.store, "ping", broken)
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    assert response.get_json()["storage"] == "error: bucket gone"
+
+
+def test_metrics_are_prometheus_text(client: FlaskClient) -> None:
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response.mimetype == "text/plain"
+    assert 'vigor_releases{status="published"} 0.0' in response.get_data(as_text=True)
+
+
+def test_openapi_lists_the_real_endpoints(client: FlaskClient) -> None:
+    document = client.get("/api/v1/openapi.json").get_json()
+    assert document["openapi"].startswith("3.")
+    for path in ("/api/v1/check", "/api/v1/root.json", "/api/v1/admin/releases", "/healthz"):
+        assert path in document["paths"]
+
+
+def test_unknown_api_route_is_a_json_404(client: FlaskClient) -> None:
+    response = client.get("/api/v1/nope")
+    assert response.status_code == 404
+    assert response.get_json()["error"]["code"] == "not_found"
+
+
+def test_oversized_json_body_is_413_not_a_crash(client: FlaskClient, services: Services) -> None:
+    make_product(services)
+    make_customer(services, "initech")
+    key = make_license(services, "initech")
+    response = client.post(
+        "/api/v1/check",
+        data=b"{" + b" " * 2_000_000 + b"}",
+        content_type="application/json",
+        headers={"Authorization": f"License {key}"},
+    )
+    assert response.status_code == 413
+    assert response.get_json()["error"]["code"] == "too_large"
