@@ -31,6 +31,7 @@ def create_app(settings: Settings | None = None, *, store: ArtifactStore | None 
     services = Services.from_settings(settings, store=store)
     app.extensions["vigor"] = services
     logging.basicConfig(level=logging.INFO)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
     @app.teardown_appcontext
     def _close_session(_exc: BaseException | None) -> None:

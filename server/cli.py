@@ -201,12 +201,15 @@ def demo_cmd(port: int | None, no_serve: bool) -> None:
     if services.settings.production:
         raise fail("the demo refuses to run with VIGOR_PRODUCTION set")
     report = load_demo(services)
-    port = port or services.settings.port
-    base = f"http://{services.settings.host}:{port}"
+    settings = services.settings
+    port = port or settings.port
+    base = f"http://{settings.host}:{port}"
+    if "VIGOR_PUBLIC_URL" not in os.environ:
+        settings = settings.with_(public_base_url=base)  # download links must reach this server
     click.echo(report.describe(base))
     if not no_serve:
         click.echo(f"serving on {base} (Ctrl-C to stop)")
-        serve(services.settings, services.settings.host, port, workers=2)
+        serve(settings, settings.host, port, workers=2)
 
 
 # --------------------------------------------------------------------------- keys
@@ -574,10 +577,10 @@ def release_list(product: str, as_json: bool) -> None:
         for r in rows:
             state = "draft" if r.is_draft else ("yanked" if r.is_yanked else "published")
             when = r.published_at.date().isoformat() if r.published_at else "-"
-            sev = f"/{r.severity}" if r.severity else ""
+            kind = f"{r.kind}/{r.severity}" if r.severity else r.kind
             plats = ",".join(a.platform for a in r.artifacts)
             click.echo(
-                f"{r.version:14} {r.kind}{sev:10} {r.channel:10} {r.line.name:6} {when:10} "
+                f"{r.version:16} {kind:18} {r.channel:10} {r.line.name:6} {when:10} "
                 f"{state:9} rollout {r.rollout_percent:3}%  {plats}"
             )
 

@@ -108,11 +108,11 @@ class DemoReport:
         lines = [
             "",
             "Vigor demo",
-            f"  Admin:        {base}/admin/   ({ADMIN_EMAIL} / {ADMIN_PASSWORD})",
-            f"  Portal:       {base}/portal/",
-            f"  Health:       {base}/healthz",
-            f"  Root of trust:{base}/api/v1/root.json",
-            f"  API docs:     {base}/api/v1/openapi.json",
+            f"  Health:        {base}/healthz",
+            f"  Root of trust: {base}/api/v1/root.json",
+            f"  API docs:      {base}/api/v1/openapi.json",
+            f"  Update checks: POST {base}/api/v1/check  (Authorization: License <key>)",
+            f"  Admin user:    {ADMIN_EMAIL} / {ADMIN_PASSWORD}",
         ]
         if self.created:
             lines.append(

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from server.config import Settings
 from server.db import Database
 from server.domain import roots
+from server.domain.checks import CatalogCache
 from server.domain.trust import KeySigner, Root
 from server.keyring import Keyring
 from server.storage import make_store
@@ -40,6 +41,8 @@ class Services:
     # The newest root is re-read at most this often: a rotation reaches every process quickly
     # without a database read on every request.
     root_ttl_seconds: float = 10.0
+    # Per-app (not per-module): two apps in one process must never share a catalogue.
+    catalogs: CatalogCache = field(default_factory=CatalogCache, repr=False)
     _root: tuple[float, Root] | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 

@@ -33,6 +33,7 @@ NOTICES = {
 }
 RENEWAL = {
     "missing": "Renew maintenance to receive {total} newer release(s), including {security} security revision(s); newest: {newest}.",
+    "never": "Buy maintenance to receive {total} newer release(s), including {security} security revision(s); newest: {newest}.",
     "expiring": "Maintenance ends on {ends}. Renew to keep receiving updates and security revisions.",
 }
 
@@ -224,7 +225,6 @@ def renewal_summary(
         kind: sum(1 for r in missing if r.kind == kind)
         for kind in ("update", "security", "version")
     }
-    message = RENEWAL["missing"].format(
-        total=len(missing), security=counts["security"], newest=newest
-    )
+    template = RENEWAL["never"] if status.status == "none" else RENEWAL["missing"]
+    message = template.format(total=len(missing), security=counts["security"], newest=newest)
     return RenewalSummary(newest, counts["update"], counts["security"], counts["version"], message)

@@ -29,7 +29,6 @@ from server.web import db_session, services
 from server.web.tokens import DownloadGrant, make_token, read_token
 
 blueprint = Blueprint("updates", __name__)
-catalog_cache = checks.CatalogCache()
 
 
 def _license_key() -> str | None:
@@ -85,7 +84,7 @@ def check() -> Response:
         now=now,
         touch_interval=timedelta(seconds=settings.installation_touch_interval),
     )
-    catalog = catalog_cache.get(session, lic.product, settings.renewal_url)
+    catalog = services().catalogs.get(session, lic.product, settings.renewal_url)
 
     def download_url(artifact: checks.OfferedArtifact) -> tuple[str, datetime]:
         token = make_token(settings.secret_key, DownloadGrant(lic.id, artifact.artifact_id))
