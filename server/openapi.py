@@ -6,7 +6,11 @@ test suite holds the real endpoints to it.
 
 from __future__ import annotations
 
+import re
 from typing import Any
+
+from server.domain.catalog import SLUG_RE
+from server.domain.releases import CHANNEL_RE, PLATFORM_RE
 
 JSON = "application/json"
 
@@ -24,6 +28,23 @@ def _error(description: str) -> dict[str, Any]:
 
 
 NULLABLE_STRING = {"type": ["string", "null"]}
+
+
+def _json_pattern(regex: re.Pattern[str]) -> str:
+    """A Python ``\\A...\\Z`` pattern as a JSON Schema (ECMA) ``^...$`` pattern."""
+    return "^" + regex.pattern.removeprefix("\\A").removesuffix("\\Z") + "$"
+
+
+# Canonical PEP 440 versions (the server also accepts the non-canonical spellings PEP 440 allows).
+VERSION = {
+    "type": "string",
+    "maxLength": 64,
+    "pattern": r"^[0-9]{1,6}(\.[0-9]{1,6}){0,4}((a|b|rc)[0-9]{1,4})?(\.post[0-9]{1,4})?(\.dev[0-9]{1,4})?"
+    r"(\+[a-z0-9]{1,16}(\.[a-z0-9]{1,16}){0,3})?$",
+}
+PLATFORM = {"type": "string", "pattern": _json_pattern(PLATFORM_RE)}
+CHANNEL = {"type": "string", "pattern": _json_pattern(CHANNEL_RE)}
+PRODUCT = {"type": "string", "pattern": _json_pattern(SLUG_RE)}
 TIME = {"type": "string", "format": "date-time"}
 
 SCHEMAS: dict[str, Any] = {
@@ -63,10 +84,10 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "required": ["product", "version", "platform", "installation_id", "nonce"],
         "properties": {
-            "product": {"type": "string", "pattern": "^[a-z0-9][a-z0-9-]{0,62}$"},
-            "version": {"type": "string", "maxLength": 64},
-            "platform": {"type": "string", "maxLength": 64},
-            "channel": {"type": "string", "default": "stable", "maxLength": 63},
+            "product": PRODUCT,
+            "version": VERSION,
+            "platform": PLATFORM,
+            "channel": {**CHANNEL, "default": "stable"},
             "installation_id": {"type": "string", "pattern": "^[A-Za-z0-9_-]{16,64}$"},
             "nonce": {"type": "string", "pattern": "^[0-9a-f]{16,128}$"},
         },
@@ -76,9 +97,9 @@ SCHEMAS: dict[str, Any] = {
         "required": ["installation_id", "product", "version", "outcome"],
         "properties": {
             "installation_id": {"type": "string", "pattern": "^[A-Za-z0-9_-]{16,64}$"},
-            "product": {"type": "string"},
-            "version": {"type": "string", "maxLength": 64},
-            "from_version": {"type": ["string", "null"], "maxLength": 64},
+            "product": PRODUCT,
+            "version": VERSION,
+            "from_version": {"oneOf": [VERSION, {"type": "null"}]},
             "outcome": {"type": "string", "enum": ["success", "failure", "rolled_back"]},
             "code": {"type": ["string", "null"], "maxLength": 64},
             "message": {"type": ["string", "null"], "maxLength": 2000},
