@@ -35,7 +35,12 @@ def root_version(version: int) -> Response:
     return _root(version)
 
 
+MAX_ROOT_VERSION = 2**31 - 1  # the database column's range; anything above cannot exist
+
+
 def _root(version: int | None) -> Response:
+    if version is not None and not 1 <= version <= MAX_ROOT_VERSION:
+        abort(404, f"no root version {version}")
     document = roots.root_document(db_session(), version)
     if document is None:
         abort(404, f"no root version {version}" if version else "no root of trust yet")
