@@ -100,6 +100,18 @@ class MaintenanceStatus:
     message: str
     lapsed_at: datetime | None = None  # end of the last covered period, once it has passed
 
+    def covers(self, published_at: datetime) -> bool:
+        """Was a release published at ``published_at`` inside the cover this status grants?
+
+        While covered the cutoff is ``now`` (inclusive); after a lapse it is the instant cover
+        ended, which belongs to the next, uncovered day (exclusive).
+        """
+        if self.cutoff is None:
+            return False
+        if self.status == "lapsed":
+            return published_at < self.cutoff
+        return published_at <= self.cutoff
+
 
 @dataclass(frozen=True)
 class Decision:
@@ -221,7 +233,7 @@ def decide(
         reasons.append("no maintenance contract covers this license")
     elif status.status == "lapsed" and policy.lapse_policy == "revoke":
         reasons.append("maintenance lapsed and the product's lapse policy revokes downloads")
-    elif release.published_at <= status.cutoff:
+    elif status.covers(release.published_at):
         entitled = True
         reasons.append(f"published on or before the cutoff ({status.status})")
     else:
@@ -257,13 +269,10 @@ def owned_lines(
 ) -> frozenset[str]:
     """Lines the customer owns: some release of it was published by the cutoff (what they paid
     for, whatever the lapse policy says about downloading it now)."""
-    if status.cutoff is None:
-        return frozenset()
-    cutoff = status.cutoff
     return frozenset(
         r.line
         for r in releases
-        if r.published_at <= cutoff
+        if status.covers(r.published_at)
         and r.product == lic.product
         and customization_allows(lic, policy, r)
     )
