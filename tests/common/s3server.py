@@ -20,7 +20,7 @@ class S3Server:
     """``moto_server`` on a free loopback port; credentials are moto's dummies."""
 
     access_key = "testing"
-    secret_key = "testing"  # noqa: S105 - moto accepts any credentials
+    secret_key = "testing"
     region = "us-east-1"
 
     def __init__(self) -> None:
