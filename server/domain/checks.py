@@ -163,7 +163,7 @@ class Catalog:
 
     revision: int
     policy: ent.ProductPolicy
-    releases: tuple[ent.ReleaseFacts, ...]
+    index: offers.ReleaseIndex
     manifests: Mapping[int, Any]  # release id -> signed manifest (parsed JSON)
     artifacts: Mapping[tuple[int, str], OfferedArtifact]  # (release id, platform)
 
@@ -206,7 +206,7 @@ def load_catalog(session: Session, product: Product, renewal_url: str) -> Catalo
     return Catalog(
         revision=product.catalog_revision,
         policy=product_policy(product, renewal_url),
-        releases=tuple(release_facts(r) for r in rows),
+        index=offers.ReleaseIndex.of(release_facts(r) for r in rows),
         manifests={r.id: json.loads(r.manifest or "{}") for r in rows},
         artifacts={
             (r.id, a.platform): OfferedArtifact(a.id, a.platform, a.size, a.sha256)
@@ -239,7 +239,7 @@ def answer(
     result = offers.select_offer(
         lic,
         catalog.policy,
-        catalog.releases,
+        catalog.index,
         installed_version=req.version,
         platform=req.platform,
         channel=req.channel,
@@ -268,7 +268,7 @@ def answer(
     summary = offers.renewal_summary(
         lic,
         catalog.policy,
-        catalog.releases,
+        catalog.index,
         installed_version=req.version,
         platform=req.platform,
         channel=req.channel,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, joinedload
 
 from server.domain.errors import (
     InstallationLimitError,
@@ -15,7 +15,7 @@ from server.domain.errors import (
     LicenseUnknownError,
     WrongProductError,
 )
-from server.domain.models import Customer, Installation, License
+from server.domain.models import Contract, Customer, Installation, License
 from server.domain.secrets import matches, secret_hash
 
 
@@ -27,10 +27,20 @@ def authenticate_license(session: Session, key: str | None) -> License:
     """
     if not key:
         raise LicenseMissingError("send Authorization: License <key>")
-    lic = session.scalar(
-        select(License)
-        .where(License.key_hash == secret_hash(key))
-        .options(selectinload(License.customer).selectinload(Customer.contracts))
+    # One round trip: the license, its product, its customer and the customer's contracts.
+    lic = (
+        session.scalars(
+            select(License)
+            .where(License.key_hash == secret_hash(key))
+            .options(
+                joinedload(License.product),
+                joinedload(License.customer)
+                .joinedload(Customer.contracts)
+                .joinedload(Contract.product),
+            )
+        )
+        .unique()
+        .one_or_none()
     )
     if lic is None or not matches(key, lic.key_hash):
         raise LicenseUnknownError("unknown license key", license=None)

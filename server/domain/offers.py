@@ -6,7 +6,7 @@ Pure functions over the facts of :mod:`server.domain.entitlements`.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -92,22 +92,62 @@ def apply_by(release: ReleaseFacts, policy: ProductPolicy, now: datetime) -> dat
     return max(release.published_at + timedelta(hours=hours), now)
 
 
-def _line_of(releases: Sequence[ReleaseFacts], installed: Version) -> tuple[str, str] | None:
-    """The installed version's line and its status, from the catalogue."""
-    for r in releases:
-        if r.version == installed:
-            return r.line, r.line_status
-    guess = f"{installed.major}.x"
-    for r in releases:
-        if r.line == guess:
-            return r.line, r.line_status
-    return None
+@dataclass(frozen=True)
+class ReleaseIndex:
+    """A product's releases newest first, with a lookup by version.
+
+    Built once per catalogue revision, so that a check walks only the few releases above the
+    installed version instead of the whole history.
+    """
+
+    newest_first: tuple[ReleaseFacts, ...]
+    by_version: Mapping[Version, ReleaseFacts]
+    latest_published_first: tuple[ReleaseFacts, ...]
+
+    @classmethod
+    def of(cls, releases: Iterable[ReleaseFacts]) -> ReleaseIndex:
+        ordered = tuple(sorted(releases, key=lambda r: r.version, reverse=True))
+        by_date = tuple(sorted(ordered, key=lambda r: r.published_at, reverse=True))
+        return cls(ordered, {r.version: r for r in ordered}, by_date)
+
+    def published_since(self, moment: datetime) -> Iterator[ReleaseFacts]:
+        """Releases published at or after ``moment``, latest first."""
+        for release in self.latest_published_first:
+            if release.published_at < moment:
+                return
+            yield release
+
+    def newer_than(self, installed: Version) -> Iterator[ReleaseFacts]:
+        for release in self.newest_first:
+            if release.version <= installed:
+                return
+            yield release
+
+    def line_of(self, installed: Version) -> tuple[str, str] | None:
+        """The installed version's line and status (by its release, else by its major)."""
+        release = self.by_version.get(installed)
+        if release is not None:
+            return release.line, release.line_status
+        guess = f"{installed.major}.x"
+        for r in self.newest_first:
+            if r.line == guess:
+                return r.line, r.line_status
+        return None
+
+
+def _lazy_owned(
+    lic: LicenseFacts, policy: ProductPolicy, index: ReleaseIndex, status: MaintenanceStatus
+) -> frozenset[str]:
+    """Owned lines matter only for the security carve-out after a lapse; skip the walk otherwise."""
+    if status.status != "lapsed" or policy.security_carveout_months <= 0:
+        return frozenset()
+    return owned_lines(lic, policy, index.newest_first, status)
 
 
 def select_offer(
     lic: LicenseFacts,
     policy: ProductPolicy,
-    releases: Sequence[ReleaseFacts],
+    index: ReleaseIndex,
     *,
     installed_version: Version,
     platform: str,
@@ -120,37 +160,33 @@ def select_offer(
     Candidates: entitled and not yanked, on the channel (or stable) and platform (or any), in the
     staged rollout, not on an end-of-life line, and only security revisions from a security-only
     line. ``min_from`` makes stepping stones: a candidate whose ``min_from`` is newer than the
-    installed version is skipped for a lower one. Never a downgrade.
+    installed version is skipped for a lower one. Never a downgrade. The walk goes newest first
+    and stops at the first acceptable release.
     """
     status = maintenance_status(lic, policy, now)
-    owned = owned_lines(lic, policy, releases, status)
-    candidates = sorted(
-        (
-            r
-            for r in releases
-            if r.version > installed_version
-            and on_channel(r, channel)
+    owned = _lazy_owned(lic, policy, index, status)
+    chosen = None
+    for r in index.newer_than(installed_version):
+        if (
+            on_channel(r, channel)
             and for_platform(r, platform)
             and r.line_status != "end-of-life"
             and (r.line_status != "security-only" or r.kind == "security")
+            and (r.min_from is None or installed_version >= r.min_from)
             and in_rollout(r, installation_id)
             and decide(lic, policy, r, now, owned_lines=owned, status=status).offerable
-        ),
-        key=lambda r: r.version,
-        reverse=True,
-    )
-    chosen = next(
-        (r for r in candidates if r.min_from is None or installed_version >= r.min_from), None
-    )
+        ):
+            chosen = r
+            break
     offer = Offer(chosen, apply_by(chosen, policy, now)) if chosen else None
-    return OfferResult(offer, _notices(releases, installed_version, offer), status)
+    return OfferResult(offer, _notices(index, installed_version, offer), status)
 
 
 def _notices(
-    releases: Sequence[ReleaseFacts], installed: Version, offer: Offer | None
+    index: ReleaseIndex, installed: Version, offer: Offer | None
 ) -> tuple[dict[str, Any], ...]:
     notices: list[dict[str, Any]] = []
-    line = _line_of(releases, installed)
+    line = index.line_of(installed)
     if line is not None and line[1] == "end-of-life":
         way_out = (
             NOTICES["end_of_life_way_out"].format(version=offer.release.version)
@@ -164,7 +200,7 @@ def _notices(
                 "message": NOTICES["end_of_life"].format(line=line[0], way_out=way_out),
             }
         )
-    current = next((r for r in releases if r.version == installed), None)
+    current = index.by_version.get(installed)
     if current is not None and current.yanked:
         message = NOTICES["yanked"].format(
             version=current.version, reason=current.yank_reason or "withdrawn"
@@ -185,7 +221,7 @@ def _notices(
 def renewal_summary(
     lic: LicenseFacts,
     policy: ProductPolicy,
-    releases: Iterable[ReleaseFacts],
+    index: ReleaseIndex,
     *,
     installed_version: Version,
     platform: str,
@@ -194,17 +230,32 @@ def renewal_summary(
 ) -> RenewalSummary | None:
     """What renewing would bring: releases it would get that the license is not entitled to now.
 
-    None while maintenance is active with nothing missing; an expiring license gets a reminder
-    even when nothing is missing yet.
+    None while maintenance covers now (active or grace: every published release is entitled);
+    an expiring license gets a reminder.
     """
     if lic.status != "active" or lic.product != policy.product:
         return None
-    releases = list(releases)
     status = maintenance_status(lic, policy, now)
-    owned = owned_lines(lic, policy, releases, status)
+    if status.status == "expiring":
+        return RenewalSummary(
+            None, 0, 0, 0, RENEWAL["expiring"].format(ends=status.maintenance_ends_on)
+        )
+    if status.status in ("active", "grace"):
+        return None
+    owned = _lazy_owned(lic, policy, index, status)
+    if (
+        status.status == "lapsed"
+        and policy.lapse_policy == "fallback"
+        and status.cutoff is not None
+    ):
+        # Under perpetual fallback everything published before the cutoff is entitled already:
+        # only what came after it can be missing.
+        pool: Iterable[ReleaseFacts] = index.published_since(status.cutoff)
+    else:
+        pool = index.newer_than(installed_version)
     missing = [
         r
-        for r in releases
+        for r in pool
         if r.version > installed_version
         and not r.yanked
         and r.published_at <= now
@@ -215,10 +266,6 @@ def renewal_summary(
         and not decide(lic, policy, r, now, owned_lines=owned, status=status).entitled
     ]
     if not missing:
-        if status.status == "expiring":
-            return RenewalSummary(
-                None, 0, 0, 0, RENEWAL["expiring"].format(ends=status.maintenance_ends_on)
-            )
         return None
     newest = max(r.version for r in missing)
     counts = {

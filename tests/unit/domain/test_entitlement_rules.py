@@ -21,7 +21,13 @@ from server.domain.entitlements import (
     decide,
     maintenance_status,
 )
-from server.domain.offers import in_rollout, renewal_summary, rollout_bucket, select_offer
+from server.domain.offers import (
+    ReleaseIndex,
+    in_rollout,
+    renewal_summary,
+    rollout_bucket,
+    select_offer,
+)
 
 P = "acme"
 
@@ -425,7 +431,7 @@ def offered(
     result = select_offer(
         license,
         policy,
-        releases,
+        ReleaseIndex.of(releases),
         installed_version=Version(installed),
         platform=platform,
         channel=channel,
@@ -481,7 +487,7 @@ def test_line_lifecycle() -> None:
     result = select_offer(
         ACTIVE,
         POLICY,
-        releases,
+        ReleaseIndex.of(releases),
         installed_version=Version("3.8"),
         platform="linux-x86_64",
         channel="stable",
@@ -499,7 +505,7 @@ def test_end_of_life_without_entitled_way_out_still_says_so() -> None:
     result = select_offer(
         ACTIVE,
         POLICY,
-        releases,
+        ReleaseIndex.of(releases),
         installed_version=Version("3.9"),
         platform="linux-x86_64",
         channel="stable",
@@ -517,7 +523,7 @@ def test_yanked_installed_release_notice_and_never_offered() -> None:
     result = select_offer(
         ACTIVE,
         POLICY,
-        releases,
+        ReleaseIndex.of(releases),
         installed_version=Version("1.1"),
         platform="linux-x86_64",
         channel="stable",
@@ -554,7 +560,7 @@ def test_apply_by_follows_severity_deadlines() -> None:
         result = select_offer(
             ACTIVE,
             POLICY,
-            [release],
+            ReleaseIndex.of([release]),
             installed_version=Version("1.0"),
             platform="linux-x86_64",
             channel="stable",
@@ -566,7 +572,7 @@ def test_apply_by_follows_severity_deadlines() -> None:
     late = select_offer(
         ACTIVE,
         POLICY,
-        [rel("1.1", utc(2026, 1, 1), kind="security", severity="critical")],
+        ReleaseIndex.of([rel("1.1", utc(2026, 1, 1), kind="security", severity="critical")]),
         installed_version=Version("1.0"),
         platform="linux-x86_64",
         channel="stable",
@@ -577,7 +583,7 @@ def test_apply_by_follows_severity_deadlines() -> None:
     plain = select_offer(
         ACTIVE,
         POLICY,
-        [rel("1.1", utc(2026, 1, 1))],
+        ReleaseIndex.of([rel("1.1", utc(2026, 1, 1))]),
         installed_version=Version("1.0"),
         platform="linux-x86_64",
         channel="stable",
@@ -599,7 +605,7 @@ def test_renewal_summary_counts_what_renewal_would_bring() -> None:
     summary = renewal_summary(
         LAPSED,
         POLICY,
-        releases,
+        ReleaseIndex.of(releases),
         installed_version=Version("1.1"),
         platform="linux-x86_64",
         channel="stable",
@@ -613,7 +619,7 @@ def test_renewal_summary_counts_what_renewal_would_bring() -> None:
         renewal_summary(
             ACTIVE,
             POLICY,
-            releases[:1],
+            ReleaseIndex.of(releases[:1]),
             installed_version=Version("1.0"),
             platform="linux-x86_64",
             channel="stable",
@@ -624,7 +630,7 @@ def test_renewal_summary_counts_what_renewal_would_bring() -> None:
     expiring = renewal_summary(
         ACTIVE,
         POLICY,
-        releases[:1],
+        ReleaseIndex.of(releases[:1]),
         installed_version=Version("1.1"),
         platform="linux-x86_64",
         channel="stable",

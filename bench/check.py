@@ -1,0 +1,336 @@
+"""Update-check throughput and latency at scale, against a bare Flask baseline in the same run.
+
+Usage: python bench/check.py [--db sqlite|postgresql|both] [--duration 10] [--licenses 100000]
+                             [--installations 1000000] [--releases 2000]
+
+For each database: builds a scale dataset (licenses, installations, releases), serves it with
+gunicorn (2 sync workers) and drives ``POST /api/v1/check`` with wrk (64 connections, loopback),
+then does the same for a bare Flask endpoint returning constant JSON. Prints requests/s of both,
+their ratio (goal ≥ 0.70), p99 latency (goal < 50 ms), and the check latency with 1,000
+installations against 1,000,000 (goal ≤ 1.2x), measured on one connection.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from sqlalchemy import delete, func, insert, select
+
+from bench._harness import ROOT, Gunicorn
+
+SAMPLE = 2000  # (license, installation) pairs the load generator cycles through
+
+
+def build(url: str, work: Path, licenses: int, releases: int) -> list[tuple[str, str]]:
+    """Product, releases, customers, contracts and licenses; returns sample (key, installation)."""
+    from server.bootstrap import ensure_trust
+    from server.config import Settings
+    from server.domain import catalog
+    from server.domain import releases as release_service
+    from server.domain.models import Contract, Customer, License
+    from server.domain.secrets import display_prefix, new_secret, secret_hash
+    from server.services import Services
+
+    settings = Settings(
+        instance_dir=work / "instance",
+        database_url=url,
+        storage_root=work / "releases",
+        keys_dir=work / "instance" / "keys",
+    )
+    services = Services.from_settings(settings)
+    services.db.upgrade()
+    ensure_trust(services)
+    signer = services.signer("release")
+    now = datetime.now(UTC)
+    with services.db.sessions() as s:
+        product = catalog.add_product(s, "bench", "Bench", actor="bench")
+        blob_dir = work / "blobs"
+        blob_dir.mkdir()
+        for i in range(releases):
+            major, minor = divmod(i, 100)
+            version = f"{major + 1}.{minor}.0"
+            path = blob_dir / f"{version}.tar.gz"
+            path.write_bytes(f"artifact {version}".encode())
+            spec = release_service.ReleaseSpec(
+                product="bench",
+                version=version,
+                kind="security" if i % 10 == 9 else "update",
+                severity="serious" if i % 10 == 9 else None,
+                platforms=("linux-x86_64",),
+                published_at=now - timedelta(days=releases - i, hours=1),
+            )
+            release_service.publish(
+                s,
+                services.store,
+                signer,
+                spec,
+                [release_service.PathArtifact("linux-x86_64", path)],
+                actor="bench",
+                max_size=10**6,
+            )
+        product_id = product.id
+    sample: list[tuple[str, str]] = []
+    customers = max(1, licenses // 10)
+    with services.db.engine.begin() as conn:
+        conn.execute(
+            insert(Customer),
+            [
+                {"slug": f"c{i}", "name": f"Customer {i}", "language": "en", "created_at": now}
+                for i in range(customers)
+            ],
+        )
+        ids = list(conn.scalars(select(Customer.id).order_by(Customer.id)))
+        today = date.today()
+        conn.execute(
+            insert(Contract),
+            [
+                {
+                    "customer_id": cid,
+                    "kind": "maintenance",
+                    "product_id": product_id,
+                    "note": "",
+                    "starts_on": today - timedelta(days=300 + n % 200),
+                    "ends_on": today + timedelta(days=(n % 400) - 100),
+                    "created_at": now,
+                }
+                for n, cid in enumerate(ids)
+            ],
+        )
+        rows = []
+        for n in range(licenses):
+            key = new_secret("vgl")
+            if n < SAMPLE:  # the first licenses: they hold installations in every dataset size
+                sample.append((key, f"bench-installation-{n:08d}-00"))
+            rows.append(
+                {
+                    "customer_id": ids[n % len(ids)],
+                    "product_id": product_id,
+                    "key_hash": secret_hash(key),
+                    "key_prefix": display_prefix(key),
+                    "label": "",
+                    "status": "active",
+                    "created_at": now,
+                }
+            )
+            if len(rows) == 20_000:
+                conn.execute(insert(License), rows)
+                rows = []
+        if rows:
+            conn.execute(insert(License), rows)
+    services.db.dispose()
+    return sample
+
+
+def set_installations(url: str, total: int, licenses: int) -> None:
+    """Exactly ``total`` installations: ``installation-<license n>-<k>`` spread over the licenses."""
+    from server.db import Database
+    from server.domain.models import Installation, License
+
+    db = Database(url)
+    now = datetime.now(UTC)
+    with db.engine.begin() as conn:
+        conn.execute(delete(Installation))
+        license_ids = list(conn.scalars(select(License.id).order_by(License.id)))
+        per = max(1, total // len(license_ids))
+        rows = []
+        made = 0
+        for n, lid in enumerate(license_ids):
+            for k in range(per):
+                if made == total:
+                    break
+                rows.append(
+                    {
+                        "license_id": lid,
+                        "uid": f"bench-installation-{n:08d}-{k:02d}",
+                        "version": "1.0.0",
+                        "platform": "linux-x86_64",
+                        "channel": "stable",
+                        "first_seen": now,
+                        "last_seen": now,
+                    }
+                )
+                made += 1
+                if len(rows) == 50_000:
+                    conn.execute(insert(Installation), rows)
+                    rows = []
+        if rows:
+            conn.execute(insert(Installation), rows)
+        count = conn.scalar(select(func.count()).select_from(Installation))
+    if db.engine.dialect.name == "postgresql":
+        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql("VACUUM ANALYZE")
+    db.dispose()
+    print(f"  installations: {count:,}", flush=True)
+
+
+LUA = """
+local entries = {}
+for line in io.lines("%(sample)s") do
+  local key, inst = line:match("([^ ]+) ([^ ]+)")
+  entries[#entries + 1] = {key, inst}
+end
+local counter = 0
+request = function()
+  counter = counter + 1
+  local e = entries[math.random(#entries)]
+  local body = string.format('{"product":"bench","version":"1.0.0","platform":"linux-x86_64",'
+    .. '"channel":"stable","installation_id":"%%s","nonce":"%%08x%%08x%%08x"}',
+    e[2], math.random(0, 2147483647), counter, math.random(0, 2147483647))
+  return wrk.format("POST", "/api/v1/check",
+    {["Authorization"] = "License " .. e[1], ["Content-Type"] = "application/json"}, body)
+end
+"""
+
+
+def wrk(url: str, duration: int, connections: int, script: Path | None) -> tuple[float, float]:
+    """Requests/s and p99 latency in ms."""
+    cmd = ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency", "--timeout", "10s"]
+    if script:
+        cmd += ["-s", str(script)]
+    out = subprocess.run([*cmd, url], capture_output=True, text=True, check=True).stdout
+    if "Non-2xx" in out:
+        raise SystemExit(f"errors during the run:\n{out}")
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
+    assert p99 is not None
+    value, unit = float(p99.group(1)), p99.group(2)
+    return rps, value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+
+def single_latency(url: str, sample: list[tuple[str, str]], count: int = 400) -> float:
+    """Median latency in ms of sequential checks on one connection."""
+    import http.client
+    import secrets
+
+    host, port = url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port))
+    times = []
+    for i in range(count):
+        key, inst = sample[i % len(sample)]
+        body = json.dumps(
+            {
+                "product": "bench",
+                "version": "1.0.0",
+                "platform": "linux-x86_64",
+                "channel": "stable",
+                "installation_id": inst,
+                "nonce": secrets.token_hex(16),
+            }
+        )
+        start = time.perf_counter()
+        conn.request(
+            "POST",
+            "/api/v1/check",
+            body,
+            {"Authorization": f"License {key}", "Content-Type": "application/json"},
+        )
+        response = conn.getresponse()
+        response.read()
+        times.append(time.perf_counter() - start)
+        if response.status != 200:
+            raise SystemExit(f"check failed: {response.status}")
+    times.sort()
+    return times[len(times) // 2] * 1000
+
+
+def run_one(db: str, args: argparse.Namespace, work: Path) -> dict[str, float]:
+    cluster = None
+    if db == "sqlite":
+        url = f"sqlite:///{work / 'bench.db'}"
+    else:
+        from tests.common.postgres import PostgresCluster
+
+        cluster = PostgresCluster()
+        cluster.start()
+        url = cluster.create_database("bench")
+    try:
+        print(f"[{db}] building {args.licenses:,} licenses, {args.releases:,} releases", flush=True)
+        started = time.monotonic()
+        sample = build(url, work, args.licenses, args.releases)
+        sample_file = work / "sample.txt"
+        sample_file.write_text("".join(f"{k} {i}\n" for k, i in sample))
+        script = work / "check.lua"
+        script.write_text(LUA % {"sample": sample_file})
+        env = {
+            "VIGOR_INSTANCE_DIR": str(work / "instance"),
+            "VIGOR_STORAGE_ROOT": str(work / "releases"),
+            "VIGOR_DATABASE_URL": url,
+            "VIGOR_RATE_LIMIT_CHECK": "10000000/minute",
+        }
+        set_installations(url, 1000, args.licenses)
+        print(f"  built in {time.monotonic() - started:.0f} s", flush=True)
+        small = _latency(env, sample)
+        set_installations(url, args.installations, args.licenses)
+        large = _latency(env, sample)
+        server = Gunicorn("wsgi:app", env, workers=2)
+        try:
+            check_rps, check_p99 = wrk(server.url, args.duration, 64, script)
+        finally:
+            server.stop()
+        bare = Gunicorn("bench.bare_app:app", {}, workers=2)
+        try:
+            bare_rps, bare_p99 = wrk(bare.url + "/constant", args.duration, 64, None)
+        finally:
+            bare.stop()
+    finally:
+        if cluster:
+            cluster.stop()
+    return {
+        "check_rps": check_rps,
+        "check_p99": check_p99,
+        "bare_rps": bare_rps,
+        "bare_p99": bare_p99,
+        "latency_small": small,
+        "latency_large": large,
+    }
+
+
+def _latency(env: dict[str, str], sample: list[tuple[str, str]]) -> float:
+    server = Gunicorn("wsgi:app", env, workers=1)
+    try:
+        single_latency(server.url, sample, 100)  # warm caches
+        return single_latency(server.url, sample)
+    finally:
+        server.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--licenses", type=int, default=100_000)
+    parser.add_argument("--installations", type=int, default=1_000_000)
+    parser.add_argument("--releases", type=int, default=2000)
+    args = parser.parse_args()
+    dbs = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
+    for db in dbs:
+        with tempfile.TemporaryDirectory(prefix="vigor-bench-", dir=ROOT / "bench") as tmp:
+            os.chmod(tmp, 0o755)
+            r = run_one(db, args, Path(tmp))
+        print(f"[{db}] bare Flask:  {r['bare_rps']:8.0f} req/s  p99 {r['bare_p99']:6.1f} ms")
+        print(f"[{db}] check:       {r['check_rps']:8.0f} req/s  p99 {r['check_p99']:6.1f} ms")
+        print(
+            f"[{db}] ratio check/bare: {r['check_rps'] / r['bare_rps']:.2f} (goal >= 0.70); "
+            f"p99 goal < 50 ms"
+        )
+        print(
+            f"[{db}] single-connection latency: {r['latency_small']:.2f} ms at 1,000 installations, "
+            f"{r['latency_large']:.2f} ms at {args.installations:,}: "
+            f"x{r['latency_large'] / r['latency_small']:.2f} (goal <= 1.2)",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()
