@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import subprocess
 import sys
@@ -316,7 +315,6 @@ def main() -> None:
     dbs = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
     for db in dbs:
         with tempfile.TemporaryDirectory(prefix="vigor-bench-", dir=ROOT / "bench") as tmp:
-            os.chmod(tmp, 0o755)
             r = run_one(db, args, Path(tmp))
         print(f"[{db}] bare Flask:  {r['bare_rps']:8.0f} req/s  p99 {r['bare_p99']:6.1f} ms")
         print(f"[{db}] check:       {r['check_rps']:8.0f} req/s  p99 {r['check_p99']:6.1f} ms")

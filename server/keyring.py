@@ -77,6 +77,7 @@ class Keyring:
         self.keys_dir = keys_dir
         self.passphrase = passphrase
         self._loaded: dict[str, KeySigner] = {}
+        self._by_role: dict[tuple[int, str], KeySigner] = {}
 
     def path_for(self, keyid: str) -> Path:
         return self.keys_dir / f"online-{keyid}.pem"
@@ -109,11 +110,16 @@ class Keyring:
         return self._loaded[keyid]
 
     def signer_for(self, root: Root, role: str) -> KeySigner:
-        """The first online key that ``root`` names for ``role``."""
+        """The first online key that ``root`` names for ``role`` (remembered per root version)."""
+        remembered = self._by_role.get((root.version, role))
+        if remembered is not None:
+            return remembered
         present = set(self.available())
         for keyid in root.role(role).keyids:
             if keyid in present:
-                return self.load(keyid)
+                signer = self.load(keyid)
+                self._by_role[(root.version, role)] = signer
+                return signer
         raise TrustError(
             f"no key for the {role!r} role of root version {root.version} in {self.keys_dir}"
         )

@@ -179,14 +179,18 @@ class CatalogCache:
         self._lock = threading.Lock()
         self._entries: dict[int, Catalog] = {}
 
-    def get(self, session: Session, product: Product, renewal_url: str) -> Catalog:
+    def get(self, session: Session, product_id: int, revision: int, renewal_url: str) -> Catalog:
+        """The catalogue of ``product_id`` at ``revision`` (read from the license's row)."""
         with self._lock:
-            cached = self._entries.get(product.id)
-        if cached is not None and cached.revision == product.catalog_revision:
+            cached = self._entries.get(product_id)
+        if cached is not None and cached.revision == revision:
             return cached
+        product = session.get(Product, product_id)
+        if product is None:
+            raise NotFoundError(f"no product {product_id}")
         catalog = load_catalog(session, product, renewal_url)
         with self._lock:
-            self._entries[product.id] = catalog
+            self._entries[product_id] = catalog
         return catalog
 
 

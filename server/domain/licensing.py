@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy import bindparam, func, select
+from sqlalchemy.orm import Session
 
+from server.domain.entitlements import ContractFacts, LicenseFacts
 from server.domain.errors import (
     InstallationLimitError,
     LicenseMissingError,
@@ -15,52 +17,94 @@ from server.domain.errors import (
     LicenseUnknownError,
     WrongProductError,
 )
-from server.domain.models import Contract, Customer, Installation, License
+from server.domain.models import Contract, Customer, Installation, License, Product
 from server.domain.secrets import matches, secret_hash
 
 
-def authenticate_license(session: Session, key: str | None) -> License:
-    """The active license ``key`` names, with its customer and contracts loaded.
+@dataclass(frozen=True)
+class LicenseView:
+    """What a check needs to know about the license presenting itself, read in two queries."""
+
+    id: int
+    status: str
+    max_installations: int | None
+    product_id: int
+    product_slug: str
+    catalog_revision: int
+    customer_slug: str
+    contracts: tuple[ContractFacts, ...]
+
+    def facts(self) -> LicenseFacts:
+        return LicenseFacts(self.status, self.product_slug, self.customer_slug, self.contracts)
+
+
+# Built once: statement construction costs more than the queries themselves on this hot path.
+_LICENSE_BY_HASH = (
+    select(
+        License.id,
+        License.status,
+        License.key_hash,
+        License.max_installations,
+        License.customer_id,
+        Product.id,
+        Product.slug,
+        Product.catalog_revision,
+        Customer.slug,
+    )
+    .join(Product, License.product_id == Product.id)
+    .join(Customer, License.customer_id == Customer.id)
+    .where(License.key_hash == bindparam("key_hash"))
+)
+_CONTRACTS_OF_CUSTOMER = (
+    select(Contract.kind, Product.slug, Contract.starts_on, Contract.ends_on)
+    .outerjoin(Product, Contract.product_id == Product.id)
+    .where(Contract.customer_id == bindparam("customer_id"))
+)
+_INSTALLATION = select(Installation).where(
+    Installation.license_id == bindparam("license_id"), Installation.uid == bindparam("uid")
+)
+
+
+def authenticate_license(session: Session, key: str | None) -> LicenseView:
+    """The active license ``key`` names, with its product and its customer's contracts.
 
     The lookup goes through a unique index on the key's SHA-256; the final comparison is
-    constant-time, so response timing says nothing about how much of a key was right.
+    constant-time, so response timing says nothing about how much of a key was right. Plain
+    column reads (no ORM objects): this runs on every update check.
     """
     if not key:
         raise LicenseMissingError("send Authorization: License <key>")
-    # One round trip: the license, its product, its customer and the customer's contracts.
-    lic = (
-        session.scalars(
-            select(License)
-            .where(License.key_hash == secret_hash(key))
-            .options(
-                joinedload(License.product),
-                joinedload(License.customer)
-                .joinedload(Customer.contracts)
-                .joinedload(Contract.product),
-            )
-        )
-        .unique()
-        .one_or_none()
-    )
-    if lic is None or not matches(key, lic.key_hash):
+    row = session.execute(_LICENSE_BY_HASH, {"key_hash": secret_hash(key)}).one_or_none()
+    if row is None or not matches(key, row[2]):
         raise LicenseUnknownError("unknown license key", license=None)
-    if lic.status == "revoked":
-        raise LicenseRevokedError("this license has been revoked", license=lic)
-    if lic.status == "suspended":
-        raise LicenseSuspendedError("this license is suspended; contact your vendor", license=lic)
-    return lic
+    lic_id, status, _, cap, customer_id, product_id, product_slug, revision, customer_slug = row
+    if status == "revoked":
+        raise LicenseRevokedError("this license has been revoked", license=lic_id)
+    if status == "suspended":
+        raise LicenseSuspendedError(
+            "this license is suspended; contact your vendor", license=lic_id
+        )
+    contracts = tuple(
+        ContractFacts(kind, slug, starts_on, ends_on)
+        for kind, slug, starts_on, ends_on in session.execute(
+            _CONTRACTS_OF_CUSTOMER, {"customer_id": customer_id}
+        )
+    )
+    return LicenseView(
+        lic_id, status, cap, product_id, product_slug, revision, customer_slug, contracts
+    )
 
 
-def check_product(lic: License, product_slug: str) -> None:
-    if lic.product.slug != product_slug:
+def check_product(lic: LicenseView, product_slug: str) -> None:
+    if lic.product_slug != product_slug:
         raise WrongProductError(
-            f"this license is for {lic.product.slug}, not {product_slug}", license=lic
+            f"this license is for {lic.product_slug}, not {product_slug}", license=lic.id
         )
 
 
 def register_installation(
     session: Session,
-    lic: License,
+    lic: LicenseView,
     uid: str,
     *,
     version: str,
@@ -75,9 +119,7 @@ def register_installation(
     when its version, platform or channel changed or it was last seen over ``touch_interval`` ago.
     The caller commits.
     """
-    inst = session.scalar(
-        select(Installation).where(Installation.license_id == lic.id, Installation.uid == uid)
-    )
+    inst = session.scalar(_INSTALLATION, {"license_id": lic.id, "uid": uid})
     if inst is None:
         if lic.max_installations is not None:
             used = (

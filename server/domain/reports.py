@@ -13,7 +13,8 @@ from sqlalchemy.orm import Session
 from server.domain import audit
 from server.domain.checks import INSTALLATION_ID_RE, PRODUCT_RE
 from server.domain.errors import InvalidInputError
-from server.domain.models import OUTCOMES, ApplyReport, License
+from server.domain.licensing import LicenseView
+from server.domain.models import OUTCOMES, ApplyReport
 from server.domain.releases import find_release, parse_version
 
 CODE_MAX = 64
@@ -79,7 +80,7 @@ def parse_report(body: Any) -> ReportBody:
 
 
 def record_report(
-    session: Session, lic: License, body: ReportBody, policy: RolloutPolicy, *, now: datetime
+    session: Session, lic: LicenseView, body: ReportBody, policy: RolloutPolicy, *, now: datetime
 ) -> None:
     """Store the report, then halt the release's rollout if failures passed the threshold."""
     release = find_release(session, body.product, body.version)

@@ -84,7 +84,9 @@ def check() -> Response:
         now=now,
         touch_interval=timedelta(seconds=settings.installation_touch_interval),
     )
-    catalog = services().catalogs.get(session, lic.product, settings.renewal_url)
+    catalog = services().catalogs.get(
+        session, lic.product_id, lic.catalog_revision, settings.renewal_url
+    )
 
     def download_url(artifact: checks.OfferedArtifact) -> tuple[str, datetime]:
         token = make_token(settings.secret_key, DownloadGrant(lic.id, artifact.artifact_id))
@@ -92,7 +94,7 @@ def check() -> Response:
         return settings.public_base_url + path, now + timedelta(seconds=settings.download_url_ttl)
 
     signed = checks.answer(
-        checks.license_facts(lic),
+        lic.facts(),
         catalog,
         req,
         now,
