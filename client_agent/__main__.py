@@ -1,0 +1,3 @@
+from client_agent.cli import main
+
+main()

@@ -1,0 +1,332 @@
+"""The pure verifier: bytes and trusted keys in, a verified result or an exception out.
+
+No network, no disk, no clock: ``now`` is a parameter. This is the agent's own implementation
+of docs/protocol.md (it never imports the server), so the two sides check each other.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from packaging.version import InvalidVersion, Version
+
+from client_agent.errors import (
+    DowngradeError,
+    ExpiredRootError,
+    ReplayError,
+    SignatureError,
+    VerificationError,
+    WrongTargetError,
+)
+
+# A clock before this is certainly wrong (the protocol did not exist yet).
+EARLIEST_PLAUSIBLE = datetime(2024, 1, 1, tzinfo=UTC)
+
+
+def canonical(signed: Mapping[str, Any]) -> bytes:
+    return json.dumps(signed, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def parse_time(value: Any, what: str) -> datetime:
+    if not isinstance(value, str):
+        raise VerificationError(f"{what} is missing")
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise VerificationError(f"{what} is not a time: {value!r}") from None
+    if moment.tzinfo is None:
+        raise VerificationError(f"{what} has no time zone")
+    return moment
+
+
+@dataclass(frozen=True)
+class Role:
+    keyids: frozenset[str]
+    threshold: int
+
+
+@dataclass(frozen=True)
+class TrustedRoot:
+    """A root whose signatures were checked: who may sign what, until when."""
+
+    version: int
+    expires: datetime
+    keys: Mapping[str, Ed25519PublicKey]
+    roles: Mapping[str, Role]
+    document: Mapping[str, Any]
+
+    def role(self, name: str) -> Role:
+        if name == "check" and "check" not in self.roles:
+            name = "release"
+        role = self.roles.get(name)
+        if role is None:
+            raise VerificationError(f"root version {self.version} has no {name!r} role")
+        return role
+
+
+def _signed_part(document: Any, expected_type: str) -> Mapping[str, Any]:
+    if not isinstance(document, Mapping):
+        raise VerificationError(f"the {expected_type} document is not a JSON object")
+    signed = document.get("signed")
+    if not isinstance(signed, Mapping) or signed.get("type") != expected_type:
+        raise VerificationError(f"not a signed {expected_type!r} document")
+    if not isinstance(document.get("signatures"), list):
+        raise SignatureError(f"the {expected_type} document carries no signatures")
+    return signed
+
+
+def _valid_signers(
+    document: Mapping[str, Any], keys: Mapping[str, Ed25519PublicKey], allowed: frozenset[str]
+) -> set[str]:
+    data = canonical(document["signed"])
+    valid: set[str] = set()
+    for entry in document["signatures"]:
+        if not isinstance(entry, Mapping):
+            continue
+        keyid, sig = entry.get("keyid"), entry.get("sig")
+        if (
+            not isinstance(keyid, str)
+            or not isinstance(sig, str)
+            or keyid not in allowed
+            or keyid in valid
+        ):
+            continue
+        key = keys.get(keyid)
+        if key is None:
+            continue
+        try:
+            key.verify(bytes.fromhex(sig), data)
+        except (InvalidSignature, ValueError):
+            continue
+        valid.add(keyid)
+    return valid
+
+
+def _parse_root(document: Any) -> TrustedRoot:
+    signed = _signed_part(document, "root")
+    try:
+        keys: dict[str, Ed25519PublicKey] = {}
+        for keyid, spec in signed["keys"].items():
+            raw = bytes.fromhex(spec["public"])
+            if spec.get("scheme") != "ed25519" or hashlib.sha256(raw).hexdigest() != keyid:
+                raise VerificationError(f"root key {keyid[:12]}… does not match its id")
+            keys[keyid] = Ed25519PublicKey.from_public_bytes(raw)
+        roles = {
+            name: Role(frozenset(spec["keyids"]), int(spec["threshold"]))
+            for name, spec in signed["roles"].items()
+        }
+        version = signed["version"]
+        expires = parse_time(signed["expires"], "root expiry")
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        raise VerificationError(f"malformed root metadata: {exc}") from None
+    if not isinstance(version, int) or version < 1:
+        raise VerificationError("root version must be a positive integer")
+    for name in ("root", "release"):
+        if name not in roles:
+            raise VerificationError(f"root metadata lacks the {name!r} role")
+    for name, role in roles.items():
+        if not 1 <= role.threshold <= len(role.keyids):
+            raise VerificationError(f"root role {name!r} has an impossible threshold")
+    return TrustedRoot(version, expires, keys, roles, document)
+
+
+def trust_initial_root(document: Any) -> TrustedRoot:
+    """The root shipped with the application: pinned, checked against its own keys."""
+    root = _parse_root(document)
+    role = root.role("root")
+    if len(_valid_signers(document, root.keys, role.keyids)) < role.threshold:
+        raise SignatureError("the shipped root is not signed by its own root keys")
+    return root
+
+
+def verify_next_root(trusted: TrustedRoot, document: Any) -> TrustedRoot:
+    """Root N+1: signed by the threshold of root N's root keys and of its own."""
+    new = _parse_root(document)
+    if new.version != trusted.version + 1:
+        raise VerificationError(f"expected root version {trusted.version + 1}, got {new.version}")
+    old_role = trusted.role("root")
+    if len(_valid_signers(document, trusted.keys, old_role.keyids)) < old_role.threshold:
+        raise SignatureError(
+            f"root {new.version} is not signed by the keys of root {trusted.version}"
+        )
+    own = new.role("root")
+    if len(_valid_signers(document, new.keys, own.keyids)) < own.threshold:
+        raise SignatureError(f"root {new.version} is not signed by its own root keys")
+    return new
+
+
+def check_root_fresh(root: TrustedRoot, now: datetime) -> None:
+    if now < root.expires:
+        return
+    hint = ""
+    if now < EARLIEST_PLAUSIBLE:
+        hint = f" — this machine's clock says {now:%Y-%m-%d}, which cannot be right: set the clock"
+    elif (now - root.expires).days > 365:
+        hint = f" — or this machine's clock ({now:%Y-%m-%d}) is far ahead: check it"
+    raise ExpiredRootError(
+        f"the trusted root (version {root.version}) expired on {root.expires:%Y-%m-%d}{hint}"
+    )
+
+
+def verify_role(
+    document: Any, root: TrustedRoot, role: str, expected_type: str
+) -> Mapping[str, Any]:
+    """The ``signed`` part of ``document`` once the role's threshold of signatures checks out."""
+    signed = _signed_part(document, expected_type)
+    spec = root.role(role)
+    if len(_valid_signers(document, root.keys, spec.keyids)) < spec.threshold:
+        raise SignatureError(
+            f"the {expected_type} document is not signed by the keys root names for {role!r}"
+        )
+    return signed
+
+
+@dataclass(frozen=True)
+class Artifact:
+    platform: str
+    filename: str
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A verified release manifest and the artifact for this platform."""
+
+    product: str
+    version: Version
+    kind: str
+    severity: str | None
+    published_at: datetime
+    artifact: Artifact
+    document: Mapping[str, Any]
+
+
+def version_of(text: Any, what: str) -> Version:
+    try:
+        return Version(str(text))
+    except InvalidVersion:
+        raise VerificationError(f"{what} {text!r} is not a version") from None
+
+
+def verify_manifest(
+    document: Any,
+    root: TrustedRoot,
+    *,
+    product: str,
+    platform: str,
+    installed: Version | None,
+    allow_downgrade: bool = False,
+) -> Manifest:
+    """A release manifest that is signed, for this product and platform, and newer than installed."""
+    signed = verify_role(document, root, "release", "release")
+    if signed.get("product") != product:
+        raise WrongTargetError(f"the manifest is for {signed.get('product')!r}, not {product!r}")
+    artifacts = signed.get("artifacts")
+    if not isinstance(artifacts, Mapping):
+        raise VerificationError("the manifest lists no artifacts")
+    chosen = platform if platform in artifacts else "any" if "any" in artifacts else None
+    if chosen is None:
+        raise WrongTargetError(f"the manifest has no artifact for {platform}")
+    spec = artifacts[chosen]
+    try:
+        artifact = Artifact(
+            chosen, str(spec.get("filename", "")), int(spec["size"]), str(spec["sha256"])
+        )
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise VerificationError("the manifest's artifact entry is malformed") from None
+    if artifact.size < 0 or len(artifact.sha256) != 64:
+        raise VerificationError("the manifest's artifact size or hash is malformed")
+    version = version_of(signed.get("version"), "manifest version")
+    if installed is not None and version <= installed and not allow_downgrade:
+        raise DowngradeError(f"refusing {version}: it is not newer than the installed {installed}")
+    return Manifest(
+        product=product,
+        version=version,
+        kind=str(signed.get("kind", "")),
+        severity=signed.get("severity") if isinstance(signed.get("severity"), str) else None,
+        published_at=parse_time(signed.get("published_at"), "publication time"),
+        artifact=artifact,
+        document=document,
+    )
+
+
+@dataclass(frozen=True)
+class CheckAnswer:
+    """A verified check response."""
+
+    signed: Mapping[str, Any]
+    manifest: Manifest | None
+    download_url: str | None
+    apply_by: datetime | None
+    issued_at: datetime
+
+    @property
+    def entitlement(self) -> Mapping[str, Any]:
+        value = self.signed.get("entitlement")
+        return value if isinstance(value, Mapping) else {}
+
+    @property
+    def renewal(self) -> Mapping[str, Any] | None:
+        value = self.signed.get("renewal")
+        return value if isinstance(value, Mapping) else None
+
+    @property
+    def notices(self) -> Sequence[Mapping[str, Any]]:
+        value = self.signed.get("notices")
+        return [n for n in value if isinstance(n, Mapping)] if isinstance(value, list) else []
+
+
+def verify_check(
+    document: Any,
+    root: TrustedRoot,
+    *,
+    nonce: str,
+    installation_id: str,
+    product: str,
+    platform: str,
+    installed: Version | None,
+    now: datetime,
+    allow_downgrade: bool = False,
+) -> CheckAnswer:
+    """A check response that answers *this* request, signed by the check role."""
+    signed = verify_role(document, root, "check", "check")
+    if signed.get("nonce") != nonce:
+        raise ReplayError("the check response does not echo this request's nonce (a replay?)")
+    if signed.get("installation_id") != installation_id:
+        raise ReplayError("the check response is for another installation")
+    if signed.get("product") != product:
+        raise WrongTargetError(
+            f"the check response is for {signed.get('product')!r}, not {product!r}"
+        )
+    issued = parse_time(signed.get("issued_at"), "check issue time")
+    if parse_time(signed.get("expires_at"), "check expiry") < now:
+        raise ReplayError("the check response has expired")
+    update = signed.get("update")
+    if update is None:
+        return CheckAnswer(signed, None, None, None, issued)
+    if not isinstance(update, Mapping):
+        raise VerificationError("the offered update is malformed")
+    manifest = verify_manifest(
+        update.get("manifest"),
+        root,
+        product=product,
+        platform=platform,
+        installed=installed,
+        allow_downgrade=allow_downgrade,
+    )
+    download = update.get("download")
+    url = download.get("url") if isinstance(download, Mapping) else None
+    if not isinstance(url, str):
+        raise VerificationError("the offered update has no download URL")
+    apply_by = update.get("apply_by")
+    return CheckAnswer(
+        signed, manifest, url, parse_time(apply_by, "apply-by time") if apply_by else None, issued
+    )
