@@ -65,20 +65,23 @@ def _safe_member(name: str) -> PurePosixPath:
     return path
 
 
-def _strip_common_root(names: list[PurePosixPath]) -> int:
-    """1 when every entry lives under one top-level directory (``app-1.2/...``), else 0.
+def _strip_common_root(names: list[PurePosixPath], version: str) -> int:
+    """1 when every entry lives under one top-level directory named for the version
+    (``acme-erp-4.2.0/...``, as release archives are commonly made), else 0.
 
-    Release archives are commonly made that way; the version directory is that directory.
+    Requiring the version in its name keeps an archive that holds only ``bin/`` intact.
     """
     tops = {n.parts[0] for n in names if n.parts}
-    return 1 if len(tops) == 1 and any(len(n.parts) > 1 for n in names) else 0
+    if len(tops) == 1 and version in next(iter(tops)) and any(len(n.parts) > 1 for n in names):
+        return 1
+    return 0
 
 
-def _extract_tar(archive: Path, target: Path) -> None:
+def _extract_tar(archive: Path, target: Path, version: str) -> None:
     try:
         with tarfile.open(archive, "r:*") as tar:
             members = tar.getmembers()
-            strip = _strip_common_root([_safe_member(m.name) for m in members])
+            strip = _strip_common_root([_safe_member(m.name) for m in members], version)
             for member in members:
                 parts = _safe_member(member.name).parts[strip:]
                 if not parts:
@@ -117,11 +120,11 @@ def _check_link(root: Path, link: Path, target: str) -> None:
         raise InstallError(f"the archive's symlink {link.name} escapes the installation; refusing")
 
 
-def _extract_zip(archive: Path, target: Path) -> None:
+def _extract_zip(archive: Path, target: Path, version: str) -> None:
     try:
         with zipfile.ZipFile(archive) as zf:
             infos = zf.infolist()
-            strip = _strip_common_root([_safe_member(i.filename) for i in infos])
+            strip = _strip_common_root([_safe_member(i.filename) for i in infos], version)
             for info in infos:
                 parts = _safe_member(info.filename).parts[strip:]
                 if not parts:
@@ -188,9 +191,9 @@ def stage(layout: Layout, archive: Path, filename: str, version: str) -> Path:
         name = filename.lower()
         _crash_point("extracting")
         if name.endswith(".zip") or zipfile.is_zipfile(archive):
-            _extract_zip(archive, staging)
+            _extract_zip(archive, staging, version)
         elif name.endswith((".tar.gz", ".tgz", ".tar")) or tarfile.is_tarfile(archive):
-            _extract_tar(archive, staging)
+            _extract_tar(archive, staging, version)
         else:
             raise InstallError(f"{filename}: not a .tar.gz or .zip archive")
         _crash_point("extracted")

@@ -1,0 +1,220 @@
+"""A real Vigor server process for end-to-end tests, and a tampering proxy in front of it.
+
+The agent under test talks to the proxy; the proxy forwards to gunicorn serving Vigor and, when
+told to, misbehaves the way a hostile network or a compromised mirror would.
+"""
+
+from __future__ import annotations
+
+import gzip
+import http.client
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class LiveServer:
+    """``vigor`` commands and a gunicorn process over one instance directory."""
+
+    def __init__(self, base: Path, public_url: str) -> None:
+        self.base = base
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {
+            **os.environ,
+            "VIGOR_INSTANCE_DIR": str(base / "instance"),
+            "VIGOR_STORAGE_ROOT": str(base / "releases"),
+            "VIGOR_PUBLIC_URL": public_url,
+            "VIGOR_RATE_LIMIT_CHECK": "100000/minute",
+        }
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def vigor(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "server.cli", *args],
+            cwd=self.base,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "-w",
+                "2",
+                "-b",
+                f"127.0.0.1:{self.port}",
+                "--log-level",
+                "warning",
+                "wsgi:app",
+            ],
+            cwd=ROOT,
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(self.url + "/healthz", timeout=1):  # noqa: S310 - loopback
+                    return
+            except OSError:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    raise RuntimeError("the Vigor server did not start") from None
+                time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(timeout=15)
+
+
+Mutator = Callable[["ProxyHandler", str, http.client.HTTPResponse, bytes], None]
+
+
+class TamperingProxy:
+    """Forwards to ``upstream``; ``self.mode`` selects a misbehaviour (None: honest)."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.upstream = ""
+        self.mode: str | None = None
+        self.check_hook: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+        self.recorded_check: bytes | None = None
+        self.seen_headers: list[dict[str, str]] = []
+        self.redirect_target: str | None = None
+        proxy = self
+
+        class Handler(ProxyHandler):
+            owner = proxy
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class ProxyHandler(BaseHTTPRequestHandler):
+    owner: TamperingProxy
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+    def do_GET(self) -> None:
+        self._forward("GET", None)
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length", 0))
+        self._forward("POST", self.rfile.read(length))
+
+    def _forward(self, method: str, body: bytes | None) -> None:
+        proxy = self.owner
+        proxy.seen_headers.append({k: v for k, v in self.headers.items()})
+        if (
+            proxy.mode == "redirect-elsewhere"
+            and self.path.startswith("/api/v1/download/")
+            and proxy.redirect_target
+        ):
+            self._send(302, {"Location": proxy.redirect_target + self.path}, b"")
+            return
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in {"host", "connection"}}
+        if proxy.mode == "ignore-range":
+            headers.pop("Range", None)
+            headers.pop("If-Range", None)
+        conn = http.client.HTTPConnection(proxy.upstream.removeprefix("http://"), timeout=30)
+        conn.request(method, self.path, body=body, headers=headers)
+        upstream = conn.getresponse()
+        data = upstream.read()
+        out_headers = {
+            k: v
+            for k, v in upstream.getheaders()
+            if k.lower() not in {"connection", "transfer-encoding", "content-length"}
+        }
+        status = upstream.status
+        conn.close()
+        if self.path == "/api/v1/check" and status == 200:
+            data = self._tamper_check(data)
+        elif self.path.startswith("/api/v1/download/") and status in (200, 206):
+            if proxy.mode == "endless":
+                self._endless(status, out_headers, data)
+                return
+            data, out_headers = self._tamper_download(data, out_headers)
+        self._send(status, out_headers, data)
+
+    def _tamper_check(self, data: bytes) -> bytes:
+        proxy = self.owner
+        if proxy.mode == "replay":
+            if proxy.recorded_check is None:
+                proxy.recorded_check = data
+                return data
+            return proxy.recorded_check
+        if proxy.check_hook is not None:
+            return json.dumps(proxy.check_hook(json.loads(data))).encode()
+        return data
+
+    def _tamper_download(
+        self, data: bytes, headers: dict[str, str]
+    ) -> tuple[bytes, dict[str, str]]:
+        mode = self.owner.mode
+        if mode == "flip-byte" and data:
+            index = len(data) // 2
+            data = data[:index] + bytes([data[index] ^ 0x01]) + data[index + 1 :]
+        elif mode == "truncate":
+            data = data[: len(data) // 2]
+        elif mode == "gzip":
+            data = gzip.compress(data)
+            headers["Content-Encoding"] = "gzip"
+        return data, headers
+
+    def _endless(self, status: int, headers: dict[str, str], data: bytes) -> None:
+        self.send_response(status)
+        for key, value in headers.items():
+            self.send_header(key, value)
+        self.send_header("Connection", "close")
+        self.end_headers()
+        try:
+            self.wfile.write(data)
+            for _ in range(64):  # 64 MiB of junk past the manifest's size, then give up
+                self.wfile.write(b"\0" * (1024 * 1024))
+        except OSError:
+            pass  # the agent hung up, as it should
+
+    def _send(self, status: int, headers: dict[str, str], data: bytes) -> None:
+        self.send_response(status)
+        for key, value in headers.items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(data)
+        self.close_connection = True
