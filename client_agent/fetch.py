@@ -27,6 +27,7 @@ from client_agent.errors import (
     DownloadError,
     DownloadExpiredError,
     ServerRefusedError,
+    VerificationError,
 )
 
 CHUNK = 1024 * 1024
@@ -101,7 +102,8 @@ def _error_message(body: bytes) -> str:
 def _request(url: str, **kwargs: Any) -> urllib.request.Request:
     """A request for an http(s) URL only: a server must not steer the agent to ``file:`` or worse."""
     if urlsplit(url).scheme not in {"http", "https"}:
-        raise DownloadError(f"refusing a non-HTTP URL: {url[:80]!r}")
+        # Untrusted data, not a transient failure: refused at once, never retried.
+        raise VerificationError(f"refusing a non-HTTP URL: {url[:80]!r}")
     return urllib.request.Request(url, **kwargs)  # noqa: S310 - scheme checked above
 
 

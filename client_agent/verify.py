@@ -163,12 +163,16 @@ def verify_next_root(trusted: TrustedRoot, document: Any) -> TrustedRoot:
 
 
 def check_root_fresh(root: TrustedRoot, now: datetime) -> None:
+    """Refuse an expired root, and a clock too wrong to tell (it could not spot a stale root)."""
+    if now < EARLIEST_PLAUSIBLE:
+        raise ExpiredRootError(
+            f"cannot tell whether root version {root.version} has expired: this machine's clock says "
+            f"{now:%Y-%m-%d}, which cannot be right: set the clock"
+        )
     if now < root.expires:
         return
     hint = ""
-    if now < EARLIEST_PLAUSIBLE:
-        hint = f" — this machine's clock says {now:%Y-%m-%d}, which cannot be right: set the clock"
-    elif (now - root.expires).days > 365:
+    if (now - root.expires).days > 365:
         hint = f" — or this machine's clock ({now:%Y-%m-%d}) is far ahead: check it"
     raise ExpiredRootError(
         f"the trusted root (version {root.version}) expired on {root.expires:%Y-%m-%d}{hint}"

@@ -105,7 +105,6 @@ class TamperingProxy:
         self.check_hook: Callable[[dict[str, Any]], dict[str, Any]] | None = None
         self.recorded_check: bytes | None = None
         self.seen_headers: list[dict[str, str]] = []
-        self.redirect_target: str | None = None
         proxy = self
 
         class Handler(ProxyHandler):
@@ -139,14 +138,7 @@ class ProxyHandler(BaseHTTPRequestHandler):
 
     def _forward(self, method: str, body: bytes | None) -> None:
         proxy = self.owner
-        proxy.seen_headers.append({k: v for k, v in self.headers.items()})
-        if (
-            proxy.mode == "redirect-elsewhere"
-            and self.path.startswith("/api/v1/download/")
-            and proxy.redirect_target
-        ):
-            self._send(302, {"Location": proxy.redirect_target + self.path}, b"")
-            return
+        proxy.seen_headers.append(dict(self.headers.items()))
         headers = {k: v for k, v in self.headers.items() if k.lower() not in {"host", "connection"}}
         if proxy.mode == "ignore-range":
             headers.pop("Range", None)
