@@ -28,6 +28,7 @@ test: system-deps lint
 	$(VENV)/bin/pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
 bench: $(STAMP)
+	bash scripts/system-deps --bench
 	$(VENV)/bin/python bench/upload.py
 	$(VENV)/bin/python bench/check.py
 	$(VENV)/bin/python bench/agent.py

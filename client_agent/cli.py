@@ -59,6 +59,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     update.add_argument("--json", action="store_true")
     sub.add_parser("rollback", help="return to the previous version")
+    sub.add_parser(
+        "run",
+        help="keep the installation up to date: `update --when-due` every check_interval "
+        "(with jitter, obeying Retry-After)",
+    )
     verify = sub.add_parser("verify", help="re-verify the installed version offline")
     verify.add_argument("--json", action="store_true")
     return parser
@@ -176,6 +181,8 @@ def run(args: argparse.Namespace) -> int:
     if args.command == "rollback":
         print(agent.rollback().message)
         return errors.EXIT_OK
+    if args.command == "run":
+        agent.run_forever()
     problems = agent.verify()
     _print(
         args, {"ok": not problems, "problems": problems}, problems or ["installed version verifies"]

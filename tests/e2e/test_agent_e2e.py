@@ -275,12 +275,21 @@ def test_replayed_check_response_is_refused(deployment: Deployment, tmp_path: Pa
 
 
 def publish_product(
-    deployment: Deployment, tmp_path: Path, slug: str, good: bytes, bad: bytes
+    deployment: Deployment,
+    tmp_path: Path,
+    slug: str,
+    good: bytes,
+    bad: bytes,
+    *new_release_options: str,
 ) -> str:
-    """A product with a good 1.0.0 (installed) and a hostile 1.1.0; returns a license key."""
+    """A product with a good 1.0.0 (installed) and a newer 1.1.0; returns a license key."""
     vigor = deployment.server.vigor
     assert vigor("product", "add", slug).returncode == 0
-    for version, content in (("1.0.0", good), ("1.1.0", bad)):
+    releases = (
+        ("1.0.0", good, ("--kind", "update")),
+        ("1.1.0", bad, new_release_options or ("--kind", "update")),
+    )
+    for version, content, options in releases:
         path = tmp_path / f"{slug}-{version}.tar.gz"
         path.write_bytes(content)
         published = vigor(
@@ -290,8 +299,7 @@ def publish_product(
             slug,
             "--version",
             version,
-            "--kind",
-            "update",
+            *options,
             "--file",
             f"any={path}",
         )
@@ -428,3 +436,38 @@ def test_kill_9_during_apply_leaves_a_runnable_version_and_the_next_run_cleans_u
     assert not list((tmp_path / "app" / "versions").glob(".staging-*"))
     assert not (tmp_path / "state" / "apply-journal.json").exists()
     assert not list((tmp_path / "app").glob(".current-*"))
+
+
+def test_when_due_postpones_a_minor_security_revision_until_its_deadline(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    good = tar_gz(app_files("1.0.0"))
+    key = publish_product(
+        deployment,
+        tmp_path,
+        "due-later",
+        good,
+        tar_gz(app_files("1.1.0")),
+        "--kind",
+        "security",
+        "--severity",
+        "minor",
+    )
+    inst = make_installation(
+        tmp_path,
+        deployment,
+        "initech",
+        version="1.0.0",
+        product="due-later",
+        archive=good,
+        license_key=key,
+    )
+    waiting = inst.agent("update", "--when-due", "--json")
+    assert waiting.returncode == AVAILABLE, waiting.stderr
+    update = json.loads(waiting.stdout)["update"]
+    assert update["severity"] == "minor"
+    assert update["due"] is False
+    assert inst.current_version() == "1.0.0"
+    now = inst.agent("update")  # without --when-due it is applied at once
+    assert now.returncode == APPLIED
+    assert inst.runs() == "acme-erp 1.1.0"
