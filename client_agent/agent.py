@@ -312,7 +312,11 @@ class Agent:
             raise ArtifactError("the downloaded artifact no longer matches its manifest")
         old = self.layout.current_version()
         new = str(manifest.version)
-        install.stage(self.layout, artifact, manifest.artifact.filename, new)
+        try:
+            install.stage(self.layout, artifact, manifest.artifact.filename, new)
+        except InstallError as exc:
+            self.report(new, Version(old) if old else None, "failure", "archive_refused", str(exc))
+            raise
         install.begin(self.layout, old, new)
         install.switch(self.layout, new)
         install._crash_point("switched")
@@ -356,10 +360,7 @@ class Agent:
                 False, str(answer.manifest.version), "update available but not yet due", due=False
             ), answer
         artifact = self.download(answer, allow_downgrade)
-        try:
-            return self.apply(answer.manifest, artifact), answer
-        except VerificationError:
-            raise
+        return self.apply(answer.manifest, artifact), answer
 
     def is_due(self, answer: CheckAnswer) -> bool:
         """Critical security revisions at once; others when their apply-by time has come."""

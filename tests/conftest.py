@@ -10,10 +10,10 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from server.app import create_app
 from server.config import Settings
 from server.db import Database
 from server.services import Services
+from tests.common.apps import vigor_app
 from tests.common.postgres import PostgresCluster
 
 _counter = itertools.count()
@@ -54,14 +54,8 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
 
 @pytest.fixture
 def app(settings: Settings) -> Iterator[Flask]:
-    from server.bootstrap import ensure_trust
-
-    application = create_app(settings)
-    services: Services = application.extensions["vigor"]
-    services.db.upgrade()
-    ensure_trust(services)
-    yield application
-    services.db.dispose()
+    with vigor_app(settings) as application:
+        yield application
 
 
 @pytest.fixture

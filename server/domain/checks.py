@@ -239,7 +239,6 @@ def answer(
     download_url: Callable[[OfferedArtifact], tuple[str, datetime]],
 ) -> dict[str, Any]:
     """The ``signed`` part of a check response (docs/protocol.md)."""
-    status = ent.maintenance_status(lic, catalog.policy, now)
     result = offers.select_offer(
         lic,
         catalog.policy,
@@ -250,6 +249,7 @@ def answer(
         installation_id=req.installation_id,
         now=now,
     )
+    status = result.status  # computed once, shared with the renewal summary
     update = None
     if result.offer is not None:
         release = result.offer.release
@@ -277,6 +277,7 @@ def answer(
         platform=req.platform,
         channel=req.channel,
         now=now,
+        status=status,
     )
     return {
         "type": "check",

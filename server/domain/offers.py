@@ -154,6 +154,7 @@ def select_offer(
     channel: str,
     installation_id: str,
     now: datetime,
+    status: MaintenanceStatus | None = None,
 ) -> OfferResult:
     """The highest entitled release newer than installed, with the notices for the installation.
 
@@ -161,9 +162,9 @@ def select_offer(
     staged rollout, not on an end-of-life line, and only security revisions from a security-only
     line. ``min_from`` makes stepping stones: a candidate whose ``min_from`` is newer than the
     installed version is skipped for a lower one. Never a downgrade. The walk goes newest first
-    and stops at the first acceptable release.
+    and stops at the first acceptable release. ``status`` may be passed when already computed.
     """
-    status = maintenance_status(lic, policy, now)
+    status = status or maintenance_status(lic, policy, now)
     owned = _lazy_owned(lic, policy, index, status)
     chosen = None
     for r in index.newer_than(installed_version):
@@ -227,6 +228,7 @@ def renewal_summary(
     platform: str,
     channel: str,
     now: datetime,
+    status: MaintenanceStatus | None = None,
 ) -> RenewalSummary | None:
     """What renewing would bring: releases it would get that the license is not entitled to now.
 
@@ -235,7 +237,7 @@ def renewal_summary(
     """
     if lic.status != "active" or lic.product != policy.product:
         return None
-    status = maintenance_status(lic, policy, now)
+    status = status or maintenance_status(lic, policy, now)
     if status.status == "expiring":
         return RenewalSummary(
             None, 0, 0, 0, RENEWAL["expiring"].format(ends=status.maintenance_ends_on)

@@ -7,6 +7,7 @@ stream in, so a caller can never choose where bytes land.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -49,6 +50,25 @@ def check_digest(digest: str) -> str:
     if not isinstance(digest, str) or not SHA256_HEX.match(digest):
         raise StorageError(f"not a sha256 digest: {digest!r}")
     return digest
+
+
+class WriteMeter:
+    """Counts and hashes the bytes a writer is given; refuses more than ``max_size``."""
+
+    def __init__(self, max_size: int | None) -> None:
+        self.max_size = max_size
+        self.size = 0
+        self._hash = hashlib.sha256()
+
+    def add(self, data: bytes) -> None:
+        """Account for ``data``; raise ``SizeLimitError`` (the caller aborts) past the limit."""
+        self.size += len(data)
+        if self.max_size is not None and self.size > self.max_size:
+            raise SizeLimitError(f"more than {self.max_size} bytes")
+        self._hash.update(data)
+
+    def blob(self) -> StoredBlob:
+        return StoredBlob(self._hash.hexdigest(), self.size)
 
 
 class BlobWriter(Protocol):

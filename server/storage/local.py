@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
 import time
@@ -16,6 +15,7 @@ from server.storage.base import (
     SizeLimitError,
     StorageError,
     StoredBlob,
+    WriteMeter,
     check_digest,
     copy_into,
 )
@@ -32,9 +32,7 @@ def _fsync_dir(path: Path) -> None:
 class _LocalWriter:
     def __init__(self, store: LocalStore, max_size: int | None) -> None:
         self._store = store
-        self._max_size = max_size
-        self._hash = hashlib.sha256()
-        self._size = 0
+        self._meter = WriteMeter(max_size)
         try:
             fd, name = tempfile.mkstemp(dir=store.temp_dir, prefix="upload-")
         except OSError as exc:
@@ -48,11 +46,11 @@ class _LocalWriter:
     def write(self, data: bytes) -> int:
         if self._done:
             raise StorageError("write after commit or abort")
-        self._size += len(data)
-        if self._max_size is not None and self._size > self._max_size:
+        try:
+            self._meter.add(data)
+        except SizeLimitError:
             self.abort()
-            raise SizeLimitError(f"more than {self._max_size} bytes")
-        self._hash.update(data)
+            raise
         try:
             view = memoryview(data)
             while view:
@@ -66,7 +64,8 @@ class _LocalWriter:
     def commit(self) -> StoredBlob:
         if self._done:
             raise StorageError("commit after commit or abort")
-        digest = self._hash.hexdigest()
+        blob = self._meter.blob()
+        digest = blob.sha256
         try:
             os.fsync(self._file.fileno())
             self._file.close()
@@ -79,7 +78,7 @@ class _LocalWriter:
             self.abort()
             raise StorageError(f"storing failed: {exc.strerror}") from exc
         self._done = True
-        return StoredBlob(digest, self._size)
+        return blob
 
     def abort(self) -> None:
         if self._done:

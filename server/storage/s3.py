@@ -8,7 +8,6 @@ becomes a ``StorageError`` (or ``BlobNotFoundError``).
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +22,7 @@ from server.storage.base import (
     SizeLimitError,
     StorageError,
     StoredBlob,
+    WriteMeter,
     check_digest,
     copy_into,
 )
@@ -47,10 +47,8 @@ class _S3Writer:
 
     def __init__(self, store: S3Store, max_size: int | None) -> None:
         self._store = store
-        self._max_size = max_size
+        self._meter = WriteMeter(max_size)
         self._key = f"{store.prefix}tmp/{uuid.uuid4().hex}"
-        self._hash = hashlib.sha256()
-        self._size = 0
         self._buffer = bytearray()
         self._upload_id: str | None = None
         self._parts: list[dict[str, Any]] = []
@@ -59,11 +57,11 @@ class _S3Writer:
     def write(self, data: bytes) -> int:
         if self._done:
             raise StorageError("write after commit or abort")
-        self._size += len(data)
-        if self._max_size is not None and self._size > self._max_size:
+        try:
+            self._meter.add(data)
+        except SizeLimitError:
             self.abort()
-            raise SizeLimitError(f"more than {self._max_size} bytes")
-        self._hash.update(data)
+            raise
         self._buffer += data
         while len(self._buffer) >= self._store.part_size:
             part = bytes(self._buffer[: self._store.part_size])
@@ -94,7 +92,8 @@ class _S3Writer:
         if self._done:
             raise StorageError("commit after commit or abort")
         store, client = self._store, self._store.client
-        digest = self._hash.hexdigest()
+        blob = self._meter.blob()
+        digest = blob.sha256
         try:
             if self._upload_id is None:
                 client.put_object(Bucket=store.bucket, Key=self._key, Body=bytes(self._buffer))
@@ -118,7 +117,7 @@ class _S3Writer:
             self.abort()
             raise _translate(exc, "commit") from exc
         self._done = True
-        return StoredBlob(digest, self._size)
+        return blob
 
     def abort(self) -> None:
         if self._done:

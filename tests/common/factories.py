@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import io
 import tarfile
 from datetime import date, datetime
@@ -13,16 +14,16 @@ from server.services import Services
 
 
 def tar_gz(files: dict[str, bytes | str], mode: int = 0o755) -> bytes:
-    """A .tar.gz holding ``files`` (paths → contents)."""
+    """A .tar.gz holding ``files`` (paths → contents); the same files give the same bytes."""
     raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w:gz") as tar:
+    with tarfile.open(fileobj=raw, mode="w") as tar:
         for name, content in files.items():
             data = content.encode() if isinstance(content, str) else content
             info = tarfile.TarInfo(name)
             info.size = len(data)
             info.mode = mode
             tar.addfile(info, io.BytesIO(data))
-    return raw.getvalue()
+    return gzip.compress(raw.getvalue(), mtime=0)
 
 
 def app_archive(version: str) -> bytes:

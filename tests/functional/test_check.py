@@ -21,6 +21,7 @@ from server.domain import customers, releases
 from server.domain.models import AuditEvent, DownloadEvent, Installation
 from server.domain.trust import verify_role, verify_root
 from server.services import Services
+from tests.common.apps import vigor_app
 from tests.common.factories import make_customer, make_license, make_product, make_release
 
 TODAY = datetime.now(UTC).date()
@@ -494,16 +495,11 @@ def test_report_for_unknown_version_is_404(client: FlaskClient, scenario: dict[s
 
 
 def test_rate_limit_answers_429_with_retry_after(scenario: dict[str, str], settings: Any) -> None:
-    from server.app import create_app
-    from server.bootstrap import ensure_trust
-
-    app = create_app(settings.with_(rate_limit_check="3/minute"))
-    ensure_trust(app.extensions["vigor"])
-    client = app.test_client()
-    codes = [check(client, scenario["active"])[0].status_code for _ in range(3)]
-    assert codes == [200, 200, 200]
-    limited, _ = check(client, scenario["active"])
-    assert limited.status_code == 429
-    assert limited.get_json()["error"]["code"] == "rate_limited"
-    assert int(limited.headers["Retry-After"]) > 0
-    app.extensions["vigor"].db.dispose()
+    with vigor_app(settings.with_(rate_limit_check="3/minute")) as app:
+        client = app.test_client()
+        codes = [check(client, scenario["active"])[0].status_code for _ in range(3)]
+        assert codes == [200, 200, 200]
+        limited, _ = check(client, scenario["active"])
+        assert limited.status_code == 429
+        assert limited.get_json()["error"]["code"] == "rate_limited"
+        assert int(limited.headers["Retry-After"]) > 0

@@ -9,10 +9,9 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from server.app import create_app
-from server.bootstrap import ensure_trust
 from server.config import Settings
 from server.services import Services
+from tests.common.apps import vigor_app
 from tests.common.factories import (
     app_archive,
     make_customer,
@@ -37,46 +36,43 @@ def test_publish_check_and_download_through_s3(
         s3_access_key=s3_server.access_key,
         s3_secret_key=s3_server.secret_key,
     )
-    app = create_app(s3_settings)
-    services: Services = app.extensions["vigor"]
-    services.db.upgrade()
-    ensure_trust(services)
-    client = app.test_client()
-    assert client.get("/healthz").get_json()["storage"] == "ok"
+    with vigor_app(s3_settings) as app:
+        services: Services = app.extensions["vigor"]
+        client = app.test_client()
+        assert client.get("/healthz").get_json()["storage"] == "ok"
 
-    make_product(services)
-    make_release(services, tmp_path, "1.1.0")
-    today = datetime.now(UTC).date()
-    make_customer(
-        services,
-        "initech",
-        ("maintenance", today - timedelta(days=10), today + timedelta(days=100)),
-    )
-    key = make_license(services, "initech")
-    assert list(services.store.digests()) == [hashlib.sha256(app_archive("1.1.0")).hexdigest()]
+        make_product(services)
+        make_release(services, tmp_path, "1.1.0")
+        today = datetime.now(UTC).date()
+        make_customer(
+            services,
+            "initech",
+            ("maintenance", today - timedelta(days=10), today + timedelta(days=100)),
+        )
+        key = make_license(services, "initech")
+        assert list(services.store.digests()) == [hashlib.sha256(app_archive("1.1.0")).hexdigest()]
 
-    check = client.post(
-        "/api/v1/check",
-        headers={"Authorization": f"License {key}"},
-        json={
-            "product": "acme-erp",
-            "version": "1.0.0",
-            "platform": "linux-x86_64",
-            "installation_id": "s3-installation-0001",
-            "nonce": secrets.token_hex(16),
-        },
-    )
-    download = check.get_json()["signed"]["update"]["download"]
-    response = client.get(
-        download["url"].removeprefix("http://localhost"),
-        headers={"Authorization": "Bearer must-not-travel"},
-    )
-    assert response.status_code == 302
-    location = response.headers["Location"]
-    assert location.startswith(s3_server.endpoint_url)
-    assert "must-not-travel" not in location
-    with urllib.request.urlopen(location) as fetched:  # noqa: S310 - loopback test server
-        data = fetched.read()
-    assert hashlib.sha256(data).hexdigest() == download["sha256"]
-    assert len(data) == download["size"]
-    services.db.dispose()
+        check = client.post(
+            "/api/v1/check",
+            headers={"Authorization": f"License {key}"},
+            json={
+                "product": "acme-erp",
+                "version": "1.0.0",
+                "platform": "linux-x86_64",
+                "installation_id": "s3-installation-0001",
+                "nonce": secrets.token_hex(16),
+            },
+        )
+        download = check.get_json()["signed"]["update"]["download"]
+        response = client.get(
+            download["url"].removeprefix("http://localhost"),
+            headers={"Authorization": "Bearer must-not-travel"},
+        )
+        assert response.status_code == 302
+        location = response.headers["Location"]
+        assert location.startswith(s3_server.endpoint_url)
+        assert "must-not-travel" not in location
+        with urllib.request.urlopen(location) as fetched:  # noqa: S310 - loopback test server
+            data = fetched.read()
+        assert hashlib.sha256(data).hexdigest() == download["sha256"]
+        assert len(data) == download["size"]
