@@ -83,6 +83,7 @@ class Agent:
             config.download_total_seconds,
         )
         self.clock = clock
+        self.offline = False  # set by an offline import: reports are queued, never sent
         self.layout = install.Layout(config.install_dir, config.state_dir)
         self.state_dir = config.state_dir
         try:
@@ -452,7 +453,8 @@ class Agent:
         }
         pending = [*self._pending(), body]
         self._write_pending(pending)
-        self.flush_reports()
+        if not self.offline:
+            self.flush_reports()
 
     def _pending(self) -> list[dict[str, Any]]:
         path = self.state_dir / "reports.json"

@@ -59,6 +59,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     update.add_argument("--json", action="store_true")
     sub.add_parser("rollback", help="return to the previous version")
+    bundle = sub.add_parser("import", help="install from an offline bundle (no network is used)")
+    bundle.add_argument("bundle", type=Path, help="the bundle file from `vigor bundle export`")
+    bundle.add_argument("--allow-downgrade", action="store_true")
+    bundle.add_argument("--json", action="store_true")
     sub.add_parser(
         "run",
         help="keep the installation up to date: `update --when-due` every check_interval "
@@ -181,6 +185,29 @@ def run(args: argparse.Namespace) -> int:
     if args.command == "rollback":
         print(agent.rollback().message)
         return errors.EXIT_OK
+    if args.command == "import":
+        from client_agent.bundle import import_bundle
+
+        result = import_bundle(agent, args.bundle, allow_downgrade=args.allow_downgrade)
+        ent = result.statement.get("entitlement") or {}
+        lines = [
+            result.outcome.message,
+            f"maintenance: {ent.get('status')} — {ent.get('message', '')}",
+        ]
+        if result.clock_note:
+            lines.append(f"note: {result.clock_note}")
+        _print(
+            args,
+            {
+                "applied": result.outcome.applied,
+                "version": result.outcome.version,
+                "message": result.outcome.message,
+                "entitlement": ent,
+                "clock_note": result.clock_note,
+            },
+            lines,
+        )
+        return errors.EXIT_APPLIED if result.outcome.applied else errors.EXIT_OK
     if args.command == "run":
         agent.run_forever()
     problems = agent.verify()

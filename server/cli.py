@@ -119,6 +119,7 @@ def register(app: Flask) -> None:
         token,
         gc_cmd,
         user,
+        bundle,
     ):
         app.cli.add_command(command)
 
@@ -867,6 +868,50 @@ def user_add(email: str, role: str, password_env: str | None) -> None:
     with session() as s:
         u = users.add_user(s, email, password, role=role, actor=ACTOR)
         click.echo(f"user {u.email} ({u.role}) added")
+
+
+@click.group()
+def bundle() -> None:
+    """Offline bundles for machines without internet."""
+
+
+@bundle.command("export")
+@click.option(
+    "--license", "license_key", required=True, help="The license key (or its listed prefix or id)."
+)
+@click.option("--since", default=None, help="Only releases newer than this installed version.")
+@click.option("--platform", "platform", default="linux-x86_64", show_default=True)
+@click.option("--channel", default="stable", show_default=True)
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), required=True)
+@with_appcontext
+@explained
+def bundle_export(
+    license_key: str, since: str | None, platform: str, channel: str, out: Path
+) -> None:
+    """Write everything a license may install, verifiable offline, to one file."""
+    from server.domain import bundles
+    from server.domain.models import utcnow
+
+    services = svc()
+    with session() as s:
+        lic = customers.find_license(s, license_key)
+        catalog = services.catalogs.get(
+            s, lic.product_id, lic.product.catalog_revision, services.settings.renewal_url
+        )
+        plan = bundles.plan_bundle(
+            lic,
+            catalog,
+            since=releases.parse_version(since, "--since") if since else None,
+            platform=platform,
+            channel=channel,
+            now=utcnow(),
+        )
+        size = bundles.write_bundle(s, services.store, services.signer("check"), plan, out)
+        versions = ", ".join(sorted(plan.manifests, key=releases.parse_version)) or "none"
+        click.echo(
+            f"{out}: {size} bytes; releases: {versions}; maintenance "
+            f"{plan.statement['entitlement']['status']}"
+        )
 
 
 @click.command("gc")

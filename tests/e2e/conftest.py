@@ -118,13 +118,14 @@ def make_installation(
     product: str = "acme-erp",
     archive: bytes | None = None,
     license_key: str | None = None,
+    server_url: str | None = None,
 ) -> Installation:
     app = tmp / "app"
     extract(archive or demo_archive(version), app / "versions" / version)
     (app / "current").symlink_to(Path("versions") / version)
     config = tmp / "agent.toml"
     config.write_text(
-        f'server_url = "{deployment.proxy.url}"\n'
+        f'server_url = "{server_url or deployment.proxy.url}"\n'
         f'license_key = "{license_key or deployment.licenses[customer]}"\n'
         f'product = "{product}"\n'
         'platform = "linux-x86_64"\n'
