@@ -456,6 +456,10 @@ class Agent:
         if not self.offline:
             self.flush_reports()
 
+    def pending_reports(self) -> list[dict[str, Any]]:
+        """Reports not yet delivered (an offline machine carries them back in its status file)."""
+        return self._pending()
+
     def _pending(self) -> list[dict[str, Any]]:
         path = self.state_dir / "reports.json"
         try:

@@ -43,6 +43,14 @@ def _parser() -> argparse.ArgumentParser:
     ):
         cmd = sub.add_parser(name, help=text)
         cmd.add_argument("--json", action="store_true", help="machine-readable output")
+        if name == "status":
+            cmd.add_argument(
+                "--export",
+                type=Path,
+                metavar="FILE",
+                default=None,
+                help="write a status file signed by this installation (no network is used)",
+            )
     download = sub.add_parser("download", help="check, then download and verify the offered update")
     download.add_argument("--json", action="store_true")
     sub.add_parser("apply", help="install the update downloaded by `download`").add_argument(
@@ -125,6 +133,20 @@ def _print(args: argparse.Namespace, data: Mapping[str, Any], lines: Sequence[st
 
 def run(args: argparse.Namespace) -> int:
     agent = Agent(load_config(args.config))
+    if args.command == "status" and args.export:
+        from client_agent.status import export_status
+
+        document = export_status(agent, args.export, agent.clock())
+        signed = document["signed"]
+        _print(
+            args,
+            signed,
+            [
+                f"status of {signed['installation_id']} ({signed['installed_version']}) "
+                f"written to {args.export}"
+            ],
+        )
+        return errors.EXIT_OK
     if args.command in {"status", "check"}:
         agent.recover()
         answer = agent.check()

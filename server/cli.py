@@ -120,6 +120,7 @@ def register(app: Flask) -> None:
         gc_cmd,
         user,
         bundle,
+        installation,
     ):
         app.cli.add_command(command)
 
@@ -912,6 +913,32 @@ def bundle_export(
             f"{out}: {size} bytes; releases: {versions}; maintenance "
             f"{plan.statement['entitlement']['status']}"
         )
+
+
+@click.group()
+def installation() -> None:
+    """Installations."""
+
+
+@installation.command("import")
+@click.argument("status_file", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@with_appcontext
+@explained
+def installation_import(status_file: Path) -> None:
+    """Import a status file an offline installation wrote (`vigor-agent status --export`)."""
+    from server.domain import status_files
+
+    try:
+        document = json.loads(status_file.read_text())
+    except ValueError:
+        raise fail(f"{status_file} is not JSON") from None
+    with session() as s:
+        result = status_files.import_status(s, document, actor=ACTOR)
+    seen = "new installation" if result.first_seen else "installation"
+    click.echo(
+        f"{seen} {result.installation_id}: version {result.installed_version}, "
+        f"{result.reports} report(s) recorded"
+    )
 
 
 @click.command("gc")

@@ -264,6 +264,9 @@ class Installation(Base):
     channel: Mapped[str] = mapped_column(String(64))
     first_seen: Mapped[datetime] = mapped_column(default=utcnow)
     last_seen: Mapped[datetime] = mapped_column(default=utcnow)
+    # Offline status files: the installation's own key, pinned at the first import.
+    status_key: Mapped[str | None] = mapped_column(String(64), default=None)
+    status_exported_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class DownloadEvent(Base):

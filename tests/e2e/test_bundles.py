@@ -174,3 +174,35 @@ def test_not_a_bundle(offline: Deployment, tmp_path: Path) -> None:
     inst = installation(offline, tmp_path)
     with pytest.raises(VerificationError, match="not a Vigor bundle"):
         import_bundle(agent_at(inst, datetime.now(UTC)), junk)
+
+
+def test_status_file_carried_back_is_imported_once_and_pinned_to_the_installation(
+    offline: Deployment, tmp_path: Path
+) -> None:
+    inst = installation(offline, tmp_path)
+    assert (
+        inst.agent("import", str(export(offline, "initech", tmp_path / "b.vgb"))).returncode
+        == APPLIED
+    )
+    status = tmp_path / "status.json"
+    exported = inst.agent("status", "--export", str(status))
+    assert exported.returncode == 0, exported.stderr
+    imported = offline.server.vigor("installation", "import", str(status))
+    assert imported.returncode == 0, imported.stderr
+    assert "version 5.0.1, 1 report(s) recorded" in imported.stdout
+    again = offline.server.vigor("installation", "import", str(status))
+    assert again.returncode == 1
+    assert "not newer" in again.stderr
+    # A file for the same installation signed by another key is refused.
+    document = json.loads(status.read_text())
+    (tmp_path / "state" / "installation-key.pem").unlink()
+    forged = inst.agent("status", "--export", str(tmp_path / "forged.json"))
+    assert forged.returncode == 0
+    refused = offline.server.vigor("installation", "import", str(tmp_path / "forged.json"))
+    assert refused.returncode == 1
+    assert "signs its status with another key" in refused.stderr
+    document["signed"]["installed_version"] = "9.9.9"
+    status.write_text(json.dumps(document))
+    tampered = offline.server.vigor("installation", "import", str(status))
+    assert tampered.returncode == 1
+    assert "signature does not verify" in tampered.stderr
