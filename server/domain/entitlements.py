@@ -1,11 +1,44 @@
-"""Entitlement rules (DESIGN.md "Entitlement rules"): one pure function of license, contracts,
-release and now. No Flask, no database, no clock: the caller passes facts and ``now``.
+"""Entitlement rules (DESIGN.md "Entitlement rules"): pure functions of facts and ``now``.
 
-Contract dates are whole days in the vendor's time zone (``ProductPolicy.timezone``): a contract
-that ends on 2026-12-31 covers until 2027-01-01 00:00 there. A release is entitled when it was
-published on or before the *cutoff*: ``now`` while maintenance is active, expiring or in grace,
-else the end of the last covered period (perpetual fallback). Renewal moves the cutoff back to
-``now``, so releases published during a gap are restored too (rule 8).
+No Flask, no database, no clock: the DB layer builds frozen *facts* from its rows and passes
+``now``; these functions only compute. Every instant they return is in UTC.
+
+How the rules read here:
+
+* Contract dates are whole days in the vendor's time zone (``ProductPolicy.timezone``): a
+  contract that ends on 2026-12-31 covers until 2027-01-01 00:00 *there*. Maintenance contracts
+  for the product or for all products are merged where they overlap or touch (one ends the day
+  before the next starts) into covered periods.
+* Status at ``now`` (rule 2): ``active`` inside a covered period, ``expiring`` in its last
+  ``expiring_window_days`` local days, ``grace`` for ``grace_days`` local days after it,
+  ``lapsed`` after that, ``none`` if no period has begun yet (a future-dated contract does not
+  cover now). A suspended or revoked license, or one for another product, has status ``none``
+  with a message that says why, and nothing is entitled.
+* Cutoff (rule 3): ``now`` while active, expiring or in grace; after a lapse, the instant the last
+  covered period ended (the start of the day after ``ends_on``). A release is entitled when it
+  was published on or before the last covered instant: ``published_at <= now`` while covered,
+  ``published_at < cutoff`` after a lapse (the cutoff instant itself belongs to the first
+  uncovered day).
+* Gaps between contracts: while a customer is in a gap, releases published in it are *not*
+  entitled (the cutoff is the end of the earlier contract). Once a later contract covers now,
+  the cutoff moves to now and the gap's releases are restored with everything else (rule 8);
+  after that later contract lapses they stay entitled, because they were published before its
+  end. Entitlement is a cutoff, not a union of periods.
+* Lapse policy (rule 6): ``revoke`` takes every download away once lapsed (not during grace).
+  A security carve-out of N months entitles the security revisions, published from the lapse
+  until N calendar months later (vendor zone), of every line the customer *owns* — a line with at
+  least one release entitled by the cutoff rule, whatever the lapse policy. The carve-out is an
+  explicit grant, so it applies under ``revoke`` too.
+* Customized builds (rule 4): a release with customers reaches only those customers, and only
+  when a ``customization`` contract (for the product or all products) covers its publication
+  instant; the maintenance cutoff applies on top.
+* Yanked releases (rule 5) stay *entitled* (downloads and signed manifests remain valid) but are
+  not *offerable*: :class:`Decision` carries both.
+* Line lifecycle (rule 7) does not change what a license may download; it changes what a check
+  offers to an installation, so it lives in :mod:`server.domain.offers`.
+
+Customer-facing sentences and decision reasons live in :data:`MESSAGES` and :data:`REASONS`, so
+that they can be translated in one place.
 """
 
 from __future__ import annotations
@@ -13,39 +46,101 @@ from __future__ import annotations
 import calendar
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from packaging.version import Version
 
 MAINTENANCE = "maintenance"
 CUSTOMIZATION = "customization"
+LAPSE_POLICIES = ("fallback", "revoke")
 
 DEFAULT_DEADLINES: Mapping[str, int] = {"critical": 8, "serious": 24, "minor": 72}
 
-# Customer-facing sentences in one place, so that they can be translated.
-MESSAGES = {
+# Every customer-facing sentence of the entitlement engine and the check, for translation.
+MESSAGES: Mapping[str, str] = {
+    # entitlement.message
     "active": "Maintenance is active until {ends}.",
     "expiring": "Maintenance ends on {ends}. Renew to keep receiving updates and security revisions.",
-    "grace": "Maintenance ended on {ends}; you are in the grace period. Renew now to keep receiving updates.",
+    "grace": "Maintenance ended on {ends}; the grace period lasts until {grace_ends}. Renew now to keep receiving updates.",
     "lapsed": "Maintenance ended on {ends}. You keep every release published until then; renew to get newer ones.",
+    "lapsed_revoke": "Maintenance ended on {ends}. Downloads for this product require active maintenance; renew to receive releases again.",
+    "carve_out": " Security revisions of the versions you own continue until {until}.",
+    "resumes": " Your renewed maintenance starts on {starts}.",
     "none": "This license has no maintenance contract. Buy maintenance to receive updates.",
     "future": "Maintenance starts on {starts}.",
     "license_inactive": "This license is {status}.",
     "wrong_product": "This license is for another product.",
+    # notices
+    "end_of_life": "{line} is no longer supported. {way_out}",
+    "end_of_life_way_out": "Update to {version} to stay supported.",
+    "end_of_life_no_way": "Renew maintenance to move to a supported version.",
+    "yanked": "Version {version} was withdrawn: {reason}.",
+    "yanked_recommended": " Move to {recommended}.",
+    "yanked_no_reason": "no reason given",
+    # renewal prompt
+    "renew_missing": "Renew maintenance to receive {releases}, including {security}; newest: {newest}.",
+    "buy_missing": "Buy maintenance to receive {releases}, including {security}; newest: {newest}.",
+    "starts_missing": "Your maintenance starts on {starts}; it brings {releases}, including {security}; newest: {newest}.",
+    "renew_expiring": "Maintenance ends on {ends}. Renew to keep receiving updates and security revisions.",
+    "renew_grace": "Maintenance ended on {ends}. Renew by {grace_ends} to keep receiving updates and security revisions.",
+    "releases_one": "{n} newer release",
+    "releases_many": "{n} newer releases",
+    "security_one": "{n} security revision",
+    "security_many": "{n} security revisions",
 }
+
+# Why a decision came out as it did: shown to operators and in a refused download's message.
+REASONS: Mapping[str, str] = {
+    "license_inactive": "license {status}",
+    "wrong_product": "license is for another product",
+    "not_published": "not yet published",
+    "other_customer": "customized build for other customers",
+    "no_customization": "no customization contract covers its publication",
+    "no_maintenance": "no maintenance contract covers this license",
+    "revoked_on_lapse": "maintenance lapsed and the product's lapse policy revokes downloads",
+    "after_cutoff": "published after maintenance ended",
+    "by_cutoff": "published on or before the cutoff ({status})",
+    "carve_out": "security carve-out of {months} months after the lapse",
+    "yanked": "yanked: not offered",
+}
+
+
+def render(key: str, **values: object) -> str:
+    """The sentence :data:`MESSAGES` holds under ``key``, filled in."""
+    return MESSAGES[key].format(**values)
+
+
+def plural(n: int, key: str) -> str:
+    """``n`` things in words: ``MESSAGES[key + "_one"]`` or ``[key + "_many"]``."""
+    return render(f"{key}_one" if n == 1 else f"{key}_many", n=n)
+
+
+# --------------------------------------------------------------------------- facts
 
 
 @dataclass(frozen=True)
 class ContractFacts:
+    """One contract of the license's customer."""
+
     kind: str  # maintenance | customization
     product: str | None  # None: every product
     starts_on: date
-    ends_on: date  # inclusive
+    ends_on: date  # inclusive: covered through the whole day in the vendor's zone
+
+    def applies_to(self, kind: str, product: str) -> bool:
+        """Is this a well-formed contract of ``kind`` covering ``product``?"""
+        return (
+            self.kind == kind
+            and self.product in (None, product)
+            and self.starts_on <= self.ends_on
+        )
 
 
 @dataclass(frozen=True)
 class LicenseFacts:
+    """A license, its customer and the customer's contracts."""
+
     status: str  # active | suspended | revoked
     product: str
     customer: str
@@ -54,58 +149,138 @@ class LicenseFacts:
 
 @dataclass(frozen=True)
 class ProductPolicy:
+    """A product's entitlement settings.
+
+    Raises:
+        ValueError: an unknown lapse policy or a negative number of days or months.
+        zoneinfo.ZoneInfoNotFoundError: ``timezone`` is not a zoneinfo key.
+    """
+
     product: str
     lapse_policy: str = "fallback"  # fallback | revoke
-    security_carveout_months: int = 0
+    security_carveout_months: int = 0  # 0: no carve-out
     expiring_window_days: int = 30
     grace_days: int = 0
-    timezone: str = "UTC"
+    timezone: str = "UTC"  # the vendor's zone, in which contract days begin and end
     severity_deadlines: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_DEADLINES))
     renewal_url: str = ""
+
+    def __post_init__(self) -> None:
+        if self.lapse_policy not in LAPSE_POLICIES:
+            raise ValueError(f"unknown lapse policy {self.lapse_policy!r}")
+        if min(self.security_carveout_months, self.expiring_window_days, self.grace_days) < 0:
+            raise ValueError("carve-out months, expiring window and grace days must be >= 0")
+        ZoneInfo(self.timezone)
 
 
 @dataclass(frozen=True)
 class ReleaseFacts:
+    """A published release of a product, with its line's lifecycle status.
+
+    Raises:
+        ValueError: a naive ``published_at`` or a rollout outside 0–100.
+    """
+
     id: int
     product: str
     version: Version
     kind: str  # update | security | version
-    severity: str | None
+    severity: str | None  # critical | serious | minor | None
     channel: str
-    line: str
+    line: str  # e.g. "4.x"
     line_status: str  # supported | security-only | end-of-life
     published_at: datetime
-    customers: frozenset[str] = frozenset()
+    customers: frozenset[str] = frozenset()  # empty: everyone
     yanked: bool = False
     yank_reason: str | None = None
     recommended_version: str | None = None
     min_from: Version | None = None
     platforms: frozenset[str] = frozenset({"any"})
-    rollout_percent: int = 100
+    rollout_percent: int = 100  # 100: everyone; 0: halted
+
+    def __post_init__(self) -> None:
+        if self.published_at.utcoffset() is None:
+            raise ValueError(f"release {self.version}: published_at must be timezone-aware")
+        if not 0 <= self.rollout_percent <= 100:
+            raise ValueError(f"release {self.version}: rollout_percent must be 0..100")
+
+
+# --------------------------------------------------------------------------- covered time
+
+
+def as_utc(moment: datetime) -> datetime:
+    """``moment`` in UTC. Raises ValueError for a naive datetime (no reading of local time)."""
+    if moment.utcoffset() is None:
+        raise ValueError(f"a timezone-aware datetime is required, got {moment!r}")
+    return moment.astimezone(UTC)
+
+
+def day_start(day: date, zone: str) -> datetime:
+    """The instant ``day`` begins in ``zone``, in UTC.
+
+    Where a DST change skips midnight, the day begins at the first instant that exists.
+    """
+    return datetime.combine(day, time.min, tzinfo=ZoneInfo(zone)).astimezone(UTC)
 
 
 @dataclass(frozen=True)
 class Period:
-    """A covered stretch of time: ``start`` inclusive, ``end`` exclusive, both aware."""
+    """A covered stretch: local days ``starts_on``..``ends_on`` and the UTC instants
+    ``start`` (inclusive) and ``end`` (exclusive) they span."""
 
     start: datetime
     end: datetime
+    starts_on: date
+    ends_on: date
+
+    def contains(self, moment: datetime) -> bool:
+        return self.start <= moment < self.end
+
+
+def covered_periods(
+    contracts: Iterable[ContractFacts], kind: str, product: str, zone: str
+) -> list[Period]:
+    """The contracts of ``kind`` for ``product`` (or all products), merged where they overlap or
+    touch, oldest first."""
+    spans = sorted((c.starts_on, c.ends_on) for c in contracts if c.applies_to(kind, product))
+    merged: list[tuple[date, date]] = []
+    for starts_on, ends_on in spans:
+        if merged and starts_on <= merged[-1][1] + timedelta(days=1):
+            merged[-1] = (merged[-1][0], max(merged[-1][1], ends_on))
+        else:
+            merged.append((starts_on, ends_on))
+    return [
+        Period(day_start(s, zone), day_start(e + timedelta(days=1), zone), s, e) for s, e in merged
+    ]
+
+
+def add_months(moment: datetime, months: int) -> datetime:
+    """``moment`` plus whole calendar months, on the same wall-clock time, clamped to the end
+    of a shorter month (Jan 31 + 1 month = Feb 28 or 29)."""
+    index = moment.month - 1 + months
+    year, month = moment.year + index // 12, index % 12 + 1
+    day = min(moment.day, calendar.monthrange(year, month)[1])
+    return moment.replace(year=year, month=month, day=day)
+
+
+# --------------------------------------------------------------------------- status (rules 2–3)
 
 
 @dataclass(frozen=True)
 class MaintenanceStatus:
+    """Where a license's maintenance stands at one instant, and what follows from it."""
+
     status: str  # active | expiring | grace | lapsed | none
-    maintenance_ends_on: date | None
-    cutoff: datetime | None
+    maintenance_ends_on: date | None  # last day of the current or last covered period
+    cutoff: datetime | None  # see the module docstring; None when nothing was ever covered
     message: str
     lapsed_at: datetime | None = None  # end of the last covered period, once it has passed
+    carve_out_until: datetime | None = None  # security carve-out window end (exclusive)
+    grace_ends_on: date | None = None  # last day of grace, while in grace
+    next_starts_on: date | None = None  # first day of a future-dated contract, if any
 
     def covers(self, published_at: datetime) -> bool:
-        """Was a release published at ``published_at`` inside the cover this status grants?
-
-        While covered the cutoff is ``now`` (inclusive); after a lapse it is the instant cover
-        ended, which belongs to the next, uncovered day (exclusive).
-        """
+        """Was something published at ``published_at`` on or before the last covered instant?"""
         if self.cutoff is None:
             return False
         if self.status == "lapsed":
@@ -113,93 +288,113 @@ class MaintenanceStatus:
         return published_at <= self.cutoff
 
 
-@dataclass(frozen=True)
-class Decision:
-    entitled: bool  # may download (a signed manifest stays valid)
-    offerable: bool  # may be offered as an update (entitled and not yanked)
-    reasons: tuple[str, ...]
-
-
-def day_start(day: date, zone: str) -> datetime:
-    """Midnight at the start of ``day`` in the vendor's zone."""
-    return datetime.combine(day, time.min, tzinfo=ZoneInfo(zone))
-
-
-def covered_periods(
-    contracts: Iterable[ContractFacts], kind: str, product: str, zone: str
-) -> list[Period]:
-    """The contracts of ``kind`` for ``product`` (or all products), merged where they touch."""
-    spans = sorted(
-        (day_start(c.starts_on, zone), day_start(c.ends_on + timedelta(days=1), zone))
-        for c in contracts
-        if c.kind == kind and c.product in (None, product) and c.ends_on >= c.starts_on
-    )
-    merged: list[Period] = []
-    for start, end in spans:
-        if merged and start <= merged[-1].end:
-            if end > merged[-1].end:
-                merged[-1] = Period(merged[-1].start, end)
-        else:
-            merged.append(Period(start, end))
-    return merged
-
-
-def _last_day(period: Period, zone: str) -> date:
-    return (period.end.astimezone(ZoneInfo(zone)) - timedelta(days=1)).date()
+def covered_now(now: datetime) -> MaintenanceStatus:
+    """The status a license would have with maintenance active at ``now`` (for "what would
+    renewal bring")."""
+    return MaintenanceStatus("active", None, as_utc(now), "")
 
 
 def maintenance_status(
     lic: LicenseFacts, policy: ProductPolicy, now: datetime
 ) -> MaintenanceStatus:
-    """Where the license's maintenance stands at ``now`` and the cutoff that follows (rules 2–3)."""
+    """Where the license's maintenance stands at ``now`` and the cutoff that follows.
+
+    Raises:
+        ValueError: ``now`` is naive.
+    """
+    now = as_utc(now)
     if lic.status != "active":
-        return MaintenanceStatus(
-            "none", None, None, MESSAGES["license_inactive"].format(status=lic.status)
-        )
+        return MaintenanceStatus("none", None, None, render("license_inactive", status=lic.status))
     if lic.product != policy.product:
-        return MaintenanceStatus("none", None, None, MESSAGES["wrong_product"])
+        return MaintenanceStatus("none", None, None, render("wrong_product"))
     zone = policy.timezone
     periods = covered_periods(lic.contracts, MAINTENANCE, policy.product, zone)
-    current = next((p for p in periods if p.start <= now < p.end), None)
+    upcoming = next((p.starts_on for p in periods if p.start > now), None)
+    current = next((p for p in periods if p.contains(now)), None)
     if current is not None:
-        ends = _last_day(current, zone)
-        expiring = current.end - now <= timedelta(days=policy.expiring_window_days)
-        status = "expiring" if expiring else "active"
-        return MaintenanceStatus(status, ends, now, MESSAGES[status].format(ends=ends))
+        warn_from = current.ends_on + timedelta(days=1 - policy.expiring_window_days)
+        status = "expiring" if now >= day_start(warn_from, zone) else "active"
+        return MaintenanceStatus(status, current.ends_on, now, render(status, ends=current.ends_on))
     past = [p for p in periods if p.end <= now]
     if not past:
-        upcoming = [p for p in periods if p.start > now]
-        message = (
-            MESSAGES["future"].format(starts=upcoming[0].start.astimezone(ZoneInfo(zone)).date())
-            if upcoming
-            else MESSAGES["none"]
-        )
-        return MaintenanceStatus("none", None, None, message)
+        if upcoming is not None:
+            message = render("future", starts=upcoming)
+            return MaintenanceStatus("none", None, None, message, next_starts_on=upcoming)
+        return MaintenanceStatus("none", None, None, render("none"))
     last = past[-1]
-    ends = _last_day(last, zone)
-    if now < last.end + timedelta(days=policy.grace_days):
-        return MaintenanceStatus("grace", ends, now, MESSAGES["grace"].format(ends=ends), last.end)
+    grace_ends_on = last.ends_on + timedelta(days=policy.grace_days)
+    if now < day_start(grace_ends_on + timedelta(days=1), zone):
+        message = render("grace", ends=last.ends_on, grace_ends=grace_ends_on)
+        return MaintenanceStatus(
+            "grace",
+            last.ends_on,
+            now,
+            message,
+            lapsed_at=last.end,
+            grace_ends_on=grace_ends_on,
+            next_starts_on=upcoming,
+        )
+    return _lapsed(last, policy, now, upcoming)
+
+
+def _lapsed(
+    last: Period, policy: ProductPolicy, now: datetime, upcoming: date | None
+) -> MaintenanceStatus:
+    carve_out_until = None
+    if policy.security_carveout_months > 0:
+        local_lapse = last.end.astimezone(ZoneInfo(policy.timezone))
+        carve_out_until = add_months(local_lapse, policy.security_carveout_months).astimezone(UTC)
+    message = render("lapsed_revoke" if policy.lapse_policy == "revoke" else "lapsed", ends=last.ends_on)
+    if carve_out_until is not None and now < carve_out_until:
+        until = (carve_out_until.astimezone(ZoneInfo(policy.timezone)) - timedelta(days=1)).date()
+        message += render("carve_out", until=until)
+    if upcoming is not None:
+        message += render("resumes", starts=upcoming)
     return MaintenanceStatus(
-        "lapsed", ends, last.end, MESSAGES["lapsed"].format(ends=ends), last.end
+        "lapsed",
+        last.ends_on,
+        last.end,
+        message,
+        lapsed_at=last.end,
+        carve_out_until=carve_out_until,
+        next_starts_on=upcoming,
     )
 
 
-def add_months(moment: datetime, months: int) -> datetime:
-    """``moment`` plus whole calendar months, clamped to the month's last day."""
-    index = moment.month - 1 + months
-    year, month = moment.year + index // 12, index % 12 + 1
-    day = min(moment.day, calendar.monthrange(year, month)[1])
-    return moment.replace(year=year, month=month, day=day)
+# --------------------------------------------------------------------------- decisions (rules 1–6)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """May a license have a release: ``entitled`` to download it (its signed manifest stays
+    valid), ``offerable`` as an update (entitled and not yanked), and why."""
+
+    entitled: bool
+    offerable: bool
+    reasons: tuple[str, ...]
+
+
+def _refused(key: str, **values: object) -> Decision:
+    return Decision(False, False, (REASONS[key].format(**values),))
 
 
 def customization_allows(lic: LicenseFacts, policy: ProductPolicy, release: ReleaseFacts) -> bool:
-    """Rule 4: a customized build reaches only its customers, while customization covers it."""
+    """Rule 4: a customized build reaches only its customers, and only when a customization
+    contract covers its publication."""
+    return _customization_reason(lic, policy, release) is None
+
+
+def _customization_reason(
+    lic: LicenseFacts, policy: ProductPolicy, release: ReleaseFacts
+) -> str | None:
     if not release.customers:
-        return True
+        return None
     if lic.customer not in release.customers:
-        return False
-    periods = covered_periods(lic.contracts, CUSTOMIZATION, policy.product, policy.timezone)
-    return any(p.start <= release.published_at < p.end for p in periods)
+        return "other_customer"
+    periods = covered_periods(lic.contracts, CUSTOMIZATION, release.product, policy.timezone)
+    if any(p.contains(release.published_at) for p in periods):
+        return None
+    return "no_customization"
 
 
 def decide(
@@ -208,56 +403,81 @@ def decide(
     release: ReleaseFacts,
     now: datetime,
     *,
-    owned_lines: frozenset[str] = frozenset(),
+    owned_lines: frozenset[str] | None = None,
+    releases: Iterable[ReleaseFacts] | None = None,
     status: MaintenanceStatus | None = None,
 ) -> Decision:
     """May this license have this release at ``now``? (rules 1–6)
 
     Args:
-        owned_lines: lines the customer is entitled to at least one release of, for the security
-            carve-out; :func:`owned_lines` computes it.
-        status: a precomputed :func:`maintenance_status` (the same for every release of a check).
+        owned_lines: lines the customer owns, for the security carve-out (:func:`owned_lines`).
+        releases: the product's releases, from which owned lines are worked out when
+            ``owned_lines`` is not given and the carve-out could apply. With neither, the
+            customer owns no line and the carve-out grants nothing.
+        status: a precomputed :func:`maintenance_status` for the same license and ``now``.
+
+    Raises:
+        ValueError: ``now`` is naive.
     """
+    now = as_utc(now)
     if lic.status != "active":
-        return Decision(False, False, (f"license {lic.status}",))
-    if lic.product != release.product:
-        return Decision(False, False, ("license is for another product",))
-    if not customization_allows(lic, policy, release):
-        return Decision(False, False, ("customized build not covered by a customization contract",))
-    status = status or maintenance_status(lic, policy, now)
-    reasons: list[str] = []
-    entitled = False
+        return _refused("license_inactive", status=lic.status)
+    if not release.product == lic.product == policy.product:
+        return _refused("wrong_product")
     if release.published_at > now:
-        reasons.append("not yet published")
-    elif status.cutoff is None:
-        reasons.append("no maintenance contract covers this license")
-    elif status.status == "lapsed" and policy.lapse_policy == "revoke":
-        reasons.append("maintenance lapsed and the product's lapse policy revokes downloads")
-    elif status.covers(release.published_at):
-        entitled = True
-        reasons.append(f"published on or before the cutoff ({status.status})")
+        return _refused("not_published")
+    refusal = _customization_reason(lic, policy, release)
+    if refusal is not None:
+        return _refused(refusal)
+    if status is None:
+        status = maintenance_status(lic, policy, now)
+    if status.cutoff is None:
+        return _refused("no_maintenance")
+    revoked = status.status == "lapsed" and policy.lapse_policy == "revoke"
+    if status.covers(release.published_at) and not revoked:
+        reason = REASONS["by_cutoff"].format(status=status.status)
+    elif _carve_out_window(status, release):
+        owned = owned_lines
+        if owned is None:
+            owned = _lines_owned(lic, policy, releases or (), status)
+        if release.line not in owned:
+            return _refused("revoked_on_lapse" if revoked else "after_cutoff")
+        reason = REASONS["carve_out"].format(months=policy.security_carveout_months)
     else:
-        reasons.append("published after maintenance ended")
-    if not entitled and _carve_out_applies(policy, release, status, owned_lines):
-        entitled = True
-        reasons.append(
-            f"security carve-out of {policy.security_carveout_months} months after lapse"
-        )
-    if entitled and release.yanked:
-        return Decision(True, False, (*reasons, "yanked: not offered"))
-    return Decision(entitled, entitled, tuple(reasons))
+        return _refused("revoked_on_lapse" if revoked else "after_cutoff")
+    if release.yanked:
+        return Decision(True, False, (reason, REASONS["yanked"]))
+    return Decision(True, True, (reason,))
 
 
-def _carve_out_applies(
-    policy: ProductPolicy, release: ReleaseFacts, status: MaintenanceStatus, owned: frozenset[str]
-) -> bool:
+def _carve_out_window(status: MaintenanceStatus, release: ReleaseFacts) -> bool:
+    """A security revision published between the lapse and the end of the carve-out?"""
     return (
         status.status == "lapsed"
-        and status.lapsed_at is not None
-        and policy.security_carveout_months > 0
         and release.kind == "security"
-        and release.line in owned
-        and release.published_at < add_months(status.lapsed_at, policy.security_carveout_months)
+        and status.lapsed_at is not None
+        and status.carve_out_until is not None
+        and status.lapsed_at <= release.published_at < status.carve_out_until
+    )
+
+
+def carve_out_possible(policy: ProductPolicy, status: MaintenanceStatus) -> bool:
+    """Could the security carve-out entitle anything at this status? (owned lines matter)"""
+    return status.status == "lapsed" and policy.security_carveout_months > 0
+
+
+def _lines_owned(
+    lic: LicenseFacts,
+    policy: ProductPolicy,
+    releases: Iterable[ReleaseFacts],
+    status: MaintenanceStatus,
+) -> frozenset[str]:
+    return frozenset(
+        r.line
+        for r in releases
+        if r.product == lic.product
+        and status.covers(r.published_at)
+        and _customization_reason(lic, policy, r) is None
     )
 
 
@@ -267,12 +487,6 @@ def owned_lines(
     releases: Iterable[ReleaseFacts],
     status: MaintenanceStatus,
 ) -> frozenset[str]:
-    """Lines the customer owns: some release of it was published by the cutoff (what they paid
-    for, whatever the lapse policy says about downloading it now)."""
-    return frozenset(
-        r.line
-        for r in releases
-        if status.covers(r.published_at)
-        and r.product == lic.product
-        and customization_allows(lic, policy, r)
-    )
+    """Lines the customer owns: at least one of its releases is entitled by the cutoff rule
+    (what they paid for, whatever the lapse policy now says about downloading it)."""
+    return _lines_owned(lic, policy, releases, status)
