@@ -42,12 +42,12 @@ def test_round_trips(tmp_path: Path, old: bytes, new: bytes) -> None:
 def test_moved_and_edited_members_cost_little(tmp_path: Path) -> None:
     members = [os.urandom(20_000 + 512 * i) for i in range(20)]
     old = b"".join(m + b"\0" * (-len(m) % 512) for m in members)
-    edited = (
-        members[:5]
-        + [members[5][:100] + b"CHANGED" + members[5][100:]]
-        + [os.urandom(3000)]
-        + members[6:]
-    )
+    edited = [
+        *members[:5],
+        members[5][:100] + b"CHANGED" + members[5][100:],
+        os.urandom(3000),
+        *members[6:],
+    ]
     new = b"".join(m + b"\0" * (-len(m) % 512) for m in edited)
     size = roundtrip(tmp_path, old, new)
     assert size < len(new) * 0.1, f"{size} of {len(new)}"
