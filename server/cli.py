@@ -541,6 +541,33 @@ def release_publish(
         click.echo(f"{r.product.slug} {r.version} {state}")
         for a in r.artifacts:
             click.echo(f"  {a.platform:16} {a.size:>12} bytes  sha256 {a.sha256}")
+        release_id = r.id
+    if not draft:
+        _patches(release_id)
+
+
+def _patches(release_id: int) -> None:
+    """The release is visible already; patches to it are made now, after the fact."""
+    try:
+        made = svc().make_patches(release_id)
+    except (StorageError, OSError, ValueError) as exc:
+        click.echo(
+            f"warning: patches were not made ({exc}); run `vigor release patches` later", err=True
+        )
+        return
+    click.echo(f"  {made} delta patch(es) from earlier releases")
+
+
+@release.command("patches")
+@click.option("--product", required=True)
+@click.option("--version", "version", required=True)
+@with_appcontext
+@explained
+def release_patches(product: str, version: str) -> None:
+    """Make the missing delta patches to a release (from the previous releases on each platform)."""
+    with session() as s:
+        release_id = releases.find_release(s, product, version).id
+    _patches(release_id)
 
 
 def _signer() -> Any:

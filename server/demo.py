@@ -214,7 +214,7 @@ def load_demo(services: Services, today: date | None = None) -> DemoReport:
                 customers=r.customers,
                 platforms=("any",),
             )
-            releases.publish(
+            published = releases.publish(
                 session,
                 services.store,
                 signer,
@@ -223,6 +223,7 @@ def load_demo(services: Services, today: date | None = None) -> DemoReport:
                 actor=ACTOR,
                 max_size=services.settings.max_upload_bytes,
             )
+            services.make_patches(published.id)
         catalog.set_line_status(session, product, "3.x", "end-of-life", actor=ACTOR)
         if session.scalar(select(AdminUser.id).where(AdminUser.email == ADMIN_EMAIL)) is None:
             users.add_user(session, ADMIN_EMAIL, ADMIN_PASSWORD, role="admin", actor=ACTOR)

@@ -44,6 +44,7 @@ class Services:
     # Per-app (not per-module): two apps in one process must never share a catalogue.
     catalogs: CatalogCache = field(default_factory=CatalogCache, repr=False)
     _root: tuple[float, Root] | None = field(default=None, repr=False)
+    _background: list[threading.Thread] = field(default_factory=list, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
@@ -70,6 +71,35 @@ class Services:
     def forget_root(self) -> None:
         with self._lock:
             self._root = None
+
+    def patches_in_background(self, release_id: int, label: str) -> None:
+        """Make patches to a just-published release without delaying the answer."""
+        from server.domain.patches import generate_in_background
+
+        with self._lock:
+            self._background = [t for t in self._background if t.is_alive()]
+            self._background.append(
+                generate_in_background(lambda: self.make_patches(release_id), label)
+            )
+
+    def close(self, timeout: float = 60.0) -> None:
+        """Let background work finish, then release database connections."""
+        with self._lock:
+            pending = list(self._background)
+        for thread in pending:
+            thread.join(timeout)
+        self.db.dispose()
+
+    def make_patches(self, release_id: int) -> int:
+        """Generate the missing patches to a published release (its own session)."""
+        from server.domain.models import Release
+        from server.domain.patches import generate_patches
+
+        with self.db.sessions() as session:
+            release = session.get(Release, release_id)
+            if release is None or release.is_draft:
+                return 0
+            return generate_patches(session, self.store, self.signer("release"), release)
 
     def signer(self, role: str) -> KeySigner:
         """The online key the newest root names for ``role`` (``release`` or ``check``)."""

@@ -16,7 +16,7 @@ import json
 import re
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session, selectinload
 from server.domain import entitlements as ent
 from server.domain import offers
 from server.domain.errors import InvalidInputError, NotFoundError
-from server.domain.models import Contract, License, Product, Release
+from server.domain.models import Contract, License, Patch, Product, Release
 from server.domain.releases import CHANNEL_RE, PLATFORM_RE
 from server.domain.trust import iso
 
@@ -158,6 +158,14 @@ class OfferedArtifact:
 
 
 @dataclass(frozen=True)
+class OfferedPatch:
+    patch_id: int
+    artifact_id: int
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True)
 class Catalog:
     """A product's published releases as facts, with what a check needs to answer."""
 
@@ -166,6 +174,9 @@ class Catalog:
     index: offers.ReleaseIndex
     manifests: Mapping[int, Any]  # release id -> signed manifest (parsed JSON)
     artifacts: Mapping[tuple[int, str], OfferedArtifact]  # (release id, platform)
+    patch_documents: Mapping[int, Any] = field(default_factory=dict)  # release id -> signed doc
+    patches: Mapping[tuple[int, str, str], OfferedPatch] = field(default_factory=dict)
+    # (release id, platform, from version) -> patch
 
 
 class CatalogCache:
@@ -207,6 +218,15 @@ def load_catalog(session: Session, product: Product, renewal_url: str) -> Catalo
         )
     )
     rows = [r for r in rows if r.manifest]
+    by_artifact = {a.id: (r, a) for r in rows for a in r.artifacts}
+    patches: dict[tuple[int, str, str], OfferedPatch] = {}
+    if by_artifact:
+        for patch in session.scalars(select(Patch).where(Patch.artifact_id.in_(list(by_artifact)))):
+            release, artifact = by_artifact[patch.artifact_id]
+            source = by_artifact.get(patch.from_artifact_id)
+            if source is not None:
+                key = (release.id, artifact.platform, source[0].version)
+                patches[key] = OfferedPatch(patch.id, artifact.id, patch.size, patch.sha256)
     return Catalog(
         revision=product.catalog_revision,
         policy=product_policy(product, renewal_url),
@@ -217,6 +237,8 @@ def load_catalog(session: Session, product: Product, renewal_url: str) -> Catalo
             for r in rows
             for a in r.artifacts
         },
+        patch_documents={r.id: json.loads(r.patch_manifest) for r in rows if r.patch_manifest},
+        patches=patches,
     )
 
 
@@ -236,7 +258,7 @@ def answer(
     now: datetime,
     *,
     ttl: timedelta,
-    download_url: Callable[[OfferedArtifact], tuple[str, datetime]],
+    download_url: Callable[[int, int | None], tuple[str, datetime]],
 ) -> dict[str, Any]:
     """The ``signed`` part of a check response (docs/protocol.md)."""
     result = offers.select_offer(
@@ -255,7 +277,7 @@ def answer(
         release = result.offer.release
         artifact = artifact_for(catalog, release.id, req.platform)
         if artifact is not None:
-            url, expires = download_url(artifact)
+            url, expires = download_url(artifact.artifact_id, None)
             update = {
                 "version": str(release.version),
                 "kind": release.kind,
@@ -269,6 +291,19 @@ def answer(
                 },
                 "apply_by": iso(result.offer.apply_by) if result.offer.apply_by else None,
             }
+            patch = catalog.patches.get((release.id, artifact.platform, str(req.version)))
+            if patch is not None and release.id in catalog.patch_documents:
+                patch_url, patch_expires = download_url(artifact.artifact_id, patch.patch_id)
+                update["patch"] = {
+                    "from_version": str(req.version),
+                    "document": catalog.patch_documents[release.id],
+                    "download": {
+                        "url": patch_url,
+                        "expires_at": iso(patch_expires),
+                        "size": patch.size,
+                        "sha256": patch.sha256,
+                    },
+                }
     summary = offers.renewal_summary(
         lic,
         catalog.policy,

@@ -157,6 +157,8 @@ class Release(Base):
     yank_reason: Mapped[str | None] = mapped_column(Text, default=None)
     recommended_version: Mapped[str | None] = mapped_column(String(64), default=None)
     rollout_percent: Mapped[int] = mapped_column(Integer, default=100)
+    # Signed "patches" document (release role), written when patches to this release exist.
+    patch_manifest: Mapped[str | None] = mapped_column(Text, default=None)
 
     product: Mapped[Product] = relationship(back_populates="releases")
     line: Mapped[ProductLine] = relationship()
@@ -186,8 +188,30 @@ class Artifact(Base):
     filename: Mapped[str] = mapped_column(String(255))
     size: Mapped[int] = mapped_column(BigInteger)
     sha256: Mapped[str] = mapped_column(String(64), index=True)
+    # The uncompressed content (what patches are computed between), once known.
+    content_sha256: Mapped[str | None] = mapped_column(String(64), default=None)
+    content_size: Mapped[int | None] = mapped_column(BigInteger, default=None)
 
     release: Mapped[Release] = relationship(back_populates="artifacts")
+
+
+class Patch(Base):
+    """A delta from an older release's artifact content to this artifact's content."""
+
+    __tablename__ = "patches"
+    __table_args__ = (UniqueConstraint("artifact_id", "from_artifact_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    artifact_id: Mapped[int] = mapped_column(
+        ForeignKey("artifacts.id", ondelete="CASCADE"), index=True
+    )
+    from_artifact_id: Mapped[int] = mapped_column(ForeignKey("artifacts.id", ondelete="CASCADE"))
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    artifact: Mapped[Artifact] = relationship(foreign_keys=[artifact_id])
+    from_artifact: Mapped[Artifact] = relationship(foreign_keys=[from_artifact_id])
 
 
 class Customer(Base):

@@ -41,6 +41,7 @@ from server.domain.models import (
     SEVERITIES,
     Artifact,
     Customer,
+    Patch,
     Product,
     ProductLine,
     Release,
@@ -344,11 +345,11 @@ def _forget_unreferenced_blob(store: ArtifactStore, blob: StoredBlob) -> None:
 
 
 def _forget_unreferenced(session: Session, store: ArtifactStore, blobs: list[StoredBlob]) -> None:
-    """Delete the blobs this publish stored that no artifact in the database references."""
+    """Delete the blobs this publish stored that nothing in the database references."""
     for blob in blobs:
         referenced = session.scalar(
             select(Artifact.id).where(Artifact.sha256 == blob.sha256).limit(1)
-        )
+        ) or session.scalar(select(Patch.id).where(Patch.sha256 == blob.sha256).limit(1))
         if referenced is None:
             _forget_unreferenced_blob(store, blob)
 
@@ -389,7 +390,10 @@ def list_releases(session: Session, product: str) -> list[Release]:
 
 
 def referenced_digests(session: Session) -> set[str]:
-    return set(session.scalars(select(Artifact.sha256).distinct()))
+    """Every blob something points at: artifacts and delta patches."""
+    return set(session.scalars(select(Artifact.sha256).distinct())) | set(
+        session.scalars(select(Patch.sha256).distinct())
+    )
 
 
 def garbage_collect(session: Session, store: ArtifactStore, *, dry_run: bool = False) -> list[str]:

@@ -15,6 +15,7 @@ SALT = "vigor.download.v1"
 class DownloadGrant:
     license_id: int
     artifact_id: int
+    patch_id: int | None = None  # a delta patch to the artifact instead of the artifact
 
 
 def _serializer(secret_key: str) -> URLSafeTimedSerializer:
@@ -22,19 +23,19 @@ def _serializer(secret_key: str) -> URLSafeTimedSerializer:
 
 
 def make_token(secret_key: str, grant: DownloadGrant) -> str:
-    return _serializer(secret_key).dumps([grant.license_id, grant.artifact_id])
+    return _serializer(secret_key).dumps([grant.license_id, grant.artifact_id, grant.patch_id or 0])
 
 
 def read_token(secret_key: str, token: str, max_age: int) -> DownloadGrant:
     """The grant inside ``token``; expired and tampered tokens are refused."""
     try:
-        license_id, artifact_id = _serializer(secret_key).loads(token, max_age=max_age)
+        license_id, artifact_id, patch_id = _serializer(secret_key).loads(token, max_age=max_age)
     except SignatureExpired:
         raise DownloadExpiredError(
             "this download link has expired; check for updates again"
         ) from None
     except (BadSignature, ValueError, TypeError):
         raise DownloadInvalidError("this download link is not valid") from None
-    if not isinstance(license_id, int) or not isinstance(artifact_id, int):
+    if not all(isinstance(value, int) for value in (license_id, artifact_id, patch_id)):
         raise DownloadInvalidError("this download link is not valid")
-    return DownloadGrant(license_id, artifact_id)
+    return DownloadGrant(license_id, artifact_id, patch_id or None)

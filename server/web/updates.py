@@ -21,7 +21,7 @@ from server.domain.errors import (
     SigningError,
 )
 from server.domain.licensing import authenticate_license, check_product, register_installation
-from server.domain.models import Artifact, DownloadEvent, License, Release, utcnow
+from server.domain.models import Artifact, DownloadEvent, License, Patch, Release, utcnow
 from server.domain.trust import TrustError, sign_document
 from server.keyring import KeyFileError
 from server.storage.base import StorageError
@@ -88,8 +88,8 @@ def check() -> Response:
         session, lic.product_id, lic.catalog_revision, settings.renewal_url
     )
 
-    def download_url(artifact: checks.OfferedArtifact) -> tuple[str, datetime]:
-        token = make_token(settings.secret_key, DownloadGrant(lic.id, artifact.artifact_id))
+    def download_url(artifact_id: int, patch_id: int | None) -> tuple[str, datetime]:
+        token = make_token(settings.secret_key, DownloadGrant(lic.id, artifact_id, patch_id))
         path = url_for("updates.download", token=token)
         return settings.public_base_url + path, now + timedelta(seconds=settings.download_url_ttl)
 
@@ -144,20 +144,26 @@ def download(token: str) -> Response:
         )
     )
     session.commit()
+    digest, filename = artifact.sha256, artifact.filename
+    if grant.patch_id is not None:
+        patch = session.get(Patch, grant.patch_id)
+        if patch is None or patch.artifact_id != artifact.id:
+            raise NotFoundError("this patch no longer exists")
+        digest, filename = patch.sha256, f"{artifact.filename}.delta"
     store = services().store
-    presigned = store.presigned_url(artifact.sha256, 300, filename=artifact.filename)
+    presigned = store.presigned_url(digest, 300, filename=filename)
     if presigned is not None:
         return redirect(presigned, code=302)  # type: ignore[return-value]
-    path = store.local_path(artifact.sha256)
+    path = store.local_path(digest)
     if path is None or not path.is_file():
         raise NotFoundError("the artifact's bytes are missing from the store")
     response = send_file(
         path,
         mimetype="application/octet-stream",
         as_attachment=True,
-        download_name=artifact.filename,
+        download_name=filename,
         conditional=True,
-        etag=artifact.sha256,
+        etag=digest,
         max_age=0,
     )
     response.headers["Accept-Ranges"] = "bytes"

@@ -23,4 +23,4 @@ def vigor_app(settings: Settings) -> Iterator[Flask]:
         ensure_trust(services)
         yield app
     finally:
-        services.db.dispose()
+        services.close()
