@@ -30,6 +30,7 @@ from packaging.version import Version
 
 from client_agent import install
 from client_agent.config import AgentConfig
+from client_agent.delta import apply_delta, content_of
 from client_agent.errors import (
     AgentError,
     ArtifactError,
@@ -294,6 +295,67 @@ class Agent:
 
     # ------------------------------------------------------------------ apply
 
+    # ------------------------------------------------------------------ delta patches
+
+    def _content_path(self, sha: str) -> Path:
+        return self.state_dir / "downloads" / f"content-{sha}"
+
+    def _installed_content(self, wanted_sha: str) -> Path | None:
+        """The uncompressed content of the installed version, kept or rebuilt from its artifact."""
+        kept = self._content_path(wanted_sha)
+        if kept.exists():
+            return kept
+        current = self.layout.current_version()
+        manifest_file = self.state_dir / "manifests" / f"{current}.json"
+        if current is None or not manifest_file.exists():
+            return None  # installed by something else: no artifact to patch from
+        artifacts = json.loads(manifest_file.read_text())["signed"].get("artifacts", {})
+        shas = [a.get("sha256") for a in artifacts.values() if isinstance(a, dict)]
+        for sha in shas:
+            artifact = self.state_dir / "downloads" / str(sha)
+            if artifact.exists():
+                tmp = kept.with_name(kept.name + ".tmp")
+                if content_of(artifact, tmp) == wanted_sha:
+                    os.replace(tmp, kept)
+                    return kept
+                tmp.unlink(missing_ok=True)
+        return None
+
+    def download_patch(self, answer: CheckAnswer) -> tuple[Path, int] | None:
+        """The offered release's content rebuilt from a patch, or None to download in full.
+
+        Any failure (a patch that does not verify, an installed artifact that is gone, a result
+        whose SHA-256 differs from the signed one) falls back to the full download, and a patch
+        that failed is remembered so that it is not tried again.
+        """
+        patch = answer.patch
+        failed = self.state.setdefault("failed_patches", [])
+        if patch is None or patch.sha256 in failed:
+            return None
+        old = self._installed_content(patch.from_content_sha256)
+        if old is None:
+            return None
+        target = self._content_path(patch.content_sha256)
+        part = self.state_dir / "downloads" / f"{patch.sha256}.part"
+        built = target.with_name(target.name + ".part")
+        try:
+            self.fetcher.download(
+                patch.url, part, patch.size, patch.sha256, terminal_progress(patch.size)
+            )
+            if sha256_file(part) != patch.sha256:
+                raise ArtifactError("the patch does not match its signed SHA-256")
+            if apply_delta(old, part, built, patch.content_size) != patch.content_sha256:
+                raise ArtifactError("the patched content does not match its signed SHA-256")
+            os.replace(built, target)
+        except AgentError:
+            failed.append(patch.sha256)
+            self._save_state()
+            built.unlink(missing_ok=True)
+            return None
+        finally:
+            part.unlink(missing_ok=True)
+        return target, patch.size
+
     def recover(self) -> str | None:
         """Finish or undo what an interrupted run left; report an undone apply."""
         undone = install.recover(self.layout)
@@ -307,14 +369,22 @@ class Agent:
             )
         return undone
 
-    def apply(self, manifest: Manifest, artifact: Path) -> Outcome:
-        """Stage, switch, health-check; on failure switch back. Reports the outcome."""
-        if sha256_file(artifact) != manifest.artifact.sha256:
+    def apply(
+        self, manifest: Manifest, artifact: Path, content_sha256: str | None = None
+    ) -> Outcome:
+        """Stage, switch, health-check; on failure switch back. Reports the outcome.
+
+        ``artifact`` is the release's artifact, or (``content_sha256`` given, from a verified
+        patches document) its uncompressed content rebuilt from a patch.
+        """
+        expected = content_sha256 or manifest.artifact.sha256
+        if sha256_file(artifact) != expected:
             raise ArtifactError("the downloaded artifact no longer matches its manifest")
         old = self.layout.current_version()
         new = str(manifest.version)
         try:
-            install.stage(self.layout, artifact, manifest.artifact.filename, new)
+            filename = "content.tar" if content_sha256 else manifest.artifact.filename
+            install.stage(self.layout, artifact, filename, new)
         except InstallError as exc:
             self.report(new, Version(old) if old else None, "failure", "archive_refused", str(exc))
             raise
@@ -359,6 +429,18 @@ class Agent:
         if when_due and not self.is_due(answer):
             return Outcome(
                 False, str(answer.manifest.version), "update available but not yet due", due=False
+            ), answer
+        patched = self.download_patch(answer)
+        if patched is not None and answer.patch is not None:
+            outcome = self.apply(
+                answer.manifest, patched[0], content_sha256=answer.patch.content_sha256
+            )
+            saved = answer.manifest.artifact.size - patched[1]
+            return Outcome(
+                True,
+                outcome.version,
+                f"{outcome.message} (patch of {patched[1]} bytes instead of "
+                f"{answer.manifest.artifact.size}; {saved} saved)",
             ), answer
         artifact = self.download(answer, allow_downgrade)
         return self.apply(answer.manifest, artifact), answer

@@ -271,6 +271,7 @@ class CheckAnswer:
     download_url: str | None
     apply_by: datetime | None
     issued_at: datetime
+    patch: PatchOffer | None = None
 
     @property
     def entitlement(self) -> Mapping[str, Any]:
@@ -331,6 +332,71 @@ def verify_check(
     if not isinstance(url, str):
         raise VerificationError("the offered update has no download URL")
     apply_by = update.get("apply_by")
+    try:
+        patch = verify_patch(update, root, manifest)
+    except VerificationError:
+        patch = None  # a patch that does not verify is ignored: the full artifact still is
     return CheckAnswer(
-        signed, manifest, url, parse_time(apply_by, "apply-by time") if apply_by else None, issued
+        signed,
+        manifest,
+        url,
+        parse_time(apply_by, "apply-by time") if apply_by else None,
+        issued,
+        patch,
     )
+
+
+@dataclass(frozen=True)
+class PatchOffer:
+    """A verified offer of a delta from the installed content to the offered release's content."""
+
+    url: str
+    size: int
+    sha256: str
+    from_version: str
+    from_content_sha256: str
+    content_sha256: str
+    content_size: int
+
+
+def verify_patch(
+    update: Mapping[str, Any], root: TrustedRoot, manifest: Manifest
+) -> PatchOffer | None:
+    """The patch offered with ``update``, checked against its signed patches document (or None)."""
+    offer = update.get("patch")
+    if offer is None:
+        return None
+    if not isinstance(offer, Mapping):
+        raise VerificationError("the offered patch is malformed")
+    signed = verify_role(offer.get("document"), root, "release", "patches")
+    if signed.get("product") != manifest.product or signed.get("version") != str(manifest.version):
+        raise VerificationError("the patches document is for another release")
+    artifacts = signed.get("artifacts")
+    entry = artifacts.get(manifest.artifact.platform) if isinstance(artifacts, Mapping) else None
+    download = offer.get("download")
+    from_version = offer.get("from_version")
+    if (
+        not isinstance(entry, Mapping)
+        or not isinstance(download, Mapping)
+        or not isinstance(from_version, str)
+    ):
+        raise VerificationError("the offered patch is malformed")
+    patches = entry.get("patches")
+    described = patches.get(from_version) if isinstance(patches, Mapping) else None
+    if not isinstance(described, Mapping):
+        raise VerificationError(f"the patches document lists no patch from {from_version}")
+    try:
+        result = PatchOffer(
+            url=str(download["url"]),
+            size=int(described["size"]),
+            sha256=str(described["sha256"]),
+            from_version=from_version,
+            from_content_sha256=str(described["from_content_sha256"]),
+            content_sha256=str(entry["content_sha256"]),
+            content_size=int(entry["content_size"]),
+        )
+    except (KeyError, TypeError, ValueError):
+        raise VerificationError("the patches document is malformed") from None
+    if download.get("sha256") != result.sha256 or download.get("size") != result.size:
+        raise VerificationError("the patch download does not match the signed patches document")
+    return result

@@ -178,6 +178,9 @@ class ProxyHandler(BaseHTTPRequestHandler):
         self, data: bytes, headers: dict[str, str]
     ) -> tuple[bytes, dict[str, str]]:
         mode = self.owner.mode
+        is_patch = ".delta" in headers.get("Content-Disposition", "")
+        if mode == "flip-patch" and is_patch:
+            data = data[:10] + bytes([data[10] ^ 0x01]) + data[11:]
         if mode == "flip-byte" and data:
             index = len(data) // 2
             data = data[:index] + bytes([data[index] ^ 0x01]) + data[index + 1 :]
