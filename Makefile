@@ -32,6 +32,7 @@ bench: $(STAMP)
 	$(VENV)/bin/python bench/upload.py
 	$(VENV)/bin/python bench/check.py
 	$(VENV)/bin/python bench/agent.py
+	$(VENV)/bin/python bench/delta.py
 
 clean:
 	rm -rf $(VENV) instance releases/?? .pytest_cache .mypy_cache .ruff_cache
