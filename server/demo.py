@@ -138,6 +138,14 @@ def demo_archive(version: str) -> bytes:
         ).encode(),
         "lib/acme/core.py": (f"VERSION = {version!r}\n" + "# ledger rules\n" * 200).encode(),
         "share/acme/reports.csv": "".join(f"report-{i},{version}\n" for i in range(500)).encode(),
+        # The bulk of a real application, unchanged between releases: what delta patches skip.
+        **{
+            f"lib/acme/modules/ledger_{n:02d}.py": "".join(
+                f"def rule_{n}_{i}(entry):\n    return entry.amount * {(n * 7919 + i * 104729) % 1000} / 1000\n"
+                for i in range(60)
+            ).encode()
+            for n in range(40)
+        },
     }
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
