@@ -76,6 +76,7 @@ class Settings:
     installation_touch_interval: int = 60 * 60  # at most one DB write per installation per hour
     rollout_failure_threshold: float = 0.2  # share of failed reports that halts a rollout
     rollout_failure_min_reports: int = 5
+    patch_from_releases: int = 3  # delta patches to each new release from this many earlier ones
     # Rate limits (Flask-Limiter syntax) and their storage
     rate_limit_check: str = "120/minute"
     rate_limit_storage_url: str = "memory://"
@@ -121,6 +122,7 @@ class Settings:
             rate_limit_check=env.get("VIGOR_RATE_LIMIT_CHECK", "120/minute"),
             rate_limit_storage_url=env.get("VIGOR_RATE_LIMIT_STORAGE_URL", "memory://"),
             trust_proxy_hops=_int(env, "VIGOR_TRUST_PROXY_HOPS", 0),
+            patch_from_releases=_int(env, "VIGOR_PATCH_FROM_RELEASES", 3),
             renewal_url=env.get("VIGOR_RENEWAL_URL", "https://vendor.example/renew"),
             host=env.get("VIGOR_HOST", "127.0.0.1"),
             port=_int(env, "VIGOR_PORT", 8000, minimum=1),

@@ -99,7 +99,13 @@ class Services:
             release = session.get(Release, release_id)
             if release is None or release.is_draft:
                 return 0
-            return generate_patches(session, self.store, self.signer("release"), release)
+            return generate_patches(
+                session,
+                self.store,
+                self.signer("release"),
+                release,
+                count=self.settings.patch_from_releases,
+            )
 
     def signer(self, role: str) -> KeySigner:
         """The online key the newest root names for ``role`` (``release`` or ``check``)."""

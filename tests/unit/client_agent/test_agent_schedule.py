@@ -83,3 +83,36 @@ def test_installation_id_is_made_once_and_kept(config: AgentConfig) -> None:
     first = Agent(config, fetcher=BusyServer()).installation_id
     assert first == Agent(config, fetcher=BusyServer()).installation_id
     assert len(first) >= 16
+
+
+def test_configured_proxy_carries_the_requests(tmp_path: Path) -> None:
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    seen: list[str] = []
+
+    class Proxy(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+        def do_GET(self) -> None:
+            seen.append(self.path)  # a proxy sees the absolute URL
+            body = b"{}"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        from client_agent.fetch import UrllibFetcher
+
+        fetcher = UrllibFetcher(proxy=f"http://127.0.0.1:{server.server_address[1]}")
+        assert (
+            fetcher.get_json("http://updates.example.invalid/api/v1/root/2.json", 100) is not None
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert seen == ["http://updates.example.invalid/api/v1/root/2.json"]
