@@ -22,7 +22,7 @@ from flask.cli import FlaskGroup, with_appcontext
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError, ProgrammingError, SQLAlchemyError
 
-from server.config import ConfigError, Settings
+from server.config import ConfigError
 from server.domain import catalog, customers, releases, roots, tokens
 from server.domain.errors import DomainError, SigningError
 from server.domain.models import Customer, License, Product
@@ -978,11 +978,3 @@ def gc_cmd(dry_run: bool) -> None:
         orphans = releases.garbage_collect(s, svc().store, dry_run=dry_run)
     verb = "would delete" if dry_run else "deleted"
     click.echo(f"{verb} {len(orphans)} unreferenced blob(s)")
-
-
-def settings_from_env() -> Settings:
-    return Settings.from_env()
-
-
-if __name__ == "__main__":
-    main()

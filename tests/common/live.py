@@ -91,9 +91,6 @@ class LiveServer:
             self.proc.wait(timeout=15)
 
 
-Mutator = Callable[["ProxyHandler", str, http.client.HTTPResponse, bytes], None]
-
-
 class TamperingProxy:
     """Forwards to ``upstream``; ``self.mode`` selects a misbehaviour (None: honest)."""
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import shutil
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -15,7 +14,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from client_agent import Agent, AgentConfig, DownloadError, JsonReply
 from client_agent.errors import DownloadExpiredError
-from server.domain.trust import KeySigner, build_root, iso, sign_document
+from server.domain.trust import KeySigner, iso, sign_document
+from tests.common.agents import agent_config
 
 KEY = KeySigner(Ed25519PrivateKey.generate())
 ARTIFACT = b"artifact bytes" * 100
@@ -84,19 +84,7 @@ class FakeServer:
 
 @pytest.fixture
 def config(tmp_path: Path) -> AgentConfig:
-    root = sign_document(
-        build_root(1, datetime(2099, 1, 1, tzinfo=UTC), [KEY.public], [KEY.public]), [KEY]
-    )
-    (tmp_path / "root.json").write_text(json.dumps(root))
-    return AgentConfig(
-        server_url="http://updates.invalid",
-        license_key="vgl_x",
-        product="acme-erp",
-        install_dir=tmp_path / "app",
-        state_dir=tmp_path / "state",
-        trusted_root=tmp_path / "root.json",
-        installed_version="1.0.0",
-    )
+    return agent_config(tmp_path, KEY, installed_version="1.0.0")
 
 
 def test_an_expired_link_is_replaced_by_checking_again(config: AgentConfig) -> None:

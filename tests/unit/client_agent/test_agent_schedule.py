@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -12,7 +11,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from client_agent import Agent, AgentConfig, DownloadError, JsonReply
-from server.domain.trust import KeySigner, build_root, sign_document
+from server.domain.trust import KeySigner
+from tests.common.agents import agent_config
 
 
 class BusyServer:
@@ -38,20 +38,7 @@ class BusyServer:
 
 @pytest.fixture
 def config(tmp_path: Path) -> AgentConfig:
-    key = KeySigner(Ed25519PrivateKey.generate())
-    root = sign_document(
-        build_root(1, datetime(2099, 1, 1, tzinfo=UTC), [key.public], [key.public]), [key]
-    )
-    (tmp_path / "root.json").write_text(json.dumps(root))
-    return AgentConfig(
-        server_url="http://updates.invalid",
-        license_key="vgl_x",
-        product="acme-erp",
-        install_dir=tmp_path / "app",
-        state_dir=tmp_path / "state",
-        trusted_root=tmp_path / "root.json",
-        check_interval=3600,
-    )
+    return agent_config(tmp_path, KeySigner(Ed25519PrivateKey.generate()), check_interval=3600)
 
 
 def test_retry_after_is_obeyed_across_runs(config: AgentConfig) -> None:
