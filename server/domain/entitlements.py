@@ -131,9 +131,7 @@ class ContractFacts:
     def applies_to(self, kind: str, product: str) -> bool:
         """Is this a well-formed contract of ``kind`` covering ``product``?"""
         return (
-            self.kind == kind
-            and self.product in (None, product)
-            and self.starts_on <= self.ends_on
+            self.kind == kind and self.product in (None, product) and self.starts_on <= self.ends_on
         )
 
 
@@ -344,7 +342,9 @@ def _lapsed(
     if policy.security_carveout_months > 0:
         local_lapse = last.end.astimezone(ZoneInfo(policy.timezone))
         carve_out_until = add_months(local_lapse, policy.security_carveout_months).astimezone(UTC)
-    message = render("lapsed_revoke" if policy.lapse_policy == "revoke" else "lapsed", ends=last.ends_on)
+    message = render(
+        "lapsed_revoke" if policy.lapse_policy == "revoke" else "lapsed", ends=last.ends_on
+    )
     if carve_out_until is not None and now < carve_out_until:
         until = (carve_out_until.astimezone(ZoneInfo(policy.timezone)) - timedelta(days=1)).date()
         message += render("carve_out", until=until)

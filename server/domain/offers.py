@@ -1,6 +1,25 @@
 """What a check offers: the best entitled release, the notices, and the renewal prompt.
 
-Pure functions over the facts of :mod:`server.domain.entitlements`.
+Pure functions over the facts of :mod:`server.domain.entitlements`; ``now`` is a parameter.
+
+The offer for one installation (DESIGN.md "What the check offers") is the highest release newer
+than the installed version that passes, in this order of cheapness:
+
+1. channel: an installation on channel C receives releases of C and of ``stable``;
+2. platform: an artifact for the installation's platform or for ``any``;
+3. line lifecycle (rule 7): nothing from an end-of-life line; from a security-only line only
+   security revisions — except for an installation on an end-of-life line, which is offered the
+   way out: the newest release it may have, whatever its kind;
+4. ``min_from``: a release that requires ``min_from`` M is offered only to installations at M or
+   newer; older ones get a lower release (M itself, say) first — a stepping stone;
+5. staged rollout: a deterministic bucket 0–99 from the installation id and the release id,
+   offered when the bucket is below the rollout percent; critical security revisions bypass it;
+6. entitlement: :func:`~server.domain.entitlements.decide` says *offerable* (entitled and not
+   yanked).
+
+The walk goes newest first and stops at the first release that passes; it never goes below the
+installed version, so an offer is never a downgrade. Alongside, the installation is told when
+its line is end of life or its release was yanked, and what renewal would bring.
 """
 
 from __future__ import annotations
@@ -18,34 +37,33 @@ from server.domain.entitlements import (
     MaintenanceStatus,
     ProductPolicy,
     ReleaseFacts,
-    customization_allows,
+    as_utc,
+    carve_out_possible,
+    covered_now,
     decide,
     maintenance_status,
     owned_lines,
+    plural,
+    render,
 )
 
-NOTICES = {
-    "end_of_life": "{line} is no longer supported. {way_out}",
-    "end_of_life_way_out": "Update to {version} to stay supported.",
-    "end_of_life_no_way": "Renew maintenance to move to a supported version.",
-    "yanked": "Version {version} was withdrawn: {reason}.",
-    "yanked_recommended": " Move to {recommended}.",
-}
-RENEWAL = {
-    "missing": "Renew maintenance to receive {total} newer release(s), including {security} security revision(s); newest: {newest}.",
-    "never": "Buy maintenance to receive {total} newer release(s), including {security} security revision(s); newest: {newest}.",
-    "expiring": "Maintenance ends on {ends}. Renew to keep receiving updates and security revisions.",
-}
+END_OF_LIFE = "end-of-life"
+SECURITY_ONLY = "security-only"
 
 
 @dataclass(frozen=True)
 class Offer:
+    """The release a check offers, and when the agent must have applied it (None: whenever
+    convenient)."""
+
     release: ReleaseFacts
     apply_by: datetime | None
 
 
 @dataclass(frozen=True)
 class OfferResult:
+    """The offer (if any), the notices for the installation, and the status it was based on."""
+
     offer: Offer | None
     notices: tuple[dict[str, Any], ...]
     status: MaintenanceStatus
@@ -53,6 +71,10 @@ class OfferResult:
 
 @dataclass(frozen=True)
 class RenewalSummary:
+    """What the customer is missing: the newest release renewal would bring, and how many
+    updates, security revisions and versions. For an expiring or grace status, possibly nothing
+    yet (``newest_version`` None), with a reminder."""
+
     newest_version: Version | None
     updates: int
     security: int
@@ -60,15 +82,75 @@ class RenewalSummary:
     message: str
 
 
+# --------------------------------------------------------------------------- the release index
+
+
+@dataclass(frozen=True)
+class ReleaseIndex:
+    """A product's releases newest first, with lookups by version and by line.
+
+    Built once per catalogue revision, so that a check walks only the few releases above the
+    installed version instead of the whole history.
+    """
+
+    newest_first: tuple[ReleaseFacts, ...]
+    by_version: Mapping[Version, ReleaseFacts]
+    latest_published_first: tuple[ReleaseFacts, ...]
+    line_statuses: Mapping[str, str]
+
+    @classmethod
+    def of(cls, releases: Iterable[ReleaseFacts]) -> ReleaseIndex:
+        ordered = tuple(sorted(releases, key=lambda r: r.version, reverse=True))
+        by_date = tuple(sorted(ordered, key=lambda r: r.published_at, reverse=True))
+        lines = {r.line: r.line_status for r in ordered}
+        return cls(ordered, {r.version: r for r in ordered}, by_date, lines)
+
+    def published_since(self, moment: datetime) -> Iterator[ReleaseFacts]:
+        """Releases published at or after ``moment``, latest first."""
+        for release in self.latest_published_first:
+            if release.published_at < moment:
+                return
+            yield release
+
+    def newer_than(self, installed: Version) -> Iterator[ReleaseFacts]:
+        """Releases above ``installed``, newest first."""
+        for release in self.newest_first:
+            if release.version <= installed:
+                return
+            yield release
+
+    def line_of(self, installed: Version, line: str | None = None) -> tuple[str, str] | None:
+        """The installed version's line and its status: ``line`` when the agent knows it, else
+        the installed release's, else the line named after its major version ("4.x")."""
+        if line is None:
+            release = self.by_version.get(installed)
+            line = release.line if release is not None else f"{installed.major}.x"
+        status = self.line_statuses.get(line)
+        return (line, status) if status is not None else None
+
+
+def as_index(releases: ReleaseIndex | Iterable[ReleaseFacts]) -> ReleaseIndex:
+    """``releases`` as an index (built when given a plain iterable)."""
+    return releases if isinstance(releases, ReleaseIndex) else ReleaseIndex.of(releases)
+
+
+# --------------------------------------------------------------------------- candidate filters
+
+
 def rollout_bucket(installation_id: str, release_id: int) -> int:
-    """A stable bucket 0–99 for this installation and release."""
-    digest = hashlib.sha256(f"{installation_id}:{release_id}".encode()).hexdigest()
-    return int(digest[:8], 16) % 100
+    """The installation's stable bucket 0–99 for one release:
+    ``int(sha256(f"{installation_id}:{release_id}")) % 100``."""
+    digest = hashlib.sha256(f"{installation_id}:{release_id}".encode()).digest()
+    return int.from_bytes(digest, "big") % 100
 
 
 def in_rollout(release: ReleaseFacts, installation_id: str) -> bool:
+    """Is this installation inside the release's staged rollout?
+
+    Critical security revisions bypass the rollout, a halted one (0 %) included.
+    """
     if release.kind == "security" and release.severity == "critical":
-        return True  # critical security revisions bypass staged rollout
+        return True
     if release.rollout_percent >= 100:
         return True
     return rollout_bucket(installation_id, release.id) < release.rollout_percent
@@ -80,66 +162,42 @@ def on_channel(release: ReleaseFacts, channel: str) -> bool:
 
 
 def for_platform(release: ReleaseFacts, platform: str) -> bool:
+    """Has the release an artifact for ``platform`` or for every platform?"""
     return platform in release.platforms or "any" in release.platforms
 
 
+def line_allows(release: ReleaseFacts, *, way_out: bool) -> bool:
+    """Rule 7 for one candidate: never from an end-of-life line; from a security-only line only
+    security revisions, unless the installation needs a way out of an end-of-life line."""
+    if release.line_status == END_OF_LIFE:
+        return False
+    return release.line_status != SECURITY_ONLY or way_out or release.kind == "security"
+
+
+def steps_from(release: ReleaseFacts, installed: Version) -> bool:
+    """May ``installed`` move straight to ``release`` (its ``min_from``, if any, is reached)?"""
+    return release.min_from is None or installed >= release.min_from
+
+
 def apply_by(release: ReleaseFacts, policy: ProductPolicy, now: datetime) -> datetime | None:
+    """``published_at`` plus the severity's deadline, or ``now`` when that is already past;
+    None for a release without a severity (apply when convenient)."""
     if release.severity is None:
         return None
     hours = policy.severity_deadlines.get(release.severity)
     if hours is None:
         return None
-    return max(release.published_at + timedelta(hours=hours), now)
+    return max(as_utc(release.published_at + timedelta(hours=hours)), as_utc(now))
 
 
-@dataclass(frozen=True)
-class ReleaseIndex:
-    """A product's releases newest first, with a lookup by version.
-
-    Built once per catalogue revision, so that a check walks only the few releases above the
-    installed version instead of the whole history.
-    """
-
-    newest_first: tuple[ReleaseFacts, ...]
-    by_version: Mapping[Version, ReleaseFacts]
-    latest_published_first: tuple[ReleaseFacts, ...]
-
-    @classmethod
-    def of(cls, releases: Iterable[ReleaseFacts]) -> ReleaseIndex:
-        ordered = tuple(sorted(releases, key=lambda r: r.version, reverse=True))
-        by_date = tuple(sorted(ordered, key=lambda r: r.published_at, reverse=True))
-        return cls(ordered, {r.version: r for r in ordered}, by_date)
-
-    def published_since(self, moment: datetime) -> Iterator[ReleaseFacts]:
-        """Releases published at or after ``moment``, latest first."""
-        for release in self.latest_published_first:
-            if release.published_at < moment:
-                return
-            yield release
-
-    def newer_than(self, installed: Version) -> Iterator[ReleaseFacts]:
-        for release in self.newest_first:
-            if release.version <= installed:
-                return
-            yield release
-
-    def line_of(self, installed: Version) -> tuple[str, str] | None:
-        """The installed version's line and status (by its release, else by its major)."""
-        release = self.by_version.get(installed)
-        if release is not None:
-            return release.line, release.line_status
-        guess = f"{installed.major}.x"
-        for r in self.newest_first:
-            if r.line == guess:
-                return r.line, r.line_status
-        return None
+# --------------------------------------------------------------------------- the offer
 
 
-def _lazy_owned(
+def _owned_if_needed(
     lic: LicenseFacts, policy: ProductPolicy, index: ReleaseIndex, status: MaintenanceStatus
 ) -> frozenset[str]:
     """Owned lines matter only for the security carve-out after a lapse; skip the walk otherwise."""
-    if status.status != "lapsed" or policy.security_carveout_months <= 0:
+    if not carve_out_possible(policy, status):
         return frozenset()
     return owned_lines(lic, policy, index.newest_first, status)
 
@@ -147,133 +205,178 @@ def _lazy_owned(
 def select_offer(
     lic: LicenseFacts,
     policy: ProductPolicy,
-    index: ReleaseIndex,
+    releases: ReleaseIndex | Iterable[ReleaseFacts],
     *,
     installed_version: Version,
     platform: str,
     channel: str,
     installation_id: str,
     now: datetime,
+    installed_line: str | None = None,
     status: MaintenanceStatus | None = None,
 ) -> OfferResult:
-    """The highest entitled release newer than installed, with the notices for the installation.
+    """The highest offerable release newer than installed, with the installation's notices.
 
-    Candidates: entitled and not yanked, on the channel (or stable) and platform (or any), in the
-    staged rollout, not on an end-of-life line, and only security revisions from a security-only
-    line. ``min_from`` makes stepping stones: a candidate whose ``min_from`` is newer than the
-    installed version is skipped for a lower one. Never a downgrade. The walk goes newest first
-    and stops at the first acceptable release. ``status`` may be passed when already computed.
+    See the module docstring for the filters. ``installed_line`` overrides the line worked out
+    from the installed version; ``status`` may be passed when already computed.
+
+    Raises:
+        ValueError: ``now`` is naive.
     """
-    status = status or maintenance_status(lic, policy, now)
-    owned = _lazy_owned(lic, policy, index, status)
+    now = as_utc(now)
+    index = as_index(releases)
+    if status is None:
+        status = maintenance_status(lic, policy, now)
+    line = index.line_of(installed_version, installed_line)
+    way_out = line is not None and line[1] == END_OF_LIFE
+    owned = _owned_if_needed(lic, policy, index, status)
     chosen = None
-    for r in index.newer_than(installed_version):
+    for release in index.newer_than(installed_version):
         if (
-            on_channel(r, channel)
-            and for_platform(r, platform)
-            and r.line_status != "end-of-life"
-            and (r.line_status != "security-only" or r.kind == "security")
-            and (r.min_from is None or installed_version >= r.min_from)
-            and in_rollout(r, installation_id)
-            and decide(lic, policy, r, now, owned_lines=owned, status=status).offerable
+            on_channel(release, channel)
+            and for_platform(release, platform)
+            and line_allows(release, way_out=way_out)
+            and steps_from(release, installed_version)
+            and in_rollout(release, installation_id)
+            and decide(lic, policy, release, now, owned_lines=owned, status=status).offerable
         ):
-            chosen = r
+            chosen = release
             break
-    offer = Offer(chosen, apply_by(chosen, policy, now)) if chosen else None
-    return OfferResult(offer, _notices(index, installed_version, offer), status)
+    offer = Offer(chosen, apply_by(chosen, policy, now)) if chosen is not None else None
+    notices = _end_of_life_notice(line, offer) + _yanked_notice(index, installed_version)
+    return OfferResult(offer, notices, status)
 
 
-def _notices(
-    index: ReleaseIndex, installed: Version, offer: Offer | None
+def _end_of_life_notice(
+    line: tuple[str, str] | None, offer: Offer | None
 ) -> tuple[dict[str, Any], ...]:
-    notices: list[dict[str, Any]] = []
-    line = index.line_of(installed)
-    if line is not None and line[1] == "end-of-life":
-        way_out = (
-            NOTICES["end_of_life_way_out"].format(version=offer.release.version)
-            if offer
-            else NOTICES["end_of_life_no_way"]
-        )
-        notices.append(
-            {
-                "code": "end_of_life",
-                "line": line[0],
-                "message": NOTICES["end_of_life"].format(line=line[0], way_out=way_out),
-            }
-        )
+    if line is None or line[1] != END_OF_LIFE:
+        return ()
+    way_out = (
+        render("end_of_life_way_out", version=offer.release.version)
+        if offer is not None
+        else render("end_of_life_no_way")
+    )
+    message = render("end_of_life", line=line[0], way_out=way_out)
+    return ({"code": "end_of_life", "line": line[0], "message": message},)
+
+
+def _yanked_notice(index: ReleaseIndex, installed: Version) -> tuple[dict[str, Any], ...]:
     current = index.by_version.get(installed)
-    if current is not None and current.yanked:
-        message = NOTICES["yanked"].format(
-            version=current.version, reason=current.yank_reason or "withdrawn"
-        )
-        if current.recommended_version:
-            message += NOTICES["yanked_recommended"].format(recommended=current.recommended_version)
-        notices.append(
-            {
-                "code": "yanked",
-                "message": message,
-                "reason": current.yank_reason,
-                "recommended_version": current.recommended_version,
-            }
-        )
-    return tuple(notices)
+    if current is None or not current.yanked:
+        return ()
+    reason = current.yank_reason or render("yanked_no_reason")
+    message = render("yanked", version=current.version, reason=reason)
+    if current.recommended_version:
+        message += render("yanked_recommended", recommended=current.recommended_version)
+    return (
+        {
+            "code": "yanked",
+            "message": message,
+            "reason": current.yank_reason,
+            "recommended_version": current.recommended_version,
+        },
+    )
+
+
+# --------------------------------------------------------------------------- the renewal prompt
 
 
 def renewal_summary(
     lic: LicenseFacts,
     policy: ProductPolicy,
-    index: ReleaseIndex,
+    releases: ReleaseIndex | Iterable[ReleaseFacts],
     *,
     installed_version: Version,
     platform: str,
     channel: str,
     now: datetime,
+    installed_line: str | None = None,
     status: MaintenanceStatus | None = None,
 ) -> RenewalSummary | None:
-    """What renewing would bring: releases it would get that the license is not entitled to now.
+    """What renewing maintenance now would bring this installation.
 
-    None while maintenance covers now (active or grace: every published release is entitled);
-    an expiring license gets a reminder.
+    Counts the releases newer than installed, on its channel and platform, not yanked, on a line
+    it could be offered, that the license is *not* entitled to now but *would* be with
+    maintenance active now. Staged rollout and ``min_from`` are ignored: they delay an update,
+    they do not withhold it.
+
+    Returns:
+        None for a suspended or revoked license, a license for another product, active
+        maintenance, or nothing missing; for ``expiring`` and ``grace`` a reminder with no
+        releases (everything published is still entitled).
     """
     if lic.status != "active" or lic.product != policy.product:
         return None
-    status = status or maintenance_status(lic, policy, now)
+    now = as_utc(now)
+    index = as_index(releases)
+    if status is None:
+        status = maintenance_status(lic, policy, now)
     if status.status == "expiring":
-        return RenewalSummary(
-            None, 0, 0, 0, RENEWAL["expiring"].format(ends=status.maintenance_ends_on)
+        reminder = render("renew_expiring", ends=status.maintenance_ends_on)
+        return RenewalSummary(None, 0, 0, 0, reminder)
+    if status.status == "grace":
+        reminder = render(
+            "renew_grace", ends=status.maintenance_ends_on, grace_ends=status.grace_ends_on
         )
-    if status.status in ("active", "grace"):
+        return RenewalSummary(None, 0, 0, 0, reminder)
+    if status.status == "active":
         return None
-    owned = _lazy_owned(lic, policy, index, status)
-    if (
-        status.status == "lapsed"
-        and policy.lapse_policy == "fallback"
-        and status.cutoff is not None
-    ):
-        # Under perpetual fallback everything published before the cutoff is entitled already:
-        # only what came after it can be missing.
-        pool: Iterable[ReleaseFacts] = index.published_since(status.cutoff)
-    else:
-        pool = index.newer_than(installed_version)
-    missing = [
-        r
-        for r in pool
-        if r.version > installed_version
-        and not r.yanked
-        and r.published_at <= now
-        and on_channel(r, channel)
-        and for_platform(r, platform)
-        and r.line_status != "end-of-life"
-        and customization_allows(lic, policy, r)
-        and not decide(lic, policy, r, now, owned_lines=owned, status=status).entitled
-    ]
+    missing = _missing(
+        lic, policy, index, installed_version, platform, channel, now, status, installed_line
+    )
     if not missing:
         return None
+    return _summarize(missing, status)
+
+
+def _missing(
+    lic: LicenseFacts,
+    policy: ProductPolicy,
+    index: ReleaseIndex,
+    installed: Version,
+    platform: str,
+    channel: str,
+    now: datetime,
+    status: MaintenanceStatus,
+    installed_line: str | None,
+) -> list[ReleaseFacts]:
+    line = index.line_of(installed, installed_line)
+    way_out = line is not None and line[1] == END_OF_LIFE
+    pool: Iterable[ReleaseFacts]
+    if status.status == "lapsed" and policy.lapse_policy == "fallback" and status.cutoff:
+        # Under perpetual fallback everything published before the cutoff is entitled already:
+        # only what came after it can be missing.
+        pool = index.published_since(status.cutoff)
+    else:
+        pool = index.newer_than(installed)
+    owned = _owned_if_needed(lic, policy, index, status)
+    renewed = covered_now(now)
+    return [
+        r
+        for r in pool
+        if r.version > installed
+        and not r.yanked
+        and on_channel(r, channel)
+        and for_platform(r, platform)
+        and line_allows(r, way_out=way_out)
+        and decide(lic, policy, r, now, status=renewed).entitled
+        and not decide(lic, policy, r, now, owned_lines=owned, status=status).entitled
+    ]
+
+
+def _summarize(missing: list[ReleaseFacts], status: MaintenanceStatus) -> RenewalSummary:
+    counts = {k: sum(1 for r in missing if r.kind == k) for k in ("update", "security", "version")}
     newest = max(r.version for r in missing)
-    counts = {
-        kind: sum(1 for r in missing if r.kind == kind)
-        for kind in ("update", "security", "version")
+    values = {
+        "releases": plural(len(missing), "releases"),
+        "security": plural(counts["security"], "security"),
+        "newest": newest,
     }
-    template = RENEWAL["never"] if status.status == "none" else RENEWAL["missing"]
-    message = template.format(total=len(missing), security=counts["security"], newest=newest)
+    if status.next_starts_on is not None:
+        message = render("starts_missing", starts=status.next_starts_on, **values)
+    elif status.status == "none":
+        message = render("buy_missing", **values)
+    else:
+        message = render("renew_missing", **values)
     return RenewalSummary(newest, counts["update"], counts["security"], counts["version"], message)
