@@ -147,11 +147,14 @@ def rollout_bucket(installation_id: str, release_id: int) -> int:
 def in_rollout(release: ReleaseFacts, installation_id: str) -> bool:
     """Is this installation inside the release's staged rollout?
 
-    Critical security revisions bypass the rollout, a halted one (0 %) included.
+    Critical security revisions bypass a *staged* rollout (1–99 %) but not a *halt* (0 %): a
+    rollout is halted, by hand or by the failure reports, because installs are breaking.
     """
-    if release.kind == "security" and release.severity == "critical":
-        return True
     if release.rollout_percent >= 100:
+        return True
+    if release.rollout_percent <= 0:
+        return False
+    if release.kind == "security" and release.severity == "critical":
         return True
     return rollout_bucket(installation_id, release.id) < release.rollout_percent
 

@@ -131,8 +131,17 @@ def download(token: str) -> Response:
     now = utcnow()
     if lic.status != "active" or release.is_draft:
         raise NotEntitledError("this license may not download this release", license=lic)
-    policy = checks.product_policy(release.product, settings.renewal_url)
-    decision = ent.decide(checks.license_facts(lic), policy, checks.release_facts(release), now)
+    catalog = services().catalogs.get(
+        session, release.product_id, release.product.catalog_revision, settings.renewal_url
+    )
+    # The whole catalogue goes in: the security carve-out depends on the lines the customer owns.
+    decision = ent.decide(
+        checks.license_facts(lic),
+        catalog.policy,
+        checks.release_facts(release),
+        now,
+        releases=catalog.index.newest_first,
+    )
     if not decision.entitled:
         raise NotEntitledError(
             "this license is not entitled to this release: " + "; ".join(decision.reasons),

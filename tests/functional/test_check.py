@@ -305,7 +305,7 @@ def test_yanked_installed_release_gets_a_signed_notice(
     assert lapsed_between["update"]["version"] == "2.0.0"
 
 
-def test_staged_rollout_halt_and_critical_bypass(
+def test_staged_rollout_halt_and_critical_bypass_of_staging(
     client: FlaskClient, services: Services, scenario: dict[str, str], tmp_path: Path
 ) -> None:
     with services.db.sessions() as s:
@@ -331,9 +331,24 @@ def test_staged_rollout_halt_and_critical_bypass(
         services, tmp_path, "2.0.1", kind="security", severity="critical", published_at=ago(0)
     )
     with services.db.sessions() as s:
+        releases.set_rollout(s, releases.find_release(s, "acme-erp", "2.0.1"), 10, actor="t")
+    critical = {
+        (
+            verified(
+                client,
+                *check(
+                    client, scenario["active"], "2.0.0", installation_id=f"critical-inst-{i:04d}"
+                ),
+            )["update"]
+            or {}
+        ).get("version")
+        for i in range(20)
+    }
+    assert critical == {"2.0.1"}, "a critical revision skips the staging: everyone, at once"
+    with services.db.sessions() as s:
         releases.set_rollout(s, releases.find_release(s, "acme-erp", "2.0.1"), 0, actor="t")
-    critical = verified(client, *check(client, scenario["active"], "2.0.0"))
-    assert critical["update"]["version"] == "2.0.1"
+    halted = verified(client, *check(client, scenario["active"], "2.0.0"))
+    assert halted["update"] is None, "but a halt (installs failing) stops even a critical revision"
 
 
 # --------------------------------------------------------------------------- downloads
@@ -503,3 +518,22 @@ def test_rate_limit_answers_429_with_retry_after(scenario: dict[str, str], setti
         assert limited.status_code == 429
         assert limited.get_json()["error"]["code"] == "rate_limited"
         assert int(limited.headers["Retry-After"]) > 0
+
+
+def test_carve_out_release_offered_after_a_lapse_can_be_downloaded(
+    client: FlaskClient, services: Services, tmp_path: Path
+) -> None:
+    make_product(services, security_carveout_months=6)
+    make_release(services, tmp_path, "1.0.0", published_at=ago(300))
+    make_release(
+        services, tmp_path, "1.0.1", kind="security", severity="serious", published_at=ago(20)
+    )
+    make_customer(services, "lapsed-carve", ("maintenance", days(-400), days(-60)))
+    key = make_license(services, "lapsed-carve")
+    signed = verified(client, *check(client, key, "1.0.0"))
+    assert signed["entitlement"]["status"] == "lapsed"
+    assert signed["update"]["version"] == "1.0.1", "the carve-out reaches lapsed customers"
+    url = signed["update"]["download"]["url"].removeprefix("http://localhost")
+    status, data, _ = fetch(client, url)
+    assert status == 200
+    assert hashlib.sha256(data).hexdigest() == signed["update"]["download"]["sha256"]

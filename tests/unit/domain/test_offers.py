@@ -157,8 +157,8 @@ OFFER_CASES: dict[str, OfferCase] = {
     "rollout-50-bucket-outside": OfferCase(
         (R11, HALF), "1.0", "1.1", installation=installation_in(4242, 50, inside=False)
     ),
-    "critical-security-bypasses-halt": OfferCase(
-        (R11, security("1.2", utc(2026, 3, 5), "critical", rollout=0)), "1.0", "1.2"
+    "critical-security-respects-a-halt": OfferCase(
+        (R11, security("1.2", utc(2026, 3, 5), "critical", rollout=0)), "1.0", "1.1"
     ),
     "critical-security-bypasses-staging": OfferCase(
         (R11, security("1.2", utc(2026, 3, 5), "critical", rollout=10, release_id=77)),
