@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import bindparam, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from server.domain.entitlements import ContractFacts, LicenseFacts
 from server.domain.errors import (
@@ -39,26 +39,29 @@ class LicenseView:
 
 
 # Built once: statement construction costs more than the queries themselves on this hot path.
+_CONTRACT_PRODUCT = aliased(Product)
+# One round trip: the license, its product and customer, and one row per contract (or one row
+# with no contract). Built once: statement construction costs more than the query here.
 _LICENSE_BY_HASH = (
     select(
         License.id,
         License.status,
         License.key_hash,
         License.max_installations,
-        License.customer_id,
         Product.id,
         Product.slug,
         Product.catalog_revision,
         Customer.slug,
+        Contract.kind,
+        _CONTRACT_PRODUCT.slug,
+        Contract.starts_on,
+        Contract.ends_on,
     )
     .join(Product, License.product_id == Product.id)
     .join(Customer, License.customer_id == Customer.id)
+    .outerjoin(Contract, Contract.customer_id == Customer.id)
+    .outerjoin(_CONTRACT_PRODUCT, Contract.product_id == _CONTRACT_PRODUCT.id)
     .where(License.key_hash == bindparam("key_hash"))
-)
-_CONTRACTS_OF_CUSTOMER = (
-    select(Contract.kind, Product.slug, Contract.starts_on, Contract.ends_on)
-    .outerjoin(Product, Contract.product_id == Product.id)
-    .where(Contract.customer_id == bindparam("customer_id"))
 )
 _INSTALLATION = select(Installation).where(
     Installation.license_id == bindparam("license_id"), Installation.uid == bindparam("uid")
@@ -74,10 +77,10 @@ def authenticate_license(session: Session, key: str | None) -> LicenseView:
     """
     if not key:
         raise LicenseMissingError("send Authorization: License <key>")
-    row = session.execute(_LICENSE_BY_HASH, {"key_hash": secret_hash(key)}).one_or_none()
-    if row is None or not matches(key, row[2]):
+    rows = session.execute(_LICENSE_BY_HASH, {"key_hash": secret_hash(key)}).all()
+    if not rows or not matches(key, rows[0][2]):
         raise LicenseUnknownError("unknown license key", license=None)
-    lic_id, status, _, cap, customer_id, product_id, product_slug, revision, customer_slug = row
+    lic_id, status, _, cap, product_id, product_slug, revision, customer_slug = rows[0][:8]
     if status == "revoked":
         raise LicenseRevokedError("this license has been revoked", license=lic_id)
     if status == "suspended":
@@ -86,9 +89,8 @@ def authenticate_license(session: Session, key: str | None) -> LicenseView:
         )
     contracts = tuple(
         ContractFacts(kind, slug, starts_on, ends_on)
-        for kind, slug, starts_on, ends_on in session.execute(
-            _CONTRACTS_OF_CUSTOMER, {"customer_id": customer_id}
-        )
+        for *_, kind, slug, starts_on, ends_on in rows
+        if kind is not None
     )
     return LicenseView(
         lic_id, status, cap, product_id, product_slug, revision, customer_slug, contracts
