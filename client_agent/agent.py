@@ -415,7 +415,7 @@ class Agent:
         self._save_state()
         install.finish(self.layout)
         self.report(new, Version(old) if old else None, "success")
-        return Outcome(True, new, f"updated {old or 'nothing'} → {new}")
+        return Outcome(True, new, f"updated {old} → {new}" if old else f"installed {new}")
 
     def update(
         self, when_due: bool = False, allow_downgrade: bool = False
