@@ -978,3 +978,7 @@ def gc_cmd(dry_run: bool) -> None:
         orphans = releases.garbage_collect(s, svc().store, dry_run=dry_run)
     verb = "would delete" if dry_run else "deleted"
     click.echo(f"{verb} {len(orphans)} unreferenced blob(s)")
+
+
+if __name__ == "__main__":
+    main()

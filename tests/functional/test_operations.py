@@ -59,3 +59,18 @@ def test_oversized_json_body_is_413_not_a_crash(client: FlaskClient, services: S
     )
     assert response.status_code == 413
     assert response.get_json()["error"]["code"] == "too_large"
+
+
+def test_vigor_command_runs_as_a_module(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "server.cli", "--help"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0
+    assert "bundle" in result.stdout and "release" in result.stdout
