@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, g
+from flask import Flask, g, redirect, url_for
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.wrappers import Response
 
 from server.config import Settings
 from server.errors import register_error_handlers
@@ -16,7 +17,12 @@ from server.storage.base import ArtifactStore
 def create_app(settings: Settings | None = None, *, store: ArtifactStore | None = None) -> Flask:
     """Build a Vigor app: ``settings`` default to ``Settings.from_env()``."""
     settings = settings or Settings.from_env()
-    app = Flask(__name__, instance_path=str(settings.instance_dir.resolve()))
+    app = Flask(
+        __name__,
+        instance_path=str(settings.instance_dir.resolve()),
+        template_folder="web/templates",
+        static_folder="web/static",
+    )
     app.config.update(
         SECRET_KEY=settings.secret_key,
         MAX_CONTENT_LENGTH=settings.max_request_bytes,  # uploads raise it for themselves
@@ -48,6 +54,18 @@ def create_app(settings: Settings | None = None, *, store: ArtifactStore | None 
     updates.limiter.init_app(app)
     app.register_blueprint(api.blueprint)
     app.register_blueprint(updates.blueprint)
+
+    from server.web import admin, auth
+
+    auth.init_app(app)
+    auth.csrf.exempt(api.blueprint)  # bearer tokens and license keys, not cookies
+    auth.csrf.exempt(updates.blueprint)
+    app.register_blueprint(admin.blueprint, url_prefix="/admin")
+
+    @app.get("/")
+    def _home() -> Response:
+        return redirect(url_for("admin.dashboard"))
+
     from server.cli import register
 
     register(app)

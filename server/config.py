@@ -80,6 +80,7 @@ class Settings:
     # Rate limits (Flask-Limiter syntax) and their storage
     rate_limit_check: str = "120/minute"
     rate_limit_storage_url: str = "memory://"
+    rate_limit_login: str = "10/minute"
     trust_proxy_hops: int = 0  # ProxyFix only when configured
     renewal_url: str = "https://vendor.example/renew"
     # Demo server
@@ -121,6 +122,7 @@ class Settings:
             check_response_ttl=_int(env, "VIGOR_CHECK_RESPONSE_TTL", 60 * 60, minimum=60),
             rate_limit_check=env.get("VIGOR_RATE_LIMIT_CHECK", "120/minute"),
             rate_limit_storage_url=env.get("VIGOR_RATE_LIMIT_STORAGE_URL", "memory://"),
+            rate_limit_login=env.get("VIGOR_RATE_LIMIT_LOGIN", "10/minute"),
             trust_proxy_hops=_int(env, "VIGOR_TRUST_PROXY_HOPS", 0),
             patch_from_releases=_int(env, "VIGOR_PATCH_FROM_RELEASES", 3),
             renewal_url=env.get("VIGOR_RENEWAL_URL", "https://vendor.example/renew"),

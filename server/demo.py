@@ -112,7 +112,7 @@ class DemoReport:
             f"  Root of trust: {base}/api/v1/root.json",
             f"  API docs:      {base}/api/v1/openapi.json",
             f"  Update checks: POST {base}/api/v1/check  (Authorization: License <key>)",
-            f"  Admin user:    {ADMIN_EMAIL} / {ADMIN_PASSWORD}",
+            f"  Admin web:     {base}/admin/   ({ADMIN_EMAIL} / {ADMIN_PASSWORD})",
         ]
         if self.created:
             lines.append(

@@ -1,0 +1,241 @@
+"""Admin pages: dashboard, releases, the streamed upload form, yank and rollout.
+
+Thin views: validate, call one domain service, render or redirect with 303.
+"""
+
+from __future__ import annotations
+
+import json
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from flask_login import current_user
+from flask_wtf.csrf import CSRFError, validate_csrf
+from sqlalchemy import func, select
+from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
+from wtforms import ValidationError
+
+from server.domain import releases as release_service
+from server.domain.errors import DomainError
+from server.domain.models import (
+    ApplyReport,
+    DownloadEvent,
+    Installation,
+    License,
+    Product,
+    Release,
+)
+from server.storage.base import SizeLimitError, StorageError
+from server.web import db_session, services
+from server.web.auth import csrf, requires
+from server.web.uploads import parse_streamed
+
+blueprint = Blueprint("admin", __name__, template_folder="templates")
+
+KIND_CHOICES = ("update", "security", "version")
+SEVERITY_CHOICES = ("", "critical", "serious", "minor")
+
+
+@blueprint.get("/")
+@requires("viewer")
+def dashboard() -> ResponseReturnValue:
+    session = db_session()
+    counts = {
+        "releases": session.scalar(select(func.count()).where(Release.published_at.is_not(None)))
+        or 0,
+        "licenses": session.scalar(select(func.count()).select_from(License)) or 0,
+        "installations": session.scalar(select(func.count()).select_from(Installation)) or 0,
+        "downloads": session.scalar(select(func.count()).select_from(DownloadEvent)) or 0,
+    }
+    versions = session.execute(
+        select(Installation.version, func.count())
+        .group_by(Installation.version)
+        .order_by(func.count().desc())
+    ).all()
+    most = max((n for _, n in versions), default=1)
+    return render_template("admin/dashboard.html", counts=counts, versions=versions, most=most)
+
+
+@blueprint.get("/releases")
+@requires("viewer")
+def releases() -> ResponseReturnValue:
+    session = db_session()
+    products = list(session.scalars(select(Product).order_by(Product.slug)))
+    listing = {
+        p.slug: list(reversed(release_service.list_releases(session, p.slug))) for p in products
+    }
+    return render_template("admin/releases.html", listing=listing)
+
+
+@blueprint.get("/releases/<product>/<version>")
+@requires("viewer")
+def release(product: str, version: str) -> ResponseReturnValue:
+    session = db_session()
+    found = release_service.find_release(session, product, version)
+    reports = dict(
+        session.execute(
+            select(ApplyReport.outcome, func.count())
+            .where(ApplyReport.release_id == found.id)
+            .group_by(ApplyReport.outcome)
+        ).all()
+    )
+    downloads = (
+        session.scalar(
+            select(func.count())
+            .select_from(DownloadEvent)
+            .where(DownloadEvent.artifact_id.in_([a.id for a in found.artifacts]))
+        )
+        or 0
+    )
+    total = sum(reports.values())
+    failed = reports.get("failure", 0) + reports.get("rolled_back", 0)
+    manifest = (
+        json.dumps(json.loads(found.manifest), indent=2, sort_keys=True) if found.manifest else None
+    )
+    return render_template(
+        "admin/release.html",
+        release=found,
+        reports=reports,
+        downloads=downloads,
+        failure_rate=(failed / total) if total else None,
+        manifest=manifest,
+    )
+
+
+@blueprint.route("/releases/new", methods=["GET", "POST"])
+@csrf.exempt  # the token is checked by hand: the form is parsed as a stream, after the files
+@requires("publisher")
+def upload() -> ResponseReturnValue:
+    products = [p.slug for p in db_session().scalars(select(Product).order_by(Product.slug))]
+    if request.method == "GET":
+        return render_template("admin/upload.html", products=products, values={}, errors={})
+    svc = services()
+    request.max_content_length = svc.settings.max_upload_bytes * 4 + 1024 * 1024
+    try:
+        upload = parse_streamed(request, svc.store, svc.settings.max_upload_bytes)
+    except (SizeLimitError, RequestEntityTooLarge):
+        return _form_error(products, {}, {"files": "A file is larger than the upload limit."}, 413)
+    except (StorageError, BadRequest) as exc:
+        return _form_error(products, {}, {"files": f"The upload failed: {exc}"}, 400)
+    values = {
+        k: upload.form.get(k, "")
+        for k in (
+            "product",
+            "version",
+            "kind",
+            "severity",
+            "channel",
+            "notes",
+            "min_from",
+            "customers",
+            "draft",
+        )
+    }
+    try:
+        validate_csrf(upload.form.get("csrf_token"))
+    except (ValidationError, CSRFError):
+        upload.abort()
+        abort(400, "The form expired or did not come from this site; reload it and try again.")
+    incoming = []
+    for field_name, storage in upload.files.items(multi=True):
+        platform = upload.form.get(f"platform.{field_name}", "").strip() or field_name.removeprefix(
+            "artifact."
+        )
+        if storage.filename:
+            incoming.append(
+                release_service.StreamedArtifact(
+                    platform, storage.filename, upload.writer_for(storage)
+                )
+            )
+        else:
+            upload.writer_for(storage).abort()
+    spec = release_service.ReleaseSpec(
+        product=values["product"],
+        version=values["version"].strip(),
+        kind=values["kind"],
+        severity=values["severity"] or None,
+        channel=values["channel"].strip() or "stable",
+        notes=values["notes"],
+        min_from=values["min_from"].strip() or None,
+        customers=tuple(c.strip() for c in values["customers"].split(",") if c.strip()),
+        draft=bool(values["draft"]),
+        platforms=tuple(i.platform for i in incoming),
+    )
+    try:
+        signer = None if spec.draft else svc.signer("release")
+        published = release_service.publish(
+            db_session(),
+            svc.store,
+            signer,
+            spec,
+            incoming,
+            actor=current_user.email,
+            max_size=svc.settings.max_upload_bytes,
+        )
+    except DomainError as exc:
+        field = str(exc.context.get("field") or "form")
+        return _form_error(products, values, {field: exc.message}, 400)
+    if not published.is_draft:
+        svc.patches_in_background(published.id, f"{published.product.slug} {published.version}")
+    flash(
+        f"{published.product.slug} {published.version} {'saved as a draft' if spec.draft else 'published'}."
+    )
+    return redirect(
+        url_for("admin.release", product=published.product.slug, version=published.version),
+        code=303,
+    )
+
+
+def _form_error(
+    products: list[str], values: dict[str, str], errors: dict[str, str], status: int
+) -> ResponseReturnValue:
+    return render_template(
+        "admin/upload.html", products=products, values=values, errors=errors
+    ), status
+
+
+@blueprint.post("/releases/<product>/<version>/publish")
+@requires("publisher")
+def publish_draft(product: str, version: str) -> ResponseReturnValue:
+    session = db_session()
+    found = release_service.find_release(session, product, version)
+    release_service.publish_draft(session, found, services().signer("release"), current_user.email)
+    flash(f"{product} {version} published.")
+    return redirect(url_for("admin.release", product=product, version=found.version), code=303)
+
+
+@blueprint.post("/releases/<product>/<version>/yank")
+@requires("publisher")
+def yank(product: str, version: str) -> ResponseReturnValue:
+    session = db_session()
+    found = release_service.find_release(session, product, version)
+    try:
+        release_service.yank(
+            session,
+            found,
+            reason=request.form.get("reason", ""),
+            recommended_version=request.form.get("recommended") or None,
+            actor=current_user.email,
+        )
+    except DomainError as exc:
+        flash(exc.message, "error")
+    else:
+        flash(f"{product} {version} yanked.")
+    return redirect(url_for("admin.release", product=product, version=found.version), code=303)
+
+
+@blueprint.post("/releases/<product>/<version>/rollout")
+@requires("publisher")
+def rollout(product: str, version: str) -> ResponseReturnValue:
+    session = db_session()
+    found = release_service.find_release(session, product, version)
+    raw = request.form.get("percent", "")
+    try:
+        release_service.set_rollout(
+            session, found, int(raw) if raw.strip().isdigit() else -1, actor=current_user.email
+        )
+    except DomainError as exc:
+        flash(exc.message, "error")
+    else:
+        flash(f"Rollout of {product} {version} set to {found.rollout_percent}%.")
+    return redirect(url_for("admin.release", product=product, version=found.version), code=303)

@@ -1,0 +1,184 @@
+"""The admin web as its users meet it: sign-in, roles, CSRF, and releases uploaded through the form."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import func, select
+
+from server.domain import users
+from server.domain.models import Release
+from server.services import Services
+from tests.common.factories import make_product
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def accounts(services: Services) -> dict[str, str]:
+    with services.db.sessions() as s:
+        for role in ("admin", "publisher", "viewer"):
+            users.add_user(s, f"{role}@example.com", PASSWORD, role=role, actor="test")
+    make_product(services)
+    return {role: f"{role}@example.com" for role in ("admin", "publisher", "viewer")}
+
+
+def token(client: FlaskClient, path: str) -> str:
+    page = client.get(path).get_data(as_text=True)
+    match = re.search(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"', page) or re.search(
+        r'id="csrf_token" name="csrf_token" type="hidden" value="([^"]+)"', page
+    )
+    assert match, page[:500]
+    return match.group(1)
+
+
+def sign_in(client: FlaskClient, email: str, password: str = PASSWORD, next_url: str = "") -> Any:
+    csrf = token(client, "/admin/login")
+    return client.post(
+        f"/admin/login{next_url}", data={"email": email, "password": password, "csrf_token": csrf}
+    )
+
+
+def test_pages_need_a_signed_in_user(client: FlaskClient, accounts: dict[str, str]) -> None:
+    for path in ("/admin/", "/admin/releases", "/admin/releases/new"):
+        response = client.get(path)
+        assert response.status_code == 302
+        assert "/admin/login" in response.headers["Location"]
+
+
+def test_sign_in_and_wrong_password(client: FlaskClient, accounts: dict[str, str]) -> None:
+    wrong = sign_in(client, accounts["admin"], "not the password")
+    assert wrong.status_code == 400
+    assert "Wrong email or password." in wrong.get_data(as_text=True)
+    ok = sign_in(client, accounts["admin"])
+    assert ok.status_code == 303
+    assert client.get("/admin/").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("target", "lands"),
+    [
+        ("?next=/admin/releases", "/admin/releases"),
+        ("?next=https://evil.example/x", "/admin/"),
+        ("?next=//evil.example/x", "/admin/"),
+    ],
+)
+def test_next_redirects_stay_on_this_site(
+    client: FlaskClient, accounts: dict[str, str], target: str, lands: str
+) -> None:
+    response = sign_in(client, accounts["viewer"], next_url=target)
+    assert response.status_code == 303
+    assert response.headers["Location"] == lands
+
+
+def test_a_post_without_csrf_token_is_refused(
+    client: FlaskClient, accounts: dict[str, str]
+) -> None:
+    assert (
+        client.post(
+            "/admin/login", data={"email": accounts["admin"], "password": PASSWORD}
+        ).status_code
+        == 400
+    )
+    sign_in(client, accounts["admin"])
+    assert client.post("/admin/logout").status_code == 400
+    before = client.get("/admin/releases").get_data(as_text=True)
+    upload = client.post(
+        "/admin/releases/new",
+        content_type="multipart/form-data",
+        data={
+            "product": "acme-erp",
+            "version": "9.0",
+            "kind": "update",
+            "artifact": (io.BytesIO(b"x"), "a.tgz"),
+        },
+    )
+    assert upload.status_code == 400
+    assert client.get("/admin/releases").get_data(as_text=True) == before
+
+
+def test_logout_kills_copied_cookies(
+    app: Flask, client: FlaskClient, accounts: dict[str, str]
+) -> None:
+    sign_in(client, accounts["admin"])
+    copied = app.test_client()
+    for cookie in client._cookies.values():
+        copied.set_cookie(cookie.key, cookie.value, domain=cookie.domain)
+    assert copied.get("/admin/").status_code == 200
+    csrf = token(client, "/admin/")
+    assert client.post("/admin/logout", data={"csrf_token": csrf}).status_code == 303
+    assert copied.get("/admin/").status_code == 302, "a copy of the old cookie no longer works"
+
+
+def test_viewers_cannot_upload(client: FlaskClient, accounts: dict[str, str]) -> None:
+    sign_in(client, accounts["viewer"])
+    assert client.get("/admin/releases/new").status_code == 403
+
+
+def upload_form(client: FlaskClient, **fields: Any) -> Any:
+    csrf = token(client, "/admin/releases/new")
+    data = {
+        "csrf_token": csrf,
+        "product": "acme-erp",
+        "kind": "update",
+        "channel": "stable",
+        "platform.artifact": "linux-x86_64",
+        **fields,
+    }
+    return client.post("/admin/releases/new", data=data, content_type="multipart/form-data")
+
+
+def test_upload_through_the_form_publishes(
+    client: FlaskClient, services: Services, accounts: dict[str, str]
+) -> None:
+    sign_in(client, accounts["publisher"])
+    content = b"release bytes" * 1000
+    response = upload_form(
+        client,
+        version="2.1.0",
+        notes="Faster reports.",
+        artifact=(io.BytesIO(content), "acme-2.1.0.tar.gz"),
+    )
+    assert response.status_code == 303, response.get_data(as_text=True)[:500]
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "acme-erp 2.1.0" in page
+    assert hashlib.sha256(content).hexdigest() in page
+    assert "published." in page
+
+
+def test_a_refused_upload_keeps_the_input_and_publishes_nothing(
+    client: FlaskClient, services: Services, accounts: dict[str, str]
+) -> None:
+    sign_in(client, accounts["publisher"])
+    response = upload_form(
+        client,
+        version="not a version",
+        notes="My careful notes",
+        artifact=(io.BytesIO(b"bytes"), "a.tar.gz"),
+    )
+    assert response.status_code == 400
+    page = response.get_data(as_text=True)
+    assert "is not a valid version" in page
+    assert "My careful notes" in page, "what the user typed is kept"
+    with services.db.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(Release)) == 0
+    assert list(services.store.digests()) == []
+
+
+def test_yank_and_rollout_from_the_release_page(
+    client: FlaskClient, services: Services, accounts: dict[str, str]
+) -> None:
+    sign_in(client, accounts["publisher"])
+    upload_form(client, version="3.0.0", artifact=(io.BytesIO(b"three"), "a.tar.gz"))
+    page = "/admin/releases/acme-erp/3.0.0"
+    csrf = token(client, page)
+    client.post(f"{page}/rollout", data={"csrf_token": csrf, "percent": "25"})
+    assert "Rollout of acme-erp 3.0.0 set to 25%." in client.get(page).get_data(as_text=True)
+    client.post(f"{page}/yank", data={"csrf_token": csrf, "reason": "corrupts invoices"})
+    assert "corrupts invoices" in client.get(page).get_data(as_text=True)
