@@ -61,6 +61,9 @@ def create_app(settings: Settings | None = None, *, store: ArtifactStore | None 
     auth.csrf.exempt(api.blueprint)  # bearer tokens and license keys, not cookies
     auth.csrf.exempt(updates.blueprint)
     app.register_blueprint(admin.blueprint, url_prefix="/admin")
+    from server.web import portal
+
+    portal.init_app(app)
 
     @app.get("/")
     def _home() -> Response:

@@ -78,7 +78,7 @@ class LiveServer:
         deadline = time.monotonic() + 30
         while True:
             try:
-                with urllib.request.urlopen(self.url + "/healthz", timeout=1):  # noqa: S310 - loopback
+                with urllib.request.urlopen(self.url + "/healthz", timeout=1):
                     return
             except OSError:
                 if time.monotonic() > deadline or self.proc.poll() is not None:

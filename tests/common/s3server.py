@@ -38,7 +38,7 @@ class S3Server:
         deadline = time.monotonic() + 30
         while True:
             try:
-                with urllib.request.urlopen(self.endpoint_url + "/moto-api/", timeout=1):  # noqa: S310
+                with urllib.request.urlopen(self.endpoint_url + "/moto-api/", timeout=1):
                     return
             except OSError:
                 if time.monotonic() > deadline or self.proc.poll() is not None:

@@ -17,11 +17,10 @@
       text.textContent = "Uploading… " + percent + "%";
     });
     xhr.addEventListener("load", function () {
-      if (xhr.responseURL && xhr.responseURL !== window.location.href && xhr.status < 400) {
-        window.location.href = xhr.responseURL;  // followed the 303 to the release page
-      } else {
-        document.open(); document.write(xhr.responseText); document.close();
-      }
+      // The XHR followed the 303 to the release page (or got the form back with its errors):
+      // show what it received, at its address, rather than asking for it a second time.
+      if (xhr.responseURL) window.history.replaceState(null, "", xhr.responseURL);
+      document.open(); document.write(xhr.responseText); document.close();
     });
     xhr.addEventListener("error", function () { text.textContent = "The upload failed; nothing was published."; });
     text.textContent = "Uploading…";

@@ -72,7 +72,7 @@ def test_publish_check_and_download_through_s3(
         location = response.headers["Location"]
         assert location.startswith(s3_server.endpoint_url)
         assert "must-not-travel" not in location
-        with urllib.request.urlopen(location) as fetched:  # noqa: S310 - loopback test server
+        with urllib.request.urlopen(location) as fetched:
             data = fetched.read()
         assert hashlib.sha256(data).hexdigest() == download["sha256"]
         assert len(data) == download["size"]

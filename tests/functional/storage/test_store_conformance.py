@@ -177,7 +177,7 @@ def test_presigned_url_serves_the_bytes_and_is_short_lived(s3_server: S3Server) 
     blob = store.put_stream(io.BytesIO(b"presigned bytes"))
     url = store.presigned_url(blob.sha256, 60, filename="app.tar.gz")
     assert url is not None
-    with urllib.request.urlopen(url) as response:  # noqa: S310 - loopback test server
+    with urllib.request.urlopen(url) as response:
         assert response.read() == b"presigned bytes"
         assert "app.tar.gz" in response.headers["Content-Disposition"]
     query = parse_qs(urlsplit(url).query)
