@@ -98,7 +98,7 @@ def rotate_online_key(services: Services, root_signers: list[Signer]) -> tuple[R
             release.manifest_keyid = new.keyid
             count += 1
         for release in session.scalars(select(Release).where(Release.manifest.is_not(None))):
-            release.product.catalog_revision += 1
+            release.product.catalog_changed()
     return root, count
 
 

@@ -74,7 +74,7 @@ def set_line_status(
     if row is None:
         raise NotFoundError(f"{product.slug} has no line {line!r}")
     row.status = status
-    product.catalog_revision += 1
+    product.catalog_changed()
     audit.record(session, actor, "line.status", f"{product.slug} {line}", status=status)
     session.commit()
     return row

@@ -115,6 +115,11 @@ class Product(Base):
     )
     releases: Mapped[list[Release]] = relationship(back_populates="product")
 
+    def catalog_changed(self) -> None:
+        """Invalidate every process's cached catalogue with an atomic ``+ 1`` in SQL, so that
+        concurrent changes (a rollout set while patches are made) never collapse into one bump."""
+        self.catalog_revision = Product.catalog_revision + 1
+
 
 class ProductLine(Base):
     """A major line of a product (``4.x``) and where it is in its lifecycle."""

@@ -101,7 +101,7 @@ def generate_patches(
         release.patch_manifest = json.dumps(
             sign_document(patch_document(session, release), [signer])
         )
-        release.product.catalog_revision += 1
+        release.product.catalog_changed()
         session.commit()
     return made
 

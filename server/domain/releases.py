@@ -336,7 +336,7 @@ def _make_public(release: Release, signer: Signer | None, published_at: datetime
         raise SigningError("no release signing key is available")
     release.published_at = published_at
     sign_manifest(release, signer)
-    release.product.catalog_revision += 1
+    release.product.catalog_changed()
 
 
 def _forget_unreferenced_blob(store: ArtifactStore, blob: StoredBlob) -> None:
@@ -429,7 +429,7 @@ def yank(
     release.yanked_at = utcnow()
     release.yank_reason = reason.strip()
     release.recommended_version = recommended_version
-    release.product.catalog_revision += 1
+    release.product.catalog_changed()
     audit.record(
         session,
         actor,
@@ -448,7 +448,7 @@ def set_rollout(session: Session, release: Release, percent: int, *, actor: str)
         raise InvalidInputError("percent", "must be a whole number from 0 to 100")
     previous = release.rollout_percent
     release.rollout_percent = percent
-    release.product.catalog_revision += 1
+    release.product.catalog_changed()
     audit.record(
         session,
         actor,

@@ -113,7 +113,7 @@ def record_report(
         ):
             previous = release.rollout_percent
             release.rollout_percent = 0
-            release.product.catalog_revision += 1
+            release.product.catalog_changed()
             audit.record(
                 session,
                 "system",

@@ -178,7 +178,15 @@ def test_yank_and_rollout_from_the_release_page(
     upload_form(client, version="3.0.0", artifact=(io.BytesIO(b"three"), "a.tar.gz"))
     page = "/admin/releases/acme-erp/3.0.0"
     csrf = token(client, page)
-    client.post(f"{page}/rollout", data={"csrf_token": csrf, "percent": "25"})
+    assert (
+        client.post(f"{page}/rollout", data={"csrf_token": csrf, "percent": "25"}).status_code
+        == 303
+    )
     assert "Rollout of acme-erp 3.0.0 set to 25%." in client.get(page).get_data(as_text=True)
-    client.post(f"{page}/yank", data={"csrf_token": csrf, "reason": "corrupts invoices"})
+    assert (
+        client.post(
+            f"{page}/yank", data={"csrf_token": csrf, "reason": "corrupts invoices"}
+        ).status_code
+        == 303
+    )
     assert "corrupts invoices" in client.get(page).get_data(as_text=True)
