@@ -24,7 +24,7 @@ from sqlalchemy.exc import OperationalError, ProgrammingError, SQLAlchemyError
 
 from server.config import ConfigError
 from server.domain import catalog, customers, releases, roots, tokens
-from server.domain.errors import DomainError, SigningError
+from server.domain.errors import DomainError
 from server.domain.models import Customer, License, Product
 from server.domain.trust import TrustError, iso
 from server.keyring import KeyFileError, load_key_file
@@ -526,7 +526,7 @@ def release_publish(
         customers=customers_,
         platforms=tuple(i.platform for i in incoming),
     )
-    signer = None if draft else _signer()
+    signer = None if draft else svc().signer("release")
     with session() as s:
         r = releases.publish(
             s,
@@ -570,13 +570,6 @@ def release_patches(product: str, version: str) -> None:
     _patches(release_id)
 
 
-def _signer() -> Any:
-    try:
-        return svc().signer("release")
-    except (TrustError, KeyFileError) as exc:
-        raise SigningError(str(exc)) from exc
-
-
 @release.command("publish-draft")
 @click.option("--product", required=True)
 @click.option("--version", "version", required=True)
@@ -585,7 +578,9 @@ def _signer() -> Any:
 def release_publish_draft(product: str, version: str) -> None:
     """Publish a release saved as a draft."""
     with session() as s:
-        r = releases.publish_draft(s, releases.find_release(s, product, version), _signer(), ACTOR)
+        r = releases.publish_draft(
+            s, releases.find_release(s, product, version), svc().signer("release"), ACTOR
+        )
         click.echo(f"{r.product.slug} {r.version} published")
 
 

@@ -10,8 +10,9 @@ from server.config import Settings
 from server.db import Database
 from server.domain import roots
 from server.domain.checks import CatalogCache
-from server.domain.trust import KeySigner, Root
-from server.keyring import Keyring
+from server.domain.errors import SigningError
+from server.domain.trust import KeySigner, Root, TrustError
+from server.keyring import KeyFileError, Keyring
 from server.storage import make_store
 from server.storage.base import ArtifactStore
 
@@ -108,5 +109,12 @@ class Services:
             )
 
     def signer(self, role: str) -> KeySigner:
-        """The online key the newest root names for ``role`` (``release`` or ``check``)."""
-        return self.keyring.signer_for(self.root(), role)
+        """The online key the newest root names for ``role`` (``release`` or ``check``).
+
+        Raises:
+            SigningError: no root yet, or its key for ``role`` is missing or unreadable.
+        """
+        try:
+            return self.keyring.signer_for(self.root(), role)
+        except (TrustError, KeyFileError) as exc:
+            raise SigningError(str(exc)) from exc

@@ -36,7 +36,7 @@ from sqlalchemy.orm import Session
 
 from server.domain import entitlements as ent
 from server.domain import offers
-from server.domain.checks import Catalog, artifact_for
+from server.domain.checks import Catalog, artifact_for, entitlement_json
 from server.domain.errors import InvalidInputError
 from server.domain.models import License, TrustRoot
 from server.domain.trust import Signer, iso, sign_document
@@ -100,15 +100,7 @@ def plan_bundle(
         "channel": channel,
         "platform": platform,
         "since": str(since) if since else None,
-        "entitlement": {
-            "status": status.status,
-            "maintenance_ends_on": status.maintenance_ends_on.isoformat()
-            if status.maintenance_ends_on
-            else None,
-            "cutoff": iso(status.cutoff) if status.cutoff else None,
-            "renewal_url": catalog.policy.renewal_url,
-            "message": status.message,
-        },
+        "entitlement": entitlement_json(status, catalog.policy.renewal_url),
         "issued_at": iso(now),
         "valid_until": iso(now + BUNDLE_LIFETIME),
         "releases": {

@@ -324,18 +324,23 @@ def answer(
         "installed_version": req.version_text,
         "issued_at": iso(now),
         "expires_at": iso(now + ttl),
-        "entitlement": {
-            "status": status.status,
-            "maintenance_ends_on": status.maintenance_ends_on.isoformat()
-            if status.maintenance_ends_on
-            else None,
-            "cutoff": iso(status.cutoff) if status.cutoff else None,
-            "renewal_url": catalog.policy.renewal_url,
-            "message": status.message,
-        },
+        "entitlement": entitlement_json(status, catalog.policy.renewal_url),
         "update": update,
         "renewal": _renewal_json(summary, catalog.policy.renewal_url),
         "notices": [dict(n) for n in result.notices],
+    }
+
+
+def entitlement_json(status: ent.MaintenanceStatus, renewal_url: str) -> dict[str, Any]:
+    """The ``entitlement`` object of check responses and bundle statements."""
+    return {
+        "status": status.status,
+        "maintenance_ends_on": status.maintenance_ends_on.isoformat()
+        if status.maintenance_ends_on
+        else None,
+        "cutoff": iso(status.cutoff) if status.cutoff else None,
+        "renewal_url": renewal_url,
+        "message": status.message,
     }
 
 

@@ -206,7 +206,7 @@ def publish_release() -> tuple[Response, int]:
             customers=tuple(c for c in form.get("customers", "").replace(" ", "").split(",") if c),
             platforms=tuple(item.platform for item in incoming),
         )
-        signer = None if spec.draft else _release_signer()
+        signer = None if spec.draft else svc.signer("release")
     except BaseException:
         upload.abort()
         raise
@@ -223,17 +223,6 @@ def publish_release() -> tuple[Response, int]:
     if not release.is_draft:
         svc.patches_in_background(release.id, f"{release.product.slug} {release.version}")
     return jsonify(release_json(release)), 201
-
-
-def _release_signer() -> Any:
-    from server.domain.errors import SigningError
-    from server.domain.trust import TrustError
-    from server.keyring import KeyFileError
-
-    try:
-        return services().signer("release")
-    except (TrustError, KeyFileError) as exc:
-        raise SigningError(str(exc)) from exc
 
 
 @blueprint.get("/api/v1/admin/releases/<product>")

@@ -18,12 +18,10 @@ from server.domain.errors import (
     InvalidInputError,
     NotEntitledError,
     NotFoundError,
-    SigningError,
 )
 from server.domain.licensing import authenticate_license, check_product, register_installation
 from server.domain.models import Artifact, DownloadEvent, License, Patch, Release, utcnow
-from server.domain.trust import TrustError, sign_document
-from server.keyring import KeyFileError
+from server.domain.trust import sign_document
 from server.storage.base import StorageError
 from server.web import db_session, services
 from server.web.tokens import DownloadGrant, make_token, read_token
@@ -54,13 +52,6 @@ def _json_body() -> Any:
     if body is None:
         raise InvalidInputError("body", "send a JSON object with Content-Type: application/json")
     return body
-
-
-def _signer() -> Any:
-    try:
-        return services().signer("check")
-    except (TrustError, KeyFileError) as exc:
-        raise SigningError(str(exc)) from exc
 
 
 @blueprint.post("/api/v1/check")
@@ -101,7 +92,7 @@ def check() -> Response:
         ttl=timedelta(seconds=settings.check_response_ttl),
         download_url=download_url,
     )
-    document = sign_document(signed, [_signer()])
+    document = sign_document(signed, [services().signer("check")])
     session.commit()
     response = jsonify(document)
     response.headers["Cache-Control"] = "no-store"
