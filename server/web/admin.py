@@ -163,6 +163,10 @@ def upload() -> ResponseReturnValue:
     )
     try:
         signer = None if spec.draft else svc.signer("release")
+    except DomainError as exc:
+        upload.abort()  # nothing was handed to publish(), which would discard the files itself
+        return _form_error(products, values, {"form": exc.message}, 400)
+    try:
         published = release_service.publish(
             db_session(),
             svc.store,

@@ -169,6 +169,7 @@ def test_a_refused_upload_keeps_the_input_and_publishes_nothing(
     with services.db.sessions() as s:
         assert s.scalar(select(func.count()).select_from(Release)) == 0
     assert list(services.store.digests()) == []
+    assert not any((services.settings.storage_root / ".tmp").glob("*")), "no temp file left behind"
 
 
 def test_yank_and_rollout_from_the_release_page(
@@ -190,3 +191,19 @@ def test_yank_and_rollout_from_the_release_page(
         == 303
     )
     assert "corrupts invoices" in client.get(page).get_data(as_text=True)
+
+
+def test_upload_without_a_signing_key_is_a_form_error_not_a_crash(
+    client: FlaskClient, services: Services, accounts: dict[str, str]
+) -> None:
+    sign_in(client, accounts["publisher"])
+    for key in services.settings.keys_dir.glob("online-*.pem"):
+        key.unlink()
+    services.keyring = type(services.keyring)(services.settings.keys_dir)  # forget loaded keys
+    response = upload_form(client, version="4.0.0", artifact=(io.BytesIO(b"four"), "a.tar.gz"))
+    assert response.status_code == 400
+    assert "no key for the" in response.get_data(as_text=True)
+    with services.db.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(Release)) == 0
+    assert list(services.store.digests()) == []
+    assert not any((services.settings.storage_root / ".tmp").glob("*")), "no temp file left behind"
