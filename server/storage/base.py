@@ -1,8 +1,9 @@
 """The artifact store seam: content-addressed blobs, written by streaming, read by range.
 
-Every implementation (local directory, S3) passes ``tests/functional/test_storage_conformance.py``.
-Blobs are named by the hex SHA-256 of their bytes; a name is computed by the store while the bytes
-stream in, so a caller can never choose where bytes land.
+Every implementation (local directory, S3) passes
+``tests/functional/storage/test_store_conformance.py``. Blobs are named by the hex SHA-256 of their
+bytes; a name is computed by the store while the bytes stream in, so a caller can never choose
+where bytes land. Empty blobs are stored like any other (publishing refuses empty files itself).
 """
 
 from __future__ import annotations
@@ -52,6 +53,12 @@ def check_digest(digest: str) -> str:
     return digest
 
 
+def check_range(start: int, end: int) -> None:
+    """Refuse a byte range no blob can satisfy (``start < 0`` or ``end < start``)."""
+    if start < 0 or end < start:
+        raise StorageError(f"bad byte range {start}-{end}")
+
+
 class WriteMeter:
     """Counts and hashes the bytes a writer is given; refuses more than ``max_size``."""
 
@@ -60,7 +67,7 @@ class WriteMeter:
         self.size = 0
         self._hash = hashlib.sha256()
 
-    def add(self, data: bytes) -> None:
+    def add(self, data: bytes | bytearray | memoryview) -> None:
         """Account for ``data``; raise ``SizeLimitError`` (the caller aborts) past the limit."""
         self.size += len(data)
         if self.max_size is not None and self.size > self.max_size:
@@ -68,6 +75,7 @@ class WriteMeter:
         self._hash.update(data)
 
     def blob(self) -> StoredBlob:
+        """The digest and size of everything added so far."""
         return StoredBlob(self._hash.hexdigest(), self.size)
 
 
@@ -113,7 +121,15 @@ class ArtifactStore(Protocol):
         ...
 
     def read_range(self, digest: str, start: int, end: int) -> Iterator[bytes]:
-        """Yield the bytes ``start`` to ``end`` inclusive in chunks. Raises ``BlobNotFoundError``."""
+        """The bytes ``start`` to ``end`` inclusive, in chunks (HTTP ``Range`` semantics).
+
+        An ``end`` past the last byte is clipped to it. Errors are raised by the call itself,
+        before the first chunk, so a server can still answer with an error status.
+
+        Raises:
+            BlobNotFoundError: nothing is stored under ``digest``.
+            StorageError: ``start < 0``, ``end < start``, or ``start`` is past the last byte.
+        """
         ...
 
     def delete(self, digest: str) -> None:

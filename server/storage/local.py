@@ -1,7 +1,14 @@
-"""Local directory store: content-addressed, atomic writes, no path a caller can steer."""
+"""Local directory store: content-addressed, atomic writes, no path a caller can steer.
+
+A write streams into ``root/.tmp/upload-*`` while it is hashed; ``commit`` fsyncs the file, makes it
+read-only, renames it to ``root/<aa>/<bb>/<sha256>`` and fsyncs the directory, so a blob is either
+absent or complete, even across a crash. Temp files a crash leaves behind are removed by
+``sweep_temp``.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 import time
@@ -11,14 +18,18 @@ from typing import BinaryIO
 
 from server.storage.base import (
     CHUNK_SIZE,
+    SHA256_HEX,
     BlobNotFoundError,
     SizeLimitError,
     StorageError,
     StoredBlob,
     WriteMeter,
     check_digest,
+    check_range,
     copy_into,
 )
+
+READ_ONLY = 0o444  # stored blobs are immutable; unlink and rename need only the directory's rights
 
 
 def _fsync_dir(path: Path) -> None:
@@ -29,7 +40,21 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _make_dirs(path: Path, root: Path) -> None:
+    """Create ``path`` (below ``root``) and fsync each parent that gained an entry."""
+    missing = []
+    while path != root and not path.is_dir():
+        missing.append(path)
+        path = path.parent
+    for directory in reversed(missing):
+        with contextlib.suppress(FileExistsError):  # a concurrent writer made it first
+            directory.mkdir()
+        _fsync_dir(directory.parent)
+
+
 class _LocalWriter:
+    """Bytes go straight to a temp file; nothing is buffered beyond the caller's chunk."""
+
     def __init__(self, store: LocalStore, max_size: int | None) -> None:
         self._store = store
         self._meter = WriteMeter(max_size)
@@ -65,14 +90,15 @@ class _LocalWriter:
         if self._done:
             raise StorageError("commit after commit or abort")
         blob = self._meter.blob()
-        digest = blob.sha256
         try:
             os.fsync(self._file.fileno())
             self._file.close()
-            final = self._store.path_for(digest)
-            final.parent.mkdir(parents=True, exist_ok=True)
-            os.chmod(self._path, 0o444)
-            os.replace(self._path, final)  # equal bytes under an equal name: replacing is harmless
+            os.chmod(self._path, READ_ONLY)
+            final = self._store.path_for(blob.sha256)
+            _make_dirs(final.parent, self._store.root)
+            # Equal bytes under an equal name: replacing an existing copy is harmless, atomic,
+            # and readers holding the old file keep reading it.
+            os.replace(self._path, final)
             _fsync_dir(final.parent)
         except OSError as exc:
             self.abort()
@@ -84,14 +110,18 @@ class _LocalWriter:
         if self._done:
             return
         self._done = True
-        try:
+        with contextlib.suppress(OSError):
             self._file.close()
-        finally:
+        with contextlib.suppress(OSError):
             self._path.unlink(missing_ok=True)
 
 
 class LocalStore:
-    """Blobs under ``root/aa/bb/<sha256>``; temp files under ``root/.tmp``."""
+    """Blobs under ``root/<aa>/<bb>/<sha256>``; temp files under ``root/.tmp``.
+
+    Args:
+        root: the directory that holds the store (the caller picks it; ``releases/`` by default).
+    """
 
     name = "local"
 
@@ -100,6 +130,7 @@ class LocalStore:
         self.temp_dir = self.root / ".tmp"
 
     def path_for(self, digest: str) -> Path:
+        """Where the blob ``digest`` lives (whether or not it exists). Raises ``StorageError``."""
         check_digest(digest)
         return self.root / digest[:2] / digest[2:4] / digest
 
@@ -121,6 +152,8 @@ class LocalStore:
             return self.path_for(digest).stat().st_size
         except FileNotFoundError:
             raise BlobNotFoundError(digest) from None
+        except OSError as exc:
+            raise StorageError(f"cannot stat {digest}: {exc.strerror}") from exc
 
     def open(self, digest: str) -> BinaryIO:
         try:
@@ -131,15 +164,25 @@ class LocalStore:
             raise StorageError(f"cannot read {digest}: {exc.strerror}") from exc
 
     def read_range(self, digest: str, start: int, end: int) -> Iterator[bytes]:
-        if start < 0 or end < start:
-            raise StorageError(f"bad range {start}-{end}")
-        with self.open(digest) as handle:
+        check_range(start, end)
+        handle = self.open(digest)
+        try:
+            size = os.fstat(handle.fileno()).st_size
+            if start >= size:
+                raise StorageError(f"byte {start} is past the end of {digest} ({size} bytes)")
             handle.seek(start)
-            remaining = end - start + 1
+        except BaseException:
+            handle.close()
+            raise
+        return self._chunks(handle, min(end, size - 1) - start + 1)
+
+    @staticmethod
+    def _chunks(handle: BinaryIO, remaining: int) -> Iterator[bytes]:
+        with handle:
             while remaining > 0:
                 chunk = handle.read(min(CHUNK_SIZE, remaining))
                 if not chunk:
-                    break
+                    return
                 remaining -= len(chunk)
                 yield chunk
 
@@ -155,8 +198,14 @@ class LocalStore:
         if not self.root.is_dir():
             return
         for path in self.root.glob("??/??/*"):
-            if path.is_file() and path.parent.parent.parent == self.root:
-                yield path.name
+            name = path.name
+            if (
+                SHA256_HEX.match(name)
+                and path.parent.name == name[2:4]
+                and path.parent.parent.name == name[:2]
+                and path.is_file()
+            ):
+                yield name
 
     def local_path(self, digest: str) -> Path | None:
         return self.path_for(digest)
@@ -164,24 +213,35 @@ class LocalStore:
     def presigned_url(
         self, digest: str, expires_in: int, filename: str | None = None
     ) -> str | None:
+        check_digest(digest)
         return None
 
     def ping(self) -> None:
+        """Prove the root is a writable directory by creating and removing a temp file there."""
         try:
-            self.root.mkdir(parents=True, exist_ok=True)
+            self.temp_dir.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=self.temp_dir, prefix="ping-"):
+                pass
         except OSError as exc:
-            raise StorageError(f"{self.root} is not usable: {exc.strerror}") from exc
-        if not os.access(self.root, os.W_OK | os.X_OK):
-            raise StorageError(f"{self.root} is not writable")
+            raise StorageError(f"{self.root} is not a writable directory: {exc.strerror}") from exc
 
     def sweep_temp(self, older_than_seconds: float) -> int:
-        """Remove temp files abandoned by crashed uploads; returns how many."""
+        """Remove temp files that crashed uploads left behind; returns how many went.
+
+        A live upload keeps touching its file, so a generous ``older_than_seconds`` (an hour)
+        only ever catches the abandoned ones.
+        """
         if not self.temp_dir.is_dir():
             return 0
         cutoff = time.time() - older_than_seconds
         removed = 0
         for path in self.temp_dir.iterdir():
-            if path.stat().st_mtime < cutoff:
-                path.unlink(missing_ok=True)
-                removed += 1
+            try:
+                if path.is_file() and path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                continue  # finished or swept by someone else meanwhile
+            except OSError as exc:
+                raise StorageError(f"cannot remove {path}: {exc.strerror}") from exc
         return removed
