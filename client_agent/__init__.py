@@ -1,7 +1,8 @@
 """Vigor's client agent: verified self-update with atomic install and rollback.
 
-A library first (``Agent``, the pure verifier in ``verify``), and the ``vigor-agent`` CLI. It
-depends on ``cryptography`` and ``packaging`` only and never imports the server.
+A library first (``Agent``, the pure verifier in ``client_agent.verify``, the ``Fetcher``
+seam), and the ``vigor-agent`` CLI (``client_agent.cli``). It depends on ``cryptography`` and
+``packaging`` only, speaks HTTP through urllib, and never imports the server.
 """
 
 from __future__ import annotations
@@ -10,12 +11,16 @@ from client_agent.agent import Agent, Outcome
 from client_agent.config import AgentConfig, detect_platform, load_config
 from client_agent.errors import (
     AgentError,
+    ArchiveRefusedError,
     ArtifactError,
+    BusyError,
     ConfigError,
     DowngradeError,
     DownloadError,
+    DownloadExpiredError,
     ExpiredRootError,
     InstallError,
+    RateLimitedError,
     ReplayError,
     ServerRefusedError,
     SignatureError,
@@ -29,17 +34,21 @@ __all__ = [
     "Agent",
     "AgentConfig",
     "AgentError",
+    "ArchiveRefusedError",
     "ArtifactError",
+    "BusyError",
     "CheckAnswer",
     "ConfigError",
     "DowngradeError",
     "DownloadError",
+    "DownloadExpiredError",
     "ExpiredRootError",
     "Fetcher",
     "InstallError",
     "JsonReply",
     "Manifest",
     "Outcome",
+    "RateLimitedError",
     "ReplayError",
     "ServerRefusedError",
     "SignatureError",

@@ -1,14 +1,26 @@
 """The orchestrator: trust, check, download, apply, report. Network and disk live here.
 
+An update, in order (each step refuses before the next one starts):
+
+1. Settle whatever an interrupted run left (install.recover) and resend queued reports.
+2. Walk the root chain (trust.py) and refuse an expired root.
+3. ``POST /api/v1/check`` with a fresh nonce; verify the signed answer (verify.py): signatures,
+   nonce and installation id echoed, product and platform, a newer version.
+4. Download to ``downloads/<sha256>.part`` (resuming), hashing while streaming; refuse a wrong
+   length or SHA-256; rename to ``downloads/<sha256>``.
+5. Stage beside, switch ``current`` atomically, health-check, switch back on failure (install.py).
+6. Report the outcome (reports.py).
+
 State directory::
 
-    state.json          installation id, previous version, "not before" (Retry-After)
-    root/<n>.json       every root accepted, newest trusted
-    last-check.json     the last verified check response (for `download` and `apply`)
-    manifests/<v>.json  the signed manifest of each version installed (for `verify`)
+    state.json          installation id, previous version, "not before" (Retry-After), ...
+    root/<n>.json       the shipped root and every root accepted since
+    manifests/<v>.json  the signed manifest of each version the agent installed (for `verify`)
     downloads/          <sha256>.part while downloading; <sha256> once verified
+    pending.json        the verified offer `download` fetched, for a later `apply`
     reports.json        apply reports not yet delivered
     apply-journal.json  present only while an apply is in flight (see install.py)
+    agent.lock          held while an agent works on the installation
 """
 
 from __future__ import annotations
@@ -18,19 +30,18 @@ import json
 import os
 import random
 import secrets
-import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-from packaging.version import Version
+from packaging.version import InvalidVersion, Version
 
-from client_agent import install
+from client_agent import install, patching, state
 from client_agent.config import AgentConfig
-from client_agent.delta import apply_delta, content_of
 from client_agent.errors import (
     AgentError,
     ArtifactError,
@@ -38,19 +49,28 @@ from client_agent.errors import (
     DownloadError,
     DownloadExpiredError,
     InstallError,
+    RateLimitedError,
     VerificationError,
 )
-from client_agent.fetch import Fetcher, UrllibFetcher, sha256_file, terminal_progress
+from client_agent.fetch import Fetcher, UrllibFetcher
+from client_agent.files import crash_point, fsync_dir, hash_file, write_atomic
+from client_agent.progress import terminal_progress
+from client_agent.reports import ReportQueue
+from client_agent.trust import TrustStore
 from client_agent.verify import (
     CheckAnswer,
     Manifest,
     TrustedRoot,
+    check_artifact,
     check_root_fresh,
-    trust_initial_root,
     verify_check,
     verify_manifest,
-    verify_next_root,
 )
+
+__all__ = [
+    "Agent",
+    "Outcome",
+]
 
 Clock = Callable[[], datetime]
 
@@ -61,7 +81,7 @@ def _utcnow() -> datetime:
 
 @dataclass(frozen=True)
 class Outcome:
-    """What `update`/`apply` did, for the CLI to print and turn into an exit code."""
+    """What `update`/`apply`/`rollback` did, for the CLI to print and turn into an exit code."""
 
     applied: bool
     version: str | None
@@ -77,96 +97,79 @@ class Agent:
     ) -> None:
         self.config = config
         self.fetcher: Fetcher = fetcher or UrllibFetcher(
-            config.connect_timeout,
-            config.read_timeout,
-            config.proxy,
-            config.download_attempts,
-            config.download_total_seconds,
+            timeout=config.network_timeout,
+            proxy=config.proxy,
+            attempts=config.download_attempts,
+            total_seconds=config.download_total_seconds,
+            first_backoff=config.first_backoff_seconds,
         )
         self.clock = clock
         self.offline = False  # set by an offline import: reports are queued, never sent
-        self.layout = install.Layout(config.install_dir, config.state_dir)
         self.state_dir = config.state_dir
-        try:
-            for sub in ("root", "manifests", "downloads"):
-                (self.state_dir / sub).mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise ConfigError(f"cannot use state_dir {self.state_dir}: {exc.strerror}") from None
-        self.state = self._load_state()
+        state.prepare_state_dir(self.state_dir)
+        self.layout = install.Layout(config.install_dir, config.state_dir)
+        self.state = state.StateStore(self.state_dir)
+        self.trust = TrustStore(config.trusted_root, self.state_dir / "root", config.server_url)
+        self.reports = ReportQueue(self.state_dir / "reports.json", config.max_pending_reports)
+        self._lock_depth = 0
 
-    # ------------------------------------------------------------------ state
-
-    def _load_state(self) -> dict[str, Any]:
-        path = self.state_dir / "state.json"
-        state: dict[str, Any] = {}
-        if path.exists():
-            try:
-                state = json.loads(path.read_text())
-            except (OSError, ValueError):
-                state = {}
-        if not isinstance(state.get("installation_id"), str):
-            state["installation_id"] = "inst-" + secrets.token_hex(16)
-            install.write_atomic(path, json.dumps(state).encode())
-        return state
-
-    def _save_state(self) -> None:
-        install.write_atomic(
-            self.state_dir / "state.json", json.dumps(self.state, indent=1).encode()
-        )
+    # ------------------------------------------------------------------ identity, lock
 
     @property
     def installation_id(self) -> str:
-        value: str = self.state["installation_id"]
-        return value
+        """This installation's random id (made on first run, kept in ``state.json``)."""
+        return self.state.installation_id
 
     def installed_version(self) -> Version | None:
-        text = self.layout.current_version() or self.config.installed_version
-        return Version(text) if text else None
+        """What ``current`` points at; else the configured bootstrap version; else None."""
+        current = self.layout.current_version()
+        if current is not None:
+            try:
+                return Version(current)
+            except InvalidVersion:
+                if self.config.installed_version is None:
+                    raise ConfigError(
+                        f"cannot tell the installed version: current points at {current!r}; "
+                        "set 'installed_version' in the config"
+                    ) from None
+        return Version(self.config.installed_version) if self.config.installed_version else None
+
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Hold the installation's lock (re-entrant within this agent)."""
+        if self._lock_depth:
+            self._lock_depth += 1
+            try:
+                yield
+            finally:
+                self._lock_depth -= 1
+            return
+        with state.exclusive(self.state_dir):
+            self._lock_depth = 1
+            try:
+                yield
+            finally:
+                self._lock_depth = 0
+
+    def _license_headers(self) -> dict[str, str]:
+        return {"Authorization": f"License {self.config.license_key}"}
+
+    def auth_for(self, url: str) -> dict[str, str]:
+        """The license for a download from the server itself; nothing for any other host."""
+        same = urlsplit(url)[:2] == urlsplit(self.config.server_url)[:2]
+        return self._license_headers() if same else {}
 
     # ------------------------------------------------------------------ trust
 
     def trusted_root(self) -> TrustedRoot:
-        """The newest root already accepted (no network)."""
-        stored = sorted(
-            (int(p.stem), p) for p in (self.state_dir / "root").glob("*.json") if p.stem.isdigit()
-        )
-        if stored:
-            return self._load_root_chain(stored)
-        try:
-            shipped = json.loads(self.config.trusted_root.read_text())
-        except (OSError, ValueError) as exc:
-            raise ConfigError(
-                f"cannot read the trusted root {self.config.trusted_root}: {exc}"
-            ) from None
-        root = trust_initial_root(shipped)
-        install.write_atomic(
-            self.state_dir / "root" / f"{root.version}.json", json.dumps(shipped).encode()
-        )
-        return root
-
-    def _load_root_chain(self, stored: list[tuple[int, Path]]) -> TrustedRoot:
-        # Re-verify the persisted chain from its first link: a file edited on disk is caught.
-        root = trust_initial_root(json.loads(stored[0][1].read_text()))
-        for _, path in stored[1:]:
-            root = verify_next_root(root, json.loads(path.read_text()))
-        return root
+        """The newest root already accepted (no network, no expiry check)."""
+        return self.trust.load()
 
     def refresh_root(self) -> TrustedRoot:
-        """Walk ``root/<n+1>.json`` until the server has no newer one; persist each link."""
-        root = self.trusted_root()
-        for _ in range(self.config.max_root_walk):
-            reply = self.fetcher.get_json(
-                f"{self.config.server_url}/api/v1/root/{root.version + 1}.json",
-                self.config.max_document_bytes,
-            )
-            if reply is None:
-                break
-            root = verify_next_root(root, reply.body)
-            install.write_atomic(
-                self.state_dir / "root" / f"{root.version}.json", json.dumps(reply.body).encode()
-            )
-        check_root_fresh(root, self.clock())
-        return root
+        """Walk the server's root chain, persisting each new root; refuse an expired one."""
+        return self.trust.refresh(
+            self.fetcher, self.clock(), self.config.max_root_walk, self.config.max_document_bytes
+        )
 
     # ------------------------------------------------------------------ check
 
@@ -174,39 +177,47 @@ class Agent:
         not_before = self.state.get("not_before")
         if not_before and datetime.fromisoformat(not_before) > self.clock():
             raise DownloadError(
-                f"the server asked to wait until {not_before}; not contacting it before then"
+                f"the server asked not to be contacted before {not_before}; try again later",
+                retryable=False,
             )
+
+    def _remember_wait(self, exc: RateLimitedError) -> DownloadError:
+        """Persist the server's Retry-After (a little jitter, so agents do not return at once)."""
+        wait = (exc.retry_after if exc.retry_after is not None else 60.0) * random.uniform(1, 1.1)  # noqa: S311
+        until = self.clock() + timedelta(seconds=wait)
+        self.state.set("not_before", until.isoformat(timespec="seconds"))
+        return DownloadError(
+            f"the server is busy and asked to wait {wait:.0f} s (until {until:%Y-%m-%d %H:%M:%S} UTC)",
+            status=429,
+            retryable=False,
+        )
 
     def check(self, allow_downgrade: bool = False) -> CheckAnswer:
         """Ask the server what this installation may have; verify the answer completely."""
         self._wait_if_asked()
-        root = self.refresh_root()
-        nonce = secrets.token_hex(16)
-        installed = self.installed_version()
-        body = {
-            "product": self.config.product,
-            "version": str(installed or "0"),
-            "platform": self.config.platform,
-            "channel": self.config.channel,
-            "installation_id": self.installation_id,
-            "nonce": nonce,
-        }
-        reply = self.fetcher.post_json(
-            f"{self.config.server_url}/api/v1/check",
-            body,
-            {"Authorization": f"License {self.config.license_key}"},
-            self.config.max_document_bytes,
-        )
-        if reply.status == 429:
-            wait = (reply.retry_after or 60.0) * (1 + random.random() * 0.1)  # noqa: S311 - jitter
-            until = self.clock() + timedelta(seconds=wait)
-            self.state["not_before"] = until.isoformat()
-            self._save_state()
-            raise DownloadError(
-                f"the server is busy; it asked to wait {wait:.0f} s (until {until:%H:%M:%S})"
+        try:
+            root = self.refresh_root()
+            nonce = secrets.token_hex(16)
+            installed = self.installed_version()
+            body = {
+                "product": self.config.product,
+                "version": str(installed or "0"),
+                "platform": self.config.platform,
+                "channel": self.config.channel,
+                "installation_id": self.installation_id,
+                "nonce": nonce,
+            }
+            reply = self.fetcher.post_json(
+                f"{self.config.server_url}/api/v1/check",
+                body,
+                self._license_headers(),
+                self.config.max_document_bytes,
             )
-        self.state.pop("not_before", None)
-        answer = verify_check(
+        except RateLimitedError as exc:
+            raise self._remember_wait(exc) from None
+        if self.state.get("not_before"):
+            self.state.set("not_before", None)
+        return verify_check(
             reply.body,
             root,
             nonce=nonce,
@@ -217,236 +228,10 @@ class Agent:
             now=self.clock(),
             allow_downgrade=allow_downgrade,
         )
-        install.write_atomic(self.state_dir / "last-check.json", json.dumps(reply.body).encode())
-        self.state["last_check"] = {"nonce": nonce, "installed": str(installed or "0")}
-        self._save_state()
-        return answer
-
-    def last_check(self, allow_downgrade: bool = False) -> CheckAnswer:
-        """The last verified check, verified again (for `download`/`apply` run later)."""
-        path = self.state_dir / "last-check.json"
-        meta = self.state.get("last_check")
-        if not path.exists() or not isinstance(meta, dict):
-            raise AgentError("no check yet: run `vigor-agent check` first")
-        root = self.trusted_root()
-        return verify_check(
-            json.loads(path.read_text()),
-            root,
-            nonce=meta["nonce"],
-            installation_id=self.installation_id,
-            product=self.config.product,
-            platform=self.config.platform,
-            installed=self.installed_version(),
-            now=self.clock(),
-            allow_downgrade=allow_downgrade,
-        )
-
-    # ------------------------------------------------------------------ download
-
-    def download(self, answer: CheckAnswer, allow_downgrade: bool = False) -> Path:
-        """The offered artifact, downloaded (resuming), length- and SHA-256-verified."""
-        manifest, url = answer.manifest, answer.download_url
-        if manifest is None or url is None:
-            raise AgentError("there is no update to download")
-        artifact = manifest.artifact
-        final = self.state_dir / "downloads" / artifact.sha256
-        if final.exists() and sha256_file(final) == artifact.sha256:
-            return final
-        part = final.with_name(artifact.sha256 + ".part")
-        have = part.stat().st_size if part.exists() else 0
-        free = shutil.disk_usage(self.state_dir).free
-        if free < artifact.size - have + self.config.free_space_margin:
-            raise DownloadError(
-                f"not enough free space in {self.state_dir}: {artifact.size - have} bytes needed, {free} free"
-            )
-        try:
-            self.fetcher.download(
-                url, part, artifact.size, artifact.sha256, terminal_progress(artifact.size)
-            )
-        except DownloadExpiredError:
-            fresh = self.check(allow_downgrade)  # the link expired: ask for a fresh one, once
-            if (
-                fresh.manifest is None
-                or fresh.manifest.artifact.sha256 != artifact.sha256
-                or not fresh.download_url
-            ):
-                raise
-            self.fetcher.download(
-                fresh.download_url,
-                part,
-                artifact.size,
-                artifact.sha256,
-                terminal_progress(artifact.size),
-            )
-        if part.stat().st_size != artifact.size:
-            part.unlink(missing_ok=True)
-            raise ArtifactError(
-                f"the download is {part.stat().st_size} bytes, the manifest says {artifact.size}"
-            )
-        digest = sha256_file(part)
-        if digest != artifact.sha256:
-            part.unlink(missing_ok=True)
-            raise ArtifactError(
-                f"the download's SHA-256 {digest[:16]}… does not match the manifest's"
-            )
-        os.replace(part, final)
-        install.fsync_dir(final.parent)
-        return final
-
-    # ------------------------------------------------------------------ apply
-
-    # ------------------------------------------------------------------ delta patches
-
-    def _content_path(self, sha: str) -> Path:
-        return self.state_dir / "downloads" / f"content-{sha}"
-
-    def _installed_content(self, wanted_sha: str) -> Path | None:
-        """The uncompressed content of the installed version, kept or rebuilt from its artifact."""
-        kept = self._content_path(wanted_sha)
-        if kept.exists():
-            return kept
-        current = self.layout.current_version()
-        manifest_file = self.state_dir / "manifests" / f"{current}.json"
-        if current is None or not manifest_file.exists():
-            return None  # installed by something else: no artifact to patch from
-        artifacts = json.loads(manifest_file.read_text())["signed"].get("artifacts", {})
-        shas = [a.get("sha256") for a in artifacts.values() if isinstance(a, dict)]
-        for sha in shas:
-            artifact = self.state_dir / "downloads" / str(sha)
-            if artifact.exists():
-                tmp = kept.with_name(kept.name + ".tmp")
-                if content_of(artifact, tmp) == wanted_sha:
-                    os.replace(tmp, kept)
-                    return kept
-                tmp.unlink(missing_ok=True)
-        return None
-
-    def download_patch(self, answer: CheckAnswer) -> tuple[Path, int] | None:
-        """The offered release's content rebuilt from a patch, or None to download in full.
-
-        Any failure (a patch that does not verify, an installed artifact that is gone, a result
-        whose SHA-256 differs from the signed one) falls back to the full download, and a patch
-        that failed is remembered so that it is not tried again.
-        """
-        patch = answer.patch
-        failed = self.state.setdefault("failed_patches", [])
-        if patch is None or patch.sha256 in failed:
-            return None
-        old = self._installed_content(patch.from_content_sha256)
-        if old is None:
-            return None
-        target = self._content_path(patch.content_sha256)
-        part = self.state_dir / "downloads" / f"{patch.sha256}.part"
-        built = target.with_name(target.name + ".part")
-        try:
-            self.fetcher.download(
-                patch.url, part, patch.size, patch.sha256, terminal_progress(patch.size)
-            )
-            if sha256_file(part) != patch.sha256:
-                raise ArtifactError("the patch does not match its signed SHA-256")
-            if apply_delta(old, part, built, patch.content_size) != patch.content_sha256:
-                raise ArtifactError("the patched content does not match its signed SHA-256")
-            os.replace(built, target)
-        except AgentError:
-            failed.append(patch.sha256)
-            self._save_state()
-            built.unlink(missing_ok=True)
-            return None
-        finally:
-            part.unlink(missing_ok=True)
-        return target, patch.size
-
-    def recover(self) -> str | None:
-        """Finish or undo what an interrupted run left; report an undone apply."""
-        undone = install.recover(self.layout)
-        if undone:
-            self.report(
-                undone,
-                self.installed_version(),
-                "rolled_back",
-                "interrupted",
-                "an apply was interrupted before its health check; the previous version runs again",
-            )
-        return undone
-
-    def apply(
-        self, manifest: Manifest, artifact: Path, content_sha256: str | None = None
-    ) -> Outcome:
-        """Stage, switch, health-check; on failure switch back. Reports the outcome.
-
-        ``artifact`` is the release's artifact, or (``content_sha256`` given, from a verified
-        patches document) its uncompressed content rebuilt from a patch.
-        """
-        expected = content_sha256 or manifest.artifact.sha256
-        if sha256_file(artifact) != expected:
-            raise ArtifactError("the downloaded artifact no longer matches its manifest")
-        old = self.layout.current_version()
-        new = str(manifest.version)
-        try:
-            filename = "content.tar" if content_sha256 else manifest.artifact.filename
-            install.stage(self.layout, artifact, filename, new)
-        except InstallError as exc:
-            self.report(new, Version(old) if old else None, "failure", "archive_refused", str(exc))
-            raise
-        install.begin(self.layout, old, new)
-        install.switch(self.layout, new)
-        install._crash_point("switched")
-        try:
-            install.health_check(
-                self.layout, self.config.health_check, self.config.health_check_seconds
-            )
-        except InstallError as exc:
-            if old is not None:
-                install.switch(self.layout, old)
-            else:
-                self.layout.current.unlink(missing_ok=True)
-            install.finish(self.layout)
-            self.report(
-                new, Version(old) if old else None, "rolled_back", "health_check_failed", str(exc)
-            )
-            raise InstallError(
-                f"{exc}; {'version ' + old if old else 'the previous state'} restored"
-            ) from None
-        install._crash_point("healthy")
-        install.write_atomic(
-            self.state_dir / "manifests" / f"{new}.json", json.dumps(manifest.document).encode()
-        )
-        self.state["previous_version"] = old
-        self._save_state()
-        install.finish(self.layout)
-        self.report(new, Version(old) if old else None, "success")
-        return Outcome(True, new, f"updated {old} → {new}" if old else f"installed {new}")
-
-    def update(
-        self, when_due: bool = False, allow_downgrade: bool = False
-    ) -> tuple[Outcome, CheckAnswer]:
-        """Check, download, verify and apply the offered update."""
-        self.recover()
-        self.flush_reports()
-        answer = self.check(allow_downgrade)
-        if answer.manifest is None:
-            return Outcome(False, None, "up to date"), answer
-        if when_due and not self.is_due(answer):
-            return Outcome(
-                False, str(answer.manifest.version), "update available but not yet due", due=False
-            ), answer
-        patched = self.download_patch(answer)
-        if patched is not None and answer.patch is not None:
-            outcome = self.apply(
-                answer.manifest, patched[0], content_sha256=answer.patch.content_sha256
-            )
-            saved = answer.manifest.artifact.size - patched[1]
-            return Outcome(
-                True,
-                outcome.version,
-                f"{outcome.message} (patch of {patched[1]} bytes instead of "
-                f"{answer.manifest.artifact.size}; {saved} saved)",
-            ), answer
-        artifact = self.download(answer, allow_downgrade)
-        return self.apply(answer.manifest, artifact), answer
 
     def is_due(self, answer: CheckAnswer) -> bool:
-        """Critical security revisions at once; others when their apply-by time has come."""
+        """Critical security revisions at once; others when their apply-by time has come
+        (no apply-by time: at the next convenient time, which is now)."""
         manifest = answer.manifest
         if manifest is None:
             return False
@@ -454,48 +239,314 @@ class Agent:
             return True
         return answer.apply_by <= self.clock()
 
-    def rollback(self) -> Outcome:
-        self.recover()
-        previous = self.state.get("previous_version")
-        current = self.layout.current_version()
-        if not previous or not self.layout.version_dir(previous).is_dir():
-            raise InstallError("there is no previous version to roll back to")
-        install.begin(self.layout, current, previous)
-        install.switch(self.layout, previous)
+    # ------------------------------------------------------------------ download
+
+    def downloaded_path(self, sha256: str) -> Path:
+        """Where the verified artifact with this SHA-256 is kept."""
+        return self.state_dir / "downloads" / sha256
+
+    def download(self, answer: CheckAnswer, allow_downgrade: bool = False) -> Path:
+        """The offered artifact, downloaded (resuming), its length and SHA-256 verified.
+
+        Raises:
+            ArtifactError: the bytes are not the manifest's (the partial file is removed).
+            DownloadError: the network failed; what arrived is kept for the next resume.
+            InstallError: not enough free disk space.
+        """
+        manifest, url = answer.manifest, answer.download_url
+        if manifest is None or url is None:
+            raise AgentError("there is no update to download")
+        artifact = manifest.artifact
+        final = self.downloaded_path(artifact.sha256)
+        with self.exclusive():
+            if final.exists():
+                length, digest = hash_file(final)
+                if (length, digest.hexdigest()) == (artifact.size, artifact.sha256):
+                    self._keep_pending(manifest, answer)
+                    return final
+                final.unlink()
+            part = final.with_name(artifact.sha256 + ".part")
+            have = part.stat().st_size if part.exists() else 0
+            install.check_free_space(
+                part.parent,
+                max(artifact.size - have, 0),
+                self.config.free_space_margin,
+                "the download",
+            )
+            try:
+                self._fetch_verified(url, part, manifest, allow_downgrade)
+            except ArtifactError:
+                if not have:
+                    raise
+                # The bytes kept from an earlier run may be what is wrong: once more from zero.
+                self._fetch_verified(url, part, manifest, allow_downgrade)
+            os.replace(part, final)
+            fsync_dir(final.parent)
+            self._keep_pending(manifest, answer)
+            return final
+
+    def _fetch_verified(
+        self, url: str, part: Path, manifest: Manifest, allow_downgrade: bool
+    ) -> None:
+        """Fetch into ``part`` and check length and SHA-256; a refused file is removed."""
         try:
-            install.health_check(
-                self.layout, self.config.health_check, self.config.health_check_seconds
+            digest_hex = self._fetch(url, part, manifest, allow_downgrade)
+            check_artifact(part.stat().st_size, digest_hex, manifest.artifact)
+        except RateLimitedError as exc:
+            raise self._remember_wait(exc) from None
+        except ArtifactError:
+            part.unlink(missing_ok=True)
+            raise
+
+    def _fetch(self, url: str, part: Path, manifest: Manifest, allow_downgrade: bool) -> str:
+        artifact = manifest.artifact
+        progress = terminal_progress(artifact.size)
+        try:
+            return self.fetcher.download(
+                url, part, artifact.size, artifact.sha256, progress, self.auth_for(url)
             )
-        except InstallError as exc:
-            if current:
-                install.switch(self.layout, current)
-            install.finish(self.layout)
-            raise InstallError(f"{exc}; staying on {current}") from None
-        self.state["previous_version"] = current
-        self._save_state()
+        except DownloadExpiredError:
+            # Download links are short-lived: ask for a fresh one, once, for the same bytes.
+            fresh = self.check(allow_downgrade)
+            if fresh.manifest is None or fresh.manifest.artifact.sha256 != artifact.sha256:
+                raise DownloadError(
+                    "the download link expired and the server no longer offers this update",
+                    retryable=False,
+                ) from None
+            fresh_url = fresh.download_url or url  # verify_check guarantees a URL with an offer
+            return self.fetcher.download(
+                fresh_url, part, artifact.size, artifact.sha256, progress, self.auth_for(fresh_url)
+            )
+
+    def _keep_pending(self, manifest: Manifest, answer: CheckAnswer) -> None:
+        """Remember the verified offer so that `apply` can install it later, offline."""
+        pending = {
+            "manifest": manifest.document,
+            "apply_by": answer.apply_by.isoformat() if answer.apply_by else None,
+        }
+        write_atomic(self.state_dir / "pending.json", json.dumps(pending).encode())
+
+    def pending(self, allow_downgrade: bool = False) -> tuple[Manifest, Path] | None:
+        """The offer `download` fetched, its manifest verified again; None when there is none."""
+        path = self.state_dir / "pending.json"
+        if not path.exists():
+            return None
+        try:
+            pending = json.loads(path.read_text())
+            document = pending["manifest"]
+        except (OSError, ValueError, KeyError, TypeError):
+            path.unlink(missing_ok=True)
+            return None
+        root = self.trusted_root()
+        check_root_fresh(root, self.clock())
+        manifest = verify_manifest(
+            document,
+            root,
+            product=self.config.product,
+            platform=self.config.platform,
+            installed=self.installed_version(),
+            allow_downgrade=allow_downgrade,
+        )
+        artifact = self.downloaded_path(manifest.artifact.sha256)
+        if not artifact.exists():
+            return None
+        return manifest, artifact
+
+    # ------------------------------------------------------------------ apply
+
+    def recover(self) -> install.Recovery:
+        """Finish or undo what an interrupted run left; report it (takes the lock)."""
+        with self.exclusive():
+            found = install.recover(self.layout)
+            if found.kind == "rollback":
+                if found.completed:  # the rollback was confirmed: finish its bookkeeping
+                    self.state.set("previous_version", found.from_version)
+                return found
+            from_version = Version(found.from_version) if found.from_version else None
+            if found.undone:
+                self.report(
+                    found.undone,
+                    from_version,
+                    "rolled_back",
+                    "interrupted",
+                    "an apply was interrupted before its health check passed; "
+                    "the previous version runs again",
+                )
+            if found.completed:
+                self._settled(found.from_version, found.completed)
+            return found
+
+    def recover_if_idle(self) -> None:
+        """`recover` unless another agent holds the lock (read commands must not wait)."""
+        with contextlib.suppress(AgentError):
+            self.recover()
+
+    def _settled(self, old: str | None, new: str) -> None:
+        """Bookkeeping once ``new`` is confirmed healthy: state, journal, old versions, report."""
+        self.state.set("previous_version", old)
         install.finish(self.layout)
-        if current:
-            self.report(
-                current,
-                Version(previous),
-                "rolled_back",
-                "manual_rollback",
-                "rolled back by the operator",
+        install.prune(self.layout, {v for v in (old, new) if v})
+        self._prune_downloads({v for v in (old, new) if v})
+        self.report(new, Version(old) if old else None, "success")
+
+    def _prune_downloads(self, keep_versions: set[str]) -> None:
+        """Drop downloaded artifacts of versions no longer kept (the kept ones feed patches)."""
+        keep: set[str] = set()
+        for version in keep_versions:
+            path = self.state_dir / "manifests" / f"{version}.json"
+            with contextlib.suppress(OSError, ValueError, KeyError, AttributeError):
+                for spec in json.loads(path.read_text())["signed"]["artifacts"].values():
+                    keep.add(str(spec["sha256"]))
+        for path in (self.state_dir / "downloads").iterdir():
+            if len(path.name) == 64 and path.name not in keep:
+                path.unlink(missing_ok=True)
+        for path in (self.state_dir / "manifests").glob("*.json"):
+            if path.stem not in keep_versions:
+                path.unlink(missing_ok=True)
+
+    def apply(
+        self, manifest: Manifest, artifact: Path, content_sha256: str | None = None
+    ) -> Outcome:
+        """Stage, switch, health-check; on failure switch back. Reports the outcome.
+
+        ``artifact`` is the release's artifact, or (``content_sha256`` given, from a verified
+        patches document) its uncompressed content rebuilt from a patch. Either is hashed once
+        more first: a file in the state directory is not trusted just for being there.
+        """
+        with self.exclusive():
+            self.layout.check_usable()
+            length, digest = hash_file(artifact)
+            if content_sha256 is not None:
+                if digest.hexdigest() != content_sha256:
+                    raise ArtifactError("the patched content no longer matches its signed hash")
+            else:
+                check_artifact(length, digest.hexdigest(), manifest.artifact)
+            old = self.layout.current_version()
+            new = str(manifest.version)
+            from_version = Version(old) if old else None
+            filename = "content.tar" if content_sha256 else manifest.artifact.filename
+            try:
+                install.stage(self.layout, artifact, filename, new, self.config.free_space_margin)
+            except InstallError as exc:
+                self.report(new, from_version, "failure", exc.code, str(exc))
+                raise
+            # Kept before the switch: `verify` and patches need it, and it is already verified.
+            write_atomic(
+                self.state_dir / "manifests" / f"{new}.json",
+                json.dumps(manifest.document).encode(),
             )
-        return Outcome(True, previous, f"rolled back {current} → {previous}")
+            install.begin(self.layout, old, new)
+            install.switch(self.layout, new)
+            crash_point("switched")
+            try:
+                install.health_check(
+                    self.layout, new, self.config.health_check, self.config.health_check_seconds
+                )
+            except InstallError as exc:
+                self._switch_back(old, new)
+                self.report(new, from_version, "rolled_back", "health_check_failed", str(exc))
+                restored = f"version {old} restored" if old else "nothing was installed before"
+                raise InstallError(f"{exc}; {restored}", code="health_check_failed") from None
+            install.confirm(self.layout, old, new)
+            crash_point("healthy")
+            (self.state_dir / "pending.json").unlink(missing_ok=True)
+            self._settled(old, new)
+            return Outcome(True, new, f"updated {old or 'nothing'} → {new}")
+
+    def _switch_back(self, old: str | None, failed: str) -> None:
+        if old is not None:
+            install.switch(self.layout, old)
+        else:
+            self.layout.current.unlink(missing_ok=True)
+        install.finish(self.layout)
+        install.prune(self.layout, {v for v in (old, self.state.get("previous_version")) if v})
+        (self.state_dir / "manifests" / f"{failed}.json").unlink(missing_ok=True)
+
+    def update(
+        self, when_due: bool = False, allow_downgrade: bool = False
+    ) -> tuple[Outcome, CheckAnswer]:
+        """Check, download, verify and apply the offered update."""
+        with self.exclusive():
+            recovered = self.recover()
+            answer = self.check(allow_downgrade)
+            self.flush_reports()  # after the check: the server is reachable, resend what waits
+            if answer.manifest is None:
+                if recovered.completed:
+                    message = f"finished the interrupted update {recovered.from_version or 'nothing'} → {recovered.completed}"
+                    return Outcome(True, recovered.completed, message), answer
+                return Outcome(False, None, "up to date"), answer
+            if when_due and not self.is_due(answer):
+                version = str(answer.manifest.version)
+                return Outcome(
+                    False, version, f"{version} is available but not due yet", False
+                ), answer
+            patched = patching.download_patch(self, answer)
+            if patched is not None and answer.patch is not None:
+                outcome = self.apply(answer.manifest, patched[0], answer.patch.content_sha256)
+                full = answer.manifest.artifact.size
+                note = (
+                    f" (patch of {patched[1]} bytes instead of {full}; {full - patched[1]} saved)"
+                )
+                return Outcome(True, outcome.version, outcome.message + note), answer
+            artifact = self.download(answer, allow_downgrade)
+            return self.apply(answer.manifest, artifact), answer
+
+    def rollback(self) -> Outcome:
+        """Return to the version before the last update (kept for this), health-checked."""
+        with self.exclusive():
+            self.recover()
+            previous = self.state.get("previous_version")
+            current = self.layout.current_version()
+            if not previous or not self.layout.version_dir(previous).is_dir():
+                raise InstallError("there is no previous version to roll back to")
+            install.begin(self.layout, current, previous, kind="rollback")
+            install.switch(self.layout, previous)
+            crash_point("switched")
+            try:
+                install.health_check(
+                    self.layout,
+                    previous,
+                    self.config.health_check,
+                    self.config.health_check_seconds,
+                )
+            except InstallError as exc:
+                if current:
+                    install.switch(self.layout, current)
+                install.finish(self.layout)
+                raise InstallError(f"{exc}; staying on {current}") from None
+            install.confirm(self.layout, current, previous, kind="rollback")
+            self.state.set("previous_version", current)
+            install.finish(self.layout)
+            if current:
+                self.report(
+                    current,
+                    Version(previous),
+                    "rolled_back",
+                    "manual_rollback",
+                    "rolled back by the operator",
+                )
+            return Outcome(True, previous, f"rolled back {current} → {previous}")
 
     def verify(self) -> list[str]:
         """Re-verify offline: the root chain, the installed version's manifest and artifact."""
-        problems: list[str] = []
         root = self.trusted_root()
+        problems: list[str] = []
+        try:
+            check_root_fresh(root, self.clock())
+        except VerificationError as exc:
+            problems.append(str(exc))
         current = self.layout.current_version()
         if current is None:
-            return ["nothing is installed"]
+            return [*problems, "nothing is installed"]
+        if not self.layout.version_dir(current).is_dir():
+            problems.append(f"versions/{current} is missing")
         path = self.state_dir / "manifests" / f"{current}.json"
         if not path.exists():
-            return [
-                f"no signed manifest is kept for {current} (installed by something other than the agent)"
-            ]
+            problems.append(
+                f"no signed manifest is kept for {current} "
+                "(installed by something other than the agent)"
+            )
+            return problems
         try:
             manifest = verify_manifest(
                 json.loads(path.read_text()),
@@ -504,13 +555,17 @@ class Agent:
                 platform=self.config.platform,
                 installed=None,
             )
-        except VerificationError as exc:
-            return [f"manifest of {current}: {exc}"]
-        artifact = self.state_dir / "downloads" / manifest.artifact.sha256
-        if artifact.exists() and sha256_file(artifact) != manifest.artifact.sha256:
-            problems.append(f"the kept artifact of {current} does not match its manifest")
-        if not self.layout.version_dir(current).is_dir():
-            problems.append(f"versions/{current} is missing")
+        except (VerificationError, ValueError) as exc:
+            return [*problems, f"the kept manifest of {current} does not verify: {exc}"]
+        if str(manifest.version) != current:
+            problems.append(f"the kept manifest is for {manifest.version}, not {current}")
+        artifact = self.downloaded_path(manifest.artifact.sha256)
+        if artifact.exists():
+            length, digest = hash_file(artifact)
+            try:
+                check_artifact(length, digest.hexdigest(), manifest.artifact)
+            except ArtifactError as exc:
+                problems.append(f"the kept artifact of {current}: {exc}")
         return problems
 
     # ------------------------------------------------------------------ reports
@@ -524,65 +579,60 @@ class Agent:
         message: str | None = None,
     ) -> None:
         """Tell the server what happened; queue it when the server cannot be reached."""
-        body = {
-            "installation_id": self.installation_id,
-            "product": self.config.product,
-            "version": version,
-            "from_version": str(from_version) if from_version else None,
-            "outcome": outcome,
-            "code": code,
-            "message": (message or "")[:2000] or None,
-        }
-        pending = [*self._pending(), body]
-        self._write_pending(pending)
+        self.reports.add(
+            {
+                "installation_id": self.installation_id,
+                "product": self.config.product,
+                "version": version,
+                "from_version": str(from_version) if from_version else None,
+                "outcome": outcome,
+                "code": code,
+                "message": (message or "")[:2000] or None,
+            }
+        )
         if not self.offline:
             self.flush_reports()
 
     def pending_reports(self) -> list[dict[str, Any]]:
         """Reports not yet delivered (an offline machine carries them back in its status file)."""
-        return self._pending()
-
-    def _pending(self) -> list[dict[str, Any]]:
-        path = self.state_dir / "reports.json"
-        try:
-            value = json.loads(path.read_text()) if path.exists() else []
-        except (OSError, ValueError):
-            value = []
-        return value if isinstance(value, list) else []
-
-    def _write_pending(self, pending: list[dict[str, Any]]) -> None:
-        install.write_atomic(self.state_dir / "reports.json", json.dumps(pending[-100:]).encode())
+        return self.reports.pending()
 
     def flush_reports(self) -> None:
-        pending = self._pending()
-        left = []
-        for body in pending:
-            try:
-                self.fetcher.post_json(
-                    f"{self.config.server_url}/api/v1/report",
-                    body,
-                    {"Authorization": f"License {self.config.license_key}"},
-                    65536,
-                )
-            except AgentError:
-                left.append(body)  # best effort: a failed report never fails the update
-        if left != pending:
-            self._write_pending(left)
+        """Send queued reports, best effort: a report that cannot be sent never fails anything."""
+        self.reports.flush(
+            self.fetcher, f"{self.config.server_url}/api/v1/report", self._license_headers()
+        )
 
     # ------------------------------------------------------------------ schedule
 
     def next_check_delay(self) -> float:
-        """Seconds to the next check: the interval ±10% jitter, never before the server's Retry-After."""
-        delay = self.config.check_interval * random.uniform(0.9, 1.1)  # noqa: S311 - jitter, not crypto
+        """Seconds to the next check: the interval with random jitter, and never before the
+        time the server asked for (Retry-After, persisted across runs)."""
+        jitter = self.config.check_jitter
+        delay = self.config.check_interval * random.uniform(1 - jitter, 1 + jitter)  # noqa: S311
         not_before = self.state.get("not_before")
         if not_before:
-            delay = max(delay, (datetime.fromisoformat(not_before) - self.clock()).total_seconds())
+            wait = (datetime.fromisoformat(not_before) - self.clock()).total_seconds()
+            delay = max(delay, wait)
         return delay
 
     def run_forever(
-        self, sleep: Callable[[float], None] = time.sleep
-    ) -> None:  # pragma: no cover - loop
-        while True:
-            with contextlib.suppress(AgentError):  # each failure was reported; try again later
-                self.update(when_due=True)
-            sleep(self.next_check_delay())
+        self,
+        on_result: Callable[[Outcome | AgentError], None],
+        sleep: Callable[[float], None] = time.sleep,
+        rounds: int | None = None,
+    ) -> None:
+        """`update --when-due` every check interval (with jitter), until stopped.
+
+        ``rounds`` bounds the loop (tests); each round's outcome or error goes to ``on_result``.
+        """
+        done = 0
+        while rounds is None or done < rounds:
+            try:
+                outcome, _ = self.update(when_due=True)
+                on_result(outcome)
+            except AgentError as exc:  # already explained and reported; try again later
+                on_result(exc)
+            done += 1
+            if rounds is None or done < rounds:
+                sleep(self.next_check_delay())

@@ -28,9 +28,9 @@ from typing import IO, Any
 
 from packaging.version import Version
 
-from client_agent import install
 from client_agent.agent import Agent, Outcome
 from client_agent.errors import ArtifactError, ExpiredRootError, VerificationError
+from client_agent.files import write_atomic
 from client_agent.verify import (
     EARLIEST_PLAUSIBLE,
     Manifest,
@@ -44,11 +44,19 @@ from client_agent.verify import (
     version_of,
 )
 
+__all__ = [
+    "BundleResult",
+    "import_bundle",
+    "judge_time",
+]
+
 CHUNK = 1024 * 1024
 
 
 @dataclass(frozen=True)
 class BundleResult:
+    """What an import did, the signed statement it trusted, and a note when the clock was wrong."""
+
     outcome: Outcome
     statement: dict[str, Any]
     clock_note: str | None
@@ -151,7 +159,12 @@ def judge_time(now: datetime, issued: datetime) -> tuple[datetime, str | None]:
 def import_bundle(agent: Agent, path: Path, allow_downgrade: bool = False) -> BundleResult:
     """Verify ``path`` completely and apply the newest entitled release it holds."""
     agent.offline = True  # no network call, not even to deliver reports
-    agent.recover()
+    with agent.exclusive():
+        agent.recover()
+        return _import(agent, path, allow_downgrade)
+
+
+def _import(agent: Agent, path: Path, allow_downgrade: bool) -> BundleResult:
     try:
         tar = tarfile.open(path, "r:")  # noqa: SIM115 - closed below; bundles are plain tar
     except (OSError, tarfile.TarError) as exc:
@@ -166,7 +179,7 @@ def import_bundle(agent: Agent, path: Path, allow_downgrade: bool = False) -> Bu
         while f"root/{root.version + 1}.json" in members:
             document = _json(_read(tar, members[f"root/{root.version + 1}.json"], limit), "a root")
             root = verify_next_root(root, document)
-            install.write_atomic(
+            write_atomic(
                 agent.state_dir / "root" / f"{root.version}.json", json.dumps(document).encode()
             )
         statement_member = members["bundle.json"]

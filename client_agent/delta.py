@@ -15,8 +15,13 @@ from typing import IO
 
 from client_agent.errors import ArtifactError
 
+__all__ = [
+    "apply_delta",
+    "content_of",
+]
+
 MAGIC = b"VGRDELTA1\n"
-CHUNK = 1024 * 1024
+CHUNK = 1024 * 1024  # bounded memory per read
 
 
 def _uvarint(stream: IO[bytes]) -> int:

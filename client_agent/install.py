@@ -1,17 +1,21 @@
 """Installing a verified artifact: stage beside, switch atomically, check health, roll back.
 
 Layout: ``<install>/versions/<version>/`` holds each complete version; ``<install>/current`` is a
-symlink to one of them. The apply, and why a crash at any point is harmless:
+symlink to one of them. The apply, and why a crash (or ``kill -9``) at any point is harmless:
 
-1. Extract into ``versions/.staging-<version>-<pid>`` (refusing ``..``, absolute paths, links
-   that escape, devices), then rename it to ``versions/<version>``: a version directory exists
-   only once complete. A crash leaves a staging directory, removed by :func:`recover`.
-2. Write a journal (``from``, ``to``) in the state directory, then switch ``current``: a new
-   symlink beside it and ``os.replace`` over it (atomic on POSIX), then fsync the directory.
-   ``current`` always names a complete version, old or new.
-3. Run the health check in the new version. On failure switch back. A crash between the switch
-   and the end of the health check leaves the journal: :func:`recover` switches back, because
-   an unchecked version must not stay current.
+1. Unpack into ``versions/.staging-<version>-<pid>`` (see archive.py), fsync, then rename it to
+   ``versions/<version>``: a version directory exists only once complete. A crash leaves a
+   staging directory, which :func:`recover` removes. A version directory that must be replaced
+   is first renamed to ``versions/.trash-…`` (atomic) and only then deleted.
+2. Write a journal (``from``, ``to``, ``phase: switching``) in the state directory, then switch
+   ``current``: a new symlink beside it and ``os.replace`` over it (atomic on POSIX), then fsync
+   the directory. ``current`` always names a complete version, old or new.
+3. Run the health check in the new version. On failure switch back. Once it passed, the journal
+   says ``phase: confirmed`` before any bookkeeping.
+
+:func:`recover`, run first by every command, reads a journal left behind: ``switching`` means
+the new version was never confirmed healthy, so ``current`` goes back to ``from``; ``confirmed``
+means the apply succeeded and only its bookkeeping is finished.
 """
 
 from __future__ import annotations
@@ -19,149 +23,58 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import stat
+import signal
 import subprocess
-import tarfile
-import zipfile
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
+from typing import Any
 
+from client_agent import archive
 from client_agent.errors import InstallError
+from client_agent.files import crash_point, fsync_dir, write_atomic
+
+__all__ = [
+    "JOURNAL",
+    "STAGING_PREFIX",
+    "TRASH_PREFIX",
+    "Layout",
+    "Recovery",
+    "begin",
+    "check_free_space",
+    "confirm",
+    "finish",
+    "health_check",
+    "prune",
+    "recover",
+    "stage",
+    "switch",
+]
 
 STAGING_PREFIX = ".staging-"
+TRASH_PREFIX = ".trash-"
 JOURNAL = "apply-journal.json"
-
-
-def _crash_point(step: str) -> None:
-    """Test hook: die like ``kill -9`` at a named step (only when the variable asks for it)."""
-    if os.environ.get("VIGOR_AGENT_TEST_CRASH_AT") == step:
-        os.kill(os.getpid(), 9)
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write → fsync → rename → fsync the directory (files the agent trusts later)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with tmp.open("wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
-
-
-def _safe_member(name: str) -> PurePosixPath:
-    path = PurePosixPath(name)
-    if path.is_absolute() or name.startswith(("/", "\\")) or ".." in path.parts or "\\" in name:
-        raise InstallError(f"the archive holds an unsafe path {name!r}; refusing to install")
-    return path
-
-
-def _strip_common_root(names: list[PurePosixPath], version: str) -> int:
-    """1 when every entry lives under one top-level directory named for the version
-    (``acme-erp-4.2.0/...``, as release archives are commonly made), else 0.
-
-    Requiring the version in its name keeps an archive that holds only ``bin/`` intact.
-    """
-    tops = {n.parts[0] for n in names if n.parts}
-    if len(tops) == 1 and version in next(iter(tops)) and any(len(n.parts) > 1 for n in names):
-        return 1
-    return 0
-
-
-def _extract_tar(archive: Path, target: Path, version: str) -> None:
-    try:
-        with tarfile.open(archive, "r:*") as tar:
-            members = tar.getmembers()
-            strip = _strip_common_root([_safe_member(m.name) for m in members], version)
-            for member in members:
-                parts = _safe_member(member.name).parts[strip:]
-                if not parts:
-                    continue
-                dest = target.joinpath(*parts)
-                if member.isdir():
-                    dest.mkdir(parents=True, exist_ok=True)
-                elif member.isfile():
-                    dest.parent.mkdir(parents=True, exist_ok=True)
-                    source = tar.extractfile(member)
-                    if source is None:
-                        raise InstallError(f"cannot read {member.name} from the archive")
-                    with source, dest.open("wb") as out:
-                        shutil.copyfileobj(source, out, 1024 * 1024)
-                    dest.chmod(member.mode & 0o755 | 0o600)
-                elif member.issym():
-                    _check_link(target, dest, member.linkname)
-                    dest.parent.mkdir(parents=True, exist_ok=True)
-                    dest.symlink_to(member.linkname)
-                else:
-                    raise InstallError(
-                        f"the archive holds {member.name!r}, which is not a file, "
-                        "directory or symlink (hard links and devices are refused)"
-                    )
-    except (tarfile.TarError, EOFError, OSError) as exc:
-        raise InstallError(f"cannot extract the archive: {exc}") from None
-
-
-def _check_link(root: Path, link: Path, target: str) -> None:
-    if os.path.isabs(target):
-        raise InstallError(
-            f"the archive's symlink {link.name} points to an absolute path; refusing"
-        )
-    resolved = os.path.normpath(os.path.join(os.path.dirname(link), target))
-    if not resolved.startswith(str(root) + os.sep):
-        raise InstallError(f"the archive's symlink {link.name} escapes the installation; refusing")
-
-
-def _extract_zip(archive: Path, target: Path, version: str) -> None:
-    try:
-        with zipfile.ZipFile(archive) as zf:
-            infos = zf.infolist()
-            strip = _strip_common_root([_safe_member(i.filename) for i in infos], version)
-            for info in infos:
-                parts = _safe_member(info.filename).parts[strip:]
-                if not parts:
-                    continue
-                mode = info.external_attr >> 16
-                if stat.S_ISLNK(mode):
-                    raise InstallError(
-                        f"the archive holds a symlink {info.filename!r}; zip symlinks are refused"
-                    )
-                dest = target.joinpath(*parts)
-                if info.is_dir():
-                    dest.mkdir(parents=True, exist_ok=True)
-                    continue
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                with zf.open(info) as source, dest.open("wb") as out:
-                    shutil.copyfileobj(source, out, 1024 * 1024)
-                if mode:
-                    dest.chmod(mode & 0o755 | 0o600)
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise InstallError(f"cannot extract the archive: {exc}") from None
 
 
 @dataclass(frozen=True)
 class Layout:
+    """Where versions, ``current`` and the journal live."""
+
     install_dir: Path
     state_dir: Path
 
     @property
     def versions(self) -> Path:
+        """``<install>/versions``: one complete directory per version."""
         return self.install_dir / "versions"
 
     @property
     def current(self) -> Path:
+        """``<install>/current``: the symlink the application is run through."""
         return self.install_dir / "current"
 
     @property
     def journal(self) -> Path:
+        """The apply journal; present only while an apply or rollback is in flight."""
         return self.state_dir / JOURNAL
 
     def current_version(self) -> str | None:
@@ -173,35 +86,65 @@ class Layout:
         return Path(target).name
 
     def version_dir(self, version: str) -> Path:
-        if "/" in version or version.startswith("."):
+        """``versions/<version>``, refusing a name that could leave the directory."""
+        if not version or "/" in version or "\\" in version or version.startswith("."):
             raise InstallError(f"not a version directory name: {version!r}")
         return self.versions / version
 
+    def check_usable(self) -> None:
+        """Refuse to start when ``current`` exists but is not a symlink the agent can swap."""
+        if self.current.exists() and not self.current.is_symlink():
+            raise InstallError(
+                f"{self.current} is a real directory, not a symlink: move it to "
+                f"{self.versions}/<version> and link current to it (see docs/agent.md)"
+            )
 
-def stage(layout: Layout, archive: Path, filename: str, version: str) -> Path:
-    """Extract ``archive`` into ``versions/<version>`` (complete or absent, never half)."""
+
+def _discard(layout: Layout, path: Path) -> None:
+    """Remove a directory so that a crash midway never leaves a half-deleted version behind."""
+    if not path.exists():
+        return
+    trash = layout.versions / f"{TRASH_PREFIX}{path.name}-{os.getpid()}"
+    os.rename(path, trash)
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+def check_free_space(directory: Path, needed: int, margin: int, what: str) -> None:
+    """Refuse early, before a byte is written, when ``needed`` bytes (+ margin) do not fit."""
+    probe = directory
+    while not probe.exists():
+        probe = probe.parent
+    free = shutil.disk_usage(probe).free
+    if free < needed + margin:
+        raise InstallError(
+            f"not enough free space in {probe} for {what}: {needed + margin} bytes needed "
+            f"(including a margin of {margin}), {free} free"
+        )
+
+
+def stage(layout: Layout, artifact: Path, filename: str, version: str, margin: int) -> Path:
+    """Unpack ``artifact`` into ``versions/<version>`` (complete or absent, never half)."""
     final = layout.version_dir(version)
-    if final.is_dir():
-        return final
+    if layout.current_version() == version:
+        raise InstallError(f"version {version} is already current")
     layout.versions.mkdir(parents=True, exist_ok=True)
+    check_free_space(
+        layout.versions, archive.unpacked_size(artifact, filename), margin, f"version {version}"
+    )
     staging = layout.versions / f"{STAGING_PREFIX}{version}-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
     try:
-        name = filename.lower()
-        _crash_point("extracting")
-        if name.endswith(".zip") or zipfile.is_zipfile(archive):
-            _extract_zip(archive, staging, version)
-        elif name.endswith((".tar.gz", ".tgz", ".tar")) or tarfile.is_tarfile(archive):
-            _extract_tar(archive, staging, version)
-        else:
-            raise InstallError(f"{filename}: not a .tar.gz or .zip archive")
-        _crash_point("extracted")
+        archive.extract(artifact, filename, staging, version)
+        crash_point("extracted")
+        # A directory of this version left by an earlier attempt may hold anything: replace it.
+        _discard(layout, final)
         os.rename(staging, final)
         fsync_dir(layout.versions)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    crash_point("staged")
     return final
 
 
@@ -217,55 +160,107 @@ def switch(layout: Layout, version: str) -> None:
     fsync_dir(layout.install_dir)
 
 
-def health_check(layout: Layout, command: tuple[str, ...], timeout: float) -> None:
-    """Run the configured health check in ``current``; raise ``InstallError`` when it fails."""
+def health_check(layout: Layout, version: str, command: tuple[str, ...], timeout: float) -> None:
+    """Run the configured health check in ``versions/<version>``; ``InstallError`` if it fails."""
     if not command:
         return
     try:
-        result = subprocess.run(
+        # A session of its own: on time-out the whole group goes, children included.
+        process = subprocess.Popen(
             list(command),
-            cwd=layout.current,
-            capture_output=True,
-            timeout=timeout,
-            check=False,
+            cwd=layout.version_dir(version),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
         )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise InstallError(f"the health check could not run: {exc}") from None
-    if result.returncode != 0:
-        detail = (result.stderr or result.stdout).decode("utf-8", "replace").strip().splitlines()
+    except OSError as exc:
+        raise InstallError(f"the health check failed: cannot run {command[0]}: {exc}") from None
+    try:
+        out, err = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill_group(process)
+        raise InstallError(f"the health check failed: it ran longer than {timeout:g} s") from None
+    if process.returncode != 0:
+        detail = (err or out).decode("utf-8", "replace").strip().splitlines()
         raise InstallError(
-            f"the health check failed (exit {result.returncode})"
-            + (f": {detail[-1]}" if detail else "")
+            f"the health check failed (exit {process.returncode})"
+            + (f": {detail[-1][:200]}" if detail else "")
         )
 
 
-def begin(layout: Layout, from_version: str | None, to_version: str) -> None:
-    write_atomic(layout.journal, json.dumps({"from": from_version, "to": to_version}).encode())
+def _kill_group(process: subprocess.Popen[bytes]) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except (AttributeError, ProcessLookupError, PermissionError):  # not POSIX, or already gone
+        process.kill()
+    process.communicate()
+
+
+def begin(layout: Layout, from_version: str | None, to_version: str, kind: str = "apply") -> None:
+    """Journal an apply (or a rollback: ``kind``) about to switch ``current``."""
+    journal = {"kind": kind, "from": from_version, "to": to_version, "phase": "switching"}
+    write_atomic(layout.journal, json.dumps(journal).encode())
+
+
+def confirm(layout: Layout, from_version: str | None, to_version: str, kind: str = "apply") -> None:
+    """Journal that the new version passed its health check: it stays, whatever happens next."""
+    journal = {"kind": kind, "from": from_version, "to": to_version, "phase": "confirmed"}
+    write_atomic(layout.journal, json.dumps(journal).encode())
 
 
 def finish(layout: Layout) -> None:
+    """The apply is over (done or undone): remove the journal."""
     layout.journal.unlink(missing_ok=True)
     fsync_dir(layout.state_dir)
 
 
-def recover(layout: Layout) -> str | None:
-    """Clean what an interrupted run left; returns the version switched back from, if any."""
+@dataclass(frozen=True)
+class Recovery:
+    """What :func:`recover` found: an apply it undid, or one it completed."""
+
+    undone: str | None = None  # version switched away from (never confirmed healthy)
+    completed: str | None = None  # version whose confirmed apply was finished
+    from_version: str | None = None
+    kind: str = "apply"  # or "rollback"
+
+
+def recover(layout: Layout) -> Recovery:
+    """Clean what an interrupted run left, and settle an apply that was in flight."""
     if layout.versions.is_dir():
-        for leftover in layout.versions.glob(f"{STAGING_PREFIX}*"):
-            shutil.rmtree(leftover, ignore_errors=True)
+        for prefix in (STAGING_PREFIX, TRASH_PREFIX):
+            for leftover in layout.versions.glob(f"{prefix}*"):
+                shutil.rmtree(leftover, ignore_errors=True)
     if layout.install_dir.is_dir():
         for tmp in layout.install_dir.glob(".current-*"):
             tmp.unlink(missing_ok=True)
     if not layout.journal.exists():
-        return None
+        return Recovery()
     try:
-        journal = json.loads(layout.journal.read_text())
+        journal: dict[str, Any] = json.loads(layout.journal.read_text())
     except (OSError, ValueError):
         journal = {}
-    undone = None
     previous, attempted = journal.get("from"), journal.get("to")
-    if layout.current_version() == attempted and previous and layout.version_dir(previous).is_dir():
-        switch(layout, previous)  # the new version was never confirmed healthy
-        undone = attempted
+    kind = str(journal.get("kind", "apply"))
+    current = layout.current_version()
+    result = Recovery()
+    if journal.get("phase") == "confirmed" and current == attempted:
+        result = Recovery(completed=attempted, from_version=previous, kind=kind)
+    elif current == attempted and attempted is not None:
+        # Switched but never confirmed healthy: it must not stay current.
+        if previous and layout.version_dir(previous).is_dir():
+            switch(layout, previous)
+        else:
+            layout.current.unlink(missing_ok=True)
+        result = Recovery(undone=attempted, from_version=previous, kind=kind)
     finish(layout)
-    return undone
+    return result
+
+
+def prune(layout: Layout, keep: set[str]) -> None:
+    """Remove version directories other than ``keep`` (current and previous): disk is finite."""
+    if not layout.versions.is_dir():
+        return
+    for path in layout.versions.iterdir():
+        if path.is_dir() and not path.name.startswith(".") and path.name not in keep:
+            _discard(layout, path)

@@ -23,13 +23,20 @@ from cryptography.hazmat.primitives.serialization import (
     load_pem_private_key,
 )
 
-from client_agent import install
 from client_agent.agent import Agent
 from client_agent.errors import ConfigError
+from client_agent.files import write_atomic
 from client_agent.verify import canonical
+
+__all__ = [
+    "export_status",
+    "installation_key",
+    "status_document",
+]
 
 
 def installation_key(state_dir: Path) -> Ed25519PrivateKey:
+    """This installation's own signing key, made on first use (mode 0600)."""
     path = state_dir / "installation-key.pem"
     if path.exists():
         key = load_pem_private_key(path.read_bytes(), None)
@@ -72,6 +79,7 @@ def status_document(agent: Agent, now: datetime) -> dict[str, Any]:
 
 
 def export_status(agent: Agent, out: Path, now: datetime) -> dict[str, Any]:
+    """Write the signed status document to ``out`` (atomically); return it."""
     document = status_document(agent, now)
-    install.write_atomic(out, json.dumps(document, indent=1).encode())
+    write_atomic(out, json.dumps(document, indent=1).encode())
     return document

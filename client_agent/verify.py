@@ -10,7 +10,7 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from packaging.version import InvalidVersion, Version
 
 from client_agent.errors import (
+    ArtifactError,
     DowngradeError,
     ExpiredRootError,
     ReplayError,
@@ -26,15 +27,42 @@ from client_agent.errors import (
     WrongTargetError,
 )
 
+__all__ = [
+    "CLOCK_SKEW",
+    "EARLIEST_PLAUSIBLE",
+    "Artifact",
+    "CheckAnswer",
+    "Manifest",
+    "PatchOffer",
+    "Role",
+    "TrustedRoot",
+    "canonical",
+    "check_artifact",
+    "check_clock_against",
+    "check_root_fresh",
+    "parse_time",
+    "trust_initial_root",
+    "verify_check",
+    "verify_manifest",
+    "verify_next_root",
+    "verify_patch",
+    "verify_role",
+    "version_of",
+]
+
 # A clock before this is certainly wrong (the protocol did not exist yet).
 EARLIEST_PLAUSIBLE = datetime(2024, 1, 1, tzinfo=UTC)
+# Clocks differ by minutes: a check answer is stale only past that (its nonce proves freshness).
+CLOCK_SKEW = timedelta(minutes=5)
 
 
 def canonical(signed: Mapping[str, Any]) -> bytes:
+    """The bytes a signature covers: sorted keys, no whitespace, UTF-8 (docs/protocol.md)."""
     return json.dumps(signed, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def parse_time(value: Any, what: str) -> datetime:
+    """An ISO-8601 time with a zone; ``what`` names it in the error."""
     if not isinstance(value, str):
         raise VerificationError(f"{what} is missing")
     try:
@@ -48,6 +76,8 @@ def parse_time(value: Any, what: str) -> datetime:
 
 @dataclass(frozen=True)
 class Role:
+    """Who may sign for a role: key ids and how many of them must."""
+
     keyids: frozenset[str]
     threshold: int
 
@@ -63,6 +93,7 @@ class TrustedRoot:
     document: Mapping[str, Any]
 
     def role(self, name: str) -> Role:
+        """The role ``name``; a root without a ``check`` role lets ``release`` sign checks."""
         if name == "check" and "check" not in self.roles:
             name = "release"
         role = self.roles.get(name)
@@ -109,6 +140,13 @@ def _valid_signers(
     return valid
 
 
+def _whole(value: Any, what: str) -> int:
+    # bool is an int in Python; a signed document saying `true` for a count is malformed.
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise VerificationError(f"{what} must be an integer")
+    return value
+
+
 def _parse_root(document: Any) -> TrustedRoot:
     signed = _signed_part(document, "root")
     try:
@@ -119,14 +157,14 @@ def _parse_root(document: Any) -> TrustedRoot:
                 raise VerificationError(f"root key {keyid[:12]}… does not match its id")
             keys[keyid] = Ed25519PublicKey.from_public_bytes(raw)
         roles = {
-            name: Role(frozenset(spec["keyids"]), int(spec["threshold"]))
+            name: Role(frozenset(spec["keyids"]), _whole(spec["threshold"], "threshold"))
             for name, spec in signed["roles"].items()
         }
         version = signed["version"]
         expires = parse_time(signed["expires"], "root expiry")
     except (KeyError, TypeError, AttributeError, ValueError) as exc:
         raise VerificationError(f"malformed root metadata: {exc}") from None
-    if not isinstance(version, int) or version < 1:
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise VerificationError("root version must be a positive integer")
     for name in ("root", "release"):
         if name not in roles:
@@ -179,6 +217,18 @@ def check_root_fresh(root: TrustedRoot, now: datetime) -> None:
     )
 
 
+def check_clock_against(root: TrustedRoot, signed_time: datetime, now: datetime) -> None:
+    """A time the server signed is a lower bound of the true time: when it is already past the
+    root's expiry, the root has expired even if this machine's clock (behind) says otherwise."""
+    if signed_time < root.expires:
+        return
+    raise ExpiredRootError(
+        f"the trusted root (version {root.version}) expired on {root.expires:%Y-%m-%d}, "
+        f"as the server's signed time ({signed_time:%Y-%m-%d}) shows; this machine's clock "
+        f"({now:%Y-%m-%d}) is behind: set it"
+    )
+
+
 def verify_role(
     document: Any, root: TrustedRoot, role: str, expected_type: str
 ) -> Mapping[str, Any]:
@@ -194,6 +244,8 @@ def verify_role(
 
 @dataclass(frozen=True)
 class Artifact:
+    """The file of a release for one platform, as its signed manifest describes it."""
+
     platform: str
     filename: str
     size: int
@@ -214,6 +266,7 @@ class Manifest:
 
 
 def version_of(text: Any, what: str) -> Version:
+    """``text`` as a version; ``what`` names it in the error."""
     try:
         return Version(str(text))
     except InvalidVersion:
@@ -251,6 +304,11 @@ def verify_manifest(
     version = version_of(signed.get("version"), "manifest version")
     if installed is not None and version <= installed and not allow_downgrade:
         raise DowngradeError(f"refusing {version}: it is not newer than the installed {installed}")
+    min_from = signed.get("min_from")
+    if installed is not None and min_from and installed < version_of(min_from, "min_from"):
+        raise WrongTargetError(
+            f"{version} can only be installed over {min_from} or later, not {installed}"
+        )
     return Manifest(
         product=product,
         version=version,
@@ -275,16 +333,19 @@ class CheckAnswer:
 
     @property
     def entitlement(self) -> Mapping[str, Any]:
+        """The signed entitlement (maintenance status, dates, message)."""
         value = self.signed.get("entitlement")
         return value if isinstance(value, Mapping) else {}
 
     @property
     def renewal(self) -> Mapping[str, Any] | None:
+        """What renewal would bring, when the customer is missing releases."""
         value = self.signed.get("renewal")
         return value if isinstance(value, Mapping) else None
 
     @property
     def notices(self) -> Sequence[Mapping[str, Any]]:
+        """End-of-life and yanked notices."""
         value = self.signed.get("notices")
         return [n for n in value if isinstance(n, Mapping)] if isinstance(value, list) else []
 
@@ -311,9 +372,18 @@ def verify_check(
         raise WrongTargetError(
             f"the check response is for {signed.get('product')!r}, not {product!r}"
         )
+    if signed.get("platform", platform) != platform:
+        raise WrongTargetError(
+            f"the check response is for platform {signed.get('platform')!r}, not {platform!r}"
+        )
     issued = parse_time(signed.get("issued_at"), "check issue time")
-    if parse_time(signed.get("expires_at"), "check expiry") < now:
-        raise ReplayError("the check response has expired")
+    check_clock_against(root, issued, now)
+    expires = parse_time(signed.get("expires_at"), "check expiry")
+    if expires + CLOCK_SKEW < now:
+        hint = ""
+        if (now - expires).days >= 1:
+            hint = f" — or this machine's clock ({now:%Y-%m-%d %H:%M}) is ahead: check it"
+        raise ReplayError(f"the check response expired at {expires:%Y-%m-%d %H:%M}{hint}")
     update = signed.get("update")
     if update is None:
         return CheckAnswer(signed, None, None, None, issued)
@@ -327,6 +397,10 @@ def verify_check(
         installed=installed,
         allow_downgrade=allow_downgrade,
     )
+    if update.get("version", str(manifest.version)) != str(manifest.version):
+        raise VerificationError(
+            f"the offer names {update.get('version')!r} but its manifest is {manifest.version}"
+        )
     download = update.get("download")
     url = download.get("url") if isinstance(download, Mapping) else None
     if not isinstance(url, str):
@@ -400,3 +474,19 @@ def verify_patch(
     if download.get("sha256") != result.sha256 or download.get("size") != result.size:
         raise VerificationError("the patch download does not match the signed patches document")
     return result
+
+
+def check_artifact(length: int, sha256: str, artifact: Artifact) -> None:
+    """Refuse bytes whose length or SHA-256 is not what the signed manifest says.
+
+    Length first: it is the cheaper fact, and it tells a truncated download from a tampered one.
+    """
+    if length != artifact.size:
+        raise ArtifactError(
+            f"the download is {length} bytes, the manifest says {artifact.size}; refusing"
+        )
+    if sha256 != artifact.sha256:
+        raise ArtifactError(
+            f"the download's SHA-256 {sha256[:16]}… does not match the manifest's "
+            f"{artifact.sha256[:16]}…; refusing"
+        )

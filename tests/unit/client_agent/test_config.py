@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -21,7 +23,8 @@ health_check = "bin/acme-erp --version"
 
 
 def write(tmp_path: Path, text: str) -> Path:
-    path = tmp_path / "agent.toml"
+    path = tmp_path / "etc" / "agent.toml"
+    path.parent.mkdir(exist_ok=True)
     path.write_text(text)
     return path
 
@@ -29,58 +32,80 @@ def write(tmp_path: Path, text: str) -> Path:
 def test_good_config_resolves_paths_against_its_own_directory(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, GOOD))
     assert config.server_url == "https://updates.example.com"
-    assert config.install_dir == tmp_path / "app"
-    assert config.trusted_root == tmp_path / "root.json"
+    assert config.install_dir == tmp_path / "etc" / "app"
+    assert config.trusted_root == tmp_path / "etc" / "root.json"
     assert config.health_check == ("bin/acme-erp", "--version")
     assert config.platform == detect_platform()
     assert config.channel == "stable"
+    assert config.installed_version is None
 
 
-def test_license_key_from_a_file(tmp_path: Path) -> None:
-    (tmp_path / "key").write_text("vgl_from_file\n")
-    config = load_config(
-        write(tmp_path, GOOD.replace('license_key = "vgl_abc"', 'license_key_file = "key"'))
-    )
+def test_license_key_from_a_file_and_limits(tmp_path: Path) -> None:
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc" / "key").write_text("vgl_from_file\n")
+    text = GOOD.replace('license_key = "vgl_abc"', 'license_key_file = "key"')
+    text += "\n[limits]\ndownload_attempts = 2\nnetwork_timeout = 3\nfree_space_margin = 0\n"
+    config = load_config(write(tmp_path, text))
     assert config.license_key == "vgl_from_file"
+    assert (config.download_attempts, config.network_timeout) == (2, 3.0)
+    assert config.free_space_margin == 0
 
 
-@pytest.mark.parametrize(
-    ("change", "message"),
-    [
-        (lambda t: t.replace('product = "acme-erp"\n', ""), "'product' is required"),
-        (
-            lambda t: t.replace('"https://updates.example.com/"', '"ftp://x"'),
-            "must be an http(s) URL",
-        ),
-        (lambda t: t.replace('product = "acme-erp"', "product = 7"), "'product' must be a str"),
-        (lambda t: t + 'license_key_file = "k"\n', "exactly one of"),
-        (
-            lambda t: t.replace('license_key = "vgl_abc"', 'license_key_file = "missing"'),
-            "cannot read",
-        ),
-        (
-            lambda t: t.replace('license_key = "vgl_abc"', 'license_key = ""'),
-            "license key is empty",
-        ),
-        (lambda t: t + "check_interval = 5\n", "at least 60 seconds"),
-        (lambda t: t.replace("health_check = ", "health_check = [1, 2] #"), "list of strings"),
-        (lambda t: t + "this is not toml", "not valid TOML"),
-    ],
-    ids=[
-        "missing-product",
-        "bad-url",
-        "wrong-type",
-        "two-keys",
-        "key-file-missing",
-        "empty-key",
-        "interval-too-short",
-        "health-check-not-strings",
-        "not-toml",
-    ],
-)
-def test_bad_values_are_named(tmp_path: Path, change, message: str) -> None:  # type: ignore[no-untyped-def]
-    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+def test_health_check_as_a_list_and_platform_given(tmp_path: Path) -> None:
+    text = GOOD.replace('"bin/acme-erp --version"', '["bin/acme erp", "-v"]')
+    config = load_config(write(tmp_path, text + 'platform = "windows-x86_64"\n'))
+    assert config.health_check == ("bin/acme erp", "-v")
+    assert config.platform == "windows-x86_64"
+
+
+Change = Callable[[str], str]
+
+
+def replace(old: str, new: str) -> Change:
+    return lambda text: text.replace(old, new)
+
+
+def add(line: str) -> Change:
+    return lambda text: text + line + "\n"
+
+
+BAD: dict[str, tuple[Change, str]] = {
+    "missing-product": (replace('product = "acme-erp"\n', ""), "'product' is required"),
+    "empty-product": (replace('"acme-erp"', '""'), "'product' is empty"),
+    "product-not-a-slug": (replace('"acme-erp"', '"acme erp"'), "'product' has characters"),
+    "wrong-type": (replace('product = "acme-erp"', "product = 7"), "'product' must be a string"),
+    "bool-for-a-number": (add("check_interval = true"), "'check_interval' must be an integer"),
+    "bad-url-scheme": (replace('"https://updates.example.com/"', '"ftp://x"'), "http(s) URL"),
+    "url-without-host": (replace('"https://updates.example.com/"', '"https://"'), "http(s) URL"),
+    "bad-port": (replace("example.com/", "example.com:http/"), "bad port"),
+    "bad-proxy": (add('proxy = "proxy:3128"'), "'proxy' must be an http(s) URL"),
+    "two-keys": (add('license_key_file = "k"'), "exactly one of"),
+    "key-file-missing": (
+        replace('license_key = "vgl_abc"', 'license_key_file = "missing"'),
+        "cannot read 'license_key_file'",
+    ),
+    "empty-key": (replace('license_key = "vgl_abc"', 'license_key = ""'), "'license_key' is empty"),
+    "key-with-space": (replace('"vgl_abc"', '"vgl abc"'), "white space"),
+    "interval-too-short": (add("check_interval = 5"), "at least 60 seconds"),
+    "health-check-not-strings": (replace('"bin/acme-erp --version"', "[1, 2]"), "list of strings"),
+    "health-check-unbalanced-quote": (replace("--version", "'--version"), "cannot be split"),
+    "bad-platform": (add('platform = "Linux x86"'), "must look like 'linux-x86_64'"),
+    "bad-installed-version": (add('installed_version = "latest"'), "is not a version"),
+    "same-dirs": (replace('state_dir = "state"', 'state_dir = "app"'), "must be different"),
+    "unknown-key": (add('chanel = "beta"'), "unknown key 'chanel'"),
+    "unknown-limit": (add("[limits]\nretries = 3"), "unknown limit 'limits.retries'"),
+    "negative-limit": (add("[limits]\ndownload_attempts = -1"), "must be positive"),
+    "limit-wrong-type": (add('[limits]\nnetwork_timeout = "5"'), "must be a number"),
+    "jitter-too-large": (add("[limits]\ncheck_jitter = 1.5"), "below 1"),
+    "not-toml": (add("this is not toml"), "not valid TOML"),
+}
+
+
+@pytest.mark.parametrize(("change", "message"), BAD.values(), ids=BAD.keys())
+def test_bad_values_are_named(tmp_path: Path, change: Change, message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)) as raised:
         load_config(write(tmp_path, change(GOOD)))
+    assert "\n" not in str(raised.value)
 
 
 def test_missing_file(tmp_path: Path) -> None:

@@ -1,0 +1,94 @@
+"""Delta patches: the offered release rebuilt from the installed one (format in delta.py).
+
+The check may offer a patch from the installed version, described by the release's signed
+``patches`` document (verified with the check, see verify.verify_patch). The agent needs the
+uncompressed content of the installed version: kept from an earlier patch, or rebuilt from the
+installed version's artifact kept in ``downloads/``. The result must hash to the signed
+``content_sha256``; anything that goes wrong falls back to the full download, and a patch that
+failed is remembered so that it is not tried again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from client_agent.delta import apply_delta, content_of
+from client_agent.errors import AgentError, ArtifactError
+from client_agent.progress import terminal_progress
+from client_agent.verify import CheckAnswer
+
+if TYPE_CHECKING:  # the agent calls this module; only its type is needed here
+    from client_agent.agent import Agent
+
+__all__ = ["download_patch", "installed_content"]
+
+
+def _content_path(agent: Agent, sha256: str) -> Path:
+    return agent.state_dir / "downloads" / f"content-{sha256}"
+
+
+def installed_content(agent: Agent, wanted_sha256: str) -> Path | None:
+    """The uncompressed content of the installed version, kept or rebuilt; None if unavailable."""
+    kept = _content_path(agent, wanted_sha256)
+    if kept.exists():
+        return kept
+    current = agent.layout.current_version()
+    manifest_file = agent.state_dir / "manifests" / f"{current}.json"
+    if current is None or not manifest_file.exists():
+        return None  # installed by something else: no artifact to patch from
+    try:
+        artifacts = json.loads(manifest_file.read_text())["signed"].get("artifacts", {})
+    except (OSError, ValueError, KeyError, AttributeError):
+        return None
+    for spec in artifacts.values():
+        source = agent.downloaded_path(str(spec.get("sha256"))) if isinstance(spec, dict) else None
+        if source is None or not source.exists():
+            continue
+        tmp = kept.with_name(kept.name + ".tmp")
+        try:
+            if content_of(source, tmp) == wanted_sha256:
+                os.replace(tmp, kept)
+                return kept
+        except (OSError, EOFError):
+            pass  # not a readable archive: no patch from it
+        tmp.unlink(missing_ok=True)
+    return None
+
+
+def download_patch(agent: Agent, answer: CheckAnswer) -> tuple[Path, int] | None:
+    """The offered release's content rebuilt from a patch and its size in bytes, or None to
+    download the full artifact."""
+    patch = answer.patch
+    failed: list[str] = list(agent.state.get("failed_patches", []))
+    if patch is None or patch.sha256 in failed:
+        return None
+    old = installed_content(agent, patch.from_content_sha256)
+    if old is None:
+        return None
+    target = _content_path(agent, patch.content_sha256)
+    part = agent.state_dir / "downloads" / f"{patch.sha256}.part"
+    built = target.with_name(target.name + ".part")
+    try:
+        digest = agent.fetcher.download(
+            patch.url,
+            part,
+            patch.size,
+            patch.sha256,
+            terminal_progress(patch.size),
+            agent.auth_for(patch.url),
+        )
+        if digest != patch.sha256 or part.stat().st_size != patch.size:
+            raise ArtifactError("the patch does not match its signed SHA-256")
+        if apply_delta(old, part, built, patch.content_size) != patch.content_sha256:
+            raise ArtifactError("the patched content does not match its signed SHA-256")
+        os.replace(built, target)
+    except AgentError:
+        agent.state.set("failed_patches", [*failed, patch.sha256])
+        built.unlink(missing_ok=True)
+        return None
+    finally:
+        part.unlink(missing_ok=True)
+    return target, patch.size
