@@ -67,3 +67,17 @@ def services(app: Flask) -> Services:
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
     return app.test_client()
+
+
+PLUMBING = ("tests/e2e/", "tests/functional/agent/")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # These tests run the agent in subprocesses; in this process only test plumbing (proxy and
+    # simulator handler threads, readiness polls) owns sockets, and when the garbage collector
+    # finalizes one of those is not deterministic. Everywhere else an unclosed resource is an error.
+    for item in items:
+        if any(part in str(item.fspath) for part in PLUMBING):
+            item.add_marker(
+                pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+            )

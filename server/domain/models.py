@@ -117,7 +117,12 @@ class Product(Base):
 
     def catalog_changed(self) -> None:
         """Invalidate every process's cached catalogue with an atomic ``+ 1`` in SQL, so that
-        concurrent changes (a rollout set while patches are made) never collapse into one bump."""
+        concurrent changes (a rollout set while patches are made) never collapse into one bump.
+
+        Call it *before* changing the release: reaching ``release.product`` may autoflush, and
+        every transaction must lock the product row before the release row, or two of them
+        (a rollout request and the background patch job) deadlock on PostgreSQL.
+        """
         self.catalog_revision = Product.catalog_revision + 1
 
 

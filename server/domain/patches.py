@@ -98,10 +98,10 @@ def generate_patches(
                 )
                 made += 1
         session.flush()
+        release.product.catalog_changed()  # the product row first: see Product.catalog_changed
         release.patch_manifest = json.dumps(
             sign_document(patch_document(session, release), [signer])
         )
-        release.product.catalog_changed()
         session.commit()
     return made
 

@@ -334,9 +334,9 @@ def _store_one(store: ArtifactStore, item: IncomingArtifact, max_size: int) -> S
 def _make_public(release: Release, signer: Signer | None, published_at: datetime) -> None:
     if signer is None:
         raise SigningError("no release signing key is available")
+    release.product.catalog_changed()  # the product row first: see Product.catalog_changed
     release.published_at = published_at
     sign_manifest(release, signer)
-    release.product.catalog_changed()
 
 
 def _forget_unreferenced_blob(store: ArtifactStore, blob: StoredBlob) -> None:
@@ -426,10 +426,10 @@ def yank(
                 "recommended_version", "must be another release that is not yanked"
             )
         recommended_version = recommended.version
+    release.product.catalog_changed()  # the product row first: see Product.catalog_changed
     release.yanked_at = utcnow()
     release.yank_reason = reason.strip()
     release.recommended_version = recommended_version
-    release.product.catalog_changed()
     audit.record(
         session,
         actor,
@@ -447,8 +447,8 @@ def set_rollout(session: Session, release: Release, percent: int, *, actor: str)
     if not 0 <= percent <= 100:
         raise InvalidInputError("percent", "must be a whole number from 0 to 100")
     previous = release.rollout_percent
+    release.product.catalog_changed()  # the product row first: see Product.catalog_changed
     release.rollout_percent = percent
-    release.product.catalog_changed()
     audit.record(
         session,
         actor,

@@ -112,8 +112,8 @@ def record_report(
             and failed / total >= policy.rollout_failure_threshold
         ):
             previous = release.rollout_percent
+            release.product.catalog_changed()  # the product row first: see Product.catalog_changed
             release.rollout_percent = 0
-            release.product.catalog_changed()
             audit.record(
                 session,
                 "system",

@@ -135,15 +135,3 @@ def make_installation(
         'health_check = ["bin/acme-erp", "--version"]\n'
     )
     return Installation(tmp, config)
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    # End-to-end tests run the product in subprocesses; in this process only test plumbing
-    # (the tampering proxy's handler threads, readiness polls) owns sockets, and when the garbage
-    # collector finalizes one of those is not deterministic. Unit and functional tests keep
-    # treating every unclosed resource as an error.
-    for item in items:
-        if "tests/e2e/" in str(item.fspath):
-            item.add_marker(
-                pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
-            )
