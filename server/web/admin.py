@@ -6,6 +6,7 @@ Thin views: validate, call one domain service, render or redirect with 303.
 from __future__ import annotations
 
 import json
+from datetime import date, datetime, timedelta
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
@@ -15,15 +16,21 @@ from sqlalchemy import func, select
 from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 from wtforms import ValidationError
 
+from server.domain import checks
+from server.domain import customers as customer_service
+from server.domain import entitlements as ent
 from server.domain import releases as release_service
-from server.domain.errors import DomainError
+from server.domain.errors import DomainError, InvalidInputError
 from server.domain.models import (
     ApplyReport,
+    Contract,
+    Customer,
     DownloadEvent,
     Installation,
     License,
     Product,
     Release,
+    utcnow,
 )
 from server.storage.base import SizeLimitError, StorageError
 from server.web import db_session, services
@@ -243,3 +250,175 @@ def rollout(product: str, version: str) -> ResponseReturnValue:
     else:
         flash(f"Rollout of {product} {version} set to {found.rollout_percent}%.")
     return redirect(url_for("admin.release", product=product, version=found.version), code=303)
+
+
+# --------------------------------------------------------------------------- customers, licenses
+
+
+def _maintenance(customer: Customer, product: Product, now: datetime) -> ent.MaintenanceStatus:
+    facts = ent.LicenseFacts(
+        "active",
+        product.slug,
+        customer.slug,
+        tuple(checks.contract_facts(c) for c in customer.contracts),
+    )
+    return ent.maintenance_status(
+        facts, checks.product_policy(product, services().settings.renewal_url), now
+    )
+
+
+@blueprint.get("/customers")
+@requires("viewer")
+def customers_page() -> ResponseReturnValue:
+    session = db_session()
+    now = utcnow()
+    rows: list[tuple[Customer, Product, ent.MaintenanceStatus]] = []
+    unlicensed: list[Customer] = []
+    for customer in session.scalars(select(Customer).order_by(Customer.name)):
+        products = {lic.product.slug: lic.product for lic in customer.licenses}
+        if not products:
+            unlicensed.append(customer)
+        for product in products.values():
+            rows.append((customer, product, _maintenance(customer, product, now)))
+    soon = now.date() + timedelta(days=30)
+    expiring = [
+        r
+        for r in rows
+        if r[2].maintenance_ends_on
+        and now.date() <= r[2].maintenance_ends_on <= soon
+        and r[2].status in {"active", "expiring"}
+    ]
+    lapsed_running = []
+    for customer, product, status in rows:
+        if status.status != "lapsed":
+            continue
+        versions = sorted(
+            {
+                i.version
+                for lic in customer.licenses
+                for i in session.scalars(
+                    select(Installation).where(Installation.license_id == lic.id)
+                )
+            }
+        )
+        if versions:
+            lapsed_running.append((customer, product, status, versions))
+    return render_template(
+        "admin/customers.html",
+        rows=rows,
+        unlicensed=unlicensed,
+        expiring=expiring,
+        lapsed_running=lapsed_running,
+    )
+
+
+@blueprint.get("/customers/<slug>")
+@requires("viewer")
+def customer_page(slug: str) -> ResponseReturnValue:
+    return _customer(slug)
+
+
+def _customer(
+    slug: str, new_key: str | None = None, error: str | None = None, status: int = 200
+) -> ResponseReturnValue:
+    session = db_session()
+    customer = customer_service.get_customer(session, slug)
+    licenses = [
+        (lic, customer_service.installation_count(session, lic)) for lic in customer.licenses
+    ]
+    products = list(session.scalars(select(Product).order_by(Product.slug)))
+    return render_template(
+        "admin/customer.html",
+        customer=customer,
+        licenses=licenses,
+        products=products,
+        new_key=new_key,
+        error=error,
+        today=utcnow().date(),
+    ), status
+
+
+@blueprint.post("/customers/<slug>/licenses")
+@requires("admin")
+def issue_license(slug: str) -> ResponseReturnValue:
+    session = db_session()
+    customer = customer_service.get_customer(session, slug)
+    cap = request.form.get("max_installations", "").strip()
+    try:
+        product = release_service.get_product(session, request.form.get("product", ""))
+        _, key = customer_service.issue_license(
+            session,
+            customer,
+            product,
+            actor=current_user.email,
+            label=request.form.get("label", ""),
+            max_installations=int(cap) if cap.isdigit() else None,
+        )
+    except DomainError as exc:
+        return _customer(slug, error=exc.message, status=400)
+    # Rendered, not redirected: the key is shown this once and never stored.
+    return _customer(slug, new_key=key)
+
+
+@blueprint.post("/customers/<slug>/licenses/<int:license_id>/<action>")
+@requires("admin")
+def license_action(slug: str, license_id: int, action: str) -> ResponseReturnValue:
+    statuses = {"suspend": "suspended", "reactivate": "active", "revoke": "revoked"}
+    session = db_session()
+    lic = session.get(License, license_id)
+    if action not in statuses or lic is None or lic.customer.slug != slug:
+        abort(404)
+    try:
+        customer_service.set_license_status(
+            session, lic, statuses[action], actor=current_user.email
+        )
+    except DomainError as exc:
+        flash(exc.message, "error")
+    else:
+        flash(f"License {lic.key_prefix}… is {lic.status}.")
+    return redirect(url_for("admin.customer_page", slug=slug), code=303)
+
+
+@blueprint.post("/customers/<slug>/contracts")
+@requires("admin")
+def add_contract(slug: str) -> ResponseReturnValue:
+    session = db_session()
+    customer = customer_service.get_customer(session, slug)
+    try:
+        product_slug = request.form.get("product") or None
+        product = release_service.get_product(session, product_slug) if product_slug else None
+        starts, ends = (
+            _date(request.form.get(name, ""), name) for name in ("starts_on", "ends_on")
+        )
+        customer_service.add_contract(
+            session,
+            customer,
+            request.form.get("kind", "maintenance"),
+            starts,
+            ends,
+            actor=current_user.email,
+            product=product,
+        )
+    except DomainError as exc:
+        return _customer(slug, error=exc.message, status=400)
+    flash("Contract added.")
+    return redirect(url_for("admin.customer_page", slug=slug), code=303)
+
+
+@blueprint.post("/customers/<slug>/contracts/<int:contract_id>/renew")
+@requires("admin")
+def renew_contract(slug: str, contract_id: int) -> ResponseReturnValue:
+    session = db_session()
+    contract = session.get(Contract, contract_id)
+    if contract is None or contract.customer.slug != slug:
+        abort(404)
+    renewed = customer_service.renew_contract(session, contract, actor=current_user.email)
+    flash(f"Renewed: {renewed.kind} from {renewed.starts_on} to {renewed.ends_on}.")
+    return redirect(url_for("admin.customer_page", slug=slug), code=303)
+
+
+def _date(value: str, field: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise InvalidInputError(field, f"{value!r} is not a date (YYYY-MM-DD)") from None

@@ -67,6 +67,9 @@ def test_admin_uploads_a_release_through_the_form_and_it_is_offered(
 ) -> None:
     admin_sign_in(page, deployment)
     shot(page, "dashboard")
+    page.goto(f"{deployment.server.url}/admin/customers")
+    assert "Hooli" in page.content()
+    shot(page, "customers")
     page.goto(f"{deployment.server.url}/admin/releases/new")
     shot(page, "upload-form")
     artifact = tmp_path / "acme-erp-5.1.0.tar.gz"

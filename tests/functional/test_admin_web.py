@@ -207,3 +207,89 @@ def test_upload_without_a_signing_key_is_a_form_error_not_a_crash(
         assert s.scalar(select(func.count()).select_from(Release)) == 0
     assert list(services.store.digests()) == []
     assert not any((services.settings.storage_root / ".tmp").glob("*")), "no temp file left behind"
+
+
+def test_admin_issues_a_license_that_is_shown_once_and_works(
+    client: FlaskClient, services: Services, accounts: dict[str, str]
+) -> None:
+    from server.domain import customers as customer_service
+    from server.domain.secrets import secret_hash
+
+    with services.db.sessions() as s:
+        customer_service.add_customer(s, "initech", "Initech", actor="t")
+    sign_in(client, accounts["admin"])
+    csrf = token(client, "/admin/customers/initech")
+    page = client.post(
+        "/admin/customers/initech/licenses",
+        data={"csrf_token": csrf, "product": "acme-erp", "max_installations": "3"},
+    )
+    assert page.status_code == 200
+    key = re.search(r'<pre id="new-key">(vgl_[^<]+)</pre>', page.get_data(as_text=True))
+    assert key
+    with services.db.sessions() as s:
+        lic = customer_service.find_license(s, key.group(1))
+        assert lic.key_hash == secret_hash(key.group(1))
+        assert lic.max_installations == 3
+    again = client.get("/admin/customers/initech").get_data(as_text=True)
+    assert key.group(1) not in again, "shown once"
+    assert key.group(1)[:10] in again
+
+
+def test_contracts_added_and_renewed_from_the_customer_page(
+    client: FlaskClient, services: Services, accounts: dict[str, str]
+) -> None:
+    from server.domain import customers as customer_service
+
+    with services.db.sessions() as s:
+        customer_service.add_customer(s, "umbrella", "Umbrella", actor="t")
+    sign_in(client, accounts["admin"])
+    csrf = token(client, "/admin/customers/umbrella")
+    bad = client.post(
+        "/admin/customers/umbrella/contracts",
+        data={
+            "csrf_token": csrf,
+            "kind": "maintenance",
+            "starts_on": "2026-05-01",
+            "ends_on": "2026-01-01",
+        },
+    )
+    assert bad.status_code == 400
+    assert "must not be before" in bad.get_data(as_text=True)
+    ok = client.post(
+        "/admin/customers/umbrella/contracts",
+        data={
+            "csrf_token": csrf,
+            "kind": "maintenance",
+            "product": "acme-erp",
+            "starts_on": "2025-01-01",
+            "ends_on": "2025-12-31",
+        },
+    )
+    assert ok.status_code == 303
+    with services.db.sessions() as s:
+        contract = customer_service.get_customer(s, "umbrella").contracts[0]
+    renewed = client.post(
+        f"/admin/customers/umbrella/contracts/{contract.id}/renew", data={"csrf_token": csrf}
+    )
+    assert renewed.status_code == 303
+    with services.db.sessions() as s:
+        assert len(customer_service.get_customer(s, "umbrella").contracts) == 2
+    listing = client.get("/admin/customers").get_data(as_text=True)
+    assert "Umbrella" in listing
+
+
+def test_viewers_and_publishers_cannot_issue_licenses(
+    client: FlaskClient, services: Services, accounts: dict[str, str]
+) -> None:
+    from server.domain import customers as customer_service
+
+    with services.db.sessions() as s:
+        customer_service.add_customer(s, "globex", "Globex", actor="t")
+    sign_in(client, accounts["publisher"])
+    csrf = token(client, "/admin/customers/globex")
+    refused = client.post(
+        "/admin/customers/globex/licenses", data={"csrf_token": csrf, "product": "acme-erp"}
+    )
+    assert refused.status_code == 403
+    with services.db.sessions() as s:
+        assert customer_service.get_customer(s, "globex").licenses == []
