@@ -23,6 +23,7 @@ from server.domain import releases as release_service
 from server.domain.errors import DomainError, InvalidInputError
 from server.domain.models import (
     ApplyReport,
+    AuditEvent,
     Contract,
     Customer,
     DownloadEvent,
@@ -422,3 +423,24 @@ def _date(value: str, field: str) -> date:
         return date.fromisoformat(value)
     except ValueError:
         raise InvalidInputError(field, f"{value!r} is not a date (YYYY-MM-DD)") from None
+
+
+@blueprint.get("/audit")
+@requires("viewer")
+def audit_log() -> ResponseReturnValue:
+    """Who did what, when; filterable by action and actor (newest first, 200 at a time)."""
+    action = request.args.get("action", "").strip()
+    actor = request.args.get("actor", "").strip()
+    query = select(AuditEvent).order_by(AuditEvent.at.desc(), AuditEvent.id.desc()).limit(200)
+    if action:
+        query = query.where(AuditEvent.action.startswith(action))
+    if actor:
+        query = query.where(AuditEvent.actor == actor)
+    session = db_session()
+    events = list(session.scalars(query))
+    actions = list(
+        session.scalars(select(AuditEvent.action).distinct().order_by(AuditEvent.action))
+    )
+    return render_template(
+        "admin/audit.html", events=events, actions=actions, action=action, actor=actor
+    )

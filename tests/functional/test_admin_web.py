@@ -293,3 +293,19 @@ def test_viewers_and_publishers_cannot_issue_licenses(
     assert refused.status_code == 403
     with services.db.sessions() as s:
         assert customer_service.get_customer(s, "globex").licenses == []
+
+
+def test_audit_log_shows_who_did_what_and_filters(
+    client: FlaskClient, accounts: dict[str, str]
+) -> None:
+    sign_in(client, accounts["publisher"])
+    upload_form(client, version="5.0.0", artifact=(io.BytesIO(b"five"), "a.tar.gz"))
+    page = client.get("/admin/audit").get_data(as_text=True)
+    assert (
+        "release.publish" in page and "publisher@example.com" in page and "acme-erp 5.0.0" in page
+    )
+    only_logins = client.get("/admin/audit?action=user.login").get_data(as_text=True)
+    assert "user.login" in only_logins
+    assert "acme-erp 5.0.0" not in only_logins
+    nobody = client.get("/admin/audit?actor=nobody@example.com").get_data(as_text=True)
+    assert "Nothing recorded for this filter." in nobody
