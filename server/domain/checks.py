@@ -355,10 +355,3 @@ def _renewal_json(summary: Any, renewal_url: str) -> dict[str, Any] | None:
         "renewal_url": renewal_url,
         "message": summary.message,
     }
-
-
-def get_product_by_slug(session: Session, slug: str) -> Product:
-    product = session.scalar(select(Product).where(Product.slug == slug))
-    if product is None:
-        raise NotFoundError(f"no product {slug!r}")
-    return product

@@ -40,9 +40,6 @@ from server.web.uploads import parse_streamed
 
 blueprint = Blueprint("admin", __name__, template_folder="templates")
 
-KIND_CHOICES = ("update", "security", "version")
-SEVERITY_CHOICES = ("", "critical", "serious", "minor")
-
 
 @blueprint.get("/")
 @requires("viewer")
