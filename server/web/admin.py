@@ -20,8 +20,11 @@ from server.domain import checks
 from server.domain import customers as customer_service
 from server.domain import entitlements as ent
 from server.domain import releases as release_service
+from server.domain import tokens as token_service
 from server.domain.errors import DomainError, InvalidInputError
 from server.domain.models import (
+    ROLES,
+    ApiToken,
     ApplyReport,
     AuditEvent,
     Contract,
@@ -441,3 +444,55 @@ def audit_log() -> ResponseReturnValue:
     return render_template(
         "admin/audit.html", events=events, actions=actions, action=action, actor=actor
     )
+
+
+# --------------------------------------------------------------------------- API tokens
+
+
+@blueprint.get("/tokens")
+@requires("admin")
+def tokens_page() -> ResponseReturnValue:
+    return _tokens()
+
+
+def _tokens(
+    new_secret: str | None = None,
+    error: str | None = None,
+    values: dict[str, str] | None = None,
+    status: int = 200,
+) -> ResponseReturnValue:
+    rows = list(
+        db_session().scalars(
+            select(ApiToken).order_by(ApiToken.revoked_at.is_not(None), ApiToken.created_at.desc())
+        )
+    )
+    return render_template(
+        "admin/tokens.html",
+        tokens=rows,
+        roles=ROLES,
+        new_secret=new_secret,
+        error=error,
+        values=values or {"role": "publisher"},
+    ), status
+
+
+@blueprint.post("/tokens")
+@requires("admin")
+def create_token() -> ResponseReturnValue:
+    values = {"name": request.form.get("name", ""), "role": request.form.get("role", "")}
+    try:
+        _, secret = token_service.create_token(
+            db_session(), values["name"], role=values["role"], actor=current_user.email
+        )
+    except DomainError as exc:
+        return _tokens(error=exc.message, values=values, status=400)
+    # Rendered, not redirected: the secret is shown this once and only its hash is kept.
+    return _tokens(new_secret=secret)
+
+
+@blueprint.post("/tokens/<int:token_id>/revoke")
+@requires("admin")
+def revoke_token(token_id: int) -> ResponseReturnValue:
+    revoked = token_service.revoke_token(db_session(), token_id, actor=current_user.email)
+    flash(f"Token {revoked.name} ({revoked.token_prefix}…) is revoked; CI using it is refused now.")
+    return redirect(url_for("admin.tokens_page"), code=303)

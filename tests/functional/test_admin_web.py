@@ -142,12 +142,14 @@ def test_upload_through_the_form_publishes(
     response = upload_form(
         client,
         version="2.1.0",
-        notes="Faster reports.",
+        notes="**Faster** reports. <img src=x onerror=alert(1)>",
         artifact=(io.BytesIO(content), "acme-2.1.0.tar.gz"),
     )
     assert response.status_code == 303, response.get_data(as_text=True)[:500]
     page = client.get(response.headers["Location"]).get_data(as_text=True)
     assert "acme-erp 2.1.0" in page
+    assert "<strong>Faster</strong> reports." in page, "notes are Markdown"
+    assert "<img" not in page, "and sanitized"
     assert hashlib.sha256(content).hexdigest() in page
     assert "published." in page
 
@@ -309,3 +311,51 @@ def test_audit_log_shows_who_did_what_and_filters(
     assert "acme-erp 5.0.0" not in only_logins
     nobody = client.get("/admin/audit?actor=nobody@example.com").get_data(as_text=True)
     assert "Nothing recorded for this filter." in nobody
+
+
+def test_api_tokens_created_and_revoked_from_the_ui(
+    client: FlaskClient, services: Services, accounts: dict[str, str]
+) -> None:
+    from server.domain.models import ApiToken
+
+    sign_in(client, accounts["admin"])
+    csrf = token(client, "/admin/tokens")
+    blank = client.post("/admin/tokens", data={"csrf_token": csrf, "name": "  ", "role": "viewer"})
+    assert blank.status_code == 400
+    assert "name" in blank.get_data(as_text=True) and "is required" in blank.get_data(as_text=True)
+    page = client.post("/admin/tokens", data={"csrf_token": csrf, "name": "CI", "role": "viewer"})
+    assert page.status_code == 200
+    secret = re.search(r'<pre id="new-token">(vgt_[^<]+)</pre>', page.get_data(as_text=True))
+    assert secret
+    with services.db.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(ApiToken)) == 1, (
+            "the blank one was not made"
+        )
+    api = client.application.test_client()  # no session cookie: the bearer token alone
+    bearer = {"Authorization": f"Bearer {secret.group(1)}"}
+    assert api.get("/api/v1/admin/releases/acme-erp", headers=bearer).status_code == 200
+    listing = client.get("/admin/tokens").get_data(as_text=True)
+    assert secret.group(1) not in listing, "shown once"
+    assert "CI" in listing and "never" not in listing.split("CI", 1)[1].split("</tr>")[0]
+    with services.db.sessions() as s:
+        token_id = s.scalars(select(ApiToken.id)).one()
+    revoked = client.post(f"/admin/tokens/{token_id}/revoke", data={"csrf_token": csrf})
+    assert revoked.status_code == 303
+    assert api.get("/api/v1/admin/releases/acme-erp", headers=bearer).status_code == 401
+    assert "revoked" in client.get("/admin/tokens").get_data(as_text=True)
+    assert "token.revoke" in client.get("/admin/audit").get_data(as_text=True)
+
+
+@pytest.mark.parametrize("role", ["publisher", "viewer"])
+def test_only_admins_manage_api_tokens(
+    client: FlaskClient, services: Services, accounts: dict[str, str], role: str
+) -> None:
+    from server.domain.models import ApiToken
+
+    sign_in(client, accounts[role])
+    assert client.get("/admin/tokens").status_code == 403
+    csrf = token(client, "/admin/")
+    refused = client.post("/admin/tokens", data={"csrf_token": csrf, "name": "CI", "role": "admin"})
+    assert refused.status_code == 403
+    with services.db.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(ApiToken)) == 0
