@@ -55,7 +55,9 @@ def create_app(settings: Settings | None = None, *, store: ArtifactStore | None 
     app.register_blueprint(api.blueprint)
     app.register_blueprint(updates.blueprint)
 
-    from server.web import admin, auth
+    from server.web import admin, auth, notes
+
+    app.add_template_filter(notes.render, "markdown")
 
     auth.init_app(app)
     auth.csrf.exempt(api.blueprint)  # bearer tokens and license keys, not cookies

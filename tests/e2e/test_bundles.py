@@ -206,3 +206,40 @@ def test_status_file_carried_back_is_imported_once_and_pinned_to_the_installatio
     tampered = offline.server.vigor("installation", "import", str(status))
     assert tampered.returncode == 1
     assert "signature does not verify" in tampered.stderr
+
+
+def test_bundle_downloaded_from_the_portal_updates_an_offline_machine(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    """The customer signs in to the portal, downloads a bundle, carries it to a machine with
+    no network, and the agent installs from it."""
+    import re
+
+    import requests
+
+    web = requests.Session()
+    login = web.get(f"{deployment.server.url}/portal/login", timeout=10).text
+    csrf = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', login)
+    assert csrf
+    signed_in = web.post(
+        f"{deployment.server.url}/portal/login",
+        data={"key": deployment.licenses["initech"], "csrf_token": csrf.group(1)},
+        timeout=10,
+    )
+    assert signed_in.ok and "Offline installation" in signed_in.text
+    with web.get(
+        f"{deployment.server.url}/portal/bundle",
+        params={"platform": "linux-x86_64", "since": "4.0.0"},
+        timeout=60,
+        stream=True,
+    ) as response:
+        assert response.status_code == 200, response.text[:300]
+        assert "attachment" in response.headers["Content-Disposition"]
+        bundle = tmp_path / "from-portal.vgb"
+        with bundle.open("wb") as out:
+            for chunk in response.iter_content(1 << 16):
+                out.write(chunk)
+    inst = make_installation(tmp_path, deployment, "initech", server_url=closed_port_url())
+    result = inst.agent("import", str(bundle))
+    assert result.returncode == APPLIED, result.stderr
+    assert inst.runs() == "acme-erp 5.0.1"

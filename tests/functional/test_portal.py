@@ -116,3 +116,93 @@ def test_suspending_the_license_closes_the_portal(
             s, customers.find_license(s, keys["active"]), "suspended", actor="t"
         )
     assert client.get("/portal/").status_code == 302
+
+
+def _install(services: Services, key: str, *versions: str) -> None:
+    from server.domain.models import Installation
+
+    with services.db.sessions() as s:
+        lic = customers.find_license(s, key)
+        for n, version in enumerate(versions):
+            s.add(
+                Installation(
+                    license_id=lic.id,
+                    uid=f"inst-{n}",
+                    version=version,
+                    platform="linux-x86_64",
+                    channel="stable",
+                )
+            )
+        s.commit()
+
+
+def test_notes_since_the_installed_version_are_rendered_and_sanitized(
+    client: FlaskClient, services: Services, keys: dict[str, str], tmp_path: Path
+) -> None:
+    make_release(
+        services,
+        tmp_path,
+        "2.1.0",
+        notes="## Fixes\n\n- **Invoices** round half-even <script>alert(1)</script>\n"
+        "- [details](javascript:alert(1)) and [advisory](https://vendor.example/sa-1)",
+    )
+    _install(services, keys["active"], "1.1.0", "2.0.0")
+    sign_in(client, keys["active"])
+    page = client.get("/portal/").get_data(as_text=True)
+    assert "What is new since 1.1.0" in page
+    assert "Your installations run 1.1.0, 2.0.0." in page
+    new_section = page.split('id="whats-new"', 1)[1].split("</section>", 1)[0]
+    assert "2.1.0" in new_section and "2.0.0" in new_section and "1.0.0" not in new_section
+    assert "<strong>Invoices</strong>" in page
+    assert "<script>alert(1)" not in page and "&lt;script&gt;alert(1)" in page
+    assert 'href="javascript:' not in page
+    assert '<a href="https://vendor.example/sa-1" rel="noopener noreferrer">advisory</a>' in page
+
+
+def test_offline_bundle_from_the_portal(
+    client: FlaskClient, keys: dict[str, str], services: Services
+) -> None:
+    import io
+    import json
+    import tarfile
+
+    sign_in(client, keys["lapsed"])
+    with client.get("/portal/bundle?platform=linux-x86_64") as response:
+        assert response.status_code == 200
+        assert re.search(
+            r"attachment; filename=acme-erp-lapsed-\d{8}-linux-x86_64\.vgb",
+            response.headers["Content-Disposition"],
+        )
+        data = response.get_data()
+        assert int(response.headers["Content-Length"]) == len(data)
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        names = tar.getnames()
+        statement = json.loads(tar.extractfile("bundle.json").read())["signed"]  # type: ignore[union-attr]
+    assert names[-1] == "bundle.json" and "root/1.json" in names
+    assert sorted(statement["releases"]) == ["1.0.0"], "the lapsed customer's cutoff holds"
+    assert statement["entitlement"]["status"] == "lapsed"
+    assert not list(services.settings.instance_dir.glob("bundle-*")), "no work file left behind"
+
+
+@pytest.mark.parametrize(
+    ("query", "says"),
+    [
+        ("platform=linux-x86_64&since=not-a-version", "not-a-version is not a version number."),
+        ("platform=linux-x86_64&since=9.0", "No release newer than 9.0 is available to you"),
+        ("platform=solaris-sparc", "on solaris-sparc"),
+    ],
+)
+def test_a_bundle_that_cannot_be_made_is_explained_on_the_page(
+    client: FlaskClient, keys: dict[str, str], query: str, says: str
+) -> None:
+    sign_in(client, keys["active"])
+    response = client.get(f"/portal/bundle?{query}")
+    assert response.status_code == 400
+    assert response.mimetype == "text/html"
+    assert says in response.get_data(as_text=True)
+
+
+def test_bundle_needs_a_signed_in_customer(client: FlaskClient, keys: dict[str, str]) -> None:
+    response = client.get("/portal/bundle?platform=linux-x86_64")
+    assert response.status_code == 302
+    assert "/portal/login" in response.headers["Location"]
