@@ -5,6 +5,7 @@ Screenshots land in test-artifacts/screenshots/ (named in the README).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import secrets
@@ -12,6 +13,7 @@ import shutil
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
@@ -62,52 +64,106 @@ def admin_sign_in(page: Page, deployment: Deployment) -> None:
     page.wait_for_url("**/admin/")
 
 
-def test_admin_uploads_a_release_through_the_form_and_it_is_offered(
-    page: Page, deployment: Deployment, tmp_path: Path
-) -> None:
-    admin_sign_in(page, deployment)
-    shot(page, "dashboard")
-    page.goto(f"{deployment.server.url}/admin/customers")
-    assert "Hooli" in page.content()
-    shot(page, "customers")
-    page.goto(f"{deployment.server.url}/admin/releases/new")
-    shot(page, "upload-form")
-    artifact = tmp_path / "acme-erp-5.1.0.tar.gz"
-    artifact.write_bytes(os.urandom(2 * 1024 * 1024))
-    page.fill("#version", "5.1.0")
-    page.select_option("#kind", "update")
-    page.fill("#notes", "Quarter-end closing in half the time.")
-    page.set_input_files("#artifact", str(artifact))
-    page.click("form#upload-form button[type=submit]")
-    page.wait_for_url("**/admin/releases/acme-erp/5.1.0")
-    assert "acme-erp 5.1.0 published." in page.content()
-    shot(page, "release-page")
+def check(deployment: Deployment, license_key: str, version: str) -> dict[str, Any]:
+    """``POST /api/v1/check`` as an agent on ``version`` would send it; the signed part."""
     body = json.dumps(
         {
             "product": "acme-erp",
-            "version": "5.0.1",
+            "version": version,
             "platform": "linux-x86_64",
-            "installation_id": "browser-test-installation",
+            "installation_id": "browser-test-" + version.replace(".", "-"),
             "nonce": secrets.token_hex(16),
         }
     ).encode()
     request = urllib.request.Request(
         f"{deployment.server.url}/api/v1/check",
         data=body,
-        headers={
-            "Authorization": f"License {deployment.licenses['initech']}",
-            "Content-Type": "application/json",
-        },
+        headers={"Authorization": f"License {license_key}", "Content-Type": "application/json"},
     )
     with urllib.request.urlopen(request) as response:
-        assert json.load(response)["signed"]["update"]["version"] == "5.1.0"
+        signed: dict[str, Any] = json.load(response)["signed"]
+        return signed
+
+
+def test_admin_uploads_200_mb_as_a_draft_publishes_it_and_it_is_offered(
+    page: Page, deployment: Deployment, tmp_path: Path
+) -> None:
+    admin_sign_in(page, deployment)
+    page.goto(f"{deployment.server.url}/admin/releases/new")
+    shot(page, "upload-form")
+    artifact = tmp_path / "acme-erp-5.1.0.tar.gz"
+    digest = hashlib.sha256()
+    with artifact.open("wb") as out:
+        for _ in range(200):
+            chunk = os.urandom(1024 * 1024)
+            digest.update(chunk)
+            out.write(chunk)
+    page.fill("#version", "5.1.0")
+    page.select_option("#kind", "update")
+    page.fill("#notes", "Quarter-end closing in **half** the time.")
+    page.set_input_files("#artifact", str(artifact))
+    page.check("input[name=draft]")
+    page.click("form#upload-form button[type=submit]")
+    page.wait_for_function("document.getElementById('progress').value > 0", timeout=60_000)
+    page.wait_for_url("**/admin/releases/acme-erp/5.1.0", timeout=300_000)
+    assert "acme-erp 5.1.0 saved as a draft." in page.content()
+    assert digest.hexdigest() in page.content()
+    assert "209,715,200 bytes" in page.content()
+    assert check(deployment, deployment.licenses["initech"], "5.0.1")["update"] is None, (
+        "a draft is not offered"
+    )
+    page.click("button:has-text('Publish')")
+    page.wait_for_load_state()
+    assert "acme-erp 5.1.0 published." in page.content()
+    assert page.locator(".notes strong").inner_text() == "half"
+    shot(page, "release-page")
+    update = check(deployment, deployment.licenses["initech"], "5.0.1")["update"]
+    assert update["version"] == "5.1.0"
+    assert update["download"] == {**update["download"], "size": 200 * 1024 * 1024}
+    assert update["download"]["sha256"] == digest.hexdigest()
+
+
+def test_admin_issues_a_license_and_it_works_at_once(page: Page, deployment: Deployment) -> None:
+    admin_sign_in(page, deployment)
+    page.goto(f"{deployment.server.url}/admin/customers")
+    page.click("a:has-text('Initech')")
+    page.select_option("#license-product", "acme-erp")
+    page.fill("#label", "second site")
+    page.click("button:has-text('Issue a license')")
+    key = page.locator("#new-key").inner_text().strip()
+    assert key.startswith("vgl_")
+    assert check(deployment, key, "4.0.0")["entitlement"]["status"] in {"active", "expiring"}
+    page.reload()
+    assert key not in page.content(), "the key is shown once"
+
+
+def test_admin_yanks_a_release_and_installations_on_it_are_told(
+    page: Page, deployment: Deployment
+) -> None:
+    assert check(deployment, deployment.licenses["initech"], "4.2.0")["notices"] == []
+    admin_sign_in(page, deployment)
+    page.goto(f"{deployment.server.url}/admin/releases/acme-erp/4.2.0")
+    page.fill("#reason", "corrupts purchase orders with more than 99 lines")
+    page.fill("#recommended", "4.2.1")
+    page.click("button:has-text('Yank')")
+    page.wait_for_load_state()
+    assert "acme-erp 4.2.0 yanked." in page.content()
+    notices = check(deployment, deployment.licenses["initech"], "4.2.0")["notices"]
+    assert [n["code"] for n in notices] == ["yanked"]
+    assert "corrupts purchase orders" in notices[0]["message"] and "4.2.1" in notices[0]["message"]
+
+
+def portal_sign_in(page: Page, deployment: Deployment, customer: str) -> None:
+    """With the keyboard only: the key field has focus, Enter submits."""
+    page.goto(f"{deployment.server.url}/portal/login")
+    page.focus("#key")
+    page.keyboard.type(deployment.licenses[customer])
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/portal/")
 
 
 def test_lapsed_customer_sees_the_renewal_banner(page: Page, deployment: Deployment) -> None:
-    page.goto(f"{deployment.server.url}/portal/login")
-    page.fill("#key", deployment.licenses["hooli"])
-    page.click("button[type=submit]")
-    page.wait_for_url("**/portal/")
+    portal_sign_in(page, deployment, "hooli")
     banner = page.locator(".banner")
     assert banner.is_visible()
     assert "Renovar el mantenimiento" in banner.inner_text()  # Hooli reads Spanish
@@ -124,3 +180,22 @@ def test_a_post_without_csrf_token_is_refused(deployment: Deployment) -> None:
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(request)
     assert refused.value.code == 400
+
+
+def test_pages_fit_a_phone(browser: Browser, deployment: Deployment) -> None:
+    context = browser.new_context(viewport={"width": 375, "height": 812}, is_mobile=True)
+    page = context.new_page()
+    try:
+        portal_sign_in(page, deployment, "initech")
+        shot(page, "portal-phone")
+        admin_sign_in(page, deployment)
+        for path in ("/admin/", "/admin/releases/new", "/admin/customers/initech"):
+            page.goto(f"{deployment.server.url}{path}")
+            overflow = page.evaluate(
+                "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+            )
+            assert overflow <= 0, f"{path} scrolls sideways by {overflow}px on a phone"
+        page.goto(f"{deployment.server.url}/admin/")
+        shot(page, "dashboard-phone")
+    finally:
+        context.close()
