@@ -207,10 +207,13 @@ class Agent:
                 "installation_id": self.installation_id,
                 "nonce": nonce,
             }
+            headers = self._license_headers()
+            if self.config.language:  # the server writes its sentences in it, if it can
+                headers["Accept-Language"] = self.config.language
             reply = self.fetcher.post_json(
                 f"{self.config.server_url}/api/v1/check",
                 body,
-                self._license_headers(),
+                headers,
                 self.config.max_document_bytes,
             )
         except RateLimitedError as exc:

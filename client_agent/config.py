@@ -28,6 +28,18 @@ _MACHINES = {"amd64": "x86_64", "x86_64": "x86_64", "arm64": "aarch64", "aarch64
 _SYSTEMS = {"Linux": "linux", "Windows": "windows", "Darwin": "macos", "FreeBSD": "freebsd"}
 _PLATFORM = re.compile(r"^(any|[a-z0-9]+-[a-z0-9_]+)$")
 _SLUG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
+
+
+def locale_language(environ: Any) -> str:
+    """The user's language from the POSIX locale variables (``es_ES.UTF-8`` -> ``es-ES``);
+    empty for the ``C``/``POSIX`` locale or none."""
+    for name in ("LC_ALL", "LC_MESSAGES", "LANG"):
+        value = environ.get(name) or ""
+        if value:
+            tag = value.split(".", 1)[0].split("@", 1)[0].replace("_", "-")
+            return tag if _LANGUAGE.match(tag) else ""
+    return ""
 
 
 def detect_platform() -> str:
@@ -57,6 +69,7 @@ class AgentConfig:
     proxy: str | None = None  # replaces HTTPS_PROXY/HTTP_PROXY; NO_PROXY still applies
     check_interval: int = 6 * 3600  # seconds between checks in `run`, before jitter
     installed_version: str | None = None  # bootstrap: what the installer put in place
+    language: str = ""  # for the server's messages, e.g. "es"; empty: from LANG / LC_*
     # ----------------------------------------------------------------- limits
     network_timeout: float = 30.0  # seconds a connection attempt or a silent read may take
     download_attempts: int = 5  # tries per download, each resuming where the last stopped
@@ -101,6 +114,7 @@ _KNOWN = {
     "proxy",
     "check_interval",
     "installed_version",
+    "language",
     "limits",
 }
 
@@ -236,6 +250,9 @@ def parse_config(data: dict[str, Any], base: Path) -> AgentConfig:
             raise ConfigError(
                 f"config: 'installed_version' {installed!r} is not a version"
             ) from None
+    language = _optional(data, "language", str, "") or locale_language(os.environ)
+    if language and not _LANGUAGE.match(language):
+        raise ConfigError(f"config: 'language' must look like 'es' or 'es-ES', not {language!r}")
     config = AgentConfig(
         server_url=server_url,
         license_key=_license_key(data, base),
@@ -249,6 +266,7 @@ def parse_config(data: dict[str, Any], base: Path) -> AgentConfig:
         proxy=_http_url("proxy", proxy) if proxy is not None else None,
         check_interval=interval,
         installed_version=installed,
+        language=language,
     )
     if config.install_dir == config.state_dir:
         raise ConfigError("config: 'install_dir' and 'state_dir' must be different directories")

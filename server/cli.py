@@ -675,13 +675,18 @@ def customer() -> None:
 @click.argument("slug")
 @click.option("--name", default="")
 @click.option("--email", default=None)
-@click.option("--language", type=click.Choice(["en", "es"]), default="en", show_default=True)
+@click.option(
+    "--language",
+    type=click.Choice(["en", "es"]),
+    default=None,
+    help="Portal and check messages; default: each reader's browser or agent language.",
+)
 @with_appcontext
 @explained
-def customer_add(slug: str, name: str, email: str | None, language: str) -> None:
+def customer_add(slug: str, name: str, email: str | None, language: str | None) -> None:
     """Add a customer."""
     with session() as s:
-        c = customers.add_customer(s, slug, name, actor=ACTOR, email=email, language=language)
+        c = customers.add_customer(s, slug, name, actor=ACTOR, email=email, language=language or "")
         click.echo(f"customer {c.slug} added")
 
 

@@ -86,7 +86,7 @@ class DemoCustomer:
     name: str
     # (kind, starts days from today, ends days from today); negative = in the past
     contracts: tuple[tuple[str, int, int], ...]
-    language: str = "en"
+    language: str = ""  # "": each reader's browser or agent decides
 
 
 CUSTOMERS = (

@@ -184,6 +184,15 @@ def _paths() -> dict[str, Any]:
             "post": {
                 "summary": "Update check: entitlement, best offer, renewal prompt, notices (signed)",
                 "security": LICENSE_AUTH,
+                "parameters": [
+                    {
+                        "name": "Accept-Language",
+                        "in": "header",
+                        "required": False,
+                        "description": "Language of the messages, unless the customer has one set",
+                        "schema": {"type": "string"},
+                    }
+                ],
                 "requestBody": {
                     "required": True,
                     "content": {JSON: {"schema": _ref("CheckRequest")}},

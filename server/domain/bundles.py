@@ -35,7 +35,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from server.domain import entitlements as ent
-from server.domain import offers
+from server.domain import messages, offers
 from server.domain.checks import Catalog, artifact_for, entitlement_json
 from server.domain.errors import InvalidInputError
 from server.domain.models import License, TrustRoot
@@ -100,7 +100,9 @@ def plan_bundle(
         "channel": channel,
         "platform": platform,
         "since": str(since) if since else None,
-        "entitlement": entitlement_json(status, catalog.policy.renewal_url),
+        "entitlement": entitlement_json(
+            status, catalog.policy.renewal_url, messages.negotiate(lic.customer.language)
+        ),
         "issued_at": iso(now),
         "valid_until": iso(now + BUNDLE_LIFETIME),
         "releases": {

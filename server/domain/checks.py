@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session, selectinload
 from server.domain import entitlements as ent
 from server.domain import offers
 from server.domain.errors import InvalidInputError, NotFoundError
+from server.domain.messages import DEFAULT_LANGUAGE
 from server.domain.models import Contract, License, Patch, Product, Release
 from server.domain.releases import CHANNEL_RE, PLATFORM_RE
 from server.domain.trust import iso
@@ -259,8 +260,10 @@ def answer(
     *,
     ttl: timedelta,
     download_url: Callable[[int, int | None], tuple[str, datetime]],
+    language: str = DEFAULT_LANGUAGE,
 ) -> dict[str, Any]:
-    """The ``signed`` part of a check response (docs/protocol.md)."""
+    """The ``signed`` part of a check response (docs/protocol.md); its sentences in
+    ``language``."""
     result = offers.select_offer(
         lic,
         catalog.policy,
@@ -324,14 +327,17 @@ def answer(
         "installed_version": req.version_text,
         "issued_at": iso(now),
         "expires_at": iso(now + ttl),
-        "entitlement": entitlement_json(status, catalog.policy.renewal_url),
+        "language": language,
+        "entitlement": entitlement_json(status, catalog.policy.renewal_url, language),
         "update": update,
-        "renewal": _renewal_json(summary, catalog.policy.renewal_url),
-        "notices": [dict(n) for n in result.notices],
+        "renewal": _renewal_json(summary, catalog.policy.renewal_url, language),
+        "notices": [{**n, "message": n["message"].in_language(language)} for n in result.notices],
     }
 
 
-def entitlement_json(status: ent.MaintenanceStatus, renewal_url: str) -> dict[str, Any]:
+def entitlement_json(
+    status: ent.MaintenanceStatus, renewal_url: str, language: str = DEFAULT_LANGUAGE
+) -> dict[str, Any]:
     """The ``entitlement`` object of check responses and bundle statements."""
     return {
         "status": status.status,
@@ -340,11 +346,13 @@ def entitlement_json(status: ent.MaintenanceStatus, renewal_url: str) -> dict[st
         else None,
         "cutoff": iso(status.cutoff) if status.cutoff else None,
         "renewal_url": renewal_url,
-        "message": status.message,
+        "message": status.message.in_language(language),
     }
 
 
-def _renewal_json(summary: Any, renewal_url: str) -> dict[str, Any] | None:
+def _renewal_json(
+    summary: offers.RenewalSummary | None, renewal_url: str, language: str
+) -> dict[str, Any] | None:
     if summary is None:
         return None
     return {
@@ -353,5 +361,5 @@ def _renewal_json(summary: Any, renewal_url: str) -> dict[str, Any] | None:
         "security": summary.security,
         "versions": summary.versions,
         "renewal_url": renewal_url,
-        "message": summary.message,
+        "message": summary.message.in_language(language),
     }

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session, selectinload
 from server.domain import audit
 from server.domain.catalog import check_slug
 from server.domain.errors import ConflictError, InvalidInputError, NotFoundError
+from server.domain.messages import LANGUAGES
 from server.domain.models import (
     CONTRACT_KINDS,
     Contract,
@@ -22,7 +23,6 @@ from server.domain.models import (
 from server.domain.secrets import display_prefix, new_secret, secret_hash
 
 LICENSE_PREFIX = "vgl"
-LANGUAGES = ("en", "es")
 
 
 def get_customer(session: Session, slug: str) -> Customer:
@@ -41,10 +41,12 @@ def add_customer(
     *,
     actor: str,
     email: str | None = None,
-    language: str = "en",
+    language: str = "",
 ) -> Customer:
+    """A new customer; ``language`` ("" to follow each reader's browser or agent) picks the
+    language of their portal and of the sentences in their check responses."""
     check_slug("slug", slug)
-    if language not in LANGUAGES:
+    if language and language not in LANGUAGES:
         raise InvalidInputError("language", f"must be one of {', '.join(LANGUAGES)}")
     if session.scalar(select(Customer.id).where(Customer.slug == slug)) is not None:
         raise ConflictError(f"customer {slug!r} already exists", field="slug")

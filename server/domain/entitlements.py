@@ -37,8 +37,9 @@ How the rules read here:
 * Line lifecycle (rule 7) does not change what a license may download; it changes what a check
   offers to an installation, so it lives in :mod:`server.domain.offers`.
 
-Customer-facing sentences and decision reasons live in :data:`MESSAGES` and :data:`REASONS`, so
-that they can be translated in one place.
+Customer-facing sentences are :class:`~server.domain.messages.Text` values, rendered in the
+reader's language at the edge (``server/domain/messages.py``); decision reasons, for operators,
+live in :data:`REASONS`.
 """
 
 from __future__ import annotations
@@ -51,44 +52,13 @@ from zoneinfo import ZoneInfo
 
 from packaging.version import Version
 
+from server.domain.messages import Text, render
+
 MAINTENANCE = "maintenance"
 CUSTOMIZATION = "customization"
 LAPSE_POLICIES = ("fallback", "revoke")
 
 DEFAULT_DEADLINES: Mapping[str, int] = {"critical": 8, "serious": 24, "minor": 72}
-
-# Every customer-facing sentence of the entitlement engine and the check, for translation.
-MESSAGES: Mapping[str, str] = {
-    # entitlement.message
-    "active": "Maintenance is active until {ends}.",
-    "expiring": "Maintenance ends on {ends}. Renew to keep receiving updates and security revisions.",
-    "grace": "Maintenance ended on {ends}; the grace period lasts until {grace_ends}. Renew now to keep receiving updates.",
-    "lapsed": "Maintenance ended on {ends}. You keep every release published until then; renew to get newer ones.",
-    "lapsed_revoke": "Maintenance ended on {ends}. Downloads for this product require active maintenance; renew to receive releases again.",
-    "carve_out": " Security revisions of the versions you own continue until {until}.",
-    "resumes": " Your renewed maintenance starts on {starts}.",
-    "none": "This license has no maintenance contract. Buy maintenance to receive updates.",
-    "future": "Maintenance starts on {starts}.",
-    "license_inactive": "This license is {status}.",
-    "wrong_product": "This license is for another product.",
-    # notices
-    "end_of_life": "{line} is no longer supported. {way_out}",
-    "end_of_life_way_out": "Update to {version} to stay supported.",
-    "end_of_life_no_way": "Renew maintenance to move to a supported version.",
-    "yanked": "Version {version} was withdrawn: {reason}.",
-    "yanked_recommended": " Move to {recommended}.",
-    "yanked_no_reason": "no reason given",
-    # renewal prompt
-    "renew_missing": "Renew maintenance to receive {releases}, including {security}; newest: {newest}.",
-    "buy_missing": "Buy maintenance to receive {releases}, including {security}; newest: {newest}.",
-    "starts_missing": "Your maintenance starts on {starts}; it brings {releases}, including {security}; newest: {newest}.",
-    "renew_expiring": "Maintenance ends on {ends}. Renew to keep receiving updates and security revisions.",
-    "renew_grace": "Maintenance ended on {ends}. Renew by {grace_ends} to keep receiving updates and security revisions.",
-    "releases_one": "{n} newer release",
-    "releases_many": "{n} newer releases",
-    "security_one": "{n} security revision",
-    "security_many": "{n} security revisions",
-}
 
 # Why a decision came out as it did: shown to operators and in a refused download's message.
 REASONS: Mapping[str, str] = {
@@ -104,16 +74,6 @@ REASONS: Mapping[str, str] = {
     "carve_out": "security carve-out of {months} months after the lapse",
     "yanked": "yanked: not offered",
 }
-
-
-def render(key: str, **values: object) -> str:
-    """The sentence :data:`MESSAGES` holds under ``key``, filled in."""
-    return MESSAGES[key].format(**values)
-
-
-def plural(n: int, key: str) -> str:
-    """``n`` things in words: ``MESSAGES[key + "_one"]`` or ``[key + "_many"]``."""
-    return render(f"{key}_one" if n == 1 else f"{key}_many", n=n)
 
 
 # --------------------------------------------------------------------------- facts
@@ -271,7 +231,7 @@ class MaintenanceStatus:
     status: str  # active | expiring | grace | lapsed | none
     maintenance_ends_on: date | None  # last day of the current or last covered period
     cutoff: datetime | None  # see the module docstring; None when nothing was ever covered
-    message: str
+    message: Text
     lapsed_at: datetime | None = None  # end of the last covered period, once it has passed
     carve_out_until: datetime | None = None  # security carve-out window end (exclusive)
     grace_ends_on: date | None = None  # last day of grace, while in grace
@@ -289,7 +249,7 @@ class MaintenanceStatus:
 def covered_now(now: datetime) -> MaintenanceStatus:
     """The status a license would have with maintenance active at ``now`` (for "what would
     renewal bring")."""
-    return MaintenanceStatus("active", None, as_utc(now), "")
+    return MaintenanceStatus("active", None, as_utc(now), Text())
 
 
 def maintenance_status(

@@ -33,6 +33,7 @@ class LicenseView:
     catalog_revision: int
     customer_slug: str
     contracts: tuple[ContractFacts, ...]
+    language: str = ""  # the customer's setting; empty: follow the request
 
     def facts(self) -> LicenseFacts:
         return LicenseFacts(self.status, self.product_slug, self.customer_slug, self.contracts)
@@ -52,6 +53,7 @@ _LICENSE_BY_HASH = (
         Product.slug,
         Product.catalog_revision,
         Customer.slug,
+        Customer.language,
         Contract.kind,
         _CONTRACT_PRODUCT.slug,
         Contract.starts_on,
@@ -80,7 +82,9 @@ def authenticate_license(session: Session, key: str | None) -> LicenseView:
     rows = session.execute(_LICENSE_BY_HASH, {"key_hash": secret_hash(key)}).all()
     if not rows or not matches(key, rows[0][2]):
         raise LicenseUnknownError("unknown license key", license=None)
-    lic_id, status, _, cap, product_id, product_slug, revision, customer_slug = rows[0][:8]
+    lic_id, status, _, cap, product_id, product_slug, revision, customer_slug, language = rows[0][
+        :9
+    ]
     if status == "revoked":
         raise LicenseRevokedError("this license has been revoked", license=lic_id)
     if status == "suspended":
@@ -93,7 +97,15 @@ def authenticate_license(session: Session, key: str | None) -> LicenseView:
         if kind is not None
     )
     return LicenseView(
-        lic_id, status, cap, product_id, product_slug, revision, customer_slug, contracts
+        lic_id,
+        status,
+        cap,
+        product_id,
+        product_slug,
+        revision,
+        customer_slug,
+        contracts,
+        language,
     )
 
 

@@ -43,9 +43,8 @@ from server.domain.entitlements import (
     decide,
     maintenance_status,
     owned_lines,
-    plural,
-    render,
 )
+from server.domain.messages import Text, plural, render
 
 END_OF_LIFE = "end-of-life"
 SECURITY_ONLY = "security-only"
@@ -79,7 +78,7 @@ class RenewalSummary:
     updates: int
     security: int
     versions: int
-    message: str
+    message: Text
 
 
 # --------------------------------------------------------------------------- the release index

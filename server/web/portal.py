@@ -22,7 +22,7 @@ from werkzeug.wrappers import Response
 from wtforms import PasswordField
 from wtforms.validators import DataRequired, Length
 
-from server.domain import bundles, checks, offers
+from server.domain import bundles, checks, messages, offers
 from server.domain import entitlements as ent
 from server.domain.errors import DomainError
 from server.domain.licensing import authenticate_license
@@ -112,9 +112,8 @@ TEXT: dict[str, dict[str, Any]] = {
 
 
 def language(customer: Customer | None = None) -> str:
-    if customer is not None and customer.language in TEXT:
-        return customer.language
-    return request.accept_languages.best_match(list(TEXT)) or "en"
+    """The customer's setting, else the browser's preference, else English."""
+    return messages.negotiate(customer.language if customer else None, request.accept_languages)
 
 
 class KeyForm(FlaskForm):

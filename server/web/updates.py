@@ -12,7 +12,7 @@ from flask_limiter.util import get_remote_address
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from server.domain import checks, reports
+from server.domain import checks, messages, reports
 from server.domain import entitlements as ent
 from server.domain.errors import (
     InvalidInputError,
@@ -91,6 +91,7 @@ def check() -> Response:
         now,
         ttl=timedelta(seconds=settings.check_response_ttl),
         download_url=download_url,
+        language=messages.negotiate(lic.language, request.accept_languages),
     )
     document = sign_document(signed, [services().signer("check")])
     session.commit()

@@ -62,17 +62,27 @@ def test_lapsed_license_stops_at_its_cutoff_and_sees_the_renewal_prompt(
     status = inst.agent("status")
     assert status.returncode == 0, status.stderr
     assert "maintenance: lapsed" in status.stdout
-    assert "Renew maintenance" in status.stdout
+    assert "Renueve el mantenimiento" in status.stdout, "Hooli's vendor set Spanish"
     assert "renew at https://vendor.example/renew" in status.stdout
     result = inst.agent("update")
     assert result.returncode == APPLIED, result.stderr
     assert inst.current_version() == "4.1.1"  # the critical fix published while covered
-    assert "Renew maintenance to receive" in result.stdout
+    assert "Renueve el mantenimiento para recibir" in result.stdout
     check = inst.agent("check", "--json")
     data = json.loads(check.stdout)
     assert data["update"] is None
     assert data["entitlement"]["status"] == "lapsed"
     assert data["renewal"]["newest_version"] == "5.0.1"
+
+
+def test_the_server_writes_in_the_language_of_the_agent_s_locale(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    inst = make_installation(tmp_path, deployment, "initech")  # no language set by the vendor
+    spanish = inst.agent("status", env={"LC_ALL": "", "LC_MESSAGES": "", "LANG": "es_ES.UTF-8"})
+    assert "El mantenimiento está activo hasta el" in spanish.stdout, spanish.stdout
+    english = inst.agent("status", env={"LC_ALL": "", "LC_MESSAGES": "", "LANG": "C.UTF-8"})
+    assert "Maintenance is active until" in english.stdout, english.stdout
 
 
 def test_never_covered_license_gets_nothing_and_is_told_to_buy(

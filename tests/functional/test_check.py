@@ -537,3 +537,58 @@ def test_carve_out_release_offered_after_a_lapse_can_be_downloaded(
     status, data, _ = fetch(client, url)
     assert status == 200
     assert hashlib.sha256(data).hexdigest() == signed["update"]["download"]["sha256"]
+
+
+@pytest.mark.parametrize(
+    ("setting", "accept", "language", "says"),
+    [
+        ("", None, "en", "Renew maintenance to receive"),
+        ("", "es-ES,es;q=0.9", "es", "Renueve el mantenimiento para recibir"),
+        ("", "fr-FR", "en", "Renew maintenance to receive"),
+        ("es", None, "es", "Renueve el mantenimiento para recibir"),
+        ("en", "es", "en", "Renew maintenance to receive"),  # the vendor's setting wins
+    ],
+)
+def test_messages_speak_the_customer_s_language(
+    client: FlaskClient,
+    services: Services,
+    tmp_path: Path,
+    setting: str,
+    accept: str | None,
+    language: str,
+    says: str,
+) -> None:
+    make_product(services)
+    make_release(services, tmp_path, "1.0.0", published_at=ago(400))
+    make_release(services, tmp_path, "1.1.0", published_at=ago(10))
+    with services.db.sessions() as s:
+        customer = customers.add_customer(s, "cliente", "Cliente", actor="t", language=setting)
+        customers.add_contract(s, customer, "maintenance", days(-500), days(-100), actor="t")
+    key = make_license(services, "cliente")
+    with services.db.sessions() as s:
+        releases.yank(
+            s,
+            releases.find_release(s, "acme-erp", "1.0.0"),
+            reason="breaks payroll",
+            recommended_version=None,
+            actor="t",
+        )
+    body = {
+        "product": "acme-erp",
+        "version": "1.0.0",
+        "platform": "linux-x86_64",
+        "installation_id": "inst-" + secrets.token_hex(8),
+        "nonce": secrets.token_hex(16),
+    }
+    headers = {"Authorization": f"License {key}"}
+    if accept:
+        headers["Accept-Language"] = accept
+    signed = verified(client, client.post("/api/v1/check", json=body, headers=headers), body)
+    assert signed["language"] == language
+    assert signed["renewal"]["message"].startswith(says)
+    assert signed["entitlement"]["status"] == "lapsed"
+    assert signed["entitlement"]["message"].startswith(
+        "El mantenimiento terminó el" if language == "es" else "Maintenance ended on"
+    )
+    assert signed["notices"][0]["code"] == "yanked", "codes do not change with the language"
+    assert "breaks payroll" in signed["notices"][0]["message"]

@@ -111,3 +111,31 @@ def test_bad_values_are_named(tmp_path: Path, change: Change, message: str) -> N
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "nope.toml")
+
+
+@pytest.mark.parametrize(
+    ("environ", "language"),
+    [
+        ({"LANG": "es_ES.UTF-8"}, "es-ES"),
+        ({"LANG": "de_DE@euro"}, "de-DE"),
+        ({"LC_ALL": "pt_BR.UTF-8", "LANG": "es_ES.UTF-8"}, "pt-BR"),
+        ({"LC_MESSAGES": "fr_FR", "LANG": "es_ES"}, "fr-FR"),
+        ({"LANG": "C.UTF-8"}, ""),
+        ({"LANG": "POSIX"}, ""),
+        ({}, ""),
+    ],
+)
+def test_language_follows_the_posix_locale(environ: dict[str, str], language: str) -> None:
+    from client_agent.config import locale_language
+
+    assert locale_language(environ) == language
+
+
+def test_language_setting_wins_and_is_checked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LANG", "es_ES.UTF-8")
+    assert load_config(write(tmp_path, GOOD)).language == "es-ES"
+    assert load_config(write(tmp_path, GOOD + 'language = "en"\n')).language == "en"
+    with pytest.raises(ConfigError, match="'language' must look like 'es' or 'es-ES'"):
+        load_config(write(tmp_path, GOOD + 'language = "es; drop table"\n'))

@@ -15,7 +15,6 @@ import pytest
 
 from server.domain import entitlements
 from server.domain.entitlements import (
-    MESSAGES,
     LicenseFacts,
     MaintenanceStatus,
     ProductPolicy,
@@ -765,9 +764,9 @@ def test_lapsed_status_carries_the_lapse_and_carve_out() -> None:
     status = maintenance_status(LAPSED_2026, CARVE, utc(2027, 2, 1))
     assert status.lapsed_at == LAPSE
     assert status.carve_out_until == utc(2027, 4, 1, 0)
-    assert "2027-03-31" in status.message, "the message says until when security continues"
+    assert "2027-03-31" in str(status.message), "the message says until when security continues"
     later = maintenance_status(LAPSED_2026, CARVE, utc(2027, 4, 1, 0))
-    assert "Security" not in later.message, "nothing to promise once the carve-out is over"
+    assert "Security" not in str(later.message), "nothing to promise once the carve-out is over"
 
 
 @pytest.mark.parametrize(
@@ -777,48 +776,74 @@ def test_lapsed_status_carries_the_lapse_and_carve_out() -> None:
 )
 def test_lapsed_message_follows_the_lapse_policy(lapse_policy: str, fragment: str) -> None:
     status = maintenance_status(LAPSED_2026, policy(lapse_policy=lapse_policy), AFTER)
-    assert fragment in status.message
-    assert "2026-12-31" in status.message
+    assert fragment in str(status.message)
+    assert "2026-12-31" in str(status.message)
 
 
 def test_messages_name_the_dates_a_customer_needs() -> None:
     grace = maintenance_status(LAPSED_2026, policy(grace_days=14), utc(2027, 1, 5))
     assert grace.grace_ends_on == date(2027, 1, 14)
-    assert "2027-01-14" in grace.message
+    assert "2027-01-14" in str(grace.message)
     future = maintenance_status(
         license_of(maintenance("2027-01-01", "2027-12-31")), DEFAULT, DURING
     )
     assert future.next_starts_on == date(2027, 1, 1)
-    assert "2027-01-01" in future.message
+    assert "2027-01-01" in str(future.message)
     booked = maintenance_status(
         license_of(Y2025, maintenance("2026-06-01", "2027-05-31")), DEFAULT, utc(2026, 3, 1)
     )
-    assert booked.status == "lapsed" and "2026-06-01" in booked.message
-    assert (
-        "suspended"
-        in maintenance_status(license_of(Y2026, status="suspended"), DEFAULT, DURING).message
+    assert booked.status == "lapsed" and "2026-06-01" in str(booked.message)
+    assert "suspended" in str(
+        maintenance_status(license_of(Y2026, status="suspended"), DEFAULT, DURING).message
     )
 
 
-def test_every_message_template_renders() -> None:
-    values = {
+def test_every_catalogue_has_every_sentence_with_the_same_placeholders() -> None:
+    from string import Formatter
+
+    from server.domain.messages import CATALOGUES, ENGLISH
+
+    def placeholders(template: str) -> set[str]:
+        return {name for _, name, _, _ in Formatter().parse(template) if name}
+
+    for language, catalogue in CATALOGUES.items():
+        assert set(catalogue) == set(ENGLISH), language
+        for key, template in ENGLISH.items():
+            assert placeholders(catalogue[key]) == placeholders(template), (language, key)
+
+
+def test_every_sentence_renders_in_every_language() -> None:
+    from server.domain.messages import ENGLISH, LANGUAGES, plural, render
+
+    values: dict[str, object] = {
         "ends": "2026-12-31",
         "grace_ends": "2027-01-14",
         "until": "2027-03-31",
         "starts": "2027-01-01",
         "status": "revoked",
         "line": "3.x",
-        "way_out": "x",
+        "way_out": render("end_of_life_no_way"),
         "version": "1.0",
         "reason": "r",
         "recommended": "1.1",
-        "releases": "2 newer releases",
-        "security": "1 security revision",
+        "releases": plural(2, "releases"),
+        "security": plural(1, "security"),
         "newest": "2.0",
         "n": 2,
     }
-    for key in MESSAGES:
-        assert "{" not in entitlements.render(key, **values), key
+    for language in LANGUAGES:
+        for key in ENGLISH:
+            sentence = render(key, **values).in_language(language)
+            assert sentence.strip() and "{" not in sentence, (language, key)
+    prompt = render("renew_missing", **values)
+    assert str(prompt) == (
+        "Renew maintenance to receive 2 newer releases, including 1 security revision; newest: 2.0."
+    )
+    assert prompt.in_language("es") == (
+        "Renueve el mantenimiento para recibir 2 versiones más recientes, incluidas 1 revisión"
+        " de seguridad; la más reciente: 2.0."
+    )
+    assert prompt.in_language("fr") == str(prompt), "a language we do not ship reads English"
 
 
 def test_covered_periods_merge_and_sort() -> None:

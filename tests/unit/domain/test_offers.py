@@ -341,13 +341,16 @@ def test_yanked_notice_carries_reason_and_recommendation() -> None:
     )
     offered, notices = offer_for((R10, yanked, release("1.1.1", utc(2026, 2, 6))), "1.1")
     assert offered == "1.1.1"
-    assert notices == (
+    assert [{**n, "message": str(n["message"])} for n in notices] == [
         {
             "code": "yanked",
             "message": "Version 1.1 was withdrawn: corrupts invoices. Move to 1.1.1.",
             "reason": "corrupts invoices",
             "recommended_version": "1.1.1",
         },
+    ]
+    assert notices[0]["message"].in_language("es") == (
+        "La versión 1.1 fue retirada: corrupts invoices. Pase a la 1.1.1."
     )
 
 
@@ -602,7 +605,7 @@ def test_renewal_summary(case: RenewalCase) -> None:
     assert summary is not None
     newest = str(summary.newest_version) if summary.newest_version else None
     assert (newest, summary.updates, summary.security, summary.versions) == case.expected
-    assert case.message in summary.message
+    assert case.message in str(summary.message)
 
 
 def test_renewal_would_bring_exactly_what_a_renewed_license_is_offered() -> None:
