@@ -57,6 +57,18 @@ def add_customer(
     return customer
 
 
+def set_language(session: Session, customer: Customer, language: str, *, actor: str) -> None:
+    """The language of the customer's portal and check messages; "" follows each reader."""
+    if language and language not in LANGUAGES:
+        raise InvalidInputError("language", f"must be one of {', '.join(LANGUAGES)}")
+    if customer.language != language:
+        audit.record(
+            session, actor, "customer.language", customer.slug, language=language or "auto"
+        )
+        customer.language = language
+        session.commit()
+
+
 def add_contract(
     session: Session,
     customer: Customer,

@@ -406,6 +406,21 @@ def add_contract(slug: str) -> ResponseReturnValue:
     return redirect(url_for("admin.customer_page", slug=slug), code=303)
 
 
+@blueprint.post("/customers/<slug>/language")
+@requires("admin")
+def set_language(slug: str) -> ResponseReturnValue:
+    session = db_session()
+    customer = customer_service.get_customer(session, slug)
+    try:
+        customer_service.set_language(
+            session, customer, request.form.get("language", ""), actor=current_user.email
+        )
+    except DomainError as exc:
+        return _customer(slug, error=exc.message, status=400)
+    flash("Language saved: the portal and the next check responses use it.")
+    return redirect(url_for("admin.customer_page", slug=slug), code=303)
+
+
 @blueprint.post("/customers/<slug>/contracts/<int:contract_id>/renew")
 @requires("admin")
 def renew_contract(slug: str, contract_id: int) -> ResponseReturnValue:

@@ -359,3 +359,28 @@ def test_only_admins_manage_api_tokens(
     assert refused.status_code == 403
     with services.db.sessions() as s:
         assert s.scalar(select(func.count()).select_from(ApiToken)) == 0
+
+
+def test_customer_language_set_from_the_customer_page(
+    client: FlaskClient, services: Services, accounts: dict[str, str]
+) -> None:
+    from server.domain import customers as customer_service
+
+    with services.db.sessions() as s:
+        customer_service.add_customer(s, "soylent", "Soylent", actor="t")
+    sign_in(client, accounts["admin"])
+    csrf = token(client, "/admin/customers/soylent")
+    bad = client.post(
+        "/admin/customers/soylent/language", data={"csrf_token": csrf, "language": "xx"}
+    )
+    assert bad.status_code == 400 and "must be one of en, es" in bad.get_data(as_text=True)
+    with services.db.sessions() as s:
+        assert customer_service.get_customer(s, "soylent").language == ""
+    ok = client.post(
+        "/admin/customers/soylent/language", data={"csrf_token": csrf, "language": "es"}
+    )
+    assert ok.status_code == 303
+    with services.db.sessions() as s:
+        assert customer_service.get_customer(s, "soylent").language == "es"
+    assert 'value="es" selected' in client.get("/admin/customers/soylent").get_data(as_text=True)
+    assert "customer.language" in client.get("/admin/audit").get_data(as_text=True)
