@@ -132,6 +132,7 @@ def test_admin_issues_a_license_and_it_works_at_once(page: Page, deployment: Dep
     page.click("button:has-text('Issue a license')")
     key = page.locator("#new-key").inner_text().strip()
     assert key.startswith("vgl_")
+    shot(page, "customer-page")
     assert check(deployment, key, "4.0.0")["entitlement"]["status"] in {"active", "expiring"}
     page.reload()
     assert key not in page.content(), "the key is shown once"
