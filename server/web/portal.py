@@ -50,6 +50,12 @@ TEXT: dict[str, dict[str, Any]] = {
         "missing": "You are missing {total} release(s), including {security} security revision(s). Newest: {newest}.",
         "sign_out": "Sign out",
         "none": "No releases are available to this license.",
+        "kinds": {
+            "update": "update package",
+            "security": "security revision",
+            "version": "new version",
+        },
+        "severities": {"critical": "critical", "serious": "serious", "minor": "minor"},
         "status": {
             "active": "active",
             "expiring": "expiring soon",
@@ -87,6 +93,12 @@ TEXT: dict[str, dict[str, Any]] = {
         "missing": "Le faltan {total} versiones, incluidas {security} revisiones de seguridad. La más reciente: {newest}.",
         "sign_out": "Salir",
         "none": "No hay versiones disponibles para esta licencia.",
+        "kinds": {
+            "update": "paquete de actualización",
+            "security": "revisión de seguridad",
+            "version": "nueva versión",
+        },
+        "severities": {"critical": "crítica", "serious": "grave", "minor": "leve"},
         "status": {
             "active": "activo",
             "expiring": "a punto de vencer",

@@ -93,6 +93,8 @@ def test_portal_speaks_the_customer_s_language(client: FlaskClient, keys: dict[s
     page = client.get("/portal/").get_data(as_text=True)
     assert "Renovar el mantenimiento" in page
     assert '<html lang="es">' in page
+    assert "El mantenimiento terminó el" in page, "the engine's sentences too"
+    assert "paquete de actualización" in page and "security" not in page
     assert "Acceda a sus descargas" in client.get(
         "/portal/login", headers={"Accept-Language": "es"}
     ).get_data(as_text=True)
