@@ -26,15 +26,20 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
 
 
 def serve(settings: Settings, host: str, port: int, workers: int = 2) -> None:
-    """Run gunicorn with sync workers in the foreground until interrupted."""
+    """Run gunicorn in the foreground until interrupted.
+
+    Threaded workers: an upload of several GB takes one thread for as long as the client needs
+    to send it, while the worker keeps answering checks on its other threads and keeps telling
+    the arbiter it is alive (a sync worker would be killed at ``timeout`` mid-upload).
+    """
     _Gunicorn(
         settings,
         {
             "bind": f"{host}:{port}",
             "workers": workers,
-            "worker_class": "sync",
-            # Uploads of several GB go through one request: allow them time.
-            "timeout": 600,
+            "worker_class": "gthread",
+            "threads": 8,
+            "timeout": 60,  # the worker's heartbeat, not a request's duration
             "graceful_timeout": 10,
             "accesslog": "-",
             "errorlog": "-",
