@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from datetime import date, datetime, timedelta
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError, validate_csrf
@@ -192,10 +192,12 @@ def upload() -> ResponseReturnValue:
     flash(
         f"{published.product.slug} {published.version} {'saved as a draft' if spec.draft else 'published'}."
     )
-    return redirect(
-        url_for("admin.release", product=published.product.slug, version=published.version),
-        code=303,
-    )
+    target = url_for("admin.release", product=published.product.slug, version=published.version)
+    if request.headers.get("X-Requested-With") == "XMLHttpRequest":
+        # The page's script sent the form to show progress: it navigates there itself, so the
+        # browser makes a real page load (and the flash message is still waiting for it).
+        return jsonify(location=target)
+    return redirect(target, code=303)
 
 
 def _form_error(

@@ -123,6 +123,24 @@ def test_admin_uploads_200_mb_as_a_draft_publishes_it_and_it_is_offered(
     assert update["download"]["sha256"] == digest.hexdigest()
 
 
+def test_a_refused_upload_shows_the_error_on_the_form_with_the_input_kept(
+    page: Page, deployment: Deployment, tmp_path: Path
+) -> None:
+    admin_sign_in(page, deployment)
+    page.goto(f"{deployment.server.url}/admin/releases/new")
+    artifact = tmp_path / "again.tar.gz"
+    artifact.write_bytes(os.urandom(1024 * 1024))
+    page.fill("#version", "5.0.1")  # published already
+    page.fill("#notes", "Notes the user typed")
+    page.set_input_files("#artifact", str(artifact))
+    page.click("form#upload-form button[type=submit]")
+    error = page.locator("#version-error")
+    error.wait_for()
+    assert "already" in error.inner_text()
+    assert page.input_value("#notes") == "Notes the user typed"
+    assert page.input_value("#version") == "5.0.1"
+
+
 def test_admin_issues_a_license_and_it_works_at_once(page: Page, deployment: Deployment) -> None:
     admin_sign_in(page, deployment)
     page.goto(f"{deployment.server.url}/admin/customers")

@@ -9,6 +9,7 @@
     event.preventDefault();
     const xhr = new XMLHttpRequest();
     xhr.open("POST", form.action || window.location.href);
+    xhr.setRequestHeader("X-Requested-With", "XMLHttpRequest");
     bar.hidden = false;
     xhr.upload.addEventListener("progress", function (e) {
       if (!e.lengthComputable) return;
@@ -17,9 +18,13 @@
       text.textContent = "Uploading… " + percent + "%";
     });
     xhr.addEventListener("load", function () {
-      // The XHR followed the 303 to the release page (or got the form back with its errors):
-      // show what it received, at its address, rather than asking for it a second time.
-      if (xhr.responseURL) window.history.replaceState(null, "", xhr.responseURL);
+      // Published: go to the release page (a real page load). Refused: the server sent the form
+      // back with its errors and the user's input; show it in place of this one.
+      if (xhr.status === 200 && (xhr.getResponseHeader("Content-Type") || "").indexOf("application/json") === 0) {
+        text.textContent = "Uploaded; opening the release…";
+        window.location.assign(JSON.parse(xhr.responseText).location);
+        return;
+      }
       document.open(); document.write(xhr.responseText); document.close();
     });
     xhr.addEventListener("error", function () { text.textContent = "The upload failed; nothing was published."; });
