@@ -103,6 +103,11 @@ class RevisionAdoption:
         return self.on_time / self.expected if self.expected else None
 
     @property
+    def percent(self) -> int | None:
+        """The share in whole percent, rounded down (94.9 % is not shown as a met 95 %)."""
+        return self.on_time * 100 // self.expected if self.expected else None
+
+    @property
     def status(self) -> str:
         """``in-progress``, ``met``, ``missed`` or ``none-expected``."""
         if self.in_progress:

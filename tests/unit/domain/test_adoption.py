@@ -255,3 +255,14 @@ def test_first_apply_since_ignores_applies_before_publication() -> None:
     after = applied("4.1.1", PUBLISHED + timedelta(hours=9))
     assert first_apply_since(R, [before, after]) == after
     assert first_apply_since(R, [before]) is None
+
+
+@pytest.mark.parametrize(
+    ("on_time", "expected", "percent"), [(29, 100, 29), (949, 1000, 94), (2, 3, 66), (0, 5, 0)]
+)
+def test_percent_is_rounded_down_in_whole_numbers(
+    on_time: int, expected: int, percent: int
+) -> None:
+    insts, reports = population(on_time, 0, expected - on_time)
+    result = adoption_of(R, policy(), insts, {LICENSE_ID: COVERED}, reports, NOW)
+    assert result.percent == percent
