@@ -12,8 +12,8 @@ from datetime import date
 
 from server.domain.usage import Bucket
 
-WIDTH, HEIGHT = 720, 240
-LEFT, RIGHT, TOP, BOTTOM = 48, 12, 12, 30  # room for the axis labels
+WIDTH, HEIGHT = 900, 260
+LEFT, RIGHT, TOP, BOTTOM = 12, 52, 12, 30  # room for the axis labels (values on the right)
 MAX_TICKS = 5
 
 

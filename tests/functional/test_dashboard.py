@@ -11,6 +11,7 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import select, text
 
+from server.demo import ADMIN_EMAIL, ADMIN_PASSWORD, load_demo
 from server.domain import usage, users
 from server.domain.models import (
     ApplyReport,
@@ -282,7 +283,7 @@ def test_security_revisions_against_their_deadline(
     critical = revision_row(adoption, "acme-erp 4.0.1")
     assert critical == {
         "class": "missed",
-        "Deadline": f"8 h: {deadline:%Y-%m-%d %H:%M} UTC",
+        "Deadline": f'{deadline:%Y-%m-%d %H:%M} UTC <span class="muted">(8&nbsp;h)</span>',
         "Expected": "7",
         "On time": "3",
         "Late": "1",
@@ -340,3 +341,22 @@ def test_versions_in_use_with_their_share(
         re.S,
     )
     assert rows == [("4.10.0", "3", "75%"), ("4.9.0", "1", "25%")], "newest version first"
+
+
+# --------------------------------------------------------------------------- the demo
+
+
+def test_the_demo_fills_every_chart(services: Services, client: FlaskClient) -> None:
+    load_demo(services)
+    assert sign_in(client, ADMIN_EMAIL, ADMIN_PASSWORD).status_code == 303
+    html = page(client)
+    adoption = section(html, "adoption-heading")
+    rows = [revision_row(adoption, f"acme-erp {v}") for v in ("5.0.1", "4.2.1", "4.1.1")]
+    for row in rows:
+        assert int(row["Expected"]) >= 10
+        assert int(row["On time"]) > 0
+        assert int(row["Late"]) > 0
+    assert any(int(row["Not yet"]) > 0 for row in rows)
+    assert sum(n > 0 for n in numbers_table(html).values()) >= 20, "downloads on most days"
+    versions = section(html, "versions-heading")
+    assert versions.count('<th scope="row">') >= 5
