@@ -87,13 +87,14 @@ def downloads_over(
 
 
 def weekly(daily: Sequence[Bucket]) -> list[Bucket]:
-    """Daily buckets summed into weeks starting on Monday (a partial week keeps its last day)."""
+    """Daily buckets summed into weeks starting on Monday; a week the days cover only in part
+    spans just those days."""
     weeks: dict[date, list[Bucket]] = defaultdict(list)
     for bucket in daily:
         weeks[bucket.starts_on - timedelta(days=bucket.starts_on.weekday())].append(bucket)
     return [
-        Bucket(monday, days[-1].ends_on, sum(b.downloads for b in days))
-        for monday, days in sorted(weeks.items())
+        Bucket(days[0].starts_on, days[-1].ends_on, sum(b.downloads for b in days))
+        for _, days in sorted(weeks.items())
     ]
 
 
