@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 from wtforms import ValidationError
 
-from server.domain import checks
+from server.domain import adoption, checks, usage
 from server.domain import customers as customer_service
 from server.domain import entitlements as ent
 from server.domain import releases as release_service
@@ -37,7 +37,7 @@ from server.domain.models import (
     utcnow,
 )
 from server.storage.base import SizeLimitError, StorageError
-from server.web import db_session, services
+from server.web import charts, db_session, services
 from server.web.auth import csrf, requires
 from server.web.uploads import parse_streamed
 
@@ -48,6 +48,7 @@ blueprint = Blueprint("admin", __name__, template_folder="templates")
 @requires("viewer")
 def dashboard() -> ResponseReturnValue:
     session = db_session()
+    now = utcnow()
     counts = {
         "releases": session.scalar(select(func.count()).where(Release.published_at.is_not(None)))
         or 0,
@@ -55,13 +56,24 @@ def dashboard() -> ResponseReturnValue:
         "installations": session.scalar(select(func.count()).select_from(Installation)) or 0,
         "downloads": session.scalar(select(func.count()).select_from(DownloadEvent)) or 0,
     }
-    versions = session.execute(
-        select(Installation.version, func.count())
-        .group_by(Installation.version)
-        .order_by(func.count().desc())
-    ).all()
-    most = max((n for _, n in versions), default=1)
-    return render_template("admin/dashboard.html", counts=counts, versions=versions, most=most)
+    products = list(session.scalars(select(Product.slug).order_by(Product.slug)))
+    period = request.args.get("period", "days")
+    period = period if period in usage.PERIODS else "days"
+    product = request.args.get("product") or None
+    product = product if product in products else None
+    series = usage.downloads_over(session, now.date(), period, product)
+    return render_template(
+        "admin/dashboard.html",
+        counts=counts,
+        versions=usage.versions_in_use(session),
+        products=products,
+        product=product,
+        period=period,
+        series=series,
+        chart=charts.downloads_chart(series, weekly=period == "weeks"),
+        adoption=adoption.security_adoption(session, now),
+        target=adoption.TARGET_SHARE,
+    )
 
 
 @blueprint.get("/releases")
