@@ -89,6 +89,8 @@ def test_admin_uploads_200_mb_as_a_draft_publishes_it_and_it_is_offered(
     page: Page, deployment: Deployment, tmp_path: Path
 ) -> None:
     admin_sign_in(page, deployment)
+    assert page.locator("svg").count() > 0, "the dashboard draws its charts"
+    shot(page, "dashboard")
     page.goto(f"{deployment.server.url}/admin/releases/new")
     shot(page, "upload-form")
     artifact = tmp_path / "acme-erp-5.1.0.tar.gz"
