@@ -45,13 +45,9 @@ def create_app(settings: Settings | None = None, *, store: ArtifactStore | None 
         if session is not None:
             session.close()
 
-    from server.web import api, updates
+    from server.web import api, ratelimit, updates
 
-    app.config.update(
-        RATELIMIT_STORAGE_URI=settings.rate_limit_storage_url,
-        RATELIMIT_HEADERS_ENABLED=True,
-    )
-    updates.limiter.init_app(app)
+    ratelimit.init_app(app, settings.rate_limit_storage_url)
     app.register_blueprint(api.blueprint)
     app.register_blueprint(updates.blueprint)
 

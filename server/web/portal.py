@@ -24,8 +24,8 @@ from server.domain.errors import DomainError
 from server.domain.licensing import authenticate_license
 from server.domain.models import Artifact, Customer, License, utcnow
 from server.web import db_session, services
+from server.web.ratelimit import rate_limited
 from server.web.tokens import DownloadGrant, make_token
-from server.web.updates import limiter
 
 blueprint = Blueprint("portal", __name__)
 
@@ -82,7 +82,7 @@ def _portal_login_limit() -> str:
 
 
 @blueprint.route("/login", methods=["GET", "POST"])
-@limiter.limit(_portal_login_limit, methods=["POST"])
+@rate_limited(_portal_login_limit, methods=["POST"])
 def login() -> ResponseReturnValue:
     form = KeyForm()
     t = TEXT[language()]

@@ -7,8 +7,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, redirect, request, send_file, url_for
-from flask_limiter import Limiter
-from flask_limiter.util import get_remote_address
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
@@ -24,6 +22,7 @@ from server.domain.models import Artifact, DownloadEvent, License, Patch, Releas
 from server.domain.trust import sign_document
 from server.storage.base import StorageError
 from server.web import db_session, services
+from server.web.ratelimit import rate_limited, remote_address
 from server.web.tokens import DownloadGrant, make_token, read_token
 
 blueprint = Blueprint("updates", __name__)
@@ -40,9 +39,6 @@ def _license_bucket() -> str:
     return "license:" + hashlib.sha256(key.encode()).hexdigest()[:32] if key else "license:none"
 
 
-limiter = Limiter(key_func=get_remote_address, headers_enabled=True, retry_after="delta-seconds")
-
-
 def _check_limit() -> str:
     return services().settings.rate_limit_check
 
@@ -55,8 +51,7 @@ def _json_body() -> Any:
 
 
 @blueprint.post("/api/v1/check")
-@limiter.limit(_check_limit, key_func=_license_bucket)
-@limiter.limit(_check_limit)
+@rate_limited(_check_limit, _license_bucket, remote_address)
 def check() -> Response:
     """Answer an update check with a signed document (docs/protocol.md)."""
     settings = services().settings
@@ -181,7 +176,7 @@ def _range_start() -> int:
 
 
 @blueprint.post("/api/v1/report")
-@limiter.limit(_check_limit, key_func=_license_bucket)
+@rate_limited(_check_limit, _license_bucket)
 def report() -> tuple[Response, int]:
     """Record an apply outcome; enough failures halt the release's staged rollout."""
     session = db_session()

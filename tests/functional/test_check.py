@@ -517,6 +517,26 @@ def test_rate_limit_answers_429_with_retry_after(scenario: dict[str, str], setti
         limited, _ = check(client, scenario["active"])
         assert limited.status_code == 429
         assert limited.get_json()["error"]["code"] == "rate_limited"
+        assert 0 < int(limited.headers["Retry-After"]) <= 60
+        elsewhere = app.test_client()
+        elsewhere.environ_base["REMOTE_ADDR"] = "192.0.2.7"
+        moved, _ = check(elsewhere, scenario["active"])
+        assert moved.status_code == 429, "the license is counted wherever it calls from"
+        other, _ = check(elsewhere, scenario["expiring"])
+        assert other.status_code == 200, "another license from another address is not"
+        assert other.headers["X-RateLimit-Limit"] == "3"
+        assert other.headers["X-RateLimit-Remaining"] == "1", "the address's count is the tighter"
+
+
+def test_rate_limit_counts_every_license_of_one_address(
+    scenario: dict[str, str], settings: Any
+) -> None:
+    with vigor_app(settings.with_(rate_limit_check="3/minute")) as app:
+        client = app.test_client()
+        keys = [scenario[c] for c in ("active", "expiring", "lapsed")]
+        assert [check(client, key)[0].status_code for key in keys] == [200, 200, 200]
+        limited, _ = check(client, scenario["renewed"])
+        assert limited.status_code == 429, "one address cannot poll past the limit with many keys"
         assert int(limited.headers["Retry-After"]) > 0
 
 
