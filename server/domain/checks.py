@@ -190,12 +190,23 @@ class CatalogCache:
         self._lock = threading.Lock()
         self._entries: dict[int, Catalog] = {}
 
-    def get(self, session: Session, product_id: int, revision: int, renewal_url: str) -> Catalog:
-        """The catalogue of ``product_id`` at ``revision`` (read from the license's row)."""
+    def get(
+        self,
+        session: Session | Callable[[], Session],
+        product_id: int,
+        revision: int,
+        renewal_url: str,
+    ) -> Catalog:
+        """The catalogue of ``product_id`` at ``revision`` (read from the license's row).
+
+        ``session`` may be a function that opens one: it is called only on a miss.
+        """
         with self._lock:
             cached = self._entries.get(product_id)
         if cached is not None and cached.revision == revision:
             return cached
+        if not isinstance(session, Session):
+            session = session()
         product = session.get(Product, product_id)
         if product is None:
             raise NotFoundError(f"no product {product_id}")

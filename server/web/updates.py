@@ -53,15 +53,27 @@ def _json_body() -> Any:
 @blueprint.post("/api/v1/check")
 @rate_limited(_check_limit, _license_bucket, remote_address)
 def check() -> Response:
-    """Answer an update check with a signed document (docs/protocol.md)."""
-    settings = services().settings
-    session = db_session()
-    lic = authenticate_license(session, _license_key())
-    req = checks.parse_check_request(_json_body())
+    """Answer an update check with a signed document (docs/protocol.md).
+
+    A known installation polling within the hour costs one read and no transaction: the
+    license, its contracts and the installation come back in one query on a connection without
+    BEGIN/COMMIT; the session (a transaction) is opened only to record a new or changed
+    installation, or a catalogue that is not cached yet.
+    """
+    svc = services()
+    settings = svc.settings
+    key = _license_key()
+    with svc.db.reading() as conn:
+        try:
+            req = checks.parse_check_request(_json_body())
+        except InvalidInputError:
+            authenticate_license(conn, key)  # a bad key is refused before a bad body
+            raise
+        lic = authenticate_license(conn, key, installation_uid=req.installation_id)
     check_product(lic, req.product)
     now = utcnow()
-    register_installation(
-        session,
+    recorded = register_installation(
+        db_session,
         lic,
         req.installation_id,
         version=req.version_text,
@@ -70,8 +82,8 @@ def check() -> Response:
         now=now,
         touch_interval=timedelta(seconds=settings.installation_touch_interval),
     )
-    catalog = services().catalogs.get(
-        session, lic.product_id, lic.catalog_revision, settings.renewal_url
+    catalog = svc.catalogs.get(
+        db_session, lic.product_id, lic.catalog_revision, settings.renewal_url
     )
 
     def download_url(artifact_id: int, patch_id: int | None) -> tuple[str, datetime]:
@@ -87,8 +99,9 @@ def check() -> Response:
         ttl=timedelta(seconds=settings.check_response_ttl),
         download_url=download_url,
     )
-    document = sign_document(signed, [services().signer("check")])
-    session.commit()
+    document = sign_document(signed, [svc.signer("check")])
+    if recorded:
+        db_session().commit()
     response = jsonify(document)
     response.headers["Cache-Control"] = "no-store"
     return response

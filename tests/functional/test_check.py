@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import func, select
+from sqlalchemy import Engine, event, func, select, update
 
 from server.domain import customers, releases
 from server.domain.models import AuditEvent, DownloadEvent, Installation
@@ -204,6 +204,16 @@ def test_license_refusals(
     assert response.get_json()["error"]["code"] == code
 
 
+@pytest.mark.parametrize("key", ["vgl_unknown", "revoked"])
+def test_a_refused_license_is_told_so_before_its_bad_body(
+    client: FlaskClient, scenario: dict[str, str], key: str
+) -> None:
+    headers = {"Authorization": f"License {scenario.get(key, key)}"}
+    bad_body = client.post("/api/v1/check", data="nope", headers=headers)
+    bad_field, _ = check(client, scenario.get(key, key), nonce="not-hex!")
+    assert bad_body.status_code == bad_field.status_code == (401 if key == "vgl_unknown" else 403)
+
+
 def test_suspended_license_is_refused_and_then_restored(
     client: FlaskClient, services: Services, scenario: dict[str, str]
 ) -> None:
@@ -282,6 +292,76 @@ def test_installation_cap_and_no_write_on_every_poll(
             )
             == first_seen
         )
+
+
+class SqlLog:
+    """Statements and transaction ends an engine sees (what a check costs the database)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.statements: list[str] = []
+        self.commits = 0
+        self.engine = engine
+
+    def __enter__(self) -> SqlLog:
+        event.listen(self.engine, "before_cursor_execute", self._statement)
+        event.listen(self.engine, "commit", self._commit)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        event.remove(self.engine, "before_cursor_execute", self._statement)
+        event.remove(self.engine, "commit", self._commit)
+
+    def _statement(self, _conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        self.statements.append(statement.split(None, 1)[0].upper())
+
+    def _commit(self, _conn: Any) -> None:
+        self.commits += 1
+
+
+def test_a_known_installation_polling_costs_one_read_and_no_transaction(
+    client: FlaskClient, services: Services, scenario: dict[str, str]
+) -> None:
+    inst = "installation-poll-0001"
+    verified(client, *check(client, scenario["active"], installation_id=inst))  # registers it
+    with SqlLog(services.db.engine) as log:
+        answered = check(client, scenario["active"], installation_id=inst)
+    assert verified(client, *answered)["update"]["version"] == "2.0.0"
+    assert log.statements == ["SELECT"], "license, contracts and installation in one query"
+    assert log.commits == 0, "no BEGIN/COMMIT around a read"
+
+
+def test_an_installation_is_written_when_it_changes_or_once_the_hour_is_up(
+    client: FlaskClient, services: Services, scenario: dict[str, str]
+) -> None:
+    inst = "installation-move-0001"
+
+    def recorded() -> tuple[str, str, datetime]:
+        with services.db.sessions() as s:
+            row = s.execute(
+                select(Installation.version, Installation.channel, Installation.last_seen).where(
+                    Installation.uid == inst
+                )
+            ).one()
+        return row.version, row.channel, row.last_seen
+
+    with SqlLog(services.db.engine) as log:
+        assert check(client, scenario["active"], installation_id=inst)[0].status_code == 200
+    assert "INSERT" in log.statements and log.commits == 1
+    assert recorded()[:2] == ("1.0.0", "stable")
+    with SqlLog(services.db.engine) as log:
+        assert (
+            check(client, scenario["active"], "1.1.0", installation_id=inst)[0].status_code == 200
+        )
+    assert "UPDATE" in log.statements and log.commits == 1
+    assert recorded()[:2] == ("1.1.0", "stable")
+    an_hour_ago = NOW - timedelta(hours=1, seconds=1)
+    with services.db.sessions() as s:
+        s.execute(
+            update(Installation).where(Installation.uid == inst).values(last_seen=an_hour_ago)
+        )
+        s.commit()
+    assert check(client, scenario["active"], "1.1.0", installation_id=inst)[0].status_code == 200
+    assert recorded()[2] > an_hour_ago, "last seen refreshed once the hour is up"
 
 
 def test_yanked_installed_release_gets_a_signed_notice(
