@@ -79,7 +79,12 @@ class Database:
         self.url = url
         self.engine = make_engine(url)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
-        self._autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        # pysqlite begins a transaction only before a write: its reads already stand alone.
+        self._autocommit = (
+            self.engine
+            if self.engine.dialect.name == "sqlite"
+            else self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        )
 
     def reading(self) -> Connection:
         """A connection for a read that needs no transaction: each statement stands alone, with

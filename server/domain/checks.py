@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import threading
 from collections.abc import Callable, Mapping
@@ -29,7 +28,7 @@ from server.domain import offers
 from server.domain.errors import InvalidInputError, NotFoundError
 from server.domain.models import Contract, License, Patch, Product, Release
 from server.domain.releases import CHANNEL_RE, PLATFORM_RE
-from server.domain.trust import iso
+from server.domain.trust import iso, load_float_free
 
 INSTALLATION_ID_RE = re.compile(r"\A[A-Za-z0-9_-]{16,64}\Z")
 NONCE_RE = re.compile(r"\A[0-9a-f]{16,128}\Z")
@@ -242,13 +241,13 @@ def load_catalog(session: Session, product: Product, renewal_url: str) -> Catalo
         revision=product.catalog_revision,
         policy=product_policy(product, renewal_url),
         index=offers.ReleaseIndex.of(release_facts(r) for r in rows),
-        manifests={r.id: json.loads(r.manifest or "{}") for r in rows},
+        manifests={r.id: load_float_free(r.manifest or "{}") for r in rows},
         artifacts={
             (r.id, a.platform): OfferedArtifact(a.id, a.platform, a.size, a.sha256)
             for r in rows
             for a in r.artifacts
         },
-        patch_documents={r.id: json.loads(r.patch_manifest) for r in rows if r.patch_manifest},
+        patch_documents={r.id: load_float_free(r.patch_manifest) for r in rows if r.patch_manifest},
         patches=patches,
     )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
@@ -18,6 +19,7 @@ class DownloadGrant:
     patch_id: int | None = None  # a delta patch to the artifact instead of the artifact
 
 
+@functools.lru_cache(maxsize=8)  # a check makes one or two tokens: keep the derived keys
 def _serializer(secret_key: str) -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(secret_key, salt=SALT)
 

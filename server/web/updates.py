@@ -19,7 +19,7 @@ from server.domain.errors import (
 )
 from server.domain.licensing import authenticate_license, check_product, register_installation
 from server.domain.models import Artifact, DownloadEvent, License, Patch, Release, utcnow
-from server.domain.trust import sign_document
+from server.domain.trust import signed_document_bytes
 from server.storage.base import StorageError
 from server.web import db_session, services
 from server.web.ratelimit import rate_limited, remote_address
@@ -99,12 +99,10 @@ def check() -> Response:
         ttl=timedelta(seconds=settings.check_response_ttl),
         download_url=download_url,
     )
-    document = sign_document(signed, [svc.signer("check")])
+    document = signed_document_bytes(signed, [svc.signer("check")])
     if recorded:
         db_session().commit()
-    response = jsonify(document)
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return Response(document, mimetype="application/json", headers={"Cache-Control": "no-store"})
 
 
 @blueprint.get("/api/v1/download/<token>")
