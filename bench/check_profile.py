@@ -7,9 +7,9 @@ Usage: python bench/check_profile.py [--db sqlite|postgresql] [--checks 3000] [-
 Builds the bench/check.py dataset (or reuses one kept with ``--keep DIR`` on SQLite), then
 drives ``POST /api/v1/check`` through the app's WSGI callable, the way gunicorn calls it (no
 test client, no sockets), cycling through the same (license, installation) sample as the load
-test. Reports per check: wall µs, SQL statements executed, transactions (BEGIN/COMMIT/ROLLBACK)
-and, on PostgreSQL, client/server round trips counted from the libpq protocol trace. Then
-times the pieces on their own: canonical JSON of a typical answer, one Ed25519 signature, and
+test. Reports per check: wall and CPU µs, SQL statements executed and, on PostgreSQL,
+client/server round trips counted from the libpq protocol trace. Then times the pieces on their
+own: canonical JSON of a typical answer, one Ed25519 signature, and
 the bare-app baselines (constant JSON, floor) through the same WSGI path. ``--profile`` prints
 the top of a cProfile run.
 """
@@ -86,25 +86,19 @@ def call(app: Callable[..., Any], env: dict[str, Any], body: bytes) -> tuple[str
 
 
 class Counter:
-    """SQL statements and transaction boundaries seen by an engine; PG round trips via PQtrace."""
+    """SQL statements seen by an engine; PostgreSQL round trips counted from libpq's trace."""
 
     def __init__(self, engine: Any) -> None:
         from sqlalchemy import event
 
         self.statements = 0
-        self.transactions = 0
         event.listen(engine, "before_cursor_execute", self._statement)
-        for name in ("begin", "commit", "rollback"):
-            event.listen(engine, name, self._transaction)
         self.trace_files: list[Path] = []
         if engine.dialect.name == "postgresql":
             event.listen(engine, "connect", self._trace)
 
     def _statement(self, *_: Any) -> None:
         self.statements += 1
-
-    def _transaction(self, *_: Any) -> None:
-        self.transactions += 1
 
     def _trace(self, dbapi_connection: Any, _record: Any) -> None:
         path = Path(tempfile.mkstemp(prefix="vigor-pqtrace-")[1])
@@ -141,11 +135,11 @@ def postgres_url() -> Iterator[str]:
 
 
 def timed(fn: Callable[[], Any], n: int) -> float:
-    """µs per call."""
-    start = time.perf_counter()
+    """µs of this process's CPU per call (other load on the machine counts less than in wall)."""
+    start = time.process_time()
     for _ in range(n):
         fn()
-    return (time.perf_counter() - start) / n * 1e6
+    return (time.process_time() - start) / n * 1e6
 
 
 def run(url: str, work: Path, sample: list[tuple[str, str]], args: argparse.Namespace) -> None:
@@ -170,16 +164,16 @@ def run(url: str, work: Path, sample: list[tuple[str, str]], args: argparse.Name
         status, data = call(app, env, body)
         assert status.startswith("200"), (status, data[:300])
     n = args.checks
-    counter.statements = counter.transactions = 0
+    counter.statements = 0
     counter.reset_traces()
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for k in range(n):
         env, body = requests[k % len(requests)]
         call(app, env, body)
     per_check = (time.perf_counter() - start) / n * 1e6
-    print(f"check (in process, {n} checks): {per_check:7.0f} µs/check")
+    cpu_per_check = (time.process_time() - cpu) / n * 1e6
+    print(f"check (in process, {n} checks): {per_check:7.0f} µs/check ({cpu_per_check:.0f} CPU)")
     print(f"  SQL statements/check:   {counter.statements / n:.2f}")
-    print(f"  transactions evts/check: {counter.transactions / n:.2f} (begin/commit/rollback)")
     if counter.trace_files:
         print(f"  PG round trips/check:   {counter.round_trips() / n:.2f}")
 
@@ -207,8 +201,8 @@ def run(url: str, work: Path, sample: list[tuple[str, str]], args: argparse.Name
         call(bare, env, body)
     bare_us = timed(lambda: call(bare, constant_env, b""), n)
     floor_us = timed(lambda: call(bare, *floor_requests[secrets.randbelow(len(sample))]), n)
-    print(f"bare constant JSON:       {bare_us:7.0f} µs/request")
-    print(f"floor:                    {floor_us:7.0f} µs/request")
+    print(f"bare constant JSON:       {bare_us:7.0f} µs/request (CPU)")
+    print(f"floor:                    {floor_us:7.0f} µs/request (CPU)")
     print(
         f"ratio check/bare (CPU):   {bare_us / per_check:.2f}; check/floor {floor_us / per_check:.2f}"
     )

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Connection, String, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
+from server.db import FastRead
 from server.domain.entitlements import ContractFacts, LicenseFacts
 from server.domain.errors import (
     InstallationLimitError,
@@ -55,8 +56,8 @@ _CONTRACTS, _INSTALLATIONS = Contract.__table__, Installation.__table__
 _CONTRACT_PRODUCTS = _PRODUCTS.alias("contract_products")
 # One round trip: the license, its product and customer, the installation asking (if the
 # license has it), and one row per contract (or one row with no contract). Core columns, built
-# once: statement construction and ORM result handling cost more than the query itself here.
-_LICENSE_BY_HASH = (
+# once, run on the driver's cursor: SQLAlchemy's execution layer costs more than the query.
+_LICENSE_BY_HASH = FastRead(
     select(
         _LICENSES.c.id,
         _LICENSES.c.status,
@@ -102,7 +103,11 @@ def authenticate_license(
     if not key:
         raise LicenseMissingError("send Authorization: License <key>")
     params = {"key_hash": secret_hash(key), "uid": installation_uid}
-    rows = conn.execute(_LICENSE_BY_HASH, params).all()
+    rows = (
+        _LICENSE_BY_HASH.all(conn, params)
+        if isinstance(conn, Connection)
+        else conn.execute(_LICENSE_BY_HASH.statement, params).all()
+    )
     if not rows or not matches(key, rows[0][2]):
         raise LicenseUnknownError("unknown license key", license=None)
     first = rows[0]

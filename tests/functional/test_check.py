@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -328,6 +331,54 @@ def test_a_known_installation_polling_costs_one_read_and_no_transaction(
     assert verified(client, *answered)["update"]["version"] == "2.0.0"
     assert log.statements == ["SELECT"], "license, contracts and installation in one query"
     assert log.commits == 0, "no BEGIN/COMMIT around a read"
+
+
+@contextmanager
+def driver_round_trips(engine: Engine) -> Iterator[list[str]]:
+    """What reaches the driver in the block, below SQLAlchemy: every statement SQLite runs
+    (BEGIN and COMMIT included), or every message PostgreSQL must answer (libpq's trace)."""
+    seen: list[str] = []
+    traced: list[tuple[Any, str | None]] = []
+
+    def trace(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        if any(known is dbapi_connection for known, _ in traced):
+            return
+        if engine.dialect.name == "sqlite":
+            dbapi_connection.set_trace_callback(seen.append)
+            traced.append((dbapi_connection, None))
+        else:
+            fd, path = tempfile.mkstemp(prefix="vigor-pqtrace-")
+            dbapi_connection.pgconn.trace(fd)
+            traced.append((dbapi_connection, path))
+
+    event.listen(engine, "checkout", trace)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "checkout", trace)
+        for dbapi_connection, path in traced:
+            if path is None:
+                dbapi_connection.set_trace_callback(None)
+                continue
+            dbapi_connection.pgconn.untrace()
+            for line in Path(path).read_text().splitlines():
+                parts = line.split("\t")
+                if len(parts) > 3 and parts[1] == "F" and parts[3] in ("Query", "Sync"):
+                    seen.append(parts[3])
+            Path(path).unlink()
+
+
+def test_a_poll_is_one_round_trip_to_the_database(
+    client: FlaskClient, services: Services, scenario: dict[str, str]
+) -> None:
+    inst = "installation-trip-0001"
+    check(client, scenario["active"], installation_id=inst)  # registers it, loads the catalogue
+    with driver_round_trips(services.db.engine) as trips:
+        response, _ = check(client, scenario["active"], installation_id=inst)
+    assert response.status_code == 200
+    assert len(trips) == 1, trips
+    if services.db.engine.dialect.name == "sqlite":
+        assert trips[0].startswith("SELECT"), "no BEGIN, no COMMIT"
 
 
 def test_an_installation_is_written_when_it_changes_or_once_the_hour_is_up(
