@@ -51,16 +51,24 @@ def canonical_bytes(signed: Mapping[str, Any]) -> bytes:
 
 
 def _reject_floats(value: Any) -> None:
-    if isinstance(value, FloatFree):
-        return
-    if isinstance(value, float):
-        raise TrustError("floats are not allowed in signed documents")
-    if isinstance(value, Mapping):
-        for item in value.values():
-            _reject_floats(item)
-    elif isinstance(value, list | tuple):
-        for item in value:
-            _reject_floats(item)
+    # A loop with exact type checks first: this walks every check answer before it is signed.
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        kind = type(item)
+        if kind is str or kind is int or item is None or kind is bool or kind is FloatFree:
+            continue
+        if kind is dict:
+            pending.extend(item.values())
+        elif kind is list or kind is tuple:
+            pending.extend(item)
+        elif isinstance(item, float):
+            raise TrustError("floats are not allowed in signed documents")
+        elif isinstance(item, Mapping):
+            if not isinstance(item, FloatFree):
+                pending.extend(item.values())
+        elif isinstance(item, list | tuple):
+            pending.extend(item)
 
 
 def public_hex(key: Ed25519PublicKey) -> str:

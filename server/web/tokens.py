@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
-from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
 
 from server.domain.errors import DownloadExpiredError, DownloadInvalidError
 
@@ -19,19 +19,35 @@ class DownloadGrant:
     patch_id: int | None = None  # a delta patch to the artifact instead of the artifact
 
 
-@functools.lru_cache(maxsize=8)  # a check makes one or two tokens: keep the derived keys
-def _serializer(secret_key: str) -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(secret_key, salt=SALT)
+class _Signer(TimestampSigner):
+    """itsdangerous' timestamp signer, its derived key computed once instead of per token
+    (the same key, so the same tokens)."""
+
+    @functools.cached_property
+    def _derived_key(self) -> bytes:
+        return super().derive_key()
+
+    def derive_key(self, secret_key: str | bytes | None = None) -> bytes:
+        return self._derived_key if secret_key is None else super().derive_key(secret_key)
+
+
+@functools.lru_cache(maxsize=8)  # a check makes one or two tokens: build these once
+def _serializer(secret_key: str) -> tuple[URLSafeTimedSerializer, TimestampSigner]:
+    serializer = URLSafeTimedSerializer(secret_key, salt=SALT, signer=_Signer)
+    return serializer, serializer.make_signer()  # type: ignore[return-value]
 
 
 def make_token(secret_key: str, grant: DownloadGrant) -> str:
-    return _serializer(secret_key).dumps([grant.license_id, grant.artifact_id, grant.patch_id or 0])
+    """What ``URLSafeTimedSerializer.dumps`` makes, with the signer kept between tokens."""
+    serializer, signer = _serializer(secret_key)
+    payload = serializer.dump_payload([grant.license_id, grant.artifact_id, grant.patch_id or 0])
+    return signer.sign(payload).decode()
 
 
 def read_token(secret_key: str, token: str, max_age: int) -> DownloadGrant:
     """The grant inside ``token``; expired and tampered tokens are refused."""
     try:
-        license_id, artifact_id, patch_id = _serializer(secret_key).loads(token, max_age=max_age)
+        license_id, artifact_id, patch_id = _serializer(secret_key)[0].loads(token, max_age=max_age)
     except SignatureExpired:
         raise DownloadExpiredError(
             "this download link has expired; check for updates again"

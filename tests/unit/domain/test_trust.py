@@ -50,9 +50,14 @@ def test_canonical_bytes_are_sorted_compact_utf8() -> None:
     assert canonical_bytes({"b": 1, "a": "é", "type": "x"}) == '{"a":"é","b":1,"type":"x"}'.encode()
 
 
-def test_floats_are_refused() -> None:
+@pytest.mark.parametrize(
+    "value",
+    [[1.5], {"deep": [{"deeper": (2.5,)}]}, float("nan"), [True, None, "1.5", 2e9]],
+    ids=["list", "nested", "nan", "among-others"],
+)
+def test_floats_are_refused(value: object) -> None:
     with pytest.raises(TrustError, match="floats"):
-        canonical_bytes({"type": "x", "n": [1.5]})
+        canonical_bytes({"type": "x", "n": value})
 
 
 def test_stored_documents_with_floats_are_refused_when_loaded() -> None:
