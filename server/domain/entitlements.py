@@ -209,6 +209,8 @@ class ReleaseFacts:
 
 def as_utc(moment: datetime) -> datetime:
     """``moment`` in UTC. Raises ValueError for a naive datetime (no reading of local time)."""
+    if moment.tzinfo is UTC:
+        return moment  # already (the engine converts once, then passes UTC around)
     if moment.utcoffset() is None:
         raise ValueError(f"a timezone-aware datetime is required, got {moment!r}")
     return moment.astimezone(UTC)
@@ -381,6 +383,10 @@ def _refused(key: str, **values: object) -> Decision:
     return Decision(False, False, (REASONS[key].format(**values),))
 
 
+_BY_CUTOFF = {
+    status: REASONS["by_cutoff"].format(status=status)
+    for status in ("active", "expiring", "grace", "lapsed", "none")
+}
 _REFUSALS = {
     key: Decision(False, False, (text,)) for key, text in REASONS.items() if "{" not in text
 }
@@ -443,7 +449,7 @@ def decide(
         return _refused("no_maintenance")
     revoked = status.status == "lapsed" and policy.lapse_policy == "revoke"
     if status.covers(release.published_at) and not revoked:
-        return _granted(REASONS["by_cutoff"].format(status=status.status), release.yanked)
+        return _granted(_BY_CUTOFF[status.status], release.yanked)
     if _carve_out_window(status, release):
         owned = owned_lines
         if owned is None:
