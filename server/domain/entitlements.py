@@ -216,6 +216,7 @@ def as_utc(moment: datetime) -> datetime:
     return moment.astimezone(UTC)
 
 
+@functools.lru_cache(maxsize=4096)  # every check works out a few; the same ones, mostly
 def day_start(day: date, zone: str) -> datetime:
     """The instant ``day`` begins in ``zone``, in UTC.
 

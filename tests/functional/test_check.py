@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from flask import Flask
+from flask import Flask, url_for
 from flask.testing import FlaskClient
 from sqlalchemy import Engine, event, func, select, update
 
@@ -366,6 +366,27 @@ def driver_round_trips(engine: Engine) -> Iterator[list[str]]:
                 if len(parts) > 3 and parts[1] == "F" and parts[3] in ("Query", "Sync"):
                     seen.append(parts[3])
             Path(path).unlink()
+
+
+def test_download_urls_name_the_route_under_a_script_root(
+    client: FlaskClient, scenario: dict[str, str]
+) -> None:
+    body = {
+        "product": "acme-erp",
+        "version": "1.0.0",
+        "platform": "linux-x86_64",
+        "installation_id": "installation-root-01",
+        "nonce": secrets.token_hex(16),
+    }
+    headers = {"Authorization": f"License {scenario['active']}"}
+    response = client.post(
+        "/api/v1/check", json=body, headers=headers, base_url="http://localhost/vigor"
+    )
+    url = response.get_json()["signed"]["update"]["download"]["url"]
+    with client.application.test_request_context("/", base_url="http://localhost/vigor"):
+        token = url.rsplit("/", 1)[1]
+        assert url.endswith(url_for("updates.download", token=token))
+    assert "/vigor/api/v1/download/" in url
 
 
 def test_a_poll_is_one_round_trip_to_the_database(
