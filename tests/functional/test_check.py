@@ -7,6 +7,7 @@ is verified with the published root exactly as an agent would.
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 import tempfile
 from collections.abc import Iterator
@@ -20,7 +21,7 @@ from flask import Flask, url_for
 from flask.testing import FlaskClient
 from sqlalchemy import Engine, event, func, select, update
 
-from server.domain import customers, releases
+from server.domain import customers, releases, users
 from server.domain.models import AuditEvent, DownloadEvent, Installation
 from server.domain.trust import verify_role, verify_root
 from server.services import Services
@@ -394,6 +395,20 @@ def test_a_poll_is_one_round_trip_to_the_database(
 ) -> None:
     inst = "installation-trip-0001"
     check(client, scenario["active"], installation_id=inst)  # registers it, loads the catalogue
+    with services.db.sessions() as s:  # an admin signed in on the same client: no user load
+        users.add_user(s, "ops@example.com", "correct horse battery", role="admin", actor="t")
+    page = client.get("/admin/login").get_data(as_text=True)
+    csrf = re.search(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"', page)
+    assert csrf is not None
+    signed_in = client.post(
+        "/admin/login",
+        data={
+            "email": "ops@example.com",
+            "password": "correct horse battery",
+            "csrf_token": csrf[1],
+        },
+    )
+    assert signed_in.status_code == 303
     with driver_round_trips(services.db.engine) as trips:
         response, _ = check(client, scenario["active"], installation_id=inst)
     assert response.status_code == 200
