@@ -84,6 +84,15 @@ def parse_limits(text: str) -> Sequence[RateLimitItem]:
     return tuple(parse_many(text))
 
 
+@functools.lru_cache(maxsize=64)
+def _windows_of(text: str) -> Sequence[tuple[int, int, str]]:
+    """(amount, period in seconds, key suffix) of each limit in ``text``."""
+    return tuple(
+        (item.amount, item.get_expiry(), f"/{item.amount}/{item.get_expiry()}")
+        for item in parse_limits(text)
+    )
+
+
 def remote_address() -> str:
     """The client address (the real one behind a proxy when ``ProxyFix`` is configured)."""
     return request.remote_addr or "127.0.0.1"
@@ -133,15 +142,16 @@ def _hit(
     """Count one hit on every (limit, key); raise 429 when any is over; else the headers."""
     tightest: tuple[int, float, int] | None = None  # remaining, closes_at, amount
     refused_until = 0.0
+    limits = _windows_of(text)
     for key_function in key_functions:
-        who = key_function()
-        for item in parse_limits(text):
-            count, closes_at = windows.hit(item.key_for(scope, who), item.get_expiry())
-            remaining = max(0, item.amount - count)
-            if count > item.amount:
+        prefix = f"vigor/{scope}/{key_function()}"
+        for amount, period, suffix in limits:
+            count, closes_at = windows.hit(prefix + suffix, period)
+            remaining = max(0, amount - count)
+            if count > amount:
                 refused_until = max(refused_until, closes_at)
             if tightest is None or remaining < tightest[0]:
-                tightest = (remaining, closes_at, item.amount)
+                tightest = (remaining, closes_at, amount)
     if refused_until:
         raise TooManyRequests(
             "too many requests; wait before trying again",
