@@ -79,7 +79,8 @@ class FastRead:
     For the one query every update check makes, where SQLAlchemy's execution layer (execution
     context, result metadata from ``cursor.description``) costs more than the query: about
     65 µs of client CPU on PostgreSQL against 30 µs for psycopg to send it and read the rows
-    (13 µs against 9 µs on SQLite). ``before/after_cursor_execute`` listeners still see it. A
+    (13 µs against 9 µs on SQLite). ``before/after_cursor_execute`` listeners still see it (with no
+    execution context). A
     driver error is retried once through ``Connection.execute``, which wraps it and replaces a
     dropped connection exactly as for any other statement.
     """

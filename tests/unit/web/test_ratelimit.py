@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from server.web.ratelimit import LocalWindows, parse_limits
+import time
+
+from server.web.ratelimit import LocalWindows, SharedWindows, parse_limits, windows_for
 
 
 class Clock:
@@ -46,3 +48,12 @@ def test_closed_windows_are_swept_so_memory_follows_live_keys() -> None:
 def test_limits_parse_like_flask_limiter() -> None:
     items = parse_limits("120/minute;1000 per hour")
     assert [(i.amount, i.get_expiry()) for i in items] == [(120, 60), (1000, 3600)]
+
+
+def test_shared_windows_count_through_a_limits_storage() -> None:
+    windows = SharedWindows("memory://")  # the adapter Redis goes through, on limits' memory store
+    first, closes_at = windows.hit("k", 60)
+    assert first == 1
+    assert time.time() < closes_at <= time.time() + 60
+    assert windows.hit("k", 60) == (2, closes_at)
+    assert windows_for("memory://").__class__ is LocalWindows
