@@ -79,10 +79,9 @@ class FastRead:
     For the one query every update check makes, where SQLAlchemy's execution layer (execution
     context, result metadata from ``cursor.description``) costs more than the query: about
     65 µs of client CPU on PostgreSQL against 30 µs for psycopg to send it and read the rows
-    (13 µs against 9 µs on SQLite). ``before/after_cursor_execute`` listeners still see it (with no
-    execution context). A
-    driver error is retried once through ``Connection.execute``, which wraps it and replaces a
-    dropped connection exactly as for any other statement.
+    (13 µs against 9 µs on SQLite). ``before/after_cursor_execute`` listeners still see it
+    (with no execution context). A driver error is retried once through ``Connection.execute``,
+    which wraps it and replaces a dropped connection exactly as for any other statement.
     """
 
     def __init__(self, statement: Select[Any]) -> None:
@@ -120,6 +119,10 @@ class _ReadPlan:
         compiled = statement.compile(dialect=dialect)
         self.sql = str(compiled)
         self.positions = tuple(compiled.positiontup or ()) if compiled.positional else None
+        # Values bound in the statement itself (``column > 0``); the caller gives the rest.
+        self.defaults = {
+            name: bind.effective_value for name, bind in compiled.binds.items() if not bind.required
+        }
         self.binders = {
             name: processor
             for name, bind in compiled.binds.items()
@@ -133,6 +136,8 @@ class _ReadPlan:
         ]
 
     def parameters(self, params: dict[str, Any]) -> Any:
+        if self.defaults:
+            params = {**self.defaults, **params}
         if self.binders:
             params = {k: self.binders[k](v) if k in self.binders else v for k, v in params.items()}
         if self.positions is not None:

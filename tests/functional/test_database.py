@@ -79,6 +79,12 @@ def test_a_fast_read_gives_the_rows_and_types_connection_execute_gives(
         fast = _LICENSE_BY_HASH.all(conn, params)
         slow = [tuple(row) for row in conn.execute(_LICENSE_BY_HASH.statement, params)]
     assert sorted(fast, key=repr) == sorted(slow, key=repr)
+    with services.db.reading() as conn:
+        licenses = License.__table__
+        bound_in = FastRead(
+            select(licenses.c.status).where(licenses.c.id > 0, licenses.c.id < 10**6)
+        )
+        assert bound_in.all(conn, {}) == [("active",)], "values bound in the statement itself"
     assert len(fast) == 2, "one row per contract"
     assert {row[11] for row in fast} == {seen}, "an aware UTC time, as the model type reads it"
     assert {row[14] for row in fast} == {date(2025, 1, 1), date(2025, 6, 1)}
