@@ -138,7 +138,7 @@ def _backend_cpu(db: Any) -> Callable[[], float | None]:
     """CPU seconds the PostgreSQL backend of the (single) pooled connection spends from now."""
     if db.engine.dialect.name != "postgresql":
         return lambda: None
-    with db.reading() as conn:
+    with db.engine.connect() as conn:  # the pool's one connection: checks run one at a time
         pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
 
     def cpu() -> float:
