@@ -77,7 +77,7 @@ class Settings:
     rollout_failure_threshold: float = 0.2  # share of failed reports that halts a rollout
     rollout_failure_min_reports: int = 5
     patch_from_releases: int = 3  # delta patches to each new release from this many earlier ones
-    # Rate limits (Flask-Limiter syntax) and their storage
+    # Rate limits ("120/minute", several joined by ";") and their storage (memory:// or redis://...)
     rate_limit_check: str = "120/minute"
     rate_limit_storage_url: str = "memory://"
     rate_limit_login: str = "10/minute"

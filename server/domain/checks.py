@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import threading
 from collections.abc import Callable, Mapping
@@ -30,7 +29,7 @@ from server.domain.errors import InvalidInputError, NotFoundError
 from server.domain.messages import DEFAULT_LANGUAGE
 from server.domain.models import Contract, License, Patch, Product, Release
 from server.domain.releases import CHANNEL_RE, PLATFORM_RE
-from server.domain.trust import iso
+from server.domain.trust import iso, load_float_free
 
 INSTALLATION_ID_RE = re.compile(r"\A[A-Za-z0-9_-]{16,64}\Z")
 NONCE_RE = re.compile(r"\A[0-9a-f]{16,128}\Z")
@@ -191,12 +190,23 @@ class CatalogCache:
         self._lock = threading.Lock()
         self._entries: dict[int, Catalog] = {}
 
-    def get(self, session: Session, product_id: int, revision: int, renewal_url: str) -> Catalog:
-        """The catalogue of ``product_id`` at ``revision`` (read from the license's row)."""
+    def get(
+        self,
+        session: Session | Callable[[], Session],
+        product_id: int,
+        revision: int,
+        renewal_url: str,
+    ) -> Catalog:
+        """The catalogue of ``product_id`` at ``revision`` (read from the license's row).
+
+        ``session`` may be a function that opens one: it is called only on a miss.
+        """
         with self._lock:
             cached = self._entries.get(product_id)
         if cached is not None and cached.revision == revision:
             return cached
+        if not isinstance(session, Session):
+            session = session()
         product = session.get(Product, product_id)
         if product is None:
             raise NotFoundError(f"no product {product_id}")
@@ -232,13 +242,13 @@ def load_catalog(session: Session, product: Product, renewal_url: str) -> Catalo
         revision=product.catalog_revision,
         policy=product_policy(product, renewal_url),
         index=offers.ReleaseIndex.of(release_facts(r) for r in rows),
-        manifests={r.id: json.loads(r.manifest or "{}") for r in rows},
+        manifests={r.id: load_float_free(r.manifest or "{}") for r in rows},
         artifacts={
             (r.id, a.platform): OfferedArtifact(a.id, a.platform, a.size, a.sha256)
             for r in rows
             for a in r.artifacts
         },
-        patch_documents={r.id: json.loads(r.patch_manifest) for r in rows if r.patch_manifest},
+        patch_documents={r.id: load_float_free(r.patch_manifest) for r in rows if r.patch_manifest},
         patches=patches,
     )
 

@@ -45,6 +45,7 @@ live in :data:`REASONS`.
 from __future__ import annotations
 
 import calendar
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -168,11 +169,14 @@ class ReleaseFacts:
 
 def as_utc(moment: datetime) -> datetime:
     """``moment`` in UTC. Raises ValueError for a naive datetime (no reading of local time)."""
+    if moment.tzinfo is UTC:
+        return moment  # already (the engine converts once, then passes UTC around)
     if moment.utcoffset() is None:
         raise ValueError(f"a timezone-aware datetime is required, got {moment!r}")
     return moment.astimezone(UTC)
 
 
+@functools.lru_cache(maxsize=4096)  # every check works out a few; the same ones, mostly
 def day_start(day: date, zone: str) -> datetime:
     """The instant ``day`` begins in ``zone``, in UTC.
 
@@ -335,7 +339,18 @@ class Decision:
 
 
 def _refused(key: str, **values: object) -> Decision:
+    if not values:  # the common refusals are constants: the offer walk makes many of them
+        return _REFUSALS[key]
     return Decision(False, False, (REASONS[key].format(**values),))
+
+
+_BY_CUTOFF = {
+    status: REASONS["by_cutoff"].format(status=status)
+    for status in ("active", "expiring", "grace", "lapsed", "none")
+}
+_REFUSALS = {
+    key: Decision(False, False, (text,)) for key, text in REASONS.items() if "{" not in text
+}
 
 
 def customization_allows(lic: LicenseFacts, policy: ProductPolicy, release: ReleaseFacts) -> bool:
@@ -395,17 +410,22 @@ def decide(
         return _refused("no_maintenance")
     revoked = status.status == "lapsed" and policy.lapse_policy == "revoke"
     if status.covers(release.published_at) and not revoked:
-        reason = REASONS["by_cutoff"].format(status=status.status)
-    elif _carve_out_window(status, release):
+        return _granted(_BY_CUTOFF[status.status], release.yanked)
+    if _carve_out_window(status, release):
         owned = owned_lines
         if owned is None:
             owned = _lines_owned(lic, policy, releases or (), status)
         if release.line not in owned:
             return _refused("revoked_on_lapse" if revoked else "after_cutoff")
         reason = REASONS["carve_out"].format(months=policy.security_carveout_months)
-    else:
-        return _refused("revoked_on_lapse" if revoked else "after_cutoff")
-    if release.yanked:
+        return _granted(reason, release.yanked)
+    return _refused("revoked_on_lapse" if revoked else "after_cutoff")
+
+
+@functools.lru_cache(maxsize=256)
+def _granted(reason: str, yanked: bool) -> Decision:
+    """An entitled decision; there are few distinct ones, shared (decisions are immutable)."""
+    if yanked:
         return Decision(True, False, (reason, REASONS["yanked"]))
     return Decision(True, True, (reason,))
 
@@ -419,6 +439,14 @@ def _carve_out_window(status: MaintenanceStatus, release: ReleaseFacts) -> bool:
         and status.carve_out_until is not None
         and status.lapsed_at <= release.published_at < status.carve_out_until
     )
+
+
+def may_be_entitled(status: MaintenanceStatus, release: ReleaseFacts) -> bool:
+    """A cheap necessary condition of ``decide(..., status=status).entitled``: the release is
+    covered by the cutoff or inside the security carve-out window. False means :func:`decide`
+    would refuse it; True means ask :func:`decide`. Lets the offer walk skip, without building a
+    decision, the releases a lapsed customer has no right to."""
+    return status.covers(release.published_at) or _carve_out_window(status, release)
 
 
 def carve_out_possible(policy: ProductPolicy, status: MaintenanceStatus) -> bool:

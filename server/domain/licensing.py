@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, func, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import Connection, String, bindparam, func, insert, select, update
+from sqlalchemy.orm import Session
 
+from server.db import FastRead
 from server.domain.entitlements import ContractFacts, LicenseFacts
 from server.domain.errors import (
     InstallationLimitError,
@@ -22,8 +24,18 @@ from server.domain.secrets import matches, secret_hash
 
 
 @dataclass(frozen=True)
+class InstallationSeen:
+    """What the server last recorded about an installation."""
+
+    version: str
+    platform: str
+    channel: str
+    last_seen: datetime
+
+
+@dataclass(frozen=True)
 class LicenseView:
-    """What a check needs to know about the license presenting itself, read in two queries."""
+    """What a check needs to know about the license presenting itself, read in one query."""
 
     id: int
     status: str
@@ -34,44 +46,57 @@ class LicenseView:
     customer_slug: str
     contracts: tuple[ContractFacts, ...]
     language: str = ""  # the customer's setting; empty: follow the request
+    installation: InstallationSeen | None = None  # the one asked for, if the license has it
 
     def facts(self) -> LicenseFacts:
         return LicenseFacts(self.status, self.product_slug, self.customer_slug, self.contracts)
 
 
-# Built once: statement construction costs more than the queries themselves on this hot path.
-_CONTRACT_PRODUCT = aliased(Product)
-# One round trip: the license, its product and customer, and one row per contract (or one row
-# with no contract). Built once: statement construction costs more than the query here.
-_LICENSE_BY_HASH = (
+_LICENSES, _PRODUCTS, _CUSTOMERS = License.__table__, Product.__table__, Customer.__table__
+_CONTRACTS, _INSTALLATIONS = Contract.__table__, Installation.__table__
+_CONTRACT_PRODUCTS = _PRODUCTS.alias("contract_products")
+# One round trip: the license, its product and customer, the installation asking (if the
+# license has it), and one row per contract (or one row with no contract). Core columns, built
+# once, run on the driver's cursor: SQLAlchemy's execution layer costs more than the query.
+_LICENSE_BY_HASH = FastRead(
     select(
-        License.id,
-        License.status,
-        License.key_hash,
-        License.max_installations,
-        Product.id,
-        Product.slug,
-        Product.catalog_revision,
-        Customer.slug,
-        Customer.language,
-        Contract.kind,
-        _CONTRACT_PRODUCT.slug,
-        Contract.starts_on,
-        Contract.ends_on,
+        _LICENSES.c.id,
+        _LICENSES.c.status,
+        _LICENSES.c.key_hash,
+        _LICENSES.c.max_installations,
+        _PRODUCTS.c.id,
+        _PRODUCTS.c.slug,
+        _PRODUCTS.c.catalog_revision,
+        _CUSTOMERS.c.slug,
+        _CUSTOMERS.c.language,
+        _INSTALLATIONS.c.version,
+        _INSTALLATIONS.c.platform,
+        _INSTALLATIONS.c.channel,
+        _INSTALLATIONS.c.last_seen,
+        _CONTRACTS.c.kind,
+        _CONTRACT_PRODUCTS.c.slug,
+        _CONTRACTS.c.starts_on,
+        _CONTRACTS.c.ends_on,
     )
-    .join(Product, License.product_id == Product.id)
-    .join(Customer, License.customer_id == Customer.id)
-    .outerjoin(Contract, Contract.customer_id == Customer.id)
-    .outerjoin(_CONTRACT_PRODUCT, Contract.product_id == _CONTRACT_PRODUCT.id)
-    .where(License.key_hash == bindparam("key_hash"))
-)
-_INSTALLATION = select(Installation).where(
-    Installation.license_id == bindparam("license_id"), Installation.uid == bindparam("uid")
+    .select_from(_LICENSES)
+    .join(_PRODUCTS, _LICENSES.c.product_id == _PRODUCTS.c.id)
+    .join(_CUSTOMERS, _LICENSES.c.customer_id == _CUSTOMERS.c.id)
+    .outerjoin(
+        _INSTALLATIONS,
+        (_INSTALLATIONS.c.license_id == _LICENSES.c.id)
+        & (_INSTALLATIONS.c.uid == bindparam("uid", type_=String)),
+    )
+    .outerjoin(_CONTRACTS, _CONTRACTS.c.customer_id == _CUSTOMERS.c.id)
+    .outerjoin(_CONTRACT_PRODUCTS, _CONTRACTS.c.product_id == _CONTRACT_PRODUCTS.c.id)
+    .where(_LICENSES.c.key_hash == bindparam("key_hash"))
 )
 
 
-def authenticate_license(session: Session, key: str | None) -> LicenseView:
-    """The active license ``key`` names, with its product and its customer's contracts.
+def authenticate_license(
+    conn: Connection | Session, key: str | None, *, installation_uid: str | None = None
+) -> LicenseView:
+    """The active license ``key`` names, with its product and its customer's contracts, and
+    what was last recorded about installation ``installation_uid`` of it (when given).
 
     The lookup goes through a unique index on the key's SHA-256; the final comparison is
     constant-time, so response timing says nothing about how much of a key was right. Plain
@@ -79,12 +104,16 @@ def authenticate_license(session: Session, key: str | None) -> LicenseView:
     """
     if not key:
         raise LicenseMissingError("send Authorization: License <key>")
-    rows = session.execute(_LICENSE_BY_HASH, {"key_hash": secret_hash(key)}).all()
+    params = {"key_hash": secret_hash(key), "uid": installation_uid}
+    rows = (
+        _LICENSE_BY_HASH.all(conn, params)
+        if isinstance(conn, Connection)
+        else conn.execute(_LICENSE_BY_HASH.statement, params).all()
+    )
     if not rows or not matches(key, rows[0][2]):
         raise LicenseUnknownError("unknown license key", license=None)
-    lic_id, status, _, cap, product_id, product_slug, revision, customer_slug, language = rows[0][
-        :9
-    ]
+    first = rows[0]
+    lic_id, status, _, cap, product_id, product_slug, revision, customer_slug, language = first[:9]
     if status == "revoked":
         raise LicenseRevokedError("this license has been revoked", license=lic_id)
     if status == "suspended":
@@ -96,6 +125,7 @@ def authenticate_license(session: Session, key: str | None) -> LicenseView:
         for *_, kind, slug, starts_on, ends_on in rows
         if kind is not None
     )
+    seen = InstallationSeen(*first[9:13]) if first[9] is not None else None
     return LicenseView(
         lic_id,
         status,
@@ -106,6 +136,7 @@ def authenticate_license(session: Session, key: str | None) -> LicenseView:
         customer_slug,
         contracts,
         language,
+        seen,
     )
 
 
@@ -117,7 +148,7 @@ def check_product(lic: LicenseView, product_slug: str) -> None:
 
 
 def register_installation(
-    session: Session,
+    open_session: Callable[[], Session],
     lic: LicenseView,
     uid: str,
     *,
@@ -126,15 +157,22 @@ def register_installation(
     channel: str,
     now: datetime,
     touch_interval: timedelta,
-) -> Installation:
+) -> bool:
     """Record an installation's check without writing on every poll.
 
-    A new installation is inserted (refused past the license's cap); a known one is written only
-    when its version, platform or channel changed or it was last seen over ``touch_interval`` ago.
-    The caller commits.
+    ``lic`` was read with ``installation_uid=uid``, so what was last recorded is known without
+    another query. A new installation is inserted (refused past the license's cap); a known one
+    is written only when its version, platform or channel changed or it was last seen over
+    ``touch_interval`` ago. ``open_session`` is called only then; the caller commits when this
+    returns True (something was written).
     """
-    inst = session.scalar(_INSTALLATION, {"license_id": lic.id, "uid": uid})
-    if inst is None:
+    seen = lic.installation
+    if seen is not None:
+        changed = (seen.version, seen.platform, seen.channel) != (version, platform, channel)
+        if not changed and now - seen.last_seen < touch_interval:
+            return False
+    session = open_session()
+    if seen is None:
         if lic.max_installations is not None:
             used = (
                 session.scalar(
@@ -149,19 +187,21 @@ def register_installation(
                     f"this license allows {lic.max_installations} installation(s) and all are in use",
                     license=lic,
                 )
-        inst = Installation(
-            license_id=lic.id,
-            uid=uid,
-            version=version,
-            platform=platform,
-            channel=channel,
-            first_seen=now,
-            last_seen=now,
+        session.execute(
+            insert(Installation).values(
+                license_id=lic.id,
+                uid=uid,
+                version=version,
+                platform=platform,
+                channel=channel,
+                first_seen=now,
+                last_seen=now,
+            )
         )
-        session.add(inst)
-        return inst
-    changed = (inst.version, inst.platform, inst.channel) != (version, platform, channel)
-    if changed or now - inst.last_seen >= touch_interval:
-        inst.version, inst.platform, inst.channel = version, platform, channel
-        inst.last_seen = now
-    return inst
+        return True
+    session.execute(
+        update(Installation)
+        .where(Installation.license_id == lic.id, Installation.uid == uid)
+        .values(version=version, platform=platform, channel=channel, last_seen=now)
+    )
+    return True

@@ -42,6 +42,7 @@ from server.domain.entitlements import (
     covered_now,
     decide,
     maintenance_status,
+    may_be_entitled,
     owned_lines,
 )
 from server.domain.messages import Text, plural, render
@@ -240,6 +241,7 @@ def select_offer(
             and line_allows(release, way_out=way_out)
             and steps_from(release, installed_version)
             and in_rollout(release, installation_id)
+            and may_be_entitled(status, release)
             and decide(lic, policy, release, now, owned_lines=owned, status=status).offerable
         ):
             chosen = release
@@ -362,8 +364,11 @@ def _missing(
         and on_channel(r, channel)
         and for_platform(r, platform)
         and line_allows(r, way_out=way_out)
+        and not (
+            may_be_entitled(status, r)
+            and decide(lic, policy, r, now, owned_lines=owned, status=status).entitled
+        )
         and decide(lic, policy, r, now, status=renewed).entitled
-        and not decide(lic, policy, r, now, owned_lines=owned, status=status).entitled
     ]
 
 

@@ -7,6 +7,7 @@ root N+1 must be signed by the threshold of root N and of itself.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
@@ -25,6 +26,24 @@ class TrustError(Exception):
     """A signed document did not verify, or trust metadata is malformed."""
 
 
+class FloatFree(dict[str, Any]):
+    """A JSON object known to hold no float anywhere (see :func:`load_float_free`), so that
+    :func:`canonical_bytes` need not walk it again every time it is signed into an answer.
+    Treat it as immutable."""
+
+
+def _float_refused(text: str) -> Any:
+    raise TrustError(f"floats are not allowed in signed documents: {text}")
+
+
+def load_float_free(text: str) -> FloatFree:
+    """Parse a JSON object (a stored signed document), refusing floats, NaN and Infinity."""
+    value = json.loads(text, parse_float=_float_refused, parse_constant=_float_refused)
+    if not isinstance(value, dict):
+        raise TrustError("expected a JSON object")
+    return FloatFree(value)
+
+
 def canonical_bytes(signed: Mapping[str, Any]) -> bytes:
     """The exact bytes that get signed: sorted keys, no whitespace, UTF-8, no floats."""
     _reject_floats(signed)
@@ -32,14 +51,24 @@ def canonical_bytes(signed: Mapping[str, Any]) -> bytes:
 
 
 def _reject_floats(value: Any) -> None:
-    if isinstance(value, float):
-        raise TrustError("floats are not allowed in signed documents")
-    if isinstance(value, Mapping):
-        for item in value.values():
-            _reject_floats(item)
-    elif isinstance(value, list | tuple):
-        for item in value:
-            _reject_floats(item)
+    # A loop with exact type checks first: this walks every check answer before it is signed.
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        kind = type(item)
+        if kind is str or kind is int or item is None or kind is bool or kind is FloatFree:
+            continue
+        if kind is dict:
+            pending.extend(item.values())
+        elif kind is list or kind is tuple:
+            pending.extend(item)
+        elif isinstance(item, float):
+            raise TrustError("floats are not allowed in signed documents")
+        elif isinstance(item, Mapping):
+            if not isinstance(item, FloatFree):
+                pending.extend(item.values())
+        elif isinstance(item, list | tuple):
+            pending.extend(item)
 
 
 def public_hex(key: Ed25519PublicKey) -> str:
@@ -88,11 +117,11 @@ class KeySigner:
 
     private_key: Ed25519PrivateKey
 
-    @property
+    @functools.cached_property
     def public(self) -> str:
         return public_hex(self.private_key.public_key())
 
-    @property
+    @functools.cached_property
     def keyid(self) -> str:
         return key_id(self.public)
 
@@ -102,11 +131,26 @@ class KeySigner:
 
 def sign_document(signed: Mapping[str, Any], signers: Iterable[Signer]) -> dict[str, Any]:
     """Wrap ``signed`` as ``{"signed", "signatures"}`` with one signature per signer."""
+    data = _typed_canonical_bytes(signed)
+    return {"signed": dict(signed), "signatures": _signatures(data, signers)}
+
+
+def signed_document_bytes(signed: Mapping[str, Any], signers: Iterable[Signer]) -> bytes:
+    """:func:`sign_document` as canonical JSON bytes, ready to send: the bytes of ``signed``
+    are encoded once, for the signature and the answer alike."""
+    data = _typed_canonical_bytes(signed)
+    signatures = json.dumps(_signatures(data, signers), separators=(",", ":"), sort_keys=True)
+    return b'{"signatures":' + signatures.encode() + b',"signed":' + data + b"}"
+
+
+def _typed_canonical_bytes(signed: Mapping[str, Any]) -> bytes:
     if "type" not in signed:
         raise TrustError("a signed document must carry its type")
-    data = canonical_bytes(signed)
-    signatures = [{"keyid": s.keyid, "sig": s.sign(data).hex()} for s in signers]
-    return {"signed": dict(signed), "signatures": signatures}
+    return canonical_bytes(signed)
+
+
+def _signatures(data: bytes, signers: Iterable[Signer]) -> list[dict[str, str]]:
+    return [{"keyid": s.keyid, "sig": s.sign(data).hex()} for s in signers]
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from server.domain import audit
 from server.domain.models import AdminUser
 from server.domain.users import check_password
 from server.web import db_session, services
-from server.web.updates import limiter
+from server.web.ratelimit import rate_limited
 
 blueprint = Blueprint("auth", __name__)
 login_manager = LoginManager()
@@ -111,7 +111,7 @@ def _login_limit() -> str:
 
 
 @blueprint.route("/login", methods=["GET", "POST"])
-@limiter.limit(_login_limit, methods=["POST"])  # password guessing, per client address
+@rate_limited(_login_limit, methods=["POST"])  # password guessing, per client address
 def login() -> ResponseReturnValue:
     form = LoginForm()
     if form.validate_on_submit():

@@ -28,8 +28,8 @@ from server.domain.errors import DomainError
 from server.domain.licensing import authenticate_license
 from server.domain.models import Artifact, Customer, Installation, License, Release, utcnow
 from server.web import db_session, services
+from server.web.ratelimit import rate_limited
 from server.web.tokens import DownloadGrant, make_token
-from server.web.updates import limiter
 
 blueprint = Blueprint("portal", __name__)
 
@@ -137,7 +137,7 @@ def _portal_login_limit() -> str:
 
 
 @blueprint.route("/login", methods=["GET", "POST"])
-@limiter.limit(_portal_login_limit, methods=["POST"])
+@rate_limited(_portal_login_limit, methods=["POST"])
 def login() -> ResponseReturnValue:
     form = KeyForm()
     t = TEXT[language()]
@@ -261,7 +261,7 @@ def _installed_versions(lic: License) -> list[Version]:
 
 
 @blueprint.get("/bundle")
-@limiter.limit("20/hour")  # a bundle reads every entitled artifact once
+@rate_limited(lambda: "20/hour")  # a bundle reads every entitled artifact once
 def bundle() -> ResponseReturnValue:
     """An offline bundle for this license, built on request and streamed as an attachment."""
     lic = _current_license()

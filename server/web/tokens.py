@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+import json
 from dataclasses import dataclass
 
-from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
+from itsdangerous.encoding import base64_encode
 
 from server.domain.errors import DownloadExpiredError, DownloadInvalidError
 
@@ -18,18 +21,41 @@ class DownloadGrant:
     patch_id: int | None = None  # a delta patch to the artifact instead of the artifact
 
 
-def _serializer(secret_key: str) -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(secret_key, salt=SALT)
+class _Signer(TimestampSigner):
+    """itsdangerous' timestamp signer, its derived key computed once instead of per token
+    (the same key, so the same tokens)."""
+
+    @functools.cached_property
+    def _derived_key(self) -> bytes:
+        return super().derive_key()
+
+    def derive_key(self, secret_key: str | bytes | None = None) -> bytes:
+        return self._derived_key if secret_key is None else super().derive_key(secret_key)
+
+
+@functools.lru_cache(maxsize=8)  # a check makes one or two tokens: build these once
+def _serializer(secret_key: str) -> tuple[URLSafeTimedSerializer, TimestampSigner]:
+    serializer = URLSafeTimedSerializer(secret_key, salt=SALT, signer=_Signer)
+    return serializer, serializer.make_signer()  # type: ignore[return-value]
 
 
 def make_token(secret_key: str, grant: DownloadGrant) -> str:
-    return _serializer(secret_key).dumps([grant.license_id, grant.artifact_id, grant.patch_id or 0])
+    """What ``URLSafeTimedSerializer.dumps`` makes, with the signer kept between tokens.
+
+    The payload is its compact JSON in URL-safe base64, as ``dump_payload`` writes it; that
+    also tries zlib on every payload, which never wins on three integers.
+    """
+    _, signer = _serializer(secret_key)
+    payload = json.dumps(
+        [grant.license_id, grant.artifact_id, grant.patch_id or 0], separators=(",", ":")
+    )
+    return signer.sign(base64_encode(payload)).decode()
 
 
 def read_token(secret_key: str, token: str, max_age: int) -> DownloadGrant:
     """The grant inside ``token``; expired and tampered tokens are refused."""
     try:
-        license_id, artifact_id, patch_id = _serializer(secret_key).loads(token, max_age=max_age)
+        license_id, artifact_id, patch_id = _serializer(secret_key)[0].loads(token, max_age=max_age)
     except SignatureExpired:
         raise DownloadExpiredError(
             "this download link has expired; check for updates again"

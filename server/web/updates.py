@@ -6,9 +6,7 @@ import hashlib
 from datetime import datetime, timedelta
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, redirect, request, send_file, url_for
-from flask_limiter import Limiter
-from flask_limiter.util import get_remote_address
+from flask import Blueprint, Response, jsonify, redirect, request, send_file
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
@@ -21,9 +19,10 @@ from server.domain.errors import (
 )
 from server.domain.licensing import authenticate_license, check_product, register_installation
 from server.domain.models import Artifact, DownloadEvent, License, Patch, Release, utcnow
-from server.domain.trust import sign_document
+from server.domain.trust import signed_document_bytes
 from server.storage.base import StorageError
 from server.web import db_session, services
+from server.web.ratelimit import rate_limited, remote_address
 from server.web.tokens import DownloadGrant, make_token, read_token
 
 blueprint = Blueprint("updates", __name__)
@@ -40,9 +39,6 @@ def _license_bucket() -> str:
     return "license:" + hashlib.sha256(key.encode()).hexdigest()[:32] if key else "license:none"
 
 
-limiter = Limiter(key_func=get_remote_address, headers_enabled=True, retry_after="delta-seconds")
-
-
 def _check_limit() -> str:
     return services().settings.rate_limit_check
 
@@ -55,18 +51,29 @@ def _json_body() -> Any:
 
 
 @blueprint.post("/api/v1/check")
-@limiter.limit(_check_limit, key_func=_license_bucket)
-@limiter.limit(_check_limit)
+@rate_limited(_check_limit, _license_bucket, remote_address)
 def check() -> Response:
-    """Answer an update check with a signed document (docs/protocol.md)."""
-    settings = services().settings
-    session = db_session()
-    lic = authenticate_license(session, _license_key())
-    req = checks.parse_check_request(_json_body())
+    """Answer an update check with a signed document (docs/protocol.md).
+
+    A known installation polling within the hour costs one read and no transaction: the
+    license, its contracts and the installation come back in one query on a connection without
+    BEGIN/COMMIT; the session (a transaction) is opened only to record a new or changed
+    installation, or a catalogue that is not cached yet.
+    """
+    svc = services()
+    settings = svc.settings
+    key = _license_key()
+    with svc.db.reading() as conn:
+        try:
+            req = checks.parse_check_request(_json_body())
+        except InvalidInputError:
+            authenticate_license(conn, key)  # a bad key is refused before a bad body
+            raise
+        lic = authenticate_license(conn, key, installation_uid=req.installation_id)
     check_product(lic, req.product)
     now = utcnow()
-    register_installation(
-        session,
+    recorded = register_installation(
+        db_session,
         lic,
         req.installation_id,
         version=req.version_text,
@@ -75,14 +82,15 @@ def check() -> Response:
         now=now,
         touch_interval=timedelta(seconds=settings.installation_touch_interval),
     )
-    catalog = services().catalogs.get(
-        session, lic.product_id, lic.catalog_revision, settings.renewal_url
+    catalog = svc.catalogs.get(
+        db_session, lic.product_id, lic.catalog_revision, settings.renewal_url
     )
 
     def download_url(artifact_id: int, patch_id: int | None) -> tuple[str, datetime]:
         token = make_token(settings.secret_key, DownloadGrant(lic.id, artifact_id, patch_id))
-        path = url_for("updates.download", token=token)
-        return settings.public_base_url + path, now + timedelta(seconds=settings.download_url_ttl)
+        # What url_for builds (the script root included), 5 µs sooner.
+        url = settings.public_base_url + request.script_root + DOWNLOADS + token
+        return url, now + timedelta(seconds=settings.download_url_ttl)
 
     signed = checks.answer(
         lic.facts(),
@@ -93,14 +101,16 @@ def check() -> Response:
         download_url=download_url,
         language=messages.negotiate(lic.language, request.accept_languages),
     )
-    document = sign_document(signed, [services().signer("check")])
-    session.commit()
-    response = jsonify(document)
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    document = signed_document_bytes(signed, [svc.signer("check")])
+    if recorded:
+        db_session().commit()
+    return Response(document, mimetype="application/json", headers={"Cache-Control": "no-store"})
 
 
-@blueprint.get("/api/v1/download/<token>")
+DOWNLOADS = "/api/v1/download/"  # tokens are URL-safe: appended as they are
+
+
+@blueprint.get(DOWNLOADS + "<token>")
 def download(token: str) -> Response:
     """Serve an artifact to the license a check handed the link to, if still entitled."""
     settings = services().settings
@@ -182,7 +192,7 @@ def _range_start() -> int:
 
 
 @blueprint.post("/api/v1/report")
-@limiter.limit(_check_limit, key_func=_license_bucket)
+@rate_limited(_check_limit, _license_bucket)
 def report() -> tuple[Response, int]:
     """Record an apply outcome; enough failures halt the release's staged rollout."""
     session = db_session()

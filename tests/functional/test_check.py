@@ -7,17 +7,21 @@ is verified with the published root exactly as an agent would.
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from flask import Flask
+from flask import Flask, url_for
 from flask.testing import FlaskClient
-from sqlalchemy import func, select
+from sqlalchemy import Engine, event, func, select, update
 
-from server.domain import customers, releases
+from server.domain import customers, releases, users
 from server.domain.models import AuditEvent, DownloadEvent, Installation
 from server.domain.trust import verify_role, verify_root
 from server.services import Services
@@ -204,6 +208,16 @@ def test_license_refusals(
     assert response.get_json()["error"]["code"] == code
 
 
+@pytest.mark.parametrize("key", ["vgl_unknown", "revoked"])
+def test_a_refused_license_is_told_so_before_its_bad_body(
+    client: FlaskClient, scenario: dict[str, str], key: str
+) -> None:
+    headers = {"Authorization": f"License {scenario.get(key, key)}"}
+    bad_body = client.post("/api/v1/check", data="nope", headers=headers)
+    bad_field, _ = check(client, scenario.get(key, key), nonce="not-hex!")
+    assert bad_body.status_code == bad_field.status_code == (401 if key == "vgl_unknown" else 403)
+
+
 def test_suspended_license_is_refused_and_then_restored(
     client: FlaskClient, services: Services, scenario: dict[str, str]
 ) -> None:
@@ -282,6 +296,159 @@ def test_installation_cap_and_no_write_on_every_poll(
             )
             == first_seen
         )
+
+
+class SqlLog:
+    """Statements and transaction ends an engine sees (what a check costs the database)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.statements: list[str] = []
+        self.commits = 0
+        self.engine = engine
+
+    def __enter__(self) -> SqlLog:
+        event.listen(self.engine, "before_cursor_execute", self._statement)
+        event.listen(self.engine, "commit", self._commit)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        event.remove(self.engine, "before_cursor_execute", self._statement)
+        event.remove(self.engine, "commit", self._commit)
+
+    def _statement(self, _conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        self.statements.append(statement.split(None, 1)[0].upper())
+
+    def _commit(self, _conn: Any) -> None:
+        self.commits += 1
+
+
+def test_a_known_installation_polling_costs_one_read_and_no_transaction(
+    client: FlaskClient, services: Services, scenario: dict[str, str]
+) -> None:
+    inst = "installation-poll-0001"
+    verified(client, *check(client, scenario["active"], installation_id=inst))  # registers it
+    with SqlLog(services.db.engine) as log:
+        answered = check(client, scenario["active"], installation_id=inst)
+    assert verified(client, *answered)["update"]["version"] == "2.0.0"
+    assert log.statements == ["SELECT"], "license, contracts and installation in one query"
+    assert log.commits == 0, "no BEGIN/COMMIT around a read"
+
+
+@contextmanager
+def driver_round_trips(engine: Engine) -> Iterator[list[str]]:
+    """What reaches the driver in the block, below SQLAlchemy: every statement SQLite runs
+    (BEGIN and COMMIT included), or every message PostgreSQL must answer (libpq's trace)."""
+    seen: list[str] = []
+    traced: list[tuple[Any, str | None]] = []
+
+    def trace(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        if any(known is dbapi_connection for known, _ in traced):
+            return
+        if engine.dialect.name == "sqlite":
+            dbapi_connection.set_trace_callback(seen.append)
+            traced.append((dbapi_connection, None))
+        else:
+            fd, path = tempfile.mkstemp(prefix="vigor-pqtrace-")
+            dbapi_connection.pgconn.trace(fd)
+            traced.append((dbapi_connection, path))
+
+    event.listen(engine, "checkout", trace)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "checkout", trace)
+        for dbapi_connection, path in traced:
+            if path is None:
+                dbapi_connection.set_trace_callback(None)
+                continue
+            dbapi_connection.pgconn.untrace()
+            for line in Path(path).read_text().splitlines():
+                parts = line.split("\t")
+                if len(parts) > 3 and parts[1] == "F" and parts[3] in ("Query", "Sync"):
+                    seen.append(parts[3])
+            Path(path).unlink()
+
+
+def test_download_urls_name_the_route_under_a_script_root(
+    client: FlaskClient, scenario: dict[str, str]
+) -> None:
+    body = {
+        "product": "acme-erp",
+        "version": "1.0.0",
+        "platform": "linux-x86_64",
+        "installation_id": "installation-root-01",
+        "nonce": secrets.token_hex(16),
+    }
+    headers = {"Authorization": f"License {scenario['active']}"}
+    response = client.post(
+        "/api/v1/check", json=body, headers=headers, base_url="http://localhost/vigor"
+    )
+    url = response.get_json()["signed"]["update"]["download"]["url"]
+    with client.application.test_request_context("/", base_url="http://localhost/vigor"):
+        token = url.rsplit("/", 1)[1]
+        assert url.endswith(url_for("updates.download", token=token))
+    assert "/vigor/api/v1/download/" in url
+
+
+def test_a_poll_is_one_round_trip_to_the_database(
+    client: FlaskClient, services: Services, scenario: dict[str, str]
+) -> None:
+    inst = "installation-trip-0001"
+    check(client, scenario["active"], installation_id=inst)  # registers it, loads the catalogue
+    with services.db.sessions() as s:  # an admin signed in on the same client: no user load
+        users.add_user(s, "ops@example.com", "correct horse battery", role="admin", actor="t")
+    page = client.get("/admin/login").get_data(as_text=True)
+    csrf = re.search(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"', page)
+    assert csrf is not None
+    signed_in = client.post(
+        "/admin/login",
+        data={
+            "email": "ops@example.com",
+            "password": "correct horse battery",
+            "csrf_token": csrf[1],
+        },
+    )
+    assert signed_in.status_code == 303
+    with driver_round_trips(services.db.engine) as trips:
+        response, _ = check(client, scenario["active"], installation_id=inst)
+    assert response.status_code == 200
+    assert len(trips) == 1, trips
+    if services.db.engine.dialect.name == "sqlite":
+        assert trips[0].startswith("SELECT"), "no BEGIN, no COMMIT"
+
+
+def test_an_installation_is_written_when_it_changes_or_once_the_hour_is_up(
+    client: FlaskClient, services: Services, scenario: dict[str, str]
+) -> None:
+    inst = "installation-move-0001"
+
+    def recorded() -> tuple[str, str, datetime]:
+        with services.db.sessions() as s:
+            row = s.execute(
+                select(Installation.version, Installation.channel, Installation.last_seen).where(
+                    Installation.uid == inst
+                )
+            ).one()
+        return row.version, row.channel, row.last_seen
+
+    with SqlLog(services.db.engine) as log:
+        assert check(client, scenario["active"], installation_id=inst)[0].status_code == 200
+    assert "INSERT" in log.statements and log.commits == 1
+    assert recorded()[:2] == ("1.0.0", "stable")
+    with SqlLog(services.db.engine) as log:
+        assert (
+            check(client, scenario["active"], "1.1.0", installation_id=inst)[0].status_code == 200
+        )
+    assert "UPDATE" in log.statements and log.commits == 1
+    assert recorded()[:2] == ("1.1.0", "stable")
+    an_hour_ago = NOW - timedelta(hours=1, seconds=1)
+    with services.db.sessions() as s:
+        s.execute(
+            update(Installation).where(Installation.uid == inst).values(last_seen=an_hour_ago)
+        )
+        s.commit()
+    assert check(client, scenario["active"], "1.1.0", installation_id=inst)[0].status_code == 200
+    assert recorded()[2] > an_hour_ago, "last seen refreshed once the hour is up"
 
 
 def test_yanked_installed_release_gets_a_signed_notice(
@@ -517,6 +684,26 @@ def test_rate_limit_answers_429_with_retry_after(scenario: dict[str, str], setti
         limited, _ = check(client, scenario["active"])
         assert limited.status_code == 429
         assert limited.get_json()["error"]["code"] == "rate_limited"
+        assert 0 < int(limited.headers["Retry-After"]) <= 60
+        elsewhere = app.test_client()
+        elsewhere.environ_base["REMOTE_ADDR"] = "192.0.2.7"
+        moved, _ = check(elsewhere, scenario["active"])
+        assert moved.status_code == 429, "the license is counted wherever it calls from"
+        other, _ = check(elsewhere, scenario["expiring"])
+        assert other.status_code == 200, "another license from another address is not"
+        assert other.headers["X-RateLimit-Limit"] == "3"
+        assert other.headers["X-RateLimit-Remaining"] == "1", "the address's count is the tighter"
+
+
+def test_rate_limit_counts_every_license_of_one_address(
+    scenario: dict[str, str], settings: Any
+) -> None:
+    with vigor_app(settings.with_(rate_limit_check="3/minute")) as app:
+        client = app.test_client()
+        keys = [scenario[c] for c in ("active", "expiring", "lapsed")]
+        assert [check(client, key)[0].status_code for key in keys] == [200, 200, 200]
+        limited, _ = check(client, scenario["renewed"])
+        assert limited.status_code == 429, "one address cannot poll past the limit with many keys"
         assert int(limited.headers["Retry-After"]) > 0
 
 

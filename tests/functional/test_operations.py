@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from flask import Flask, session
+from flask.sessions import NullSession, SecureCookieSession
 from flask.testing import FlaskClient
 
 from server.services import Services
@@ -74,3 +76,12 @@ def test_vigor_command_runs_as_a_module(tmp_path) -> None:  # type: ignore[no-un
     )
     assert result.returncode == 0
     assert "bundle" in result.stdout and "release" in result.stdout
+
+
+def test_api_requests_carry_no_cookie_session(app: Flask, client: FlaskClient) -> None:
+    with app.test_request_context("/api/v1/check", method="POST"):
+        assert isinstance(session._get_current_object(), NullSession)  # type: ignore[attr-defined]
+    with app.test_request_context("/admin/login"):
+        assert isinstance(session._get_current_object(), SecureCookieSession)  # type: ignore[attr-defined]
+    response = client.get("/api/v1/root.json")
+    assert "Set-Cookie" not in response.headers

@@ -23,6 +23,7 @@ from server.domain.entitlements import (
     covered_periods,
     decide,
     maintenance_status,
+    may_be_entitled,
     owned_lines,
 )
 from tests.common.facts import (
@@ -729,6 +730,25 @@ def test_precomputed_status_gives_the_same_decisions() -> None:
         assert given == worked_out
 
 
+def test_may_be_entitled_never_rules_out_an_entitled_release() -> None:
+    ruled_out = 0
+    for name, case in DECISION_CASES.items():
+        status = maintenance_status(case.license, case.policy, case.now)
+        decision = decide(
+            case.license,
+            case.policy,
+            case.release,
+            case.now,
+            owned_lines=case.owned,
+            releases=case.catalog,
+            status=status,
+        )
+        if not may_be_entitled(status, case.release):
+            assert not decision.entitled, name
+            ruled_out += 1
+    assert ruled_out >= 10, "the shortcut is exercised, not vacuous"
+
+
 def test_now_in_another_zone_is_the_same_instant() -> None:
     now = utc(2026, 12, 31, 12)
     in_auckland = now.astimezone(ZoneInfo(AKL))
@@ -930,6 +950,7 @@ def test_the_engine_imports_no_framework_and_no_clock(module: str) -> None:
         "collections",
         "dataclasses",
         "datetime",
+        "functools",
         "hashlib",
         "typing",
         "zoneinfo",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -13,8 +14,10 @@ from server.domain.trust import (
     build_root,
     canonical_bytes,
     key_id,
+    load_float_free,
     parse_root,
     sign_document,
+    signed_document_bytes,
     verify_role,
     verify_root,
 )
@@ -47,9 +50,48 @@ def test_canonical_bytes_are_sorted_compact_utf8() -> None:
     assert canonical_bytes({"b": 1, "a": "é", "type": "x"}) == '{"a":"é","b":1,"type":"x"}'.encode()
 
 
-def test_floats_are_refused() -> None:
+@pytest.mark.parametrize(
+    "value",
+    [[1.5], {"deep": [{"deeper": (2.5,)}]}, float("nan"), [True, None, "1.5", 2e9]],
+    ids=["list", "nested", "nan", "among-others"],
+)
+def test_floats_are_refused(value: object) -> None:
     with pytest.raises(TrustError, match="floats"):
-        canonical_bytes({"type": "x", "n": [1.5]})
+        canonical_bytes({"type": "x", "n": value})
+
+
+def test_stored_documents_with_floats_are_refused_when_loaded() -> None:
+    for text in ('{"size": 1.5}', '{"a": {"b": [1e3]}}', '{"x": NaN}', '{"x": Infinity}'):
+        with pytest.raises(TrustError):
+            load_float_free(text)
+    assert load_float_free('{"b": [1, "2.5"], "a": null}') == {"b": [1, "2.5"], "a": None}
+
+
+def test_a_loaded_document_signs_into_the_same_bytes_as_a_plain_one() -> None:
+    text = '{"type": "release", "version": "1.2.0", "size": 12, "notes": "caf\u00e9 \u2028"}'
+    loaded = load_float_free(text)
+    assert canonical_bytes({"m": loaded, "n": 1}) == canonical_bytes(
+        {"m": json.loads(text), "n": 1}
+    )
+
+
+def test_signed_document_bytes_are_the_canonical_signed_document() -> None:
+    key = signer()
+    signed = {
+        "type": "check",
+        "nonce": "ab" * 8,
+        "note": "ünïcode",
+        "manifest": load_float_free("{}"),
+    }
+    data = signed_document_bytes(signed, [key])
+    assert data == canonical_bytes(json.loads(data)), "sorted, compact, UTF-8 as a whole"
+    document = json.loads(data)
+    assert document == sign_document(signed, [key])
+    (signature,) = document["signatures"]
+    assert signature["keyid"] == key.keyid
+    key.private_key.public_key().verify(bytes.fromhex(signature["sig"]), canonical_bytes(signed))
+    with pytest.raises(TrustError):
+        signed_document_bytes({"nonce": "x"}, [key])  # a document without a type
 
 
 def test_key_id_is_sha256_of_raw_public_key() -> None:

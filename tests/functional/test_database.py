@@ -1,0 +1,109 @@
+"""The database seam: fast reads match SQLAlchemy's; stale pooled connections are replaced."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import pytest
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import OperationalError
+
+from server import db as db_module
+from server.db import Database, FastRead
+from server.domain.licensing import _LICENSE_BY_HASH
+from server.domain.models import Installation, License
+from server.domain.secrets import secret_hash
+from server.services import Services
+from tests.common.factories import make_customer, make_license, make_product
+
+
+def _drop_pooled_connection(url: str, db: Database) -> None:
+    """The server ends the one connection ``db`` pools (as a restart or a firewall would)."""
+    with db.reading() as conn:
+        pid = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
+    other = Database(url)
+    with other.reading() as conn:
+        assert conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}).scalar()
+    other.dispose()
+
+
+@pytest.mark.parametrize("idle_ping", [True, False], ids=["idle", "busy"])
+def test_a_connection_dropped_while_idle_is_pinged_and_replaced(
+    database_url: str, monkeypatch: pytest.MonkeyPatch, idle_ping: bool
+) -> None:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite files have no server to drop a connection")
+    db = Database(database_url)
+    try:
+        _drop_pooled_connection(database_url, db)
+        monkeypatch.setattr(db_module, "IDLE_PING_SECONDS", 0.0 if idle_ping else 3600.0)
+        if idle_ping:
+            with db.reading() as conn:
+                assert conn.execute(text("SELECT 1")).scalar() == 1
+        else:  # a connection in use moments ago is trusted: no round trip spent on a ping
+            with pytest.raises(OperationalError), db.reading() as conn:
+                conn.execute(text("SELECT 1"))
+            with db.reading() as conn:  # the failure invalidated the pool; the next one works
+                assert conn.execute(text("SELECT 1")).scalar() == 1
+    finally:
+        db.dispose()
+
+
+def test_a_fast_read_gives_the_rows_and_types_connection_execute_gives(
+    services: Services,
+) -> None:
+    make_product(services)
+    make_customer(
+        services,
+        "typed",
+        ("maintenance", date(2025, 1, 1), date(2025, 12, 31)),
+        ("customization", date(2025, 6, 1), date(2026, 5, 31)),
+    )
+    key = make_license(services, "typed")
+    seen = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
+    with services.db.session() as s:
+        license_id = s.scalar(select(License.id))
+        s.add(
+            Installation(
+                license_id=license_id,
+                uid="typed-installation-01",
+                version="1.0.0",
+                platform="linux-x86_64",
+                channel="stable",
+                first_seen=seen,
+                last_seen=seen,
+            )
+        )
+    params = {"key_hash": secret_hash(key), "uid": "typed-installation-01"}
+    with services.db.reading() as conn:
+        fast = _LICENSE_BY_HASH.all(conn, params)
+        slow = [tuple(row) for row in conn.execute(_LICENSE_BY_HASH.statement, params)]
+    assert sorted(fast, key=repr) == sorted(slow, key=repr)
+    with services.db.reading() as conn:
+        licenses = License.__table__
+        bound_in = FastRead(
+            select(licenses.c.status).where(licenses.c.id > 0, licenses.c.id < 10**6)
+        )
+        assert bound_in.all(conn, {}) == [("active",)], "values bound in the statement itself"
+    assert len(fast) == 2, "one row per contract"
+    assert {row[12] for row in fast} == {seen}, "an aware UTC time, as the model type reads it"
+    assert {row[15] for row in fast} == {date(2025, 1, 1), date(2025, 6, 1)}
+
+
+def test_a_fast_read_on_a_dropped_connection_fails_like_any_query_and_recovers(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite files have no server to drop a connection")
+    db = Database(database_url)
+    count = FastRead(select(func.count()).select_from(License.__table__))
+    try:
+        _drop_pooled_connection(database_url, db)
+        monkeypatch.setattr(db_module, "IDLE_PING_SECONDS", 3600.0)
+        with pytest.raises(OperationalError) as raised, db.reading() as conn:
+            count.all(conn, {})
+        assert raised.value.connection_invalidated, "SQLAlchemy saw the drop"
+        with db.reading() as conn:
+            assert count.all(conn, {}) == [(0,)]
+    finally:
+        db.dispose()
