@@ -154,6 +154,8 @@ class DemoReport:
             f"  API docs:      {base}/api/v1/openapi.json",
             f"  Update checks: POST {base}/api/v1/check  (Authorization: License <key>)",
             f"  Admin web:     {base}/admin/   ({ADMIN_EMAIL} / {ADMIN_PASSWORD})",
+            f"  Portal:        {base}/portal/  (customers sign in with a license key below;"
+            " hooli's maintenance has lapsed)",
         ]
         if self.created:
             lines.append(
