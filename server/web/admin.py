@@ -13,6 +13,7 @@ from flask.typing import ResponseReturnValue
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError, validate_csrf
 from sqlalchemy import func, select
+from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 from wtforms import ValidationError
 
@@ -39,7 +40,7 @@ from server.domain.models import (
 from server.storage.base import SizeLimitError, StorageError
 from server.web import charts, db_session, services
 from server.web.auth import csrf, requires
-from server.web.uploads import parse_streamed
+from server.web.uploads import MAX_FILE_PARTS, parse_streamed
 
 blueprint = Blueprint("admin", __name__, template_folder="templates")
 
@@ -128,7 +129,9 @@ def release(product: str, version: str) -> ResponseReturnValue:
 def upload() -> ResponseReturnValue:
     products = [p.slug for p in db_session().scalars(select(Product).order_by(Product.slug))]
     if request.method == "GET":
-        return render_template("admin/upload.html", products=products, values={}, errors={})
+        wanted = request.args.get("files", "1")
+        rows = min(int(wanted), MAX_FILE_PARTS) if wanted.isdigit() and wanted != "0" else 1
+        return _upload_page(products, {}, {}, ["linux-x86_64"] + [""] * (rows - 1))
     svc = services()
     request.max_content_length = svc.settings.max_upload_bytes * 4 + 1024 * 1024
     try:
@@ -137,6 +140,7 @@ def upload() -> ResponseReturnValue:
         return _form_error(products, {}, {"files": "A file is larger than the upload limit."}, 413)
     except (StorageError, BadRequest) as exc:
         return _form_error(products, {}, {"files": f"The upload failed: {exc}"}, 400)
+    platforms = _file_platforms(upload.form)
     values = {
         k: upload.form.get(k, "")
         for k in (
@@ -157,18 +161,22 @@ def upload() -> ResponseReturnValue:
         upload.abort()
         abort(400, "The form expired or did not come from this site; reload it and try again.")
     incoming = []
+    chosen = {name for name, storage in upload.files.items(multi=True) if storage.filename}
     for field_name, storage in upload.files.items(multi=True):
-        platform = upload.form.get(f"platform.{field_name}", "").strip() or field_name.removeprefix(
-            "artifact."
-        )
-        if storage.filename:
+        if field_name in chosen:
             incoming.append(
                 release_service.StreamedArtifact(
-                    platform, storage.filename, upload.writer_for(storage)
+                    platforms.get(field_name, ""),
+                    storage.filename or "",
+                    upload.writer_for(storage),
                 )
             )
         else:
             upload.writer_for(storage).abort()
+    problem = _file_rows_problem(platforms, chosen)
+    if problem:
+        upload.abort()
+        return _form_error(products, values, {"platform": problem}, 400, list(platforms.values()))
     spec = release_service.ReleaseSpec(
         product=values["product"],
         version=values["version"].strip(),
@@ -185,7 +193,7 @@ def upload() -> ResponseReturnValue:
         signer = None if spec.draft else svc.signer("release")
     except DomainError as exc:
         upload.abort()  # nothing was handed to publish(), which would discard the files itself
-        return _form_error(products, values, {"form": exc.message}, 400)
+        return _form_error(products, values, {"form": exc.message}, 400, list(platforms.values()))
     try:
         published = release_service.publish(
             db_session(),
@@ -198,7 +206,7 @@ def upload() -> ResponseReturnValue:
         )
     except DomainError as exc:
         field = str(exc.context.get("field") or "form")
-        return _form_error(products, values, {field: exc.message}, 400)
+        return _form_error(products, values, {field: exc.message}, 400, list(platforms.values()))
     if not published.is_draft:
         svc.patches_in_background(published.id, f"{published.product.slug} {published.version}")
     flash(
@@ -212,12 +220,52 @@ def upload() -> ResponseReturnValue:
     return redirect(target, code=303)
 
 
-def _form_error(
-    products: list[str], values: dict[str, str], errors: dict[str, str], status: int
-) -> ResponseReturnValue:
+def _file_platforms(form: MultiDict[str, str]) -> dict[str, str]:
+    """Each file row's platform, by its file field (``platform.artifact-2`` → ``artifact-2``)."""
+    return {
+        key.removeprefix("platform."): value.strip()
+        for key, value in form.items()
+        if key.startswith("platform.")
+    }
+
+
+def _file_rows_problem(platforms: dict[str, str], chosen: set[str]) -> str | None:
+    """Why the file rows cannot be published as they are, if they cannot."""
+    for field_name in chosen:
+        if not platforms.get(field_name):
+            return "Give the platform of every file (os-arch, e.g. linux-x86_64, or any)."
+    for field_name, platform in platforms.items():
+        if platform and field_name not in chosen:
+            return f"No file was chosen for {platform}."
+    return None
+
+
+def _upload_page(
+    products: list[str], values: dict[str, str], errors: dict[str, str], platforms: list[str]
+) -> str:
+    """The upload form; one file row per entry of ``platforms`` (their values kept)."""
+    rows = [
+        {
+            "field": "artifact" if n == 1 else f"artifact-{n}",
+            "field_id": "artifact" if n == 1 else f"artifact-{n}",
+            "platform_id": "platform" if n == 1 else f"platform-{n}",
+            "platform": platform,
+        }
+        for n, platform in enumerate(platforms or ["linux-x86_64"], start=1)
+    ]
     return render_template(
-        "admin/upload.html", products=products, values=values, errors=errors
-    ), status
+        "admin/upload.html", products=products, values=values, errors=errors, file_rows=rows
+    )
+
+
+def _form_error(
+    products: list[str],
+    values: dict[str, str],
+    errors: dict[str, str],
+    status: int,
+    platforms: list[str] | None = None,
+) -> ResponseReturnValue:
+    return _upload_page(products, values, errors, platforms or []), status
 
 
 @blueprint.post("/releases/<product>/<version>/publish")

@@ -143,6 +143,31 @@ def test_a_refused_upload_shows_the_error_on_the_form_with_the_input_kept(
     assert page.input_value("#version") == "5.0.1"
 
 
+def test_one_upload_carries_a_file_for_each_platform(
+    page: Page, deployment: Deployment, tmp_path: Path
+) -> None:
+    admin_sign_in(page, deployment)
+    page.goto(f"{deployment.server.url}/admin/releases/new")
+    files = {"linux-x86_64": os.urandom(300_000), "windows-x86_64": os.urandom(200_000)}
+    page.fill("#version", "6.0.0")
+    page.select_option("#kind", "version")
+    page.check("input[name=draft]")  # a draft: the other tests' checks do not see it
+    page.fill("#platform", "linux-x86_64")
+    page.click("#add-file")
+    assert page.evaluate("document.activeElement.id") == "platform-2", "focus moves to the new row"
+    page.keyboard.type("windows-x86_64")
+    for n, (platform, content) in enumerate(files.items(), start=1):
+        path = tmp_path / f"acme-6.0.0-{platform}.bin"
+        path.write_bytes(content)
+        page.set_input_files("#artifact" if n == 1 else f"#artifact-{n}", str(path))
+    page.click("form#upload-form button[type=submit]")
+    page.wait_for_url("**/admin/releases/acme-erp/6.0.0", timeout=60_000)
+    html = page.content()
+    assert "acme-erp 6.0.0 saved as a draft." in html
+    for platform, content in files.items():
+        assert platform in html and hashlib.sha256(content).hexdigest() in html
+
+
 def test_admin_issues_a_license_and_it_works_at_once(page: Page, deployment: Deployment) -> None:
     admin_sign_in(page, deployment)
     page.goto(f"{deployment.server.url}/admin/customers")

@@ -180,6 +180,65 @@ def test_a_refused_upload_keeps_the_input_and_publishes_nothing(
     assert not any((services.settings.storage_root / ".tmp").glob("*")), "no temp file left behind"
 
 
+def test_one_release_with_a_file_per_platform(
+    client: FlaskClient, services: Services, accounts: dict[str, str]
+) -> None:
+    sign_in(client, accounts["publisher"])
+    form = client.get("/admin/releases/new?files=3").get_data(as_text=True)
+    assert 'name="artifact-3"' in form and 'name="platform.artifact-3"' in form
+    linux, windows = b"linux build" * 100, b"windows build" * 100
+    response = upload_form(
+        client,
+        version="2.2.0",
+        artifact=(io.BytesIO(linux), "acme-2.2.0-linux.tar.gz"),
+        **{
+            "platform.artifact-2": "windows-x86_64",
+            "artifact-2": (io.BytesIO(windows), "acme-2.2.0-windows.zip"),
+            "platform.artifact-3": "",
+            "artifact-3": (io.BytesIO(b""), ""),
+        },
+    )
+    assert response.status_code == 303, response.get_data(as_text=True)[:500]
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    for platform, content in (("linux-x86_64", linux), ("windows-x86_64", windows)):
+        assert platform in page and hashlib.sha256(content).hexdigest() in page
+    assert len(list(services.store.digests())) == 2, "the empty third row stored nothing"
+
+
+@pytest.mark.parametrize(
+    ("second_row", "message"),
+    [
+        (("", b"mystery", "m.zip"), "Give the platform of every file"),
+        (("windows-x86_64", b"", ""), "No file was chosen for windows-x86_64."),
+        (("linux-x86_64", b"again", "b.zip"), "linux-x86_64 given twice"),
+    ],
+    ids=["file-without-platform", "platform-without-file", "same-platform-twice"],
+)
+def test_file_rows_that_do_not_pair_up_are_refused_on_the_form(
+    client: FlaskClient,
+    services: Services,
+    accounts: dict[str, str],
+    second_row: tuple[str, bytes, str],
+    message: str,
+) -> None:
+    sign_in(client, accounts["publisher"])
+    platform, content, filename = second_row
+    response = upload_form(
+        client,
+        version="2.3.0",
+        artifact=(io.BytesIO(b"linux"), "a.tar.gz"),
+        **{"platform.artifact-2": platform, "artifact-2": (io.BytesIO(content), filename)},
+    )
+    assert response.status_code == 400
+    page = response.get_data(as_text=True)
+    assert message in page
+    assert 'value="2.3.0"' in page, "the input is kept"
+    assert page.count('class="file-row"') == 2, "both file rows are shown again"
+    with services.db.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(Release)) == 0
+    assert list(services.store.digests()) == []
+
+
 def test_yank_and_rollout_from_the_release_page(
     client: FlaskClient, services: Services, accounts: dict[str, str]
 ) -> None:

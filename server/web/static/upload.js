@@ -3,6 +3,26 @@
 (function () {
   const form = document.getElementById("upload-form");
   if (!form || !window.FormData) return;
+  // One file row per platform: "Add another platform" copies the last row, emptied, with the
+  // next field names (artifact-2, platform.artifact-2, ...) that the server pairs up.
+  const add = document.getElementById("add-file");
+  const rows = document.getElementById("files");
+  if (add && rows) {
+    add.hidden = false;
+    add.addEventListener("click", function () {
+      const all = rows.querySelectorAll(".file-row");
+      if (all.length >= 16) return;
+      const n = all.length + 1;
+      const row = all[all.length - 1].cloneNode(true);
+      const [platform, file] = row.querySelectorAll("input");
+      const [platformLabel, fileLabel] = row.querySelectorAll("label");
+      platform.id = "platform-" + n; platform.name = "platform.artifact-" + n; platform.value = "";
+      file.id = "artifact-" + n; file.name = "artifact-" + n; file.value = ""; file.required = false;
+      platformLabel.htmlFor = platform.id; fileLabel.htmlFor = file.id;
+      all[all.length - 1].after(row);
+      platform.focus();
+    });
+  }
   const bar = document.getElementById("progress");
   const text = document.getElementById("progress-text");
   form.addEventListener("submit", function (event) {
