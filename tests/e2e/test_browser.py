@@ -232,15 +232,20 @@ def test_pages_fit_a_phone(browser: Browser, deployment: Deployment) -> None:
     context = browser.new_context(viewport={"width": 375, "height": 812}, is_mobile=True)
     page = context.new_page()
     try:
+
+        def fits(what: str) -> None:
+            overflow = page.evaluate(
+                "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+            )
+            assert overflow <= 0, f"{what} scrolls sideways by {overflow}px on a phone"
+
         portal_sign_in(page, deployment, "initech")
+        fits("the portal")
         shot(page, "portal-phone")
         admin_sign_in(page, deployment)
         for path in ("/admin/", "/admin/releases/new", "/admin/customers/initech"):
             page.goto(f"{deployment.server.url}{path}")
-            overflow = page.evaluate(
-                "document.documentElement.scrollWidth - document.documentElement.clientWidth"
-            )
-            assert overflow <= 0, f"{path} scrolls sideways by {overflow}px on a phone"
+            fits(path)
         page.goto(f"{deployment.server.url}/admin/")
         shot(page, "dashboard-phone")
     finally:
