@@ -551,3 +551,16 @@ def test_portal_sign_in_is_throttled(settings: Settings, world: dict[str, str]) 
         client = app.test_client()
         statuses = [sign_in(client, "ana@lapsed.example", "guess").status_code for _ in range(4)]
     assert statuses == [400, 400, 400, 429]
+
+
+def test_the_demo_portal_user_signs_in_with_the_printed_password(
+    client: FlaskClient, services: Services
+) -> None:
+    from server.demo import PORTAL_EMAIL, PORTAL_PASSWORD, load_demo
+
+    report = load_demo(services)
+    assert f"({PORTAL_EMAIL} / {PORTAL_PASSWORD}," in report.describe("http://x")
+    assert sign_in(client, PORTAL_EMAIL, PORTAL_PASSWORD).status_code == 303
+    page = client.get(client.get("/portal/").headers["Location"]).get_data(as_text=True)
+    assert "Hooli · Acme ERP" in page
+    assert 'class="banner lapsed"' in page and "Renovar el mantenimiento" in page
