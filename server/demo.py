@@ -39,6 +39,7 @@ from server.domain.models import (
     License,
     Product,
     Release,
+    utcnow,
 )
 from server.services import Services
 
@@ -292,7 +293,7 @@ def load_demo(services: Services, today: date | None = None) -> DemoReport:
 
 def _portal_user(session: Session, secret_key: str) -> None:
     """The demo's portal user, invited and with the password set, as the customer would."""
-    now = datetime.now(UTC).replace(microsecond=0)
+    now = utcnow()
     invitation = portal_users.invite(
         session,
         customers.get_customer(session, PORTAL_CUSTOMER),

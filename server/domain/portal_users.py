@@ -70,7 +70,7 @@ def _invitation(secret_key: str, user: CustomerUser, now: datetime) -> Invitatio
     token = _serializer(secret_key).dumps(
         [user.id, _fingerprint(user), int(expires_at.timestamp())]
     )
-    return Invitation(user, str(token), expires_at)
+    return Invitation(user, token if isinstance(token, str) else token.decode(), expires_at)
 
 
 def find_user(session: Session, email: str) -> CustomerUser:

@@ -250,6 +250,8 @@ def login() -> ResponseReturnValue:
             session["portal"] = {"license": lic.id, "key_hash": lic.key_hash}
             session.permanent = True
             return redirect(url_for("portal.home"), code=303)
+    elif request.method == "POST":
+        key_error = t["required"]
     refused = request.method == "POST"
     return render_template(
         "portal/login.html",

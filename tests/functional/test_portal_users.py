@@ -393,6 +393,10 @@ def test_the_sign_in_page_offers_both_ways_in_both_languages(
     assert '<label for="user-password">Contraseña</label>' in spanish
     wrong = sign_in(client, "x@y.example", "nope", **{"Accept-Language": "es"})
     assert "Correo electrónico o contraseña incorrectos." in wrong.get_data(as_text=True)
+    token = csrf(client, "/portal/login")
+    empty = client.post("/portal/login", data={"csrf_token": token, "key": ""})
+    assert empty.status_code == 400
+    assert "Please fill in this field." in empty.get_data(as_text=True)
 
 
 def test_the_set_password_page_speaks_the_customer_s_language(
