@@ -23,9 +23,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError, ProgrammingError, SQLAlchemyError
 
 from server.config import ConfigError
-from server.domain import catalog, customers, releases, roots, tokens
+from server.domain import catalog, customers, portal_users, releases, roots, tokens
 from server.domain.errors import DomainError
-from server.domain.models import Customer, License, Product
+from server.domain.models import Customer, License, Product, utcnow
 from server.domain.trust import TrustError, iso
 from server.keyring import KeyFileError, load_key_file
 from server.services import Services
@@ -707,6 +707,93 @@ def customer_list() -> None:
             click.echo(f"{c.slug:16} {c.name:24} {len(c.licenses)} license(s)  {contracts}")
 
 
+@customer.group("user")
+def customer_user() -> None:
+    """Portal users: people at a customer who sign in with email and password."""
+
+
+def _print_link(invitation: portal_users.Invitation) -> None:
+    from server.web.portal import set_password_link
+
+    click.echo(set_password_link(svc().settings.public_base_url, invitation.token))
+    click.echo(
+        f"set-password link for {invitation.user.email}, valid once until "
+        f"{iso(invitation.expires_at)}; it is not shown again",
+        err=True,
+    )
+
+
+@customer_user.command("add")
+@click.argument("customer_slug")
+@click.argument("email")
+@with_appcontext
+@explained
+def customer_user_add(customer_slug: str, email: str) -> None:
+    """Add a portal user to a customer; prints their set-password link (shown once)."""
+    with session() as s:
+        invitation = portal_users.invite(
+            s,
+            customers.get_customer(s, customer_slug),
+            email,
+            secret_key=svc().settings.secret_key,
+            actor=ACTOR,
+            now=utcnow(),
+        )
+        _print_link(invitation)
+
+
+@customer_user.command("link")
+@click.argument("email")
+@with_appcontext
+@explained
+def customer_user_link(email: str) -> None:
+    """Reset a portal user: clear the password, end their sessions, print a new link."""
+    with session() as s:
+        invitation = portal_users.reset(
+            s,
+            portal_users.find_user(s, email),
+            secret_key=svc().settings.secret_key,
+            actor=ACTOR,
+            now=utcnow(),
+        )
+        _print_link(invitation)
+
+
+@customer_user.command("list")
+@click.argument("customer_slug")
+@with_appcontext
+@explained
+def customer_user_list(customer_slug: str) -> None:
+    """List a customer's portal users."""
+    with session() as s:
+        for u in customers.get_customer(s, customer_slug).portal_users:
+            state = "disabled" if u.disabled else ("active" if u.password_hash else "invited")
+            last = iso(u.last_login_at) if u.last_login_at else "never signed in"
+            click.echo(f"{u.email:40} {state:9} {last}")
+
+
+@customer_user.command("disable")
+@click.argument("email")
+@with_appcontext
+@explained
+def customer_user_disable(email: str) -> None:
+    """Disable a portal user: their sessions end at once and their links stop working."""
+    with session() as s:
+        u = portal_users.set_disabled(s, portal_users.find_user(s, email), True, actor=ACTOR)
+        click.echo(f"portal user {u.email} disabled")
+
+
+@customer_user.command("enable")
+@click.argument("email")
+@with_appcontext
+@explained
+def customer_user_enable(email: str) -> None:
+    """Enable a disabled portal user again (with the password they had)."""
+    with session() as s:
+        u = portal_users.set_disabled(s, portal_users.find_user(s, email), False, actor=ACTOR)
+        click.echo(f"portal user {u.email} enabled")
+
+
 @click.group()
 def contract() -> None:
     """Maintenance and customization contracts."""
@@ -918,7 +1005,6 @@ def bundle_export(
 ) -> None:
     """Write everything a license may install, verifiable offline, to one file."""
     from server.domain import bundles
-    from server.domain.models import utcnow
 
     services = svc()
     with session() as s:

@@ -29,7 +29,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from server.bootstrap import ensure_trust
-from server.domain import catalog, customers, releases, users
+from server.domain import catalog, customers, portal_users, releases, users
 from server.domain.entitlements import DEFAULT_DEADLINES
 from server.domain.models import (
     AdminUser,
@@ -39,12 +39,17 @@ from server.domain.models import (
     License,
     Product,
     Release,
+    utcnow,
 )
 from server.services import Services
 
 PRODUCT = "acme-erp"
 ADMIN_EMAIL = "admin@example.com"
 ADMIN_PASSWORD = "vigor-demo-admin"  # noqa: S105 - printed by the demo; production refuses demo mode
+# A person at Hooli (lapsed maintenance, reads Spanish) who signs in to the portal.
+PORTAL_CUSTOMER = "hooli"
+PORTAL_EMAIL = "it@hooli.example"
+PORTAL_PASSWORD = "vigor-demo-portal"  # noqa: S105 - printed by the demo, like the admin's
 ACTOR = "demo"
 
 
@@ -154,8 +159,8 @@ class DemoReport:
             f"  API docs:      {base}/api/v1/openapi.json",
             f"  Update checks: POST {base}/api/v1/check  (Authorization: License <key>)",
             f"  Admin web:     {base}/admin/   ({ADMIN_EMAIL} / {ADMIN_PASSWORD})",
-            f"  Portal:        {base}/portal/  (customers sign in with a license key below;"
-            " hooli's maintenance has lapsed)",
+            f"  Portal:        {base}/portal/  ({PORTAL_EMAIL} / {PORTAL_PASSWORD}, "
+            "or a license key below)",
         ]
         if self.created:
             lines.append(
@@ -279,10 +284,27 @@ def load_demo(services: Services, today: date | None = None) -> DemoReport:
         _installed_base(session, today)
         if session.scalar(select(AdminUser.id).where(AdminUser.email == ADMIN_EMAIL)) is None:
             users.add_user(session, ADMIN_EMAIL, ADMIN_PASSWORD, role="admin", actor=ACTOR)
+        _portal_user(session, services.settings.secret_key)
     fd = os.open(license_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
         json.dump(report.licenses, handle, indent=2)
     return report
+
+
+def _portal_user(session: Session, secret_key: str) -> None:
+    """The demo's portal user, invited and with the password set, as the customer would."""
+    now = utcnow()
+    invitation = portal_users.invite(
+        session,
+        customers.get_customer(session, PORTAL_CUSTOMER),
+        PORTAL_EMAIL,
+        secret_key=secret_key,
+        actor=ACTOR,
+        now=now,
+    )
+    portal_users.set_password_with_link(
+        session, secret_key, invitation.token, PORTAL_PASSWORD, now=now
+    )
 
 
 # --------------------------------------------------------------------------- installed base

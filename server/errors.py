@@ -14,6 +14,8 @@ from server.domain.errors import (
     DownloadInvalidError,
     InstallationLimitError,
     InvalidInputError,
+    InvitationExpiredError,
+    InvitationInvalidError,
     LicenseMissingError,
     LicenseRevokedError,
     LicenseSuspendedError,
@@ -21,6 +23,7 @@ from server.domain.errors import (
     NotEntitledError,
     NotFoundError,
     SigningError,
+    SignInRefusedError,
     StorageUnavailableError,
     WrongProductError,
 )
@@ -42,6 +45,9 @@ STATUS_BY_ERROR: dict[type[DomainError], int] = {
     NotEntitledError: 403,
     DownloadInvalidError: 403,
     DownloadExpiredError: 410,
+    SignInRefusedError: 401,
+    InvitationInvalidError: 400,
+    InvitationExpiredError: 410,
 }
 
 HTTP_CODES = {

@@ -82,3 +82,19 @@ class DownloadExpiredError(DomainError):
 
 class DownloadInvalidError(DomainError):
     code = "download_invalid"
+
+
+class SignInRefusedError(DomainError):
+    """Wrong email or password (deliberately not saying which, or whether the email exists)."""
+
+    code = "sign_in_refused"
+
+
+class InvitationInvalidError(DomainError):
+    """A set-password link that was tampered with, already used, or replaced by a newer one."""
+
+    code = "invitation_invalid"
+
+
+class InvitationExpiredError(DomainError):
+    code = "invitation_expired"

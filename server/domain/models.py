@@ -240,6 +240,9 @@ class Customer(Base):
         back_populates="customer", order_by="Contract.starts_on", cascade="all, delete-orphan"
     )
     licenses: Mapped[list[License]] = relationship(back_populates="customer")
+    portal_users: Mapped[list[CustomerUser]] = relationship(
+        back_populates="customer", order_by="CustomerUser.email", cascade="all, delete-orphan"
+    )
 
 
 class Contract(Base):
@@ -344,6 +347,30 @@ class AdminUser(Base):
     session_version: Mapped[int] = mapped_column(Integer, default=1)
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CustomerUser(Base):
+    """A person at a customer who signs in to the portal with email and password.
+
+    ``password_hash`` is empty until the person sets one with their invitation link. Bumping
+    ``session_version`` ends every portal session and voids every set-password link issued
+    before (disable, reset, sign out, a new password).
+    """
+
+    __tablename__ = "customer_users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(
+        ForeignKey("customers.id", ondelete="CASCADE"), index=True
+    )
+    email: Mapped[str] = mapped_column(String(320), unique=True)  # stored lowercased
+    password_hash: Mapped[str | None] = mapped_column(String(255), default=None)
+    session_version: Mapped[int] = mapped_column(Integer, default=1)
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_login_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    customer: Mapped[Customer] = relationship(back_populates="portal_users")
 
 
 class ApiToken(Base):

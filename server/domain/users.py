@@ -1,4 +1,8 @@
-"""Admin users: Argon2id password hashes (m = 19 MiB, t = 2, p = 1, as DESIGN.md asks)."""
+"""Admin users: Argon2id password hashes (m = 19 MiB, t = 2, p = 1, as DESIGN.md asks).
+
+The hashing and email rules here serve the customers' portal users too
+(:mod:`server.domain.portal_users`).
+"""
 
 from __future__ import annotations
 
@@ -19,17 +23,40 @@ def hash_password(password: str) -> str:
     return HASHER.hash(password)
 
 
-def check_password(user: AdminUser, password: str) -> bool:
+# A hash of nothing anyone knows: verified against when there is no user, so that a sign-in
+# for an unknown email costs as long as one for a known email (no timing oracle).
+_NO_USER_HASH = HASHER.hash("vigor: no such user")
+
+
+def password_matches(password_hash: str | None, password: str) -> bool:
+    """Whether ``password`` is the one ``password_hash`` was made from (None: no password)."""
     try:
-        return HASHER.verify(user.password_hash, password)
+        return HASHER.verify(password_hash or _NO_USER_HASH, password) and bool(password_hash)
     except (VerificationError, InvalidHashError):
         return False
 
 
-def add_user(session: Session, email: str, password: str, *, role: str, actor: str) -> AdminUser:
+def check_password(user: AdminUser, password: str) -> bool:
+    return password_matches(user.password_hash, password)
+
+
+def normalize_email(email: str) -> str:
+    """An email as stored: trimmed and lowercased (so that uniqueness ignores case).
+
+    Raises:
+        InvalidInputError: it is not an email address.
+    """
     email = email.strip().lower()
-    if "@" not in email:
+    local, at, domain = email.partition("@")
+    if not at or not local or not domain or "@" in domain or any(c.isspace() for c in email):
         raise InvalidInputError("email", "is not an email address")
+    if len(email) > 320:
+        raise InvalidInputError("email", "is longer than 320 characters")
+    return email
+
+
+def add_user(session: Session, email: str, password: str, *, role: str, actor: str) -> AdminUser:
+    email = normalize_email(email)
     if role not in ROLES:
         raise InvalidInputError("role", f"must be one of {', '.join(ROLES)}")
     if len(password) < MIN_PASSWORD_LENGTH:

@@ -17,7 +17,7 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 from wtforms import ValidationError
 
-from server.domain import adoption, checks, usage
+from server.domain import adoption, checks, portal_users, usage
 from server.domain import customers as customer_service
 from server.domain import entitlements as ent
 from server.domain import releases as release_service
@@ -30,6 +30,7 @@ from server.domain.models import (
     AuditEvent,
     Contract,
     Customer,
+    CustomerUser,
     DownloadEvent,
     Installation,
     License,
@@ -40,6 +41,7 @@ from server.domain.models import (
 from server.storage.base import SizeLimitError, StorageError
 from server.web import charts, db_session, services
 from server.web.auth import csrf, requires
+from server.web.portal import set_password_link
 from server.web.uploads import MAX_FILE_PARTS, parse_streamed
 
 blueprint = Blueprint("admin", __name__, template_folder="templates")
@@ -382,7 +384,13 @@ def customer_page(slug: str) -> ResponseReturnValue:
 
 
 def _customer(
-    slug: str, new_key: str | None = None, error: str | None = None, status: int = 200
+    slug: str,
+    new_key: str | None = None,
+    error: str | None = None,
+    status: int = 200,
+    *,
+    new_link: portal_users.Invitation | None = None,
+    values: dict[str, str] | None = None,
 ) -> ResponseReturnValue:
     session = db_session()
     customer = customer_service.get_customer(session, slug)
@@ -396,7 +404,12 @@ def _customer(
         licenses=licenses,
         products=products,
         new_key=new_key,
+        new_link=new_link,
+        link=set_password_link(services().settings.public_base_url, new_link.token)
+        if new_link
+        else None,
         error=error,
+        values=values or {},
         today=utcnow().date(),
     ), status
 
@@ -439,6 +452,52 @@ def license_action(slug: str, license_id: int, action: str) -> ResponseReturnVal
         flash(exc.message, "error")
     else:
         flash(f"License {lic.key_prefix}… is {lic.status}.")
+    return redirect(url_for("admin.customer_page", slug=slug), code=303)
+
+
+@blueprint.post("/customers/<slug>/portal-users")
+@requires("admin")
+def add_portal_user(slug: str) -> ResponseReturnValue:
+    session = db_session()
+    customer = customer_service.get_customer(session, slug)
+    email = request.form.get("email", "")
+    try:
+        invitation = portal_users.invite(
+            session,
+            customer,
+            email,
+            secret_key=services().settings.secret_key,
+            actor=current_user.email,
+            now=utcnow(),
+        )
+    except DomainError as exc:
+        return _customer(slug, error=exc.message, status=400, values={"email": email})
+    # Rendered, not redirected: the link is shown this once and never stored.
+    return _customer(slug, new_link=invitation)
+
+
+@blueprint.post("/customers/<slug>/portal-users/<int:user_id>/<action>")
+@requires("admin")
+def portal_user_action(slug: str, user_id: int, action: str) -> ResponseReturnValue:
+    """``link``: a new set-password link (the password is cleared); ``disable``, ``enable``."""
+    session = db_session()
+    user = session.get(CustomerUser, user_id)
+    if action not in {"link", "disable", "enable"} or user is None or user.customer.slug != slug:
+        abort(404)
+    try:
+        if action == "link":
+            invitation = portal_users.reset(
+                session,
+                user,
+                secret_key=services().settings.secret_key,
+                actor=current_user.email,
+                now=utcnow(),
+            )
+            return _customer(slug, new_link=invitation)
+        portal_users.set_disabled(session, user, action == "disable", actor=current_user.email)
+    except DomainError as exc:
+        return _customer(slug, error=exc.message, status=409)
+    flash(f"Portal user {user.email} is {'disabled' if user.disabled else 'enabled'}.")
     return redirect(url_for("admin.customer_page", slug=slug), code=303)
 
 

@@ -1,7 +1,12 @@
-"""The customer portal: sign in with a license key, see maintenance, download, renew.
+"""The customer portal: sign in, see maintenance, download, renew.
 
-The portal session holds only the license id and the key's hash (checked again on every page),
-never the key itself. Text is English or Spanish: the customer's language setting, else the
+Two ways in: a license key, or a portal user's email and password (people at the customer,
+invited by an admin; see :mod:`server.domain.portal_users`). A key sign-in shows that license;
+a portal user sees their customer's active licenses (picking one when there are several) and
+then the same page for it, under ``/portal/licenses/<id>/``.
+
+The portal session holds only ids and what is checked again on every page: the license id and
+the key's hash, or the portal user's id and session version; never a key or a password. Text is English or Spanish: the customer's language setting, else the
 browser's.
 """
 
@@ -13,20 +18,43 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, Flask, redirect, render_template, request, send_file, session, url_for
+from flask import (
+    Blueprint,
+    Flask,
+    abort,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    session,
+    url_for,
+)
 from flask.typing import ResponseReturnValue
 from flask_wtf import FlaskForm
 from packaging.version import InvalidVersion, Version
 from sqlalchemy import select
 from werkzeug.wrappers import Response
-from wtforms import PasswordField
+from wtforms import EmailField, PasswordField
 from wtforms.validators import DataRequired, Length
 
-from server.domain import bundles, checks, messages, offers
+from server.domain import bundles, checks, messages, offers, portal_users
 from server.domain import entitlements as ent
-from server.domain.errors import DomainError
+from server.domain.errors import (
+    DomainError,
+    InvalidInputError,
+    InvitationExpiredError,
+    NotFoundError,
+)
 from server.domain.licensing import authenticate_license
-from server.domain.models import Artifact, Customer, Installation, License, Release, utcnow
+from server.domain.models import (
+    Artifact,
+    Customer,
+    CustomerUser,
+    Installation,
+    License,
+    Release,
+    utcnow,
+)
 from server.web import db_session, services
 from server.web.ratelimit import rate_limited
 from server.web.tokens import DownloadGrant, make_token
@@ -76,6 +104,25 @@ TEXT: dict[str, dict[str, Any]] = {
         "get_bundle": "Download offline bundle",
         "empty_bundle": "No release newer than {since} is available to you on {platform}.",
         "bad_since": "{since} is not a version number.",
+        "with_key": "With a license key",
+        "with_account": "With your email and password",
+        "email": "Email",
+        "password": "Password",
+        "bad_login": "Wrong email or password.",
+        "choose": "Choose a license",
+        "choose_hint": "Your company has several licenses. Pick the one to see.",
+        "no_licenses": "No license is available to your account. Ask your vendor.",
+        "all_licenses": "All your licenses",
+        "set_password": "Choose your password",
+        "set_password_hint": "For {email}: at least {n} characters.",
+        "new_password": "New password",
+        "confirm_password": "The same password again",
+        "save_password": "Save and sign in",
+        "too_short": "The password must have at least {n} characters.",
+        "mismatch": "The two passwords are not the same.",
+        "link_expired": "This link has expired. Ask your vendor for a new one.",
+        "link_invalid": "This link is not valid or was used already. Ask your vendor for a new one.",
+        "required": "Please fill in this field.",
     },
     "es": {
         "sign_in": "Acceda a sus descargas",
@@ -119,6 +166,25 @@ TEXT: dict[str, dict[str, Any]] = {
         "get_bundle": "Descargar paquete sin conexión",
         "empty_bundle": "No hay ninguna versión posterior a {since} disponible para usted en {platform}.",
         "bad_since": "{since} no es un número de versión.",
+        "with_key": "Con una clave de licencia",
+        "with_account": "Con su correo electrónico y contraseña",
+        "email": "Correo electrónico",
+        "password": "Contraseña",
+        "bad_login": "Correo electrónico o contraseña incorrectos.",
+        "choose": "Elija una licencia",
+        "choose_hint": "Su empresa tiene varias licencias. Elija la que quiere ver.",
+        "no_licenses": "Su cuenta no tiene ninguna licencia disponible. Consulte a su proveedor.",
+        "all_licenses": "Todas sus licencias",
+        "set_password": "Elija su contraseña",
+        "set_password_hint": "Para {email}: al menos {n} caracteres.",
+        "new_password": "Nueva contraseña",
+        "confirm_password": "La misma contraseña otra vez",
+        "save_password": "Guardar y entrar",
+        "too_short": "La contraseña debe tener al menos {n} caracteres.",
+        "mismatch": "Las dos contraseñas no coinciden.",
+        "link_expired": "Este enlace ha caducado. Pida uno nuevo a su proveedor.",
+        "link_invalid": "Este enlace no es válido o ya se usó. Pida uno nuevo a su proveedor.",
+        "required": "Rellene este campo.",
     },
 }
 
@@ -132,21 +198,51 @@ class KeyForm(FlaskForm):
     key = PasswordField("License key", validators=[DataRequired(), Length(max=200)])
 
 
+class AccountForm(FlaskForm):
+    """Email and password; prefixed (``user-…``) so that it can share the page with KeyForm."""
+
+    email = EmailField("Email", validators=[DataRequired(), Length(max=320)])
+    password = PasswordField("Password", validators=[DataRequired(), Length(max=200)])
+
+
+class SetPasswordForm(FlaskForm):
+    password = PasswordField("New password", validators=[DataRequired(), Length(max=200)])
+    confirm = PasswordField("The same password again", validators=[DataRequired()])
+
+
 def _portal_login_limit() -> str:
     return services().settings.rate_limit_login
 
 
 @blueprint.route("/login", methods=["GET", "POST"])
-@rate_limited(_portal_login_limit, methods=["POST"])
+@rate_limited(_portal_login_limit, methods=["POST"])  # one counter for both ways to sign in
 def login() -> ResponseReturnValue:
-    form = KeyForm()
+    """Two ways in on one page: a license key, or a portal user's email and password."""
+    key_form = KeyForm()
+    account_form = AccountForm(prefix="user")
     t = TEXT[language()]
-    error = None
-    if form.validate_on_submit():
+    key_error = account_error = None
+    if request.method == "POST" and "user-email" in request.form:
+        if account_form.validate_on_submit():
+            try:
+                user = portal_users.authenticate(
+                    db_session(),
+                    account_form.email.data or "",
+                    account_form.password.data or "",
+                    now=utcnow(),
+                )
+            except DomainError:
+                account_error = t["bad_login"]
+            else:
+                _sign_in_user(user)
+                return redirect(url_for("portal.home"), code=303)
+        else:
+            account_error = t["bad_login"]
+    elif key_form.validate_on_submit():
         try:
-            view = authenticate_license(db_session(), (form.key.data or "").strip())
+            view = authenticate_license(db_session(), (key_form.key.data or "").strip())
         except DomainError:
-            error = t["bad_key"]
+            key_error = t["bad_key"]
         else:
             lic = db_session().get(License, view.id)
             assert lic is not None
@@ -154,34 +250,163 @@ def login() -> ResponseReturnValue:
             session["portal"] = {"license": lic.id, "key_hash": lic.key_hash}
             session.permanent = True
             return redirect(url_for("portal.home"), code=303)
-    return render_template("portal/login.html", form=form, t=t, error=error), 400 if error else 200
+    elif request.method == "POST":
+        key_error = t["required"]
+    refused = request.method == "POST"
+    return render_template(
+        "portal/login.html",
+        form=key_form,
+        account_form=account_form,
+        t=t,
+        error=key_error,
+        account_error=account_error,
+        lang=language(),
+    ), 400 if refused else 200
+
+
+def _sign_in_user(user: CustomerUser) -> None:
+    session.clear()  # no session fixation: a fresh cookie
+    session["portal"] = {"user": user.id, "version": user.session_version}
+    session.permanent = True
 
 
 @blueprint.post("/logout")
 def logout() -> Response:
+    user = _current_user()
+    if user is not None:
+        portal_users.sign_out(db_session(), user)  # copies of this cookie die too
     session.pop("portal", None)
     return redirect(url_for("portal.login"), code=303)
 
 
-def _current_license() -> License | None:
+def _held() -> dict[str, Any]:
     held = session.get("portal")
-    if not isinstance(held, dict):
+    return held if isinstance(held, dict) else {}
+
+
+def _current_license() -> License | None:
+    """The license a key sign-in holds, while its key and status are unchanged."""
+    license_id = _held().get("license")
+    if not isinstance(license_id, int):
         return None
-    lic = db_session().get(License, held.get("license"))
-    if lic is None or lic.key_hash != held.get("key_hash") or lic.status != "active":
+    lic = db_session().get(License, license_id)
+    if lic is None or lic.key_hash != _held().get("key_hash") or lic.status != "active":
         return None  # revoked or suspended since: the portal closes too
     return lic
 
 
+def _current_user() -> CustomerUser | None:
+    """The portal user a sign-in holds, while not disabled, reset or signed out."""
+    held = _held()
+    return portal_users.signed_in(db_session(), held.get("user"), held.get("version"))
+
+
+@blueprint.route("/set-password/<token>", methods=["GET", "POST"])
+@rate_limited(_portal_login_limit, methods=["POST"])
+def set_password(token: str) -> ResponseReturnValue:
+    """The link an admin handed out: choose a password (once), and be signed in."""
+    try:
+        user = portal_users.read_invitation(
+            db_session(), services().settings.secret_key, token, utcnow()
+        )
+    except InvitationExpiredError:
+        return _link_refused("link_expired")
+    except DomainError:
+        return _link_refused("link_invalid")
+    t = TEXT[language(user.customer)]
+    form = SetPasswordForm()
+    error = None
+    if form.validate_on_submit():
+        if form.password.data != form.confirm.data:
+            error = t["mismatch"]
+        else:
+            try:
+                portal_users.set_password_with_link(
+                    db_session(),
+                    services().settings.secret_key,
+                    token,
+                    form.password.data or "",
+                    now=utcnow(),
+                )
+            except InvalidInputError:
+                error = t["too_short"].format(n=portal_users.MIN_PASSWORD_LENGTH)
+            else:
+                _sign_in_user(user)
+                return redirect(url_for("portal.home"), code=303)
+    elif request.method == "POST":
+        error = t["required"]
+    return render_template(
+        "portal/set_password.html",
+        form=form,
+        user=user,
+        t=t,
+        lang=language(user.customer),
+        error=error,
+        min_length=portal_users.MIN_PASSWORD_LENGTH,
+    ), 400 if error else 200
+
+
+def _link_refused(reason: str) -> ResponseReturnValue:
+    t = TEXT[language()]
+    return render_template(
+        "portal/set_password.html", form=None, t=t, lang=language(), error=t[reason]
+    ), 410 if reason == "link_expired" else 400
+
+
+def set_password_link(public_base_url: str, token: str) -> str:
+    """The link to hand a portal user: on the public address, as download links are."""
+    return f"{public_base_url}/portal/set-password/{token}"
+
+
 @blueprint.get("/")
 def home() -> ResponseReturnValue:
+    user = _current_user()
+    if user is not None:
+        licenses = portal_users.portal_licenses(db_session(), user)
+        if len(licenses) == 1:
+            return redirect(url_for("portal.license_home", license_id=licenses[0].id))
+        lang = language(user.customer)
+        return render_template(
+            "portal/licenses.html", user=user, licenses=licenses, t=TEXT[lang], lang=lang
+        )
     lic = _current_license()
     if lic is None:
         return redirect(url_for("portal.login"))
-    return _home(lic)
+    return _home(lic, url_for("portal.bundle"))
 
 
-def _home(lic: License, bundle_error: str | None = None) -> ResponseReturnValue:
+def _user_license(license_id: int) -> tuple[CustomerUser, License] | None:
+    """The signed-in portal user and one of their customer's active licenses; 404 for any other."""
+    user = _current_user()
+    if user is None:
+        return None
+    try:
+        return user, portal_users.portal_license(db_session(), user, license_id)
+    except NotFoundError:
+        abort(404)
+
+
+@blueprint.get("/licenses/<int:license_id>/")
+def license_home(license_id: int) -> ResponseReturnValue:
+    """The same page as a key sign-in shows, for one license of a portal user's customer."""
+    found = _user_license(license_id)
+    if found is None:
+        return redirect(url_for("portal.login"))
+    user, lic = found
+    return _home(lic, url_for("portal.license_bundle", license_id=lic.id), _choose_url(user))
+
+
+def _choose_url(user: CustomerUser) -> str | None:
+    several = len(portal_users.portal_licenses(db_session(), user)) > 1
+    return url_for("portal.home") if several else None
+
+
+def _home(
+    lic: License,
+    bundle_url: str,
+    choose_url: str | None = None,
+    bundle_error: str | None = None,
+) -> ResponseReturnValue:
     settings = services().settings
     catalog = _catalog(lic)
     facts = checks.license_facts(lic)
@@ -222,6 +447,8 @@ def _home(lic: License, bundle_error: str | None = None) -> ResponseReturnValue:
         newer=newer,
         platforms=platforms,
         bundle_error=bundle_error,
+        bundle_url=bundle_url,
+        choose_url=choose_url,
         values=request.args,
         t=TEXT[lang],
         lang=lang,
@@ -260,26 +487,51 @@ def _installed_versions(lic: License) -> list[Version]:
     return sorted(versions)
 
 
+def _bundle_limit() -> str:
+    return "20/hour"  # a bundle reads every entitled artifact once
+
+
 @blueprint.get("/bundle")
-@rate_limited(lambda: "20/hour")  # a bundle reads every entitled artifact once
+@rate_limited(_bundle_limit)
 def bundle() -> ResponseReturnValue:
-    """An offline bundle for this license, built on request and streamed as an attachment."""
+    """An offline bundle for the license signed in with its key."""
     lic = _current_license()
     if lic is None:
         return redirect(url_for("portal.login"))
+    return _bundle(lic, url_for("portal.bundle"))
+
+
+@blueprint.get("/licenses/<int:license_id>/bundle")
+@rate_limited(_bundle_limit)
+def license_bundle(license_id: int) -> ResponseReturnValue:
+    """An offline bundle for one license of a portal user's customer (404 for any other)."""
+    found = _user_license(license_id)
+    if found is None:
+        return redirect(url_for("portal.login"))
+    user, lic = found
+    return _bundle(lic, url_for("portal.license_bundle", license_id=lic.id), _choose_url(user))
+
+
+def _bundle(lic: License, bundle_url: str, choose_url: str | None = None) -> ResponseReturnValue:
+    """An offline bundle for ``lic``, built on request and streamed as an attachment."""
     t = TEXT[language(lic.customer)]
     platform = request.args.get("platform", "").strip()
     since_text = request.args.get("since", "").strip()
     try:
         since = Version(since_text) if since_text else None
     except InvalidVersion:
-        return _home(lic, t["bad_since"].format(since=since_text[:40]))
+        return _home(lic, bundle_url, choose_url, t["bad_since"].format(since=since_text[:40]))
     svc = services()
     plan = bundles.plan_bundle(
         lic, _catalog(lic), since=since, platform=platform, channel="stable", now=utcnow()
     )
     if not plan.manifests:
-        return _home(lic, t["empty_bundle"].format(since=since or "0", platform=platform[:40]))
+        return _home(
+            lic,
+            bundle_url,
+            choose_url,
+            t["empty_bundle"].format(since=since or "0", platform=platform[:40]),
+        )
     name = f"{lic.product.slug}-{lic.customer.slug}-{utcnow():%Y%m%d}-{platform}.vgb"
     with tempfile.TemporaryDirectory(prefix="bundle-", dir=svc.settings.instance_dir) as work:
         out = Path(work) / "bundle.vgb"

@@ -250,3 +250,38 @@ def test_pages_fit_a_phone(browser: Browser, deployment: Deployment) -> None:
         shot(page, "dashboard-phone")
     finally:
         context.close()
+
+
+def test_admin_adds_a_portal_user_who_sets_a_password_and_lands_on_the_portal(
+    browser: Browser, page: Page, deployment: Deployment
+) -> None:
+    admin_sign_in(page, deployment)
+    page.goto(f"{deployment.server.url}/admin/customers/umbrella")
+    page.fill("#portal-email", "Buyer@Umbrella.example")
+    page.click("button:has-text('Add a portal user')")
+    link = page.locator("#new-link").inner_text().strip()
+    assert link.startswith(f"{deployment.proxy.url}/portal/set-password/"), "the public address"
+    shot(page, "customer-portal-user")
+    context = browser.new_context(viewport={"width": 1280, "height": 900})  # the customer's own
+    try:
+        person = context.new_page()
+        person.goto(link)
+        assert "buyer@umbrella.example" in person.locator("#password-hint").inner_text()
+        person.fill("#password", "umbrella buyer 2026")
+        person.fill("#confirm", "umbrella buyer 2026")
+        person.click("button:has-text('Save and sign in')")
+        person.wait_for_url("**/portal/licenses/*/")
+        assert person.locator("h1").inner_text() == "Umbrella Corporation · Acme ERP"
+        assert person.locator("table a[download]").count() > 0, "releases to download"
+        shot(person, "portal-user")
+        person.goto(link)
+        assert "was used already" in person.locator("[role=alert]").inner_text()
+        person.goto(f"{deployment.proxy.url}/portal/login")
+        assert person.get_by_label("License key", exact=True).is_visible(), "two ways in, one page"
+        assert person.get_by_label("Email", exact=True).is_visible()
+        shot(person, "portal-sign-in")
+    finally:
+        context.close()
+    page.goto(f"{deployment.server.url}/admin/customers/umbrella")
+    assert link not in page.content(), "the link is shown once"
+    assert "buyer@umbrella.example" in page.locator("#portal-users ~ table").inner_text()

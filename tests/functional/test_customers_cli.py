@@ -122,3 +122,48 @@ def test_duplicate_customer_and_bad_slug_are_refused(app: Flask) -> None:
     )
     code, output = run(app, "customer", "add", "Not A Slug")
     assert code == 1 and "lowercase letters" in output
+
+
+def test_portal_users_from_the_cli(app: Flask, services: Services) -> None:
+    setup_customer(app)
+    added = app.test_cli_runner().invoke(
+        args=["customer", "user", "add", "initech", "Ana@Initech.example"]
+    )
+    assert added.exit_code == 0, added.output
+    link = added.stdout.strip()
+    assert link.startswith("http://localhost/portal/set-password/"), "on the public address"
+    assert "valid once until" in added.stderr and "not shown again" in added.stderr
+    client = app.test_client()
+    page = client.get(link.removeprefix("http://localhost")).get_data(as_text=True)
+    assert "For ana@initech.example: at least 12 characters." in page
+
+    code, listing = run(app, "customer", "user", "list", "initech")
+    assert code == 0
+    assert listing.split() == ["ana@initech.example", "invited", "never", "signed", "in"]
+    assert run(app, "customer", "user", "disable", "ANA@initech.example") == (
+        0,
+        "portal user ana@initech.example disabled\n",
+    )
+    assert "disabled" in run(app, "customer", "user", "list", "initech")[1]
+    assert client.get(link.removeprefix("http://localhost")).status_code == 400, "link void"
+    with services.db.sessions() as s:
+        actions = list(s.scalars(select(AuditEvent.action).order_by(AuditEvent.id)))
+    assert actions[-2:] == ["portal_user.add", "portal_user.disable"]
+
+
+def test_portal_user_cli_errors_are_one_line(app: Flask) -> None:
+    setup_customer(app)
+    assert run(app, "customer", "user", "add", "initech", "ana@initech.example")[0] == 0
+    for args, says in [
+        (("add", "nobody", "x@y.example"), "error: no customer 'nobody'"),
+        (
+            ("add", "initech", "ANA@initech.example"),
+            "error: portal user ana@initech.example already exists",
+        ),
+        (("add", "initech", "not-an-email"), "error: email: is not an email address"),
+        (("list", "nobody"), "error: no customer 'nobody'"),
+        (("disable", "eve@initech.example"), "error: no portal user 'eve@initech.example'"),
+    ]:
+        code, output = run(app, "customer", "user", *args)
+        assert (code, output.strip()) == (1, says)
+        assert output.count("\n") == 1

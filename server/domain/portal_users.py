@@ -1,0 +1,242 @@
+"""Portal users: people at a customer who sign in to the portal with email and password.
+
+The invitation workflow, as vendors run it:
+
+1. An admin adds a person by email (:func:`invite`). They get no password; the admin is shown,
+   once, a set-password link valid for :data:`INVITATION_TTL`.
+2. The person opens the link and chooses a password (:func:`set_password_with_link`). The link
+   names the user and a fingerprint of their current password hash and session version, signed
+   with the server's secret key; setting the password changes both, so the link works once.
+3. An admin can disable the person (every session ends at once) or reset them
+   (:func:`reset`): the password is cleared, sessions and earlier links stop working, and a new
+   link is shown.
+
+Passwords are hashed exactly as the admin users' are (:mod:`server.domain.users`). What a
+signed-in person may see is every active license of their customer, and nothing else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from itsdangerous import BadSignature, URLSafeSerializer
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from server.domain import audit
+from server.domain.errors import (
+    ConflictError,
+    InvalidInputError,
+    InvitationExpiredError,
+    InvitationInvalidError,
+    NotFoundError,
+    SignInRefusedError,
+)
+from server.domain.models import Customer, CustomerUser, License, Product
+from server.domain.users import hash_password, normalize_email, password_matches
+
+INVITATION_TTL = timedelta(days=7)
+MIN_PASSWORD_LENGTH = 12
+_SALT = "vigor.portal.set-password.v1"
+
+
+@dataclass(frozen=True)
+class Invitation:
+    """A set-password link's token, shown once; it is not stored anywhere."""
+
+    user: CustomerUser
+    token: str
+    expires_at: datetime
+
+
+def _target(user: CustomerUser) -> str:
+    return f"{user.customer.slug}/{user.email}"
+
+
+def _fingerprint(user: CustomerUser) -> str:
+    """Changes whenever the password or the session version does: links then stop working."""
+    material = f"{user.id}:{user.session_version}:{user.password_hash or ''}"
+    return hashlib.sha256(material.encode()).hexdigest()[:32]
+
+
+def _serializer(secret_key: str) -> URLSafeSerializer:
+    return URLSafeSerializer(secret_key, salt=_SALT)
+
+
+def _invitation(secret_key: str, user: CustomerUser, now: datetime) -> Invitation:
+    expires_at = now + INVITATION_TTL
+    token = _serializer(secret_key).dumps(
+        [user.id, _fingerprint(user), int(expires_at.timestamp())]
+    )
+    return Invitation(user, token if isinstance(token, str) else token.decode(), expires_at)
+
+
+def find_user(session: Session, email: str) -> CustomerUser:
+    user = session.scalar(select(CustomerUser).where(CustomerUser.email == normalize_email(email)))
+    if user is None:
+        raise NotFoundError(f"no portal user {email.strip().lower()!r}")
+    return user
+
+
+def invite(
+    session: Session,
+    customer: Customer,
+    email: str,
+    *,
+    secret_key: str,
+    actor: str,
+    now: datetime,
+) -> Invitation:
+    """Add a portal user to ``customer``; returns the set-password link's token (shown once).
+
+    Raises:
+        InvalidInputError: ``email`` is not an email address.
+        ConflictError: a portal user with this email exists already (at any customer).
+    """
+    email = normalize_email(email)
+    if session.scalar(select(CustomerUser.id).where(CustomerUser.email == email)) is not None:
+        raise ConflictError(f"portal user {email} already exists", field="email")
+    user = CustomerUser(customer=customer, email=email, created_at=now)
+    session.add(user)
+    audit.record(session, actor, "portal_user.add", _target(user))
+    session.commit()
+    return _invitation(secret_key, user, now)
+
+
+def reset(
+    session: Session, user: CustomerUser, *, secret_key: str, actor: str, now: datetime
+) -> Invitation:
+    """Clear the password and end every session and earlier link; returns a new link's token.
+
+    Raises:
+        ConflictError: the user is disabled (enable them first).
+    """
+    if user.disabled:
+        raise ConflictError(f"portal user {user.email} is disabled; enable them first")
+    user.password_hash = None
+    user.session_version += 1
+    audit.record(session, actor, "portal_user.reset", _target(user))
+    session.commit()
+    return _invitation(secret_key, user, now)
+
+
+def set_disabled(
+    session: Session, user: CustomerUser, disabled: bool, *, actor: str
+) -> CustomerUser:
+    """Disable (every session ends at once, links stop working) or enable a portal user."""
+    if user.disabled != disabled:
+        user.disabled = disabled
+        user.session_version += 1
+        action = "portal_user.disable" if disabled else "portal_user.enable"
+        audit.record(session, actor, action, _target(user))
+        session.commit()
+    return user
+
+
+def read_invitation(session: Session, secret_key: str, token: str, now: datetime) -> CustomerUser:
+    """The user a set-password link is for, while it is unused, current and unexpired.
+
+    Raises:
+        InvitationExpiredError: older than :data:`INVITATION_TTL`.
+        InvitationInvalidError: tampered with, used already, replaced by a newer link, or the
+            user is disabled or gone.
+    """
+    try:
+        user_id, fingerprint, expires = _serializer(secret_key).loads(token)
+    except (BadSignature, ValueError, TypeError):
+        raise InvitationInvalidError("this link is not valid") from None
+    if not isinstance(user_id, int) or not isinstance(expires, int):
+        raise InvitationInvalidError("this link is not valid")
+    user = session.get(CustomerUser, user_id)
+    if user is None or user.disabled or fingerprint != _fingerprint(user):
+        raise InvitationInvalidError("this link is not valid or was used already", user=user)
+    if now >= datetime.fromtimestamp(expires, UTC):
+        raise InvitationExpiredError("this link has expired", user=user)
+    return user
+
+
+def set_password_with_link(
+    session: Session, secret_key: str, token: str, password: str, *, now: datetime
+) -> CustomerUser:
+    """Set the password of the user a valid link is for; the link stops working.
+
+    Raises:
+        InvalidInputError: the password is shorter than :data:`MIN_PASSWORD_LENGTH`.
+        InvitationExpiredError, InvitationInvalidError: see :func:`read_invitation`.
+    """
+    user = read_invitation(session, secret_key, token, now)
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise InvalidInputError("password", f"must be at least {MIN_PASSWORD_LENGTH} characters")
+    user.password_hash = hash_password(password)
+    user.session_version += 1
+    user.last_login_at = now  # the link signs them in
+    audit.record(session, user.email, "portal_user.password_set", _target(user))
+    session.commit()
+    return user
+
+
+def authenticate(session: Session, email: str, password: str, *, now: datetime) -> CustomerUser:
+    """The portal user with this email and password, if they may sign in.
+
+    Raises:
+        SignInRefusedError: for every refusal alike (unknown email, wrong password, no password
+            yet, disabled), after the same amount of hashing work.
+    """
+    try:
+        user = find_user(session, email)
+    except (NotFoundError, InvalidInputError):
+        user = None
+    ok = password_matches(user.password_hash if user else None, password)
+    if user is None or not ok or user.disabled:
+        raise SignInRefusedError("wrong email or password")
+    user.last_login_at = now
+    session.commit()
+    return user
+
+
+def signed_in(session: Session, user_id: object, session_version: object) -> CustomerUser | None:
+    """The user a portal session names, if that session is still theirs (checked per page)."""
+    if not isinstance(user_id, int) or not isinstance(session_version, int):
+        return None
+    user = session.get(CustomerUser, user_id)
+    if (
+        user is None
+        or user.disabled
+        or user.password_hash is None
+        or user.session_version != session_version
+    ):
+        return None  # disabled, reset, signed out elsewhere or a new password: the session ends
+    return user
+
+
+def sign_out(session: Session, user: CustomerUser) -> None:
+    """End this session and every copy of its cookie."""
+    user.session_version += 1
+    session.commit()
+
+
+def portal_licenses(session: Session, user: CustomerUser) -> list[License]:
+    """The licenses a portal user sees: their customer's active ones, by product."""
+    return list(
+        session.scalars(
+            select(License)
+            .join(Product, License.product_id == Product.id)
+            .where(License.customer_id == user.customer_id, License.status == "active")
+            .order_by(Product.name, License.id)
+        )
+    )
+
+
+def portal_license(session: Session, user: CustomerUser, license_id: int) -> License:
+    """One license a portal user may use.
+
+    Raises:
+        NotFoundError: not an active license of the user's customer (another customer's license
+            is refused exactly like one that does not exist).
+    """
+    lic = session.get(License, license_id)
+    if lic is None or lic.customer_id != user.customer_id or lic.status != "active":
+        raise NotFoundError(f"no license {license_id} for {user.email}")
+    return lic
