@@ -6,6 +6,8 @@ The hashing and email rules here serve the customers' portal users too
 
 from __future__ import annotations
 
+import functools
+
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
@@ -23,21 +25,20 @@ def hash_password(password: str) -> str:
     return HASHER.hash(password)
 
 
-# A hash of nothing anyone knows: verified against when there is no user, so that a sign-in
-# for an unknown email costs as long as one for a known email (no timing oracle).
-_NO_USER_HASH = HASHER.hash("vigor: no such user")
+@functools.cache
+def _no_user_hash() -> str:
+    """A hash of nothing anyone knows, verified against when there is no user, so that a sign-in
+    for an unknown email costs as long as one for a known email (no timing oracle). Made on
+    first use: not every process that imports this signs anyone in."""
+    return HASHER.hash("vigor: no such user")
 
 
 def password_matches(password_hash: str | None, password: str) -> bool:
     """Whether ``password`` is the one ``password_hash`` was made from (None: no password)."""
     try:
-        return HASHER.verify(password_hash or _NO_USER_HASH, password) and bool(password_hash)
+        return HASHER.verify(password_hash or _no_user_hash(), password) and bool(password_hash)
     except (VerificationError, InvalidHashError):
         return False
-
-
-def check_password(user: AdminUser, password: str) -> bool:
-    return password_matches(user.password_hash, password)
 
 
 def normalize_email(email: str) -> str:

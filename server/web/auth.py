@@ -24,7 +24,7 @@ from wtforms.validators import DataRequired, Length
 
 from server.domain import audit
 from server.domain.models import AdminUser
-from server.domain.users import check_password
+from server.domain.users import password_matches
 from server.web import db_session, services
 from server.web.ratelimit import rate_limited
 
@@ -117,11 +117,9 @@ def login() -> ResponseReturnValue:
     if form.validate_on_submit():
         email = (form.email.data or "").strip().lower()
         user = db_session().scalar(select(AdminUser).where(AdminUser.email == email))
-        if (
-            user is not None
-            and not user.disabled
-            and check_password(user, form.password.data or "")
-        ):
+        # The hash is verified even for an unknown email: the answer takes as long either way.
+        matches = password_matches(user.password_hash if user else None, form.password.data or "")
+        if user is not None and not user.disabled and matches:
             login_user(SignedInUser(user))
             audit.record(db_session(), user.email, "user.login", user.email)
             db_session().commit()
