@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, Response, jsonify, request
-from werkzeug.exceptions import HTTPException
+from sqlalchemy.exc import IntegrityError
+from werkzeug.exceptions import Conflict, HTTPException
 
 from server.domain.errors import (
     ConflictError,
@@ -107,6 +108,15 @@ def register_error_handlers(app: Flask) -> None:
             if name in {"Retry-After", "WWW-Authenticate", "Allow"}:
                 response.headers[name] = value
         return response
+
+    @app.errorhandler(IntegrityError)
+    def _same_moment(error: IntegrityError) -> Response | HTTPException:
+        # Views check for duplicates before writing, so a constraint fails only when two
+        # requests add the same thing at the same moment; the session is rolled back at teardown.
+        log.warning("constraint failed on %s %s: %s", request.method, request.path, error.orig)
+        return _http(
+            Conflict("this was changed by another request at the same moment; reload and retry")
+        )
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> Response:
