@@ -35,7 +35,7 @@ def build(url: str, work: Path, licenses: int, releases: int) -> list[tuple[str,
     """Product, releases, customers, contracts and licenses; returns sample (key, installation)."""
     from server.bootstrap import ensure_trust
     from server.config import Settings
-    from server.domain import catalog
+    from server.domain import products
     from server.domain import releases as release_service
     from server.domain.models import Contract, Customer, License
     from server.domain.secrets import display_prefix, new_secret, secret_hash
@@ -53,7 +53,7 @@ def build(url: str, work: Path, licenses: int, releases: int) -> list[tuple[str,
     signer = services.signer("release")
     now = datetime.now(UTC)
     with services.db.sessions() as s:
-        product = catalog.add_product(s, "bench", "Bench", actor="bench")
+        product = products.add_product(s, "bench", "Bench", actor="bench")
         blob_dir = work / "blobs"
         blob_dir.mkdir()
         for i in range(releases):

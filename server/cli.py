@@ -23,7 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError, ProgrammingError, SQLAlchemyError
 
 from server.config import ConfigError
-from server.domain import catalog, customers, portal_users, releases, roots, tokens
+from server.domain import api_tokens, customers, portal_users, products, releases, roots
 from server.domain.errors import DomainError
 from server.domain.models import Customer, License, Product, utcnow
 from server.domain.trust import TrustError, iso
@@ -402,7 +402,7 @@ def product_add(
 ) -> None:
     """Add a product."""
     with session() as s:
-        p = catalog.add_product(
+        p = products.add_product(
             s,
             slug,
             name,
@@ -438,7 +438,7 @@ def product_list() -> None:
 def product_line(slug: str, line: str, status: str) -> None:
     """Set a product line's lifecycle status."""
     with session() as s:
-        catalog.set_line_status(s, releases.get_product(s, slug), line, status, actor=ACTOR)
+        products.set_line_status(s, products.get_product(s, slug), line, status, actor=ACTOR)
         click.echo(f"{slug} {line} is now {status}")
 
 
@@ -827,7 +827,7 @@ def contract_add(
     """Record a contract covering whole days from FROM to TO inclusive."""
     with session() as s:
         c = customers.get_customer(s, customer_slug)
-        p = releases.get_product(s, product_slug) if product_slug else None
+        p = products.get_product(s, product_slug) if product_slug else None
         k = customers.add_contract(
             s, c, kind, _date(starts, "--from"), _date(ends, "--to"), actor=ACTOR, product=p
         )
@@ -854,7 +854,7 @@ def license_issue(
         lic, key = customers.issue_license(
             s,
             customers.get_customer(s, customer_slug),
-            releases.get_product(s, product_slug),
+            products.get_product(s, product_slug),
             actor=ACTOR,
             label=label,
             max_installations=max_installations,
@@ -935,7 +935,7 @@ def token() -> None:
 def token_create(name: str, role: str) -> None:
     """Create a token; it is printed once."""
     with session() as s:
-        t, secret = tokens.create_token(s, name, role=role, actor=ACTOR)
+        t, secret = api_tokens.create_token(s, name, role=role, actor=ACTOR)
         click.echo(secret)
         click.echo(
             f"token {t.id} ({t.name}, {t.role}); the secret above is not shown again", err=True
@@ -949,7 +949,7 @@ def token_create(name: str, role: str) -> None:
 def token_revoke(token_id: int) -> None:
     """Revoke a token by id."""
     with session() as s:
-        t = tokens.revoke_token(s, token_id, actor=ACTOR)
+        t = api_tokens.revoke_token(s, token_id, actor=ACTOR)
         click.echo(f"token {t.id} ({t.name}) revoked")
 
 

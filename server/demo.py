@@ -29,7 +29,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from server.bootstrap import ensure_trust
-from server.domain import catalog, customers, portal_users, releases, users
+from server.domain import customers, portal_users, products, releases, users
 from server.domain.entitlements import DEFAULT_DEADLINES
 from server.domain.models import (
     AdminUser,
@@ -227,7 +227,7 @@ def load_demo(services: Services, today: date | None = None) -> DemoReport:
     work.mkdir(parents=True, exist_ok=True)
     signer = services.signer("release")
     with services.db.sessions() as session:
-        product = catalog.add_product(
+        product = products.add_product(
             session,
             PRODUCT,
             "Acme ERP",
@@ -280,7 +280,7 @@ def load_demo(services: Services, today: date | None = None) -> DemoReport:
                 max_size=services.settings.max_upload_bytes,
             )
             services.make_patches(published.id)
-        catalog.set_line_status(session, product, "3.x", "end-of-life", actor=ACTOR)
+        products.set_line_status(session, product, "3.x", "end-of-life", actor=ACTOR)
         _installed_base(session, today)
         if session.scalar(select(AdminUser.id).where(AdminUser.email == ADMIN_EMAIL)) is None:
             users.add_user(session, ADMIN_EMAIL, ADMIN_PASSWORD, role="admin", actor=ACTOR)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from server.domain.catalog import SLUG_RE
+from server.domain.products import SLUG_RE
 from server.domain.releases import CHANNEL_RE, PLATFORM_RE
 
 JSON = "application/json"

@@ -8,7 +8,6 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from server.domain import audit
-from server.domain.catalog import check_slug
 from server.domain.errors import ConflictError, InvalidInputError, NotFoundError
 from server.domain.messages import LANGUAGES
 from server.domain.models import (
@@ -20,6 +19,7 @@ from server.domain.models import (
     Product,
     utcnow,
 )
+from server.domain.products import check_slug
 from server.domain.secrets import display_prefix, new_secret, secret_hash
 
 LICENSE_PREFIX = "vgl"

@@ -28,7 +28,7 @@ from packaging.version import InvalidVersion, Version
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from server.domain import audit
+from server.domain import audit, products
 from server.domain.errors import (
     ConflictError,
     InvalidInputError,
@@ -140,13 +140,6 @@ def parse_version(text: str, field_name: str = "version") -> Version:
 
 def default_line(version: Version) -> str:
     return f"{version.major}.x"
-
-
-def get_product(session: Session, slug: str) -> Product:
-    product = session.scalar(select(Product).where(Product.slug == slug))
-    if product is None:
-        raise NotFoundError(f"no product {slug!r}", product=slug)
-    return product
 
 
 def validate_spec(session: Session, spec: ReleaseSpec) -> ValidatedSpec:
@@ -366,7 +359,7 @@ def publish_draft(session: Session, release: Release, signer: Signer | None, act
 
 def find_release(session: Session, product: str, version: str) -> Release:
     wanted = parse_version(version)
-    prod = get_product(session, product)
+    prod = products.get_product(session, product)
     for release in session.scalars(
         select(Release)
         .where(Release.product_id == prod.id)
@@ -378,7 +371,7 @@ def find_release(session: Session, product: str, version: str) -> Release:
 
 
 def list_releases(session: Session, product: str) -> list[Release]:
-    prod = get_product(session, product)
+    prod = products.get_product(session, product)
     releases = list(
         session.scalars(
             select(Release)

@@ -17,11 +17,11 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 from wtforms import ValidationError
 
-from server.domain import adoption, checks, portal_users, usage
+from server.domain import adoption, api_tokens, checks, portal_users, usage
 from server.domain import customers as customer_service
 from server.domain import entitlements as ent
+from server.domain import products as product_service
 from server.domain import releases as release_service
-from server.domain import tokens as token_service
 from server.domain.errors import DomainError, InvalidInputError
 from server.domain.models import (
     ROLES,
@@ -421,7 +421,7 @@ def issue_license(slug: str) -> ResponseReturnValue:
     customer = customer_service.get_customer(session, slug)
     cap = request.form.get("max_installations", "").strip()
     try:
-        product = release_service.get_product(session, request.form.get("product", ""))
+        product = product_service.get_product(session, request.form.get("product", ""))
         _, key = customer_service.issue_license(
             session,
             customer,
@@ -508,7 +508,7 @@ def add_contract(slug: str) -> ResponseReturnValue:
     customer = customer_service.get_customer(session, slug)
     try:
         product_slug = request.form.get("product") or None
-        product = release_service.get_product(session, product_slug) if product_slug else None
+        product = product_service.get_product(session, product_slug) if product_slug else None
         starts, ends = (
             _date(request.form.get(name, ""), name) for name in ("starts_on", "ends_on")
         )
@@ -617,7 +617,7 @@ def _tokens(
 def create_token() -> ResponseReturnValue:
     values = {"name": request.form.get("name", ""), "role": request.form.get("role", "")}
     try:
-        _, secret = token_service.create_token(
+        _, secret = api_tokens.create_token(
             db_session(), values["name"], role=values["role"], actor=current_user.email
         )
     except DomainError as exc:
@@ -629,6 +629,6 @@ def create_token() -> ResponseReturnValue:
 @blueprint.post("/tokens/<int:token_id>/revoke")
 @requires("admin")
 def revoke_token(token_id: int) -> ResponseReturnValue:
-    revoked = token_service.revoke_token(db_session(), token_id, actor=current_user.email)
+    revoked = api_tokens.revoke_token(db_session(), token_id, actor=current_user.email)
     flash(f"Token {revoked.name} ({revoked.token_prefix}…) is revoked; CI using it is refused now.")
     return redirect(url_for("admin.tokens_page"), code=303)

@@ -11,8 +11,8 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 
+from server.domain import api_tokens, roots
 from server.domain import releases as release_service
-from server.domain import roots, tokens
 from server.domain.errors import InvalidInputError
 from server.domain.models import ApiToken, Release, utcnow
 from server.domain.trust import parse_iso
@@ -97,7 +97,7 @@ def _bearer_token(*roles: str) -> ApiToken:
                 headers={"WWW-Authenticate": "Bearer"},
             )
         )
-    token = tokens.authenticate(db_session(), secret.strip())
+    token = api_tokens.authenticate(db_session(), secret.strip())
     if token is None:
         abort(
             Response(

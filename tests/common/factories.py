@@ -8,7 +8,7 @@ import tarfile
 from datetime import date, datetime
 from pathlib import Path
 
-from server.domain import catalog, customers, releases
+from server.domain import customers, products, releases
 from server.domain.models import Customer, License, Product, Release
 from server.services import Services
 
@@ -38,7 +38,7 @@ def app_archive(version: str) -> bytes:
 
 def make_product(services: Services, slug: str = "acme-erp", **policy: object) -> Product:
     with services.db.sessions() as s:
-        return catalog.add_product(s, slug, slug.title(), actor="test", **policy)  # type: ignore[arg-type]
+        return products.add_product(s, slug, slug.title(), actor="test", **policy)  # type: ignore[arg-type]
 
 
 def make_customer(
@@ -50,7 +50,7 @@ def make_customer(
     """A customer with contracts given as (kind, starts_on, ends_on)."""
     with services.db.sessions() as s:
         customer = customers.add_customer(s, slug, slug.title(), actor="test")
-        prod = releases.get_product(s, product) if product else None
+        prod = products.get_product(s, product) if product else None
         for kind, start, end in contracts:
             customers.add_contract(s, customer, kind, start, end, actor="test", product=prod)
         return customer
@@ -63,7 +63,7 @@ def make_license(
         _, key = customers.issue_license(
             s,
             customers.get_customer(s, customer),
-            releases.get_product(s, product),
+            products.get_product(s, product),
             actor="test",
             **options,  # type: ignore[arg-type]
         )

@@ -17,7 +17,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
-from server.domain import catalog, releases, tokens
+from server.domain import api_tokens, products, releases
 from server.domain.errors import SigningError, StorageUnavailableError
 from server.domain.models import Artifact, AuditEvent, Release
 from server.domain.trust import verify_role
@@ -28,14 +28,14 @@ from server.storage.base import StorageError
 @pytest.fixture
 def product(services: Services) -> str:
     with services.db.sessions() as s:
-        catalog.add_product(s, "acme-erp", "Acme ERP", actor="test")
+        products.add_product(s, "acme-erp", "Acme ERP", actor="test")
     return "acme-erp"
 
 
 @pytest.fixture
 def token(services: Services) -> str:
     with services.db.sessions() as s:
-        _, secret = tokens.create_token(s, "ci", role="publisher", actor="test")
+        _, secret = api_tokens.create_token(s, "ci", role="publisher", actor="test")
     return secret
 
 
@@ -515,9 +515,9 @@ def test_api_needs_a_live_publisher_token(
     assert api_publish(client, None, fields, files).status_code == 401
     assert api_publish(client, "vgt_wrong", fields, files).status_code == 401
     with services.db.sessions() as s:
-        _, viewer_secret = tokens.create_token(s, "dash", role="viewer", actor="t")
-        old, revoked_secret = tokens.create_token(s, "old", role="publisher", actor="t")
-        tokens.revoke_token(s, old.id, actor="t")
+        _, viewer_secret = api_tokens.create_token(s, "dash", role="viewer", actor="t")
+        old, revoked_secret = api_tokens.create_token(s, "old", role="publisher", actor="t")
+        api_tokens.revoke_token(s, old.id, actor="t")
     assert api_publish(client, viewer_secret, fields, files).status_code == 403
     assert api_publish(client, revoked_secret, fields, files).status_code == 401
     assert state(services) == before

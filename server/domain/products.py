@@ -21,6 +21,18 @@ def check_slug(field: str, slug: str) -> str:
     return slug
 
 
+def get_product(session: Session, slug: str) -> Product:
+    """The product named ``slug``.
+
+    Raises:
+        NotFoundError: there is none.
+    """
+    product = session.scalar(select(Product).where(Product.slug == slug))
+    if product is None:
+        raise NotFoundError(f"no product {slug!r}", product=slug)
+    return product
+
+
 def add_product(
     session: Session,
     slug: str,
