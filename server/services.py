@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from server.config import Settings
 from server.db import Database
 from server.domain import roots
-from server.domain.checks import CatalogCache
+from server.domain.catalog import CatalogCache
 from server.domain.errors import SigningError
 from server.domain.trust import KeySigner, Root, TrustError
 from server.keyring import KeyFileError, Keyring

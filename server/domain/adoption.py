@@ -41,8 +41,9 @@ from packaging.version import InvalidVersion, Version
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
-from server.domain import checks, offers
 from server.domain import entitlements as ent
+from server.domain import offers
+from server.domain.facts import license_facts, product_policy, release_facts
 from server.domain.models import (
     ApplyReport,
     Contract,
@@ -244,7 +245,7 @@ def security_adoption(
     licenses = _licenses(session, {i.license_id for _, i in installations})
     applied = _applied(session, product_ids, since, history)
     policies = {
-        p.id: checks.product_policy(p, "")
+        p.id: product_policy(p, "")
         for p in session.scalars(select(Product).where(Product.id.in_(product_ids)))
     }
     return [
@@ -281,7 +282,7 @@ def _release_facts(
     )
     facts: dict[int, dict[int, ent.ReleaseFacts]] = defaultdict(dict)
     for release in rows:
-        facts[release.product_id][release.id] = checks.release_facts(release)
+        facts[release.product_id][release.id] = release_facts(release)
     return facts
 
 
@@ -324,7 +325,7 @@ def _licenses(session: Session, license_ids: set[int]) -> dict[int, ent.LicenseF
             .selectinload(Contract.product),
         )
     )
-    return {lic.id: checks.license_facts(lic) for lic in rows}
+    return {lic.id: license_facts(lic) for lic in rows}
 
 
 def _applied(

@@ -36,7 +36,8 @@ from sqlalchemy.orm import Session
 
 from server.domain import entitlements as ent
 from server.domain import messages, offers
-from server.domain.checks import Catalog, artifact_for, entitlement_json
+from server.domain.catalog import Catalog, artifact_for
+from server.domain.checks import entitlement_json
 from server.domain.errors import InvalidInputError
 from server.domain.models import License, TrustRoot
 from server.domain.trust import Signer, iso, sign_document

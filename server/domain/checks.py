@@ -3,8 +3,8 @@
 1. Parse the request; refuse it naming the field (nothing else happens).
 2. Authenticate the license (constant-time), check its product, register the installation
    (refused past the license's cap; written at most once an hour per installation).
-3. Load the product's catalogue as facts; a per-process cache keyed by the product's
-   ``catalog_revision`` means one cheap read per check instead of loading every release.
+3. Load the product's catalogue as facts (:mod:`server.domain.catalog`; a per-process cache
+   keyed by the product's ``catalog_revision`` means one cheap read per check).
 4. Ask the pure entitlement engine for the maintenance status, the offer, the renewal prompt and
    the notices; attach the offered release's signed manifest and a short-lived download URL.
 5. The caller signs the result with the ``check`` role's key.
@@ -13,23 +13,20 @@
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from packaging.version import InvalidVersion, Version
-from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload
 
 from server.domain import entitlements as ent
 from server.domain import offers
-from server.domain.errors import InvalidInputError, NotFoundError
+from server.domain.catalog import Catalog, artifact_for
+from server.domain.errors import InvalidInputError
 from server.domain.messages import DEFAULT_LANGUAGE
-from server.domain.models import Contract, License, Patch, Product, Release
 from server.domain.releases import CHANNEL_RE, PLATFORM_RE
-from server.domain.trust import iso, load_float_free
+from server.domain.trust import iso
 
 INSTALLATION_ID_RE = re.compile(r"\A[A-Za-z0-9_-]{16,64}\Z")
 NONCE_RE = re.compile(r"\A[0-9a-f]{16,128}\Z")
@@ -89,177 +86,7 @@ def parse_check_request(body: Any) -> CheckRequest:
     )
 
 
-# --------------------------------------------------------------------------- facts from rows
-
-
-def contract_facts(contract: Contract) -> ent.ContractFacts:
-    return ent.ContractFacts(
-        kind=contract.kind,
-        product=contract.product.slug if contract.product else None,
-        starts_on=contract.starts_on,
-        ends_on=contract.ends_on,
-    )
-
-
-def license_facts(lic: License) -> ent.LicenseFacts:
-    return ent.LicenseFacts(
-        status=lic.status,
-        product=lic.product.slug,
-        customer=lic.customer.slug,
-        contracts=tuple(contract_facts(c) for c in lic.customer.contracts),
-    )
-
-
-def product_policy(product: Product, renewal_url: str) -> ent.ProductPolicy:
-    return ent.ProductPolicy(
-        product=product.slug,
-        lapse_policy=product.lapse_policy,
-        security_carveout_months=product.security_carveout_months,
-        expiring_window_days=product.expiring_window_days,
-        grace_days=product.grace_days,
-        timezone=product.timezone,
-        severity_deadlines={
-            "critical": product.deadline_critical_hours,
-            "serious": product.deadline_serious_hours,
-            "minor": product.deadline_minor_hours,
-        },
-        renewal_url=product.renewal_url or renewal_url,
-    )
-
-
-def release_facts(release: Release) -> ent.ReleaseFacts:
-    assert release.published_at is not None
-    return ent.ReleaseFacts(
-        id=release.id,
-        product=release.product.slug,
-        version=Version(release.version),
-        kind=release.kind,
-        severity=release.severity,
-        channel=release.channel,
-        line=release.line.name,
-        line_status=release.line.status,
-        published_at=release.published_at,
-        customers=frozenset(c.slug for c in release.customers),
-        yanked=release.is_yanked,
-        yank_reason=release.yank_reason,
-        recommended_version=release.recommended_version,
-        min_from=Version(release.min_from) if release.min_from else None,
-        platforms=frozenset(a.platform for a in release.artifacts),
-        rollout_percent=release.rollout_percent,
-    )
-
-
-@dataclass(frozen=True)
-class OfferedArtifact:
-    artifact_id: int
-    platform: str
-    size: int
-    sha256: str
-
-
-@dataclass(frozen=True)
-class OfferedPatch:
-    patch_id: int
-    artifact_id: int
-    size: int
-    sha256: str
-
-
-@dataclass(frozen=True)
-class Catalog:
-    """A product's published releases as facts, with what a check needs to answer."""
-
-    revision: int
-    policy: ent.ProductPolicy
-    index: offers.ReleaseIndex
-    manifests: Mapping[int, Any]  # release id -> signed manifest (parsed JSON)
-    artifacts: Mapping[tuple[int, str], OfferedArtifact]  # (release id, platform)
-    patch_documents: Mapping[int, Any] = field(default_factory=dict)  # release id -> signed doc
-    patches: Mapping[tuple[int, str, str], OfferedPatch] = field(default_factory=dict)
-    # (release id, platform, from version) -> patch
-
-
-class CatalogCache:
-    """Per-process cache of catalogues, invalidated by the product's ``catalog_revision``.
-
-    Correct across processes: every check reads the product row, and any change to releases or
-    lines bumps the revision in the same transaction.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._entries: dict[int, Catalog] = {}
-
-    def get(
-        self,
-        session: Session | Callable[[], Session],
-        product_id: int,
-        revision: int,
-        renewal_url: str,
-    ) -> Catalog:
-        """The catalogue of ``product_id`` at ``revision`` (read from the license's row).
-
-        ``session`` may be a function that opens one: it is called only on a miss.
-        """
-        with self._lock:
-            cached = self._entries.get(product_id)
-        if cached is not None and cached.revision == revision:
-            return cached
-        if not isinstance(session, Session):
-            session = session()
-        product = session.get(Product, product_id)
-        if product is None:
-            raise NotFoundError(f"no product {product_id}")
-        catalog = load_catalog(session, product, renewal_url)
-        with self._lock:
-            self._entries[product_id] = catalog
-        return catalog
-
-
-def load_catalog(session: Session, product: Product, renewal_url: str) -> Catalog:
-    rows = list(
-        session.scalars(
-            select(Release)
-            .where(Release.product_id == product.id, Release.published_at.is_not(None))
-            .options(
-                selectinload(Release.artifacts),
-                selectinload(Release.customers),
-                selectinload(Release.line),
-            )
-        )
-    )
-    rows = [r for r in rows if r.manifest]
-    by_artifact = {a.id: (r, a) for r in rows for a in r.artifacts}
-    patches: dict[tuple[int, str, str], OfferedPatch] = {}
-    if by_artifact:
-        for patch in session.scalars(select(Patch).where(Patch.artifact_id.in_(list(by_artifact)))):
-            release, artifact = by_artifact[patch.artifact_id]
-            source = by_artifact.get(patch.from_artifact_id)
-            if source is not None:
-                key = (release.id, artifact.platform, source[0].version)
-                patches[key] = OfferedPatch(patch.id, artifact.id, patch.size, patch.sha256)
-    return Catalog(
-        revision=product.catalog_revision,
-        policy=product_policy(product, renewal_url),
-        index=offers.ReleaseIndex.of(release_facts(r) for r in rows),
-        manifests={r.id: load_float_free(r.manifest or "{}") for r in rows},
-        artifacts={
-            (r.id, a.platform): OfferedArtifact(a.id, a.platform, a.size, a.sha256)
-            for r in rows
-            for a in r.artifacts
-        },
-        patch_documents={r.id: load_float_free(r.patch_manifest) for r in rows if r.patch_manifest},
-        patches=patches,
-    )
-
-
 # --------------------------------------------------------------------------- the answer
-
-
-def artifact_for(catalog: Catalog, release_id: int, platform: str) -> OfferedArtifact | None:
-    return catalog.artifacts.get((release_id, platform)) or catalog.artifacts.get(
-        (release_id, "any")
-    )
 
 
 def answer(

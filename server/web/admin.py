@@ -17,12 +17,13 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 from wtforms import ValidationError
 
-from server.domain import adoption, api_tokens, checks, portal_users, usage
+from server.domain import adoption, api_tokens, portal_users, usage
 from server.domain import customers as customer_service
 from server.domain import entitlements as ent
 from server.domain import products as product_service
 from server.domain import releases as release_service
 from server.domain.errors import DomainError, InvalidInputError
+from server.domain.facts import contract_facts, product_policy
 from server.domain.models import (
     ROLES,
     ApiToken,
@@ -325,10 +326,10 @@ def _maintenance(customer: Customer, product: Product, now: datetime) -> ent.Mai
         "active",
         product.slug,
         customer.slug,
-        tuple(checks.contract_facts(c) for c in customer.contracts),
+        tuple(contract_facts(c) for c in customer.contracts),
     )
     return ent.maintenance_status(
-        facts, checks.product_policy(product, services().settings.renewal_url), now
+        facts, product_policy(product, services().settings.renewal_url), now
     )
 
 

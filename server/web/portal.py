@@ -37,14 +37,17 @@ from werkzeug.wrappers import Response
 from wtforms import EmailField, PasswordField
 from wtforms.validators import DataRequired, Length
 
-from server.domain import bundles, checks, messages, offers, portal_users
+from server.domain import bundles, messages, offers, portal_users
 from server.domain import entitlements as ent
+from server.domain.catalog import Catalog
+from server.domain.download_links import DownloadGrant, make_token
 from server.domain.errors import (
     DomainError,
     InvalidInputError,
     InvitationExpiredError,
     NotFoundError,
 )
+from server.domain.facts import license_facts
 from server.domain.licensing import authenticate_license
 from server.domain.models import (
     Artifact,
@@ -57,7 +60,6 @@ from server.domain.models import (
 )
 from server.web import db_session, services
 from server.web.ratelimit import rate_limited
-from server.web.tokens import DownloadGrant, make_token
 
 blueprint = Blueprint("portal", __name__)
 
@@ -409,7 +411,7 @@ def _home(
 ) -> ResponseReturnValue:
     settings = services().settings
     catalog = _catalog(lic)
-    facts = checks.license_facts(lic)
+    facts = license_facts(lic)
     now = utcnow()
     status = ent.maintenance_status(facts, catalog.policy, now)
     entitled = _entitled(facts, catalog, status, now)[:20]
@@ -456,14 +458,14 @@ def _home(
     ), 400 if bundle_error else 200
 
 
-def _catalog(lic: License) -> checks.Catalog:
+def _catalog(lic: License) -> Catalog:
     return services().catalogs.get(
         db_session(), lic.product_id, lic.product.catalog_revision, services().settings.renewal_url
     )
 
 
 def _entitled(
-    facts: ent.LicenseFacts, catalog: checks.Catalog, status: ent.MaintenanceStatus, now: datetime
+    facts: ent.LicenseFacts, catalog: Catalog, status: ent.MaintenanceStatus, now: datetime
 ) -> list[ent.ReleaseFacts]:
     everything = catalog.index.newest_first
     return [
@@ -552,7 +554,7 @@ def _bundle(lic: License, bundle_url: str, choose_url: str | None = None) -> Res
 
 def _renewal(
     facts: ent.LicenseFacts,
-    catalog: checks.Catalog,
+    catalog: Catalog,
     status: ent.MaintenanceStatus,
     newest: Version,
     now: datetime,

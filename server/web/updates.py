@@ -12,18 +12,19 @@ from sqlalchemy.orm import selectinload
 
 from server.domain import checks, messages, reports
 from server.domain import entitlements as ent
+from server.domain.download_links import DownloadGrant, make_token, read_token
 from server.domain.errors import (
     InvalidInputError,
     NotEntitledError,
     NotFoundError,
 )
+from server.domain.facts import license_facts, release_facts
 from server.domain.licensing import authenticate_license, check_product, register_installation
 from server.domain.models import Artifact, DownloadEvent, License, Patch, Release, utcnow
 from server.domain.trust import signed_document_bytes
 from server.storage.base import StorageError
 from server.web import db_session, services
 from server.web.ratelimit import rate_limited, remote_address
-from server.web.tokens import DownloadGrant, make_token, read_token
 
 blueprint = Blueprint("updates", __name__)
 
@@ -138,9 +139,9 @@ def download(token: str) -> Response:
     )
     # The whole catalogue goes in: the security carve-out depends on the lines the customer owns.
     decision = ent.decide(
-        checks.license_facts(lic),
+        license_facts(lic),
         catalog.policy,
-        checks.release_facts(release),
+        release_facts(release),
         now,
         releases=catalog.index.newest_first,
     )

@@ -565,7 +565,7 @@ def test_tampered_expired_and_unentitled_downloads_are_refused(
     tampered = client.get(url[:-3] + ("BBB" if url.endswith("AAA") else "AAA"))
     assert tampered.status_code == 403
     assert tampered.get_json()["error"]["code"] == "download_invalid"
-    from server.web.tokens import DownloadGrant, make_token
+    from server.domain.download_links import DownloadGrant, make_token
 
     expired_app_secret = services.settings.secret_key
     token = make_token(expired_app_secret, DownloadGrant(1, 1))

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from itsdangerous import URLSafeTimedSerializer
 
+from server.domain.download_links import SALT, DownloadGrant, make_token, read_token
 from server.domain.errors import DownloadInvalidError
-from server.web.tokens import SALT, DownloadGrant, make_token, read_token
 
 
 def test_tokens_are_itsdangerous_tokens_both_ways() -> None:

@@ -1,4 +1,5 @@
-"""Download tokens: short-lived, bound to one license and one artifact, signed by the server."""
+"""Download links: tokens that are short-lived, bound to one license and one artifact, and signed
+by the server (the capability in the URL a check or the portal hands out)."""
 
 from __future__ import annotations
 

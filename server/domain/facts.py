@@ -1,0 +1,66 @@
+"""Facts from rows: the ORM objects a request loaded, as the frozen facts the pure entitlement
+engine (:mod:`server.domain.entitlements`) and the offers (:mod:`server.domain.offers`) compute on."""
+
+from __future__ import annotations
+
+from packaging.version import Version
+
+from server.domain import entitlements as ent
+from server.domain.models import Contract, License, Product, Release
+
+
+def contract_facts(contract: Contract) -> ent.ContractFacts:
+    return ent.ContractFacts(
+        kind=contract.kind,
+        product=contract.product.slug if contract.product else None,
+        starts_on=contract.starts_on,
+        ends_on=contract.ends_on,
+    )
+
+
+def license_facts(lic: License) -> ent.LicenseFacts:
+    return ent.LicenseFacts(
+        status=lic.status,
+        product=lic.product.slug,
+        customer=lic.customer.slug,
+        contracts=tuple(contract_facts(c) for c in lic.customer.contracts),
+    )
+
+
+def product_policy(product: Product, renewal_url: str) -> ent.ProductPolicy:
+    return ent.ProductPolicy(
+        product=product.slug,
+        lapse_policy=product.lapse_policy,
+        security_carveout_months=product.security_carveout_months,
+        expiring_window_days=product.expiring_window_days,
+        grace_days=product.grace_days,
+        timezone=product.timezone,
+        severity_deadlines={
+            "critical": product.deadline_critical_hours,
+            "serious": product.deadline_serious_hours,
+            "minor": product.deadline_minor_hours,
+        },
+        renewal_url=product.renewal_url or renewal_url,
+    )
+
+
+def release_facts(release: Release) -> ent.ReleaseFacts:
+    assert release.published_at is not None
+    return ent.ReleaseFacts(
+        id=release.id,
+        product=release.product.slug,
+        version=Version(release.version),
+        kind=release.kind,
+        severity=release.severity,
+        channel=release.channel,
+        line=release.line.name,
+        line_status=release.line.status,
+        published_at=release.published_at,
+        customers=frozenset(c.slug for c in release.customers),
+        yanked=release.is_yanked,
+        yank_reason=release.yank_reason,
+        recommended_version=release.recommended_version,
+        min_from=Version(release.min_from) if release.min_from else None,
+        platforms=frozenset(a.platform for a in release.artifacts),
+        rollout_percent=release.rollout_percent,
+    )
