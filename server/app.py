@@ -10,9 +10,9 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wrappers import Response
 
 from server.config import Settings
-from server.errors import register_error_handlers
 from server.services import Services
 from server.storage.base import ArtifactStore
+from server.web.errors import register_error_handlers
 
 
 class WebSessions(SecureCookieSessionInterface):

@@ -1,4 +1,4 @@
-"""Domain errors: they carry what they are about, never an HTTP status (server.errors maps them)."""
+"""Domain errors: they carry what they are about, never an HTTP status (server.web.errors maps them)."""
 
 from __future__ import annotations
 

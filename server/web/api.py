@@ -17,9 +17,9 @@ from server.domain.errors import InvalidInputError
 from server.domain.models import ApiToken, Release, utcnow
 from server.domain.trust import parse_iso
 from server.metrics import VigorCollector
-from server.openapi import openapi_document
 from server.storage.base import SizeLimitError, StorageError
 from server.web import db_session, services
+from server.web.openapi import openapi_document
 from server.web.uploads import parse_streamed
 
 blueprint = Blueprint("api", __name__)
