@@ -25,12 +25,8 @@ from server.domain import offers
 from server.domain.catalog import Catalog, artifact_for
 from server.domain.errors import InvalidInputError
 from server.domain.messages import DEFAULT_LANGUAGE
-from server.domain.releases import CHANNEL_RE, PLATFORM_RE
 from server.domain.trust import iso
-
-INSTALLATION_ID_RE = re.compile(r"\A[A-Za-z0-9_-]{16,64}\Z")
-NONCE_RE = re.compile(r"\A[0-9a-f]{16,128}\Z")
-PRODUCT_RE = re.compile(r"\A[a-z0-9][a-z0-9-]{0,62}\Z")
+from server.domain.vocabulary import INSTALLATION_ID_RE, NONCE_RE, PLATFORM_RE, SLUG_RE
 
 
 @dataclass(frozen=True)
@@ -76,11 +72,11 @@ def parse_check_request(body: Any) -> CheckRequest:
             "version", f"{version_text[:80]!r} is not a valid version"
         ) from None
     return CheckRequest(
-        product=_field(body, "product", PRODUCT_RE),
+        product=_field(body, "product", SLUG_RE),
         version=version,
         version_text=version_text,
         platform=_field(body, "platform", PLATFORM_RE),
-        channel=_field(body, "channel", CHANNEL_RE, required=False, default="stable"),
+        channel=_field(body, "channel", SLUG_RE, required=False, default="stable"),
         installation_id=_field(body, "installation_id", INSTALLATION_ID_RE),
         nonce=_field(body, "nonce", NONCE_RE),
     )

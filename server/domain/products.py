@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import select
@@ -11,8 +10,7 @@ from sqlalchemy.orm import Session
 from server.domain import audit
 from server.domain.errors import ConflictError, InvalidInputError, NotFoundError
 from server.domain.models import LAPSE_POLICIES, LINE_STATUSES, Product, ProductLine
-
-SLUG_RE = re.compile(r"\A[a-z0-9][a-z0-9-]{0,62}\Z")
+from server.domain.vocabulary import SLUG_RE
 
 
 def check_slug(field: str, slug: str) -> str:

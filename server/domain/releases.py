@@ -48,12 +48,9 @@ from server.domain.models import (
     utcnow,
 )
 from server.domain.trust import Signer, TrustError, iso, sha256_hex, sign_document
+from server.domain.vocabulary import PLATFORM_RE, SLUG_RE
 from server.storage.base import ArtifactStore, BlobWriter, SizeLimitError, StorageError, StoredBlob
 
-OPERATING_SYSTEMS = ("linux", "windows", "macos", "freebsd")
-ARCHITECTURES = ("x86_64", "aarch64", "armv7", "i686", "universal")
-PLATFORM_RE = re.compile(rf"\A(any|({'|'.join(OPERATING_SYSTEMS)})-({'|'.join(ARCHITECTURES)}))\Z")
-CHANNEL_RE = re.compile(r"\A[a-z0-9][a-z0-9-]{0,62}\Z")
 FILENAME_RE = re.compile(r"[^A-Za-z0-9._+-]")
 
 
@@ -158,7 +155,7 @@ def validate_spec(session: Session, spec: ReleaseSpec) -> ValidatedSpec:
         )
     if spec.kind == "security" and spec.severity is None:
         raise InvalidInputError("severity", "a security revision needs a severity")
-    if not CHANNEL_RE.match(spec.channel or ""):
+    if not SLUG_RE.match(spec.channel or ""):
         raise InvalidInputError("channel", f"{spec.channel!r} is not a valid channel name")
     existing = {
         parse_version(v): v

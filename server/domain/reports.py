@@ -11,11 +11,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from server.domain import audit
-from server.domain.checks import INSTALLATION_ID_RE, PRODUCT_RE
 from server.domain.errors import InvalidInputError
 from server.domain.licensing import LicenseView
 from server.domain.models import OUTCOMES, ApplyReport
 from server.domain.releases import find_release, parse_version
+from server.domain.vocabulary import INSTALLATION_ID_RE, SLUG_RE
 
 CODE_MAX = 64
 MESSAGE_MAX = 2000
@@ -56,7 +56,7 @@ def parse_report(body: Any) -> ReportBody:
     if not isinstance(installation_id, str) or not INSTALLATION_ID_RE.match(installation_id):
         raise InvalidInputError("installation_id", "is required: 16 to 64 characters [A-Za-z0-9_-]")
     product = body.get("product")
-    if not isinstance(product, str) or not PRODUCT_RE.match(product):
+    if not isinstance(product, str) or not SLUG_RE.match(product):
         raise InvalidInputError("product", "is required")
     version = body.get("version")
     if not isinstance(version, str) or len(version) > 64:

@@ -9,8 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from server.domain.products import SLUG_RE
-from server.domain.releases import CHANNEL_RE, PLATFORM_RE
+from server.domain.vocabulary import PLATFORM_RE, SLUG_RE
 
 JSON = "application/json"
 
@@ -43,7 +42,7 @@ VERSION = {
     r"(\+[a-z0-9]{1,16}(\.[a-z0-9]{1,16}){0,3})?$",
 }
 PLATFORM = {"type": "string", "pattern": _json_pattern(PLATFORM_RE)}
-CHANNEL = {"type": "string", "pattern": _json_pattern(CHANNEL_RE)}
+CHANNEL = {"type": "string", "pattern": _json_pattern(SLUG_RE)}
 PRODUCT = {"type": "string", "pattern": _json_pattern(SLUG_RE)}
 TIME = {"type": "string", "format": "date-time"}
 

@@ -1,0 +1,118 @@
+"""The vendor's words for closed sets of values, and the shapes of names, in one place.
+
+Every closed set is a ``StrEnum`` whose values are the strings stored in the database (held
+there by CHECK constraints, migration 0005), written in signed documents and typed on the
+command line; a member compares equal to its string. Models, the entitlement rules, CLI choices,
+forms and the OpenAPI schema all take their values from here, so a new value is added once.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+
+
+class ReleaseKind(StrEnum):
+    """What a release is, in the vendor's support terms."""
+
+    UPDATE = "update"  # periodic update package: small improvements
+    SECURITY = "security"  # security revision
+    VERSION = "version"  # new version with new features
+
+
+class Severity(StrEnum):
+    """How bad what a security revision fixes is; sets how soon it must be applied."""
+
+    CRITICAL = "critical"  # the application cannot be used
+    SERIOUS = "serious"  # an essential part cannot be used
+    MINOR = "minor"  # a non-essential part cannot be used
+
+
+class LineStatus(StrEnum):
+    """Where a product line (``4.x``) is in its lifecycle."""
+
+    SUPPORTED = "supported"
+    SECURITY_ONLY = "security-only"
+    END_OF_LIFE = "end-of-life"
+
+
+class LapsePolicy(StrEnum):
+    """What a customer whose maintenance lapsed may still download."""
+
+    FALLBACK = "fallback"  # everything published while covered (perpetual fallback)
+    REVOKE = "revoke"  # nothing at all
+
+
+class ContractKind(StrEnum):
+    MAINTENANCE = "maintenance"
+    CUSTOMIZATION = "customization"  # the add-on required to receive customized builds
+
+
+class LicenseStatus(StrEnum):
+    ACTIVE = "active"
+    SUSPENDED = "suspended"  # reversible
+    REVOKED = "revoked"  # final
+
+
+class Maintenance(StrEnum):
+    """A license's maintenance status at an instant (computed, never stored)."""
+
+    ACTIVE = "active"
+    EXPIRING = "expiring"  # active, ends within the warning window
+    GRACE = "grace"  # ended, within the grace window
+    LAPSED = "lapsed"
+    NONE = "none"  # no covered period has begun, or the license is not active
+
+
+class Role(StrEnum):
+    """What an admin user or API token may do; each role may do what the ones after it may."""
+
+    ADMIN = "admin"
+    PUBLISHER = "publisher"
+    VIEWER = "viewer"
+
+    def allows(self, needed: Role) -> bool:
+        """True when this role may do what ``needed`` may."""
+        order = list(Role)
+        return order.index(self) <= order.index(needed)
+
+
+class ApplyOutcome(StrEnum):
+    """What an installation reports after applying a release."""
+
+    SUCCESS = "success"
+    FAILURE = "failure"
+    ROLLED_BACK = "rolled_back"
+
+
+class ReleaseState(StrEnum):
+    """Where a release stands (computed from its row)."""
+
+    DRAFT = "draft"
+    PUBLISHED = "published"
+    YANKED = "yanked"
+
+
+class PortalUserState(StrEnum):
+    """Where a portal user stands (computed from their row)."""
+
+    INVITED = "invited"  # no password set yet
+    ACTIVE = "active"
+    DISABLED = "disabled"
+
+
+def values(enum: type[StrEnum]) -> list[str]:
+    """The strings of a closed set, in its order (for CLI choices, forms and schemas)."""
+    return [member.value for member in enum]
+
+
+DEFAULT_CHANNEL = "stable"
+
+# Slugs: what products, customers and channels are named by in URLs, licenses and agents.
+SLUG_PATTERN = r"\A[a-z0-9][a-z0-9-]{0,62}\Z"
+SLUG_RE = re.compile(SLUG_PATTERN)
+OPERATING_SYSTEMS = ("linux", "windows", "macos", "freebsd")
+ARCHITECTURES = ("x86_64", "aarch64", "armv7", "i686", "universal")
+PLATFORM_RE = re.compile(rf"\A(any|({'|'.join(OPERATING_SYSTEMS)})-({'|'.join(ARCHITECTURES)}))\Z")
+INSTALLATION_ID_RE = re.compile(r"\A[A-Za-z0-9_-]{16,64}\Z")
+NONCE_RE = re.compile(r"\A[0-9a-f]{16,128}\Z")
