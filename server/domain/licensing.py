@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
-from sqlalchemy import Connection, String, bindparam, func, insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
-from server.db import FastRead
 from server.domain.entitlements import ContractFacts, LicenseFacts
 from server.domain.errors import (
     InstallationLimitError,
@@ -19,7 +19,7 @@ from server.domain.errors import (
     LicenseUnknownError,
     WrongProductError,
 )
-from server.domain.models import Contract, Customer, Installation, License, Product
+from server.domain.models import Installation
 from server.domain.secrets import matches, secret_hash
 
 
@@ -38,6 +38,7 @@ class LicenseView:
     """What a check needs to know about the license presenting itself, read in one query."""
 
     id: int
+    key_hash: str
     status: str
     max_installations: int | None
     product_id: int
@@ -52,92 +53,42 @@ class LicenseView:
         return LicenseFacts(self.status, self.product_slug, self.customer_slug, self.contracts)
 
 
-_LICENSES, _PRODUCTS, _CUSTOMERS = License.__table__, Product.__table__, Customer.__table__
-_CONTRACTS, _INSTALLATIONS = Contract.__table__, Installation.__table__
-_CONTRACT_PRODUCTS = _PRODUCTS.alias("contract_products")
-# One round trip: the license, its product and customer, the installation asking (if the
-# license has it), and one row per contract (or one row with no contract). Core columns, built
-# once, run on the driver's cursor: SQLAlchemy's execution layer costs more than the query.
-_LICENSE_BY_HASH = FastRead(
-    select(
-        _LICENSES.c.id,
-        _LICENSES.c.status,
-        _LICENSES.c.key_hash,
-        _LICENSES.c.max_installations,
-        _PRODUCTS.c.id,
-        _PRODUCTS.c.slug,
-        _PRODUCTS.c.catalog_revision,
-        _CUSTOMERS.c.slug,
-        _CUSTOMERS.c.language,
-        _INSTALLATIONS.c.version,
-        _INSTALLATIONS.c.platform,
-        _INSTALLATIONS.c.channel,
-        _INSTALLATIONS.c.last_seen,
-        _CONTRACTS.c.kind,
-        _CONTRACT_PRODUCTS.c.slug,
-        _CONTRACTS.c.starts_on,
-        _CONTRACTS.c.ends_on,
-    )
-    .select_from(_LICENSES)
-    .join(_PRODUCTS, _LICENSES.c.product_id == _PRODUCTS.c.id)
-    .join(_CUSTOMERS, _LICENSES.c.customer_id == _CUSTOMERS.c.id)
-    .outerjoin(
-        _INSTALLATIONS,
-        (_INSTALLATIONS.c.license_id == _LICENSES.c.id)
-        & (_INSTALLATIONS.c.uid == bindparam("uid", type_=String)),
-    )
-    .outerjoin(_CONTRACTS, _CONTRACTS.c.customer_id == _CUSTOMERS.c.id)
-    .outerjoin(_CONTRACT_PRODUCTS, _CONTRACTS.c.product_id == _CONTRACT_PRODUCTS.c.id)
-    .where(_LICENSES.c.key_hash == bindparam("key_hash"))
-)
+class LicenseLookup(Protocol):
+    """Finds a license by its key's hash: the one read every update check makes, implemented by
+    the infrastructure (:class:`server.db.licenses.LicenseReads`)."""
+
+    def by_key_hash(self, key_hash: str, installation_uid: str | None) -> LicenseView | None:
+        """The license whose key hashes to ``key_hash``, with its product, customer, contracts
+        and what was last recorded about installation ``installation_uid`` of it; None if none."""
+        ...
 
 
 def authenticate_license(
-    conn: Connection | Session, key: str | None, *, installation_uid: str | None = None
+    lookup: LicenseLookup, key: str | None, *, installation_uid: str | None = None
 ) -> LicenseView:
     """The active license ``key`` names, with its product and its customer's contracts, and
     what was last recorded about installation ``installation_uid`` of it (when given).
 
     The lookup goes through a unique index on the key's SHA-256; the final comparison is
-    constant-time, so response timing says nothing about how much of a key was right. Plain
-    column reads (no ORM objects): this runs on every update check.
+    constant-time, so response timing says nothing about how much of a key was right.
+
+    Raises:
+        LicenseMissingError: no key was presented.
+        LicenseUnknownError: no license has this key.
+        LicenseRevokedError, LicenseSuspendedError: the license may not be used now.
     """
     if not key:
         raise LicenseMissingError("send Authorization: License <key>")
-    params = {"key_hash": secret_hash(key), "uid": installation_uid}
-    rows = (
-        _LICENSE_BY_HASH.all(conn, params)
-        if isinstance(conn, Connection)
-        else conn.execute(_LICENSE_BY_HASH.statement, params).all()
-    )
-    if not rows or not matches(key, rows[0][2]):
+    found = lookup.by_key_hash(secret_hash(key), installation_uid)
+    if found is None or not matches(key, found.key_hash):
         raise LicenseUnknownError("unknown license key", license=None)
-    first = rows[0]
-    lic_id, status, _, cap, product_id, product_slug, revision, customer_slug, language = first[:9]
-    if status == "revoked":
-        raise LicenseRevokedError("this license has been revoked", license=lic_id)
-    if status == "suspended":
+    if found.status == "revoked":
+        raise LicenseRevokedError("this license has been revoked", license=found.id)
+    if found.status == "suspended":
         raise LicenseSuspendedError(
-            "this license is suspended; contact your vendor", license=lic_id
+            "this license is suspended; contact your vendor", license=found.id
         )
-    contracts = tuple(
-        ContractFacts(kind, slug, starts_on, ends_on)
-        for *_, kind, slug, starts_on, ends_on in rows
-        if kind is not None
-    )
-    seen = InstallationSeen(*first[9:13]) if first[9] is not None else None
-    return LicenseView(
-        lic_id,
-        status,
-        cap,
-        product_id,
-        product_slug,
-        revision,
-        customer_slug,
-        contracts,
-        language,
-        seen,
-    )
+    return found
 
 
 def check_product(lic: LicenseView, product_slug: str) -> None:

@@ -37,6 +37,7 @@ from werkzeug.wrappers import Response
 from wtforms import EmailField, PasswordField
 from wtforms.validators import DataRequired, Length
 
+from server.db.licenses import LicenseReads
 from server.domain import bundles, messages, offers, portal_users
 from server.domain import entitlements as ent
 from server.domain.catalog import Catalog
@@ -242,7 +243,9 @@ def login() -> ResponseReturnValue:
             account_error = t["bad_login"]
     elif key_form.validate_on_submit():
         try:
-            view = authenticate_license(db_session(), (key_form.key.data or "").strip())
+            view = authenticate_license(
+                LicenseReads(db_session()), (key_form.key.data or "").strip()
+            )
         except DomainError:
             key_error = t["bad_key"]
         else:

@@ -10,6 +10,7 @@ from flask import Blueprint, Response, jsonify, redirect, request, send_file
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
+from server.db.licenses import LicenseReads
 from server.domain import checks, messages, reports
 from server.domain import entitlements as ent
 from server.domain.download_links import DownloadGrant, make_token, read_token
@@ -68,9 +69,9 @@ def check() -> Response:
         try:
             req = checks.parse_check_request(_json_body())
         except InvalidInputError:
-            authenticate_license(conn, key)  # a bad key is refused before a bad body
+            authenticate_license(LicenseReads(conn), key)  # a bad key is refused before a bad body
             raise
-        lic = authenticate_license(conn, key, installation_uid=req.installation_id)
+        lic = authenticate_license(LicenseReads(conn), key, installation_uid=req.installation_id)
     check_product(lic, req.product)
     now = utcnow()
     recorded = register_installation(
@@ -197,7 +198,7 @@ def _range_start() -> int:
 def report() -> tuple[Response, int]:
     """Record an apply outcome; enough failures halt the release's staged rollout."""
     session = db_session()
-    lic = authenticate_license(session, _license_key())
+    lic = authenticate_license(LicenseReads(session), _license_key())
     body = reports.parse_report(_json_body())
     check_product(lic, body.product)
     reports.record_report(session, lic, body, services().settings, now=utcnow())

@@ -5,12 +5,14 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 import pytest
-from sqlalchemy import func, select, text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import event, func, select, text
+from sqlalchemy.exc import DBAPIError, OperationalError
 
-from server import db as db_module
-from server.db import Database, FastRead
-from server.domain.licensing import _LICENSE_BY_HASH
+from server.db import Database
+from server.db import engine as db_module
+from server.db.fast_read import FastRead
+from server.db.licenses import LICENSE_BY_KEY_HASH, LicenseReads
+from server.domain.entitlements import ContractFacts
 from server.domain.models import Installation, License
 from server.domain.secrets import secret_hash
 from server.services import Services
@@ -76,8 +78,8 @@ def test_a_fast_read_gives_the_rows_and_types_connection_execute_gives(
         )
     params = {"key_hash": secret_hash(key), "uid": "typed-installation-01"}
     with services.db.reading() as conn:
-        fast = _LICENSE_BY_HASH.all(conn, params)
-        slow = [tuple(row) for row in conn.execute(_LICENSE_BY_HASH.statement, params)]
+        fast = LICENSE_BY_KEY_HASH.all(conn, params)
+        slow = [tuple(row) for row in conn.execute(LICENSE_BY_KEY_HASH.statement, params)]
     assert sorted(fast, key=repr) == sorted(slow, key=repr)
     with services.db.reading() as conn:
         licenses = License.__table__
@@ -107,3 +109,46 @@ def test_a_fast_read_on_a_dropped_connection_fails_like_any_query_and_recovers(
             assert count.all(conn, {}) == [(0,)]
     finally:
         db.dispose()
+
+
+def test_the_checks_license_read_takes_the_fast_path_and_matches_the_domain_view(
+    services: Services,
+) -> None:
+    """Fails when the fast path falls back to SQLAlchemy's execution layer (a new SQLAlchemy or
+    driver that changed what FastRead relies on): every check would then cost the slow path."""
+    make_product(services)
+    make_customer(services, "fast", ("maintenance", date(2025, 1, 1), date(2025, 12, 31)))
+    key = make_license(services, "fast")
+    contexts: list[object] = []
+
+    def _seen(*args: object) -> None:
+        contexts.append(args[4])  # the execution context: None on the driver's cursor
+
+    fallbacks = LICENSE_BY_KEY_HASH.fallbacks
+    event.listen(services.db.engine, "before_cursor_execute", _seen)
+    try:
+        with services.db.reading() as conn:
+            view = LicenseReads(conn).by_key_hash(secret_hash(key), "no-such-installation-1")
+    finally:
+        event.remove(services.db.engine, "before_cursor_execute", _seen)
+    assert LICENSE_BY_KEY_HASH.fallbacks == fallbacks, "the fast read fell back"
+    assert contexts == [None], "one statement, run on the driver's cursor"
+    assert view is not None
+    assert (view.status, view.product_slug, view.customer_slug) == ("active", "acme-erp", "fast")
+    assert view.contracts == (
+        ContractFacts("maintenance", "acme-erp", date(2025, 1, 1), date(2025, 12, 31)),
+    )
+    assert view.installation is None
+    with services.db.session() as s:
+        assert LicenseReads(s).by_key_hash(secret_hash(key), "no-such-installation-1") == view
+        assert LicenseReads(s).by_key_hash(secret_hash("vgl_unknown"), None) is None
+
+
+def test_a_fast_read_that_falls_back_is_counted_and_logged(
+    services: Services, caplog: pytest.LogCaptureFixture
+) -> None:
+    broken = FastRead(select(text("no_such_column")).select_from(License.__table__))
+    with pytest.raises(DBAPIError), services.db.reading() as conn:
+        broken.all(conn, {})
+    assert broken.fallbacks == 1
+    assert "fast read failed at the driver" in caplog.text
