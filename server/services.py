@@ -10,6 +10,7 @@ from server.config import Settings
 from server.db import Database
 from server.domain import roots
 from server.domain.catalog import CatalogCache
+from server.domain.checks import CheckService
 from server.domain.errors import SigningError
 from server.domain.trust import KeySigner, Root, TrustError
 from server.keyring import KeyFileError, Keyring
@@ -44,9 +45,13 @@ class Services:
     root_ttl_seconds: float = 10.0
     # Per-app (not per-module): two apps in one process must never share a catalogue.
     catalogs: CatalogCache = field(default_factory=CatalogCache, repr=False)
+    checks: CheckService = field(init=False, repr=False)
     _root: tuple[float, Root] | None = field(default=None, repr=False)
     _background: list[threading.Thread] = field(default_factory=list, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def __post_init__(self) -> None:
+        self.checks = CheckService(self.catalogs, lambda: self.signer("check"), self.settings)
 
     @classmethod
     def from_settings(cls, settings: Settings, store: ArtifactStore | None = None) -> Services:

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, String, bindparam, select
+from sqlalchemy import String, bindparam, select
 from sqlalchemy.orm import Session
 
+from server.db.engine import Database
 from server.db.fast_read import FastRead
 from server.domain.entitlements import ContractFacts
 from server.domain.licensing import InstallationSeen, LicenseView
@@ -54,20 +55,22 @@ LICENSE_BY_KEY_HASH = FastRead(
 
 
 class LicenseReads:
-    """License lookups on a connection without a transaction (the check: the fast read on the
-    driver's cursor) or on a request's session (the portal, apply reports)."""
+    """License lookups: on the database (the check: a pooled connection without a transaction,
+    each lookup the fast read on the driver's cursor) or on a request's session (the portal,
+    apply reports)."""
 
-    def __init__(self, conn: Connection | Session) -> None:
-        self.conn = conn
+    def __init__(self, source: Database | Session) -> None:
+        self.source = source
 
     def by_key_hash(self, key_hash: str, installation_uid: str | None) -> LicenseView | None:
         """See :meth:`server.domain.licensing.LicenseLookup.by_key_hash`."""
         params = {"key_hash": key_hash, "uid": installation_uid}
-        rows: list[Any] = (
-            LICENSE_BY_KEY_HASH.all(self.conn, params)
-            if isinstance(self.conn, Connection)
-            else list(self.conn.execute(LICENSE_BY_KEY_HASH.statement, params).all())
-        )
+        rows: list[Any]
+        if isinstance(self.source, Database):
+            with self.source.reading() as conn:
+                rows = LICENSE_BY_KEY_HASH.all(conn, params)
+        else:
+            rows = list(self.source.execute(LICENSE_BY_KEY_HASH.statement, params).all())
         return _license_view(rows) if rows else None
 
 

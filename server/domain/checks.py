@@ -16,16 +16,24 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from packaging.version import InvalidVersion, Version
+from sqlalchemy.orm import Session
 
 from server.domain import entitlements as ent
 from server.domain import offers
-from server.domain.catalog import Catalog, artifact_for
+from server.domain.catalog import Catalog, CatalogCache, artifact_for
+from server.domain.download_links import DownloadGrant, make_token
 from server.domain.errors import InvalidInputError
-from server.domain.messages import DEFAULT_LANGUAGE
-from server.domain.trust import iso
+from server.domain.licensing import (
+    LicenseLookup,
+    authenticate_license,
+    check_product,
+    register_installation,
+)
+from server.domain.messages import DEFAULT_LANGUAGE, negotiate
+from server.domain.trust import Signer, iso, signed_document_bytes
 from server.domain.vocabulary import INSTALLATION_ID_RE, NONCE_RE, PLATFORM_RE, SLUG_RE
 
 
@@ -80,6 +88,112 @@ def parse_check_request(body: Any) -> CheckRequest:
         installation_id=_field(body, "installation_id", INSTALLATION_ID_RE),
         nonce=_field(body, "nonce", NONCE_RE),
     )
+
+
+# --------------------------------------------------------------------------- the service
+
+
+class CheckPolicy(Protocol):
+    """What the vendor configured for check answers (``server.config.Settings`` is one)."""
+
+    @property
+    def secret_key(self) -> str: ...  # signs download links
+
+    @property
+    def renewal_url(self) -> str: ...  # when a product names none
+
+    @property
+    def check_response_ttl(self) -> int: ...  # seconds an answer stays fresh
+
+    @property
+    def download_url_ttl(self) -> int: ...  # seconds a download link stays valid
+
+    @property
+    def installation_touch_interval(self) -> int: ...  # seconds between writes per installation
+
+
+@dataclass(frozen=True)
+class CheckService:
+    """Answers update checks; one per process (see ``server.services.Services``)."""
+
+    catalogs: CatalogCache
+    signer: Callable[[], Signer]  # the check role's key (the newest root may name another)
+    policy: CheckPolicy
+
+    def respond(
+        self,
+        lookup: LicenseLookup,
+        key: str | None,
+        body: Any,
+        *,
+        sessions: Callable[[], Session],
+        links_base: str,
+        accept_language: object | None,
+        now: datetime,
+    ) -> bytes:
+        """The signed answer to a check, as the bytes to send (docs/protocol.md).
+
+        A known installation polling within the touch interval costs one read and no
+        transaction: ``lookup`` reads the license, its contracts and the installation in one
+        query; ``sessions`` is called only to record a new or changed installation, or to load
+        a catalogue that is not cached yet (and committed here when something was recorded).
+
+        Args:
+            key: the license key presented (``Authorization: License <key>``), if any.
+            body: the request's JSON, or None when it was not JSON.
+            links_base: download links are this followed by their token.
+            accept_language: the request's ``Accept-Language`` (a Werkzeug ``LanguageAccept``).
+
+        Raises:
+            InvalidInputError: a bad body (after a bad key, which is refused first).
+            LicenseMissingError, LicenseUnknownError, LicenseRevokedError,
+                LicenseSuspendedError, WrongProductError, InstallationLimitError: refused.
+            SigningError: no check key to sign with.
+        """
+        try:
+            if body is None:
+                raise InvalidInputError(
+                    "body", "send a JSON object with Content-Type: application/json"
+                )
+            req = parse_check_request(body)
+        except InvalidInputError:
+            authenticate_license(lookup, key)  # a bad key is refused before a bad body
+            raise
+        lic = authenticate_license(lookup, key, installation_uid=req.installation_id)
+        check_product(lic, req.product)
+        policy = self.policy
+        recorded = register_installation(
+            sessions,
+            lic,
+            req.installation_id,
+            version=req.version_text,
+            platform=req.platform,
+            channel=req.channel,
+            now=now,
+            touch_interval=timedelta(seconds=policy.installation_touch_interval),
+        )
+        catalog = self.catalogs.get(
+            sessions, lic.product_id, lic.catalog_revision, policy.renewal_url
+        )
+        link_expires = now + timedelta(seconds=policy.download_url_ttl)
+
+        def download_url(artifact_id: int, patch_id: int | None) -> tuple[str, datetime]:
+            token = make_token(policy.secret_key, DownloadGrant(lic.id, artifact_id, patch_id))
+            return links_base + token, link_expires
+
+        signed = answer(
+            lic.facts(),
+            catalog,
+            req,
+            now,
+            ttl=timedelta(seconds=policy.check_response_ttl),
+            download_url=download_url,
+            language=negotiate(lic.language, accept_language),
+        )
+        document = signed_document_bytes(signed, [self.signer()])
+        if recorded:
+            sessions().commit()
+        return document
 
 
 # --------------------------------------------------------------------------- the answer

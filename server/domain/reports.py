@@ -12,7 +12,12 @@ from sqlalchemy.orm import Session
 
 from server.domain import audit
 from server.domain.errors import InvalidInputError
-from server.domain.licensing import LicenseView
+from server.domain.licensing import (
+    LicenseLookup,
+    LicenseView,
+    authenticate_license,
+    check_product,
+)
 from server.domain.models import OUTCOMES, ApplyReport
 from server.domain.releases import find_release, parse_version
 from server.domain.vocabulary import INSTALLATION_ID_RE, SLUG_RE
@@ -126,3 +131,31 @@ def record_report(
                 previous_percent=previous,
             )
     session.commit()
+
+
+def receive_report(
+    lookup: LicenseLookup,
+    key: str | None,
+    body: Any,
+    session: Session,
+    policy: RolloutPolicy,
+    *,
+    now: datetime,
+) -> None:
+    """An apply report from an installation of the license ``key`` names, checked and stored.
+
+    Args:
+        body: the request's JSON, or None when it was not JSON.
+
+    Raises:
+        LicenseMissingError, LicenseUnknownError, LicenseRevokedError, LicenseSuspendedError,
+            WrongProductError: the license may not report for this product.
+        InvalidInputError: a bad body.
+        NotFoundError: no such release.
+    """
+    lic = authenticate_license(lookup, key)
+    if body is None:
+        raise InvalidInputError("body", "send a JSON object with Content-Type: application/json")
+    report = parse_report(body)
+    check_product(lic, report.product)
+    record_report(session, lic, report, policy, now=now)

@@ -127,8 +127,7 @@ def test_the_checks_license_read_takes_the_fast_path_and_matches_the_domain_view
     fallbacks = LICENSE_BY_KEY_HASH.fallbacks
     event.listen(services.db.engine, "before_cursor_execute", _seen)
     try:
-        with services.db.reading() as conn:
-            view = LicenseReads(conn).by_key_hash(secret_hash(key), "no-such-installation-1")
+        view = LicenseReads(services.db).by_key_hash(secret_hash(key), "no-such-installation-1")
     finally:
         event.remove(services.db.engine, "before_cursor_execute", _seen)
     assert LICENSE_BY_KEY_HASH.fallbacks == fallbacks, "the fast read fell back"
