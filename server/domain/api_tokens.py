@@ -52,3 +52,12 @@ def revoke_token(session: Session, token_id: int, *, actor: str) -> ApiToken:
         audit.record(session, actor, "token.revoke", token.name)
         session.commit()
     return token
+
+
+def list_tokens(session: Session) -> list[ApiToken]:
+    """Every token, live ones first, newest first."""
+    return list(
+        session.scalars(
+            select(ApiToken).order_by(ApiToken.revoked_at.is_not(None), ApiToken.created_at.desc())
+        )
+    )

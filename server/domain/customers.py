@@ -204,3 +204,16 @@ def installation_count(session: Session, lic: License) -> int:
         )
         or 0
     )
+
+
+def license_usage(session: Session, customer: Customer) -> list[tuple[License, int]]:
+    """The customer's licenses, each with how many installations use it (one query)."""
+    counts = dict(
+        session.execute(
+            select(Installation.license_id, func.count())
+            .join(License, License.id == Installation.license_id)
+            .where(License.customer_id == customer.id)
+            .group_by(Installation.license_id)
+        ).all()
+    )
+    return [(lic, counts.get(lic.id, 0)) for lic in customer.licenses]

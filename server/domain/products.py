@@ -88,3 +88,8 @@ def set_line_status(
     audit.record(session, actor, "line.status", f"{product.slug} {line}", status=status)
     session.commit()
     return row
+
+
+def list_products(session: Session) -> list[Product]:
+    """Every product, by slug."""
+    return list(session.scalars(select(Product).order_by(Product.slug)))

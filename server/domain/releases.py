@@ -379,6 +379,27 @@ def list_releases(session: Session, product: str) -> list[Release]:
     return sorted(releases, key=lambda r: parse_version(r.version))
 
 
+def listing(session: Session) -> dict[str, list[Release]]:
+    """Every product's releases, newest version first, by product slug (a fixed number of
+    queries)."""
+    found: dict[str, list[Release]] = {
+        slug: [] for slug in session.scalars(select(Product.slug).order_by(Product.slug))
+    }
+    for release in session.scalars(
+        select(Release)
+        .join(Product)
+        .options(
+            selectinload(Release.artifacts),
+            selectinload(Release.line),
+            selectinload(Release.product),
+        )
+    ):
+        found[release.product.slug].append(release)
+    for releases in found.values():
+        releases.sort(key=lambda r: parse_version(r.version), reverse=True)
+    return found
+
+
 def referenced_digests(session: Session) -> set[str]:
     """Every blob something points at: artifacts and delta patches."""
     return set(session.scalars(select(Artifact.sha256).distinct())) | set(

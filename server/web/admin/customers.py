@@ -1,0 +1,211 @@
+"""Customers: the maintenance overview, one customer's licenses (the key shown once),
+contracts (renewed in one step), language and portal users (the set-password link shown once)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from flask import abort, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from flask_login import current_user
+
+from server.domain import customers as customer_service
+from server.domain import maintenance, portal_users
+from server.domain import products as product_service
+from server.domain.errors import DomainError, InvalidInputError
+from server.domain.models import Contract, CustomerUser, License, utcnow
+from server.web import db_session, services
+from server.web.admin.blueprint import blueprint
+from server.web.auth import requires
+from server.web.portal import set_password_link
+
+
+@blueprint.get("/customers")
+@requires("viewer")
+def customers_page() -> ResponseReturnValue:
+    found = maintenance.overview(db_session(), utcnow(), services().settings.renewal_url)
+    return render_template(
+        "admin/customers.html", overview=found, renewals_due_days=maintenance.RENEWALS_DUE_DAYS
+    )
+
+
+@blueprint.get("/customers/<slug>")
+@requires("viewer")
+def customer_page(slug: str) -> ResponseReturnValue:
+    return _customer(slug)
+
+
+def _customer(
+    slug: str,
+    new_key: str | None = None,
+    error: str | None = None,
+    status: int = 200,
+    *,
+    new_link: portal_users.Invitation | None = None,
+    values: dict[str, str] | None = None,
+) -> ResponseReturnValue:
+    session = db_session()
+    customer = customer_service.get_customer(session, slug)
+    licenses = customer_service.license_usage(session, customer)
+    products = product_service.list_products(session)
+    return render_template(
+        "admin/customer.html",
+        customer=customer,
+        licenses=licenses,
+        products=products,
+        new_key=new_key,
+        new_link=new_link,
+        link=set_password_link(services().settings.public_base_url, new_link.token)
+        if new_link
+        else None,
+        error=error,
+        values=values or {},
+        today=utcnow().date(),
+    ), status
+
+
+@blueprint.post("/customers/<slug>/licenses")
+@requires("admin")
+def issue_license(slug: str) -> ResponseReturnValue:
+    session = db_session()
+    customer = customer_service.get_customer(session, slug)
+    cap = request.form.get("max_installations", "").strip()
+    try:
+        product = product_service.get_product(session, request.form.get("product", ""))
+        _, key = customer_service.issue_license(
+            session,
+            customer,
+            product,
+            actor=current_user.email,
+            label=request.form.get("label", ""),
+            max_installations=int(cap) if cap.isdigit() else None,
+        )
+    except DomainError as exc:
+        return _customer(slug, error=exc.message, status=400)
+    # Rendered, not redirected: the key is shown this once and never stored.
+    return _customer(slug, new_key=key)
+
+
+@blueprint.post("/customers/<slug>/licenses/<int:license_id>/<action>")
+@requires("admin")
+def license_action(slug: str, license_id: int, action: str) -> ResponseReturnValue:
+    statuses = {"suspend": "suspended", "reactivate": "active", "revoke": "revoked"}
+    session = db_session()
+    lic = session.get(License, license_id)
+    if action not in statuses or lic is None or lic.customer.slug != slug:
+        abort(404)
+    try:
+        customer_service.set_license_status(
+            session, lic, statuses[action], actor=current_user.email
+        )
+    except DomainError as exc:
+        flash(exc.message, "error")
+    else:
+        flash(f"License {lic.key_prefix}… is {lic.status}.")
+    return redirect(url_for("admin.customer_page", slug=slug), code=303)
+
+
+@blueprint.post("/customers/<slug>/portal-users")
+@requires("admin")
+def add_portal_user(slug: str) -> ResponseReturnValue:
+    session = db_session()
+    customer = customer_service.get_customer(session, slug)
+    email = request.form.get("email", "")
+    try:
+        invitation = portal_users.invite(
+            session,
+            customer,
+            email,
+            secret_key=services().settings.secret_key,
+            actor=current_user.email,
+            now=utcnow(),
+        )
+    except DomainError as exc:
+        return _customer(slug, error=exc.message, status=400, values={"email": email})
+    # Rendered, not redirected: the link is shown this once and never stored.
+    return _customer(slug, new_link=invitation)
+
+
+@blueprint.post("/customers/<slug>/portal-users/<int:user_id>/<action>")
+@requires("admin")
+def portal_user_action(slug: str, user_id: int, action: str) -> ResponseReturnValue:
+    """``link``: a new set-password link (the password is cleared); ``disable``, ``enable``."""
+    session = db_session()
+    user = session.get(CustomerUser, user_id)
+    if action not in {"link", "disable", "enable"} or user is None or user.customer.slug != slug:
+        abort(404)
+    try:
+        if action == "link":
+            invitation = portal_users.reset(
+                session,
+                user,
+                secret_key=services().settings.secret_key,
+                actor=current_user.email,
+                now=utcnow(),
+            )
+            return _customer(slug, new_link=invitation)
+        portal_users.set_disabled(session, user, action == "disable", actor=current_user.email)
+    except DomainError as exc:
+        return _customer(slug, error=exc.message, status=409)
+    flash(f"Portal user {user.email} is {'disabled' if user.disabled else 'enabled'}.")
+    return redirect(url_for("admin.customer_page", slug=slug), code=303)
+
+
+@blueprint.post("/customers/<slug>/contracts")
+@requires("admin")
+def add_contract(slug: str) -> ResponseReturnValue:
+    session = db_session()
+    customer = customer_service.get_customer(session, slug)
+    try:
+        product_slug = request.form.get("product") or None
+        product = product_service.get_product(session, product_slug) if product_slug else None
+        starts, ends = (
+            _date(request.form.get(name, ""), name) for name in ("starts_on", "ends_on")
+        )
+        customer_service.add_contract(
+            session,
+            customer,
+            request.form.get("kind", "maintenance"),
+            starts,
+            ends,
+            actor=current_user.email,
+            product=product,
+        )
+    except DomainError as exc:
+        return _customer(slug, error=exc.message, status=400)
+    flash("Contract added.")
+    return redirect(url_for("admin.customer_page", slug=slug), code=303)
+
+
+@blueprint.post("/customers/<slug>/language")
+@requires("admin")
+def set_language(slug: str) -> ResponseReturnValue:
+    session = db_session()
+    customer = customer_service.get_customer(session, slug)
+    try:
+        customer_service.set_language(
+            session, customer, request.form.get("language", ""), actor=current_user.email
+        )
+    except DomainError as exc:
+        return _customer(slug, error=exc.message, status=400)
+    flash("Language saved: the portal and the next check responses use it.")
+    return redirect(url_for("admin.customer_page", slug=slug), code=303)
+
+
+@blueprint.post("/customers/<slug>/contracts/<int:contract_id>/renew")
+@requires("admin")
+def renew_contract(slug: str, contract_id: int) -> ResponseReturnValue:
+    session = db_session()
+    contract = session.get(Contract, contract_id)
+    if contract is None or contract.customer.slug != slug:
+        abort(404)
+    renewed = customer_service.renew_contract(session, contract, actor=current_user.email)
+    flash(f"Renewed: {renewed.kind} from {renewed.starts_on} to {renewed.ends_on}.")
+    return redirect(url_for("admin.customer_page", slug=slug), code=303)
+
+
+def _date(value: str, field: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise InvalidInputError(field, f"{value!r} is not a date (YYYY-MM-DD)") from None

@@ -1,0 +1,45 @@
+"""The dashboard and the audit log."""
+
+from __future__ import annotations
+
+from flask import render_template, request
+from flask.typing import ResponseReturnValue
+
+from server.domain import adoption, audit
+from server.domain.dashboard import dashboard as dashboard_of
+from server.domain.models import utcnow
+from server.web import charts, db_session
+from server.web.admin.blueprint import blueprint
+from server.web.auth import requires
+
+
+@blueprint.get("/")
+@requires("viewer")
+def dashboard() -> ResponseReturnValue:
+    board = dashboard_of(
+        db_session(), utcnow(), request.args.get("period", "days"), request.args.get("product")
+    )
+    return render_template(
+        "admin/dashboard.html",
+        counts=board.totals,
+        versions=board.versions,
+        products=board.products,
+        product=board.product,
+        period=board.period,
+        series=board.series,
+        adoption=board.adoption,
+        chart=charts.downloads_chart(board.series, weekly=board.period == "weeks"),
+        target=adoption.TARGET_SHARE,
+    )
+
+
+@blueprint.get("/audit")
+@requires("viewer")
+def audit_log() -> ResponseReturnValue:
+    """Who did what, when; filterable by action and actor (newest first, 200 at a time)."""
+    action = request.args.get("action", "").strip()
+    actor = request.args.get("actor", "").strip()
+    log = audit.recent(db_session(), action=action, actor=actor)
+    return render_template(
+        "admin/audit.html", events=log.events, actions=log.actions, action=action, actor=actor
+    )

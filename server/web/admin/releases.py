@@ -1,0 +1,89 @@
+"""Releases: the list, one release with its installs and downloads, publishing a draft, yank
+and staged rollout."""
+
+from __future__ import annotations
+
+import json
+
+from flask import flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from flask_login import current_user
+
+from server.domain import releases as release_service
+from server.domain.dashboard import release_activity
+from server.domain.errors import DomainError
+from server.web import db_session, services
+from server.web.admin.blueprint import blueprint
+from server.web.auth import requires
+
+
+@blueprint.get("/releases")
+@requires("viewer")
+def releases() -> ResponseReturnValue:
+    return render_template("admin/releases.html", listing=release_service.listing(db_session()))
+
+
+@blueprint.get("/releases/<product>/<version>")
+@requires("viewer")
+def release(product: str, version: str) -> ResponseReturnValue:
+    session = db_session()
+    found = release_service.find_release(session, product, version)
+    activity = release_activity(session, found)
+    manifest = (
+        json.dumps(json.loads(found.manifest), indent=2, sort_keys=True) if found.manifest else None
+    )
+    return render_template(
+        "admin/release.html",
+        release=found,
+        reports=activity.reports,
+        downloads=activity.downloads,
+        failure_rate=activity.failure_rate,
+        manifest=manifest,
+    )
+
+
+@blueprint.post("/releases/<product>/<version>/publish")
+@requires("publisher")
+def publish_draft(product: str, version: str) -> ResponseReturnValue:
+    session = db_session()
+    found = release_service.find_release(session, product, version)
+    release_service.publish_draft(session, found, services().signer("release"), current_user.email)
+    flash(f"{product} {version} published.")
+    return redirect(url_for("admin.release", product=product, version=found.version), code=303)
+
+
+@blueprint.post("/releases/<product>/<version>/yank")
+@requires("publisher")
+def yank(product: str, version: str) -> ResponseReturnValue:
+    session = db_session()
+    found = release_service.find_release(session, product, version)
+    try:
+        release_service.yank(
+            session,
+            found,
+            reason=request.form.get("reason", ""),
+            recommended_version=request.form.get("recommended") or None,
+            actor=current_user.email,
+        )
+    except DomainError as exc:
+        flash(exc.message, "error")
+    else:
+        flash(f"{product} {version} yanked.")
+    return redirect(url_for("admin.release", product=product, version=found.version), code=303)
+
+
+@blueprint.post("/releases/<product>/<version>/rollout")
+@requires("publisher")
+def rollout(product: str, version: str) -> ResponseReturnValue:
+    session = db_session()
+    found = release_service.find_release(session, product, version)
+    raw = request.form.get("percent", "")
+    try:
+        release_service.set_rollout(
+            session, found, int(raw) if raw.strip().isdigit() else -1, actor=current_user.email
+        )
+    except DomainError as exc:
+        flash(exc.message, "error")
+    else:
+        flash(f"Rollout of {product} {version} set to {found.rollout_percent}%.")
+    return redirect(url_for("admin.release", product=product, version=found.version), code=303)

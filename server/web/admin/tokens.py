@@ -1,0 +1,58 @@
+"""API tokens for CI: created (the secret shown once), listed, revoked."""
+
+from __future__ import annotations
+
+from flask import flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from flask_login import current_user
+
+from server.domain import api_tokens
+from server.domain.errors import DomainError
+from server.domain.vocabulary import Role
+from server.web import db_session
+from server.web.admin.blueprint import blueprint
+from server.web.auth import requires
+
+
+@blueprint.get("/tokens")
+@requires("admin")
+def tokens_page() -> ResponseReturnValue:
+    return _tokens()
+
+
+def _tokens(
+    new_secret: str | None = None,
+    error: str | None = None,
+    values: dict[str, str] | None = None,
+    status: int = 200,
+) -> ResponseReturnValue:
+    return render_template(
+        "admin/tokens.html",
+        tokens=api_tokens.list_tokens(db_session()),
+        roles=[role.value for role in Role],
+        new_secret=new_secret,
+        error=error,
+        values=values or {"role": "publisher"},
+    ), status
+
+
+@blueprint.post("/tokens")
+@requires("admin")
+def create_token() -> ResponseReturnValue:
+    values = {"name": request.form.get("name", ""), "role": request.form.get("role", "")}
+    try:
+        _, secret = api_tokens.create_token(
+            db_session(), values["name"], role=values["role"], actor=current_user.email
+        )
+    except DomainError as exc:
+        return _tokens(error=exc.message, values=values, status=400)
+    # Rendered, not redirected: the secret is shown this once and only its hash is kept.
+    return _tokens(new_secret=secret)
+
+
+@blueprint.post("/tokens/<int:token_id>/revoke")
+@requires("admin")
+def revoke_token(token_id: int) -> ResponseReturnValue:
+    revoked = api_tokens.revoke_token(db_session(), token_id, actor=current_user.email)
+    flash(f"Token {revoked.name} ({revoked.token_prefix}…) is revoked; CI using it is refused now.")
+    return redirect(url_for("admin.tokens_page"), code=303)

@@ -1,0 +1,166 @@
+"""The upload form: files streamed into the store while the form is parsed, one file per
+platform, then published (or saved as a draft) in one step."""
+
+from __future__ import annotations
+
+from flask import abort, flash, jsonify, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from flask_login import current_user
+from flask_wtf.csrf import CSRFError, validate_csrf
+from werkzeug.datastructures import MultiDict
+from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
+from wtforms import ValidationError
+
+from server.domain import products as product_service
+from server.domain import releases as release_service
+from server.domain.errors import DomainError
+from server.storage.base import SizeLimitError, StorageError
+from server.web import db_session, services
+from server.web.admin.blueprint import blueprint
+from server.web.auth import csrf, requires
+from server.web.uploads import MAX_FILE_PARTS, parse_streamed
+
+
+@blueprint.route("/releases/new", methods=["GET", "POST"])
+@csrf.exempt  # the token is checked by hand: the form is parsed as a stream, after the files
+@requires("publisher")
+def upload() -> ResponseReturnValue:
+    products = [p.slug for p in product_service.list_products(db_session())]
+    if request.method == "GET":
+        wanted = request.args.get("files", "1")
+        rows = min(int(wanted), MAX_FILE_PARTS) if wanted.isdigit() and wanted != "0" else 1
+        return _upload_page(products, {}, {}, ["linux-x86_64"] + [""] * (rows - 1))
+    svc = services()
+    request.max_content_length = svc.settings.max_upload_bytes * 4 + 1024 * 1024
+    try:
+        upload = parse_streamed(request, svc.store, svc.settings.max_upload_bytes)
+    except (SizeLimitError, RequestEntityTooLarge):
+        return _form_error(products, {}, {"files": "A file is larger than the upload limit."}, 413)
+    except (StorageError, BadRequest) as exc:
+        return _form_error(products, {}, {"files": f"The upload failed: {exc}"}, 400)
+    platforms = _file_platforms(upload.form)
+    values = {
+        k: upload.form.get(k, "")
+        for k in (
+            "product",
+            "version",
+            "kind",
+            "severity",
+            "channel",
+            "notes",
+            "min_from",
+            "customers",
+            "draft",
+        )
+    }
+    try:
+        validate_csrf(upload.form.get("csrf_token"))
+    except (ValidationError, CSRFError):
+        upload.abort()
+        abort(400, "The form expired or did not come from this site; reload it and try again.")
+    incoming = []
+    chosen = {name for name, storage in upload.files.items(multi=True) if storage.filename}
+    for field_name, storage in upload.files.items(multi=True):
+        if field_name in chosen:
+            incoming.append(
+                release_service.StreamedArtifact(
+                    platforms.get(field_name, ""),
+                    storage.filename or "",
+                    upload.writer_for(storage),
+                )
+            )
+        else:
+            upload.writer_for(storage).abort()
+    problem = _file_rows_problem(platforms, chosen)
+    if problem:
+        upload.abort()
+        return _form_error(products, values, {"platform": problem}, 400, list(platforms.values()))
+    spec = release_service.ReleaseSpec(
+        product=values["product"],
+        version=values["version"].strip(),
+        kind=values["kind"],
+        severity=values["severity"] or None,
+        channel=values["channel"].strip() or "stable",
+        notes=values["notes"],
+        min_from=values["min_from"].strip() or None,
+        customers=tuple(c.strip() for c in values["customers"].split(",") if c.strip()),
+        draft=bool(values["draft"]),
+        platforms=tuple(i.platform for i in incoming),
+    )
+    try:
+        signer = None if spec.draft else svc.signer("release")
+    except DomainError as exc:
+        upload.abort()  # nothing was handed to publish(), which would discard the files itself
+        return _form_error(products, values, {"form": exc.message}, 400, list(platforms.values()))
+    try:
+        published = release_service.publish(
+            db_session(),
+            svc.store,
+            signer,
+            spec,
+            incoming,
+            actor=current_user.email,
+            max_size=svc.settings.max_upload_bytes,
+        )
+    except DomainError as exc:
+        field = str(exc.context.get("field") or "form")
+        return _form_error(products, values, {field: exc.message}, 400, list(platforms.values()))
+    if not published.is_draft:
+        svc.patches_in_background(published.id, f"{published.product.slug} {published.version}")
+    flash(
+        f"{published.product.slug} {published.version} {'saved as a draft' if spec.draft else 'published'}."
+    )
+    target = url_for("admin.release", product=published.product.slug, version=published.version)
+    if request.headers.get("X-Requested-With") == "XMLHttpRequest":
+        # The page's script sent the form to show progress: it navigates there itself, so the
+        # browser makes a real page load (and the flash message is still waiting for it).
+        return jsonify(location=target)
+    return redirect(target, code=303)
+
+
+def _file_platforms(form: MultiDict[str, str]) -> dict[str, str]:
+    """Each file row's platform, by its file field (``platform.artifact-2`` → ``artifact-2``)."""
+    return {
+        key.removeprefix("platform."): value.strip()
+        for key, value in form.items()
+        if key.startswith("platform.")
+    }
+
+
+def _file_rows_problem(platforms: dict[str, str], chosen: set[str]) -> str | None:
+    """Why the file rows cannot be published as they are, if they cannot."""
+    for field_name in chosen:
+        if not platforms.get(field_name):
+            return "Give the platform of every file (os-arch, e.g. linux-x86_64, or any)."
+    for field_name, platform in platforms.items():
+        if platform and field_name not in chosen:
+            return f"No file was chosen for {platform}."
+    return None
+
+
+def _upload_page(
+    products: list[str], values: dict[str, str], errors: dict[str, str], platforms: list[str]
+) -> str:
+    """The upload form; one file row per entry of ``platforms`` (their values kept)."""
+    rows = [
+        {
+            "field": "artifact" if n == 1 else f"artifact-{n}",
+            "field_id": "artifact" if n == 1 else f"artifact-{n}",
+            "platform_id": "platform" if n == 1 else f"platform-{n}",
+            "platform": platform,
+        }
+        for n, platform in enumerate(platforms or ["linux-x86_64"], start=1)
+    ]
+    return render_template(
+        "admin/upload.html", products=products, values=values, errors=errors, file_rows=rows
+    )
+
+
+def _form_error(
+    products: list[str],
+    values: dict[str, str],
+    errors: dict[str, str],
+    status: int,
+    platforms: list[str] | None = None,
+) -> ResponseReturnValue:
+    return _upload_page(products, values, errors, platforms or []), status
