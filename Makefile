@@ -4,7 +4,7 @@ PYTHON  ?= python3
 STAMP   := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint unit system-deps bench clean
+.PHONY: demo test lint unit system-deps bench messages clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,17 @@ bench: $(STAMP)
 	$(VENV)/bin/python bench/check.py
 	$(VENV)/bin/python bench/agent.py
 	$(VENV)/bin/python bench/delta.py
+
+# Customer-facing text: extract the English sentences (babel.cfg says where) into the template,
+# then merge it into every language's catalogue; a unit test names what is left to translate.
+MESSAGES := server/translations
+messages: $(STAMP)
+	$(VENV)/bin/pybabel extract --mapping-file=babel.cfg --add-location=file --sort-by-file \
+		--no-wrap --add-comments=TRANSLATORS: --project=Vigor \
+		--header-comment="# The customer-facing text of Vigor, in English (the source language)." \
+		--output-file=$(MESSAGES)/messages.pot server
+	$(VENV)/bin/pybabel update --input-file=$(MESSAGES)/messages.pot --output-dir=$(MESSAGES) \
+		--no-wrap --ignore-obsolete
 
 clean:
 	rm -rf $(VENV) instance releases/?? .pytest_cache .mypy_cache .ruff_cache

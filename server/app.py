@@ -72,8 +72,9 @@ def create_app(settings: Settings | None = None, *, store: ArtifactStore | None 
     auth.csrf.exempt(api.blueprint)  # bearer tokens and license keys, not cookies
     auth.csrf.exempt(updates.blueprint)
     app.register_blueprint(admin.blueprint, url_prefix="/admin")
-    from server.web import portal
+    from server.web import i18n, portal
 
+    i18n.init_app(app)
     portal.init_app(app)
 
     @app.get("/")

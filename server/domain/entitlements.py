@@ -53,7 +53,7 @@ from zoneinfo import ZoneInfo
 
 from packaging.version import Version
 
-from server.domain.messages import Text, render
+from server.domain.messages import Text, _
 
 MAINTENANCE = "maintenance"
 CUSTOMIZATION = "customization"
@@ -266,27 +266,44 @@ def maintenance_status(
     """
     now = as_utc(now)
     if lic.status != "active":
-        return MaintenanceStatus("none", None, None, render("license_inactive", status=lic.status))
+        return MaintenanceStatus(
+            "none", None, None, _("This license is {status}.", status=lic.status)
+        )
     if lic.product != policy.product:
-        return MaintenanceStatus("none", None, None, render("wrong_product"))
+        return MaintenanceStatus("none", None, None, _("This license is for another product."))
     zone = policy.timezone
     periods = covered_periods(lic.contracts, MAINTENANCE, policy.product, zone)
     upcoming = next((p.starts_on for p in periods if p.start > now), None)
     current = next((p for p in periods if p.contains(now)), None)
     if current is not None:
         warn_from = current.ends_on + timedelta(days=1 - policy.expiring_window_days)
-        status = "expiring" if now >= day_start(warn_from, zone) else "active"
-        return MaintenanceStatus(status, current.ends_on, now, render(status, ends=current.ends_on))
+        if now >= day_start(warn_from, zone):
+            message = _(
+                "Maintenance ends on {ends}. Renew to keep receiving updates and security revisions.",
+                ends=current.ends_on,
+            )
+            return MaintenanceStatus("expiring", current.ends_on, now, message)
+        message = _("Maintenance is active until {ends}.", ends=current.ends_on)
+        return MaintenanceStatus("active", current.ends_on, now, message)
     past = [p for p in periods if p.end <= now]
     if not past:
         if upcoming is not None:
-            message = render("future", starts=upcoming)
+            message = _("Maintenance starts on {starts}.", starts=upcoming)
             return MaintenanceStatus("none", None, None, message, next_starts_on=upcoming)
-        return MaintenanceStatus("none", None, None, render("none"))
+        return MaintenanceStatus(
+            "none",
+            None,
+            None,
+            _("This license has no maintenance contract. Buy maintenance to receive updates."),
+        )
     last = past[-1]
     grace_ends_on = last.ends_on + timedelta(days=policy.grace_days)
     if now < day_start(grace_ends_on + timedelta(days=1), zone):
-        message = render("grace", ends=last.ends_on, grace_ends=grace_ends_on)
+        message = _(
+            "Maintenance ended on {ends}; the grace period lasts until {grace_ends}. Renew now to keep receiving updates.",
+            ends=last.ends_on,
+            grace_ends=grace_ends_on,
+        )
         return MaintenanceStatus(
             "grace",
             last.ends_on,
@@ -306,14 +323,24 @@ def _lapsed(
     if policy.security_carveout_months > 0:
         local_lapse = last.end.astimezone(ZoneInfo(policy.timezone))
         carve_out_until = add_months(local_lapse, policy.security_carveout_months).astimezone(UTC)
-    message = render(
-        "lapsed_revoke" if policy.lapse_policy == "revoke" else "lapsed", ends=last.ends_on
+    message = (
+        _(
+            "Maintenance ended on {ends}. Downloads for this product require active maintenance; renew to receive releases again.",
+            ends=last.ends_on,
+        )
+        if policy.lapse_policy == "revoke"
+        else _(
+            "Maintenance ended on {ends}. You keep every release published until then; renew to get newer ones.",
+            ends=last.ends_on,
+        )
     )
     if carve_out_until is not None and now < carve_out_until:
         until = (carve_out_until.astimezone(ZoneInfo(policy.timezone)) - timedelta(days=1)).date()
-        message += render("carve_out", until=until)
+        message += _(
+            " Security revisions of the versions you own continue until {until}.", until=until
+        )
     if upcoming is not None:
-        message += render("resumes", starts=upcoming)
+        message += _(" Your renewed maintenance starts on {starts}.", starts=upcoming)
     return MaintenanceStatus(
         "lapsed",
         last.ends_on,

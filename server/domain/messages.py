@@ -1,96 +1,126 @@
-"""Customer-facing sentences of the entitlement engine and the check, in every language we ship.
+"""Customer-facing text in every language we ship, from gettext catalogues.
 
-The engine stays pure and language-free: it returns :class:`Text` values (catalogue keys and
-the values to fill in), and the edge that knows the reader's language — the check response, the
-portal, a bundle statement — turns them into a sentence with :meth:`Text.in_language`.
-``str(text)`` is the English sentence.
+English is the source language: a message id is the English sentence itself, with its
+``{named}`` placeholders. Every other language is one file,
+``server/translations/<lang>/LC_MESSAGES/messages.po``, and the languages we offer are the files
+present (:data:`LANGUAGES`): a new language is a new file, no code. ``make messages`` extracts
+the ids from the code and the portal's templates into ``messages.pot`` and merges them into every
+``.po``; a unit test fails, naming the sentence, while a catalogue lacks one.
 
-A new language is one more catalogue in :data:`CATALOGUES` with the same keys and placeholders
-(a unit test holds every catalogue to that). Plurals are ``_one``/``_many`` keys: enough for
-English and Spanish; a language with more plural forms would call for Babel's CLDR rules.
+The engine stays pure and language-free: it marks its sentences with :func:`_` and
+:func:`ngettext`, which return :class:`Text` values (the ids and the values to fill in), and the
+edge that knows the reader's language — the check response, the portal, a bundle statement —
+renders them with :meth:`Text.in_language`. ``str(text)`` is the English sentence.
+
+The catalogues are compiled in memory when this module is imported: no ``.mo`` file is built,
+shipped or left stale. Plural forms follow CLDR: a catalogue's ``Plural-Forms`` header is the one
+Babel writes for its locale, and a unit test holds every catalogue to CLDR's plural categories.
 """
 
 from __future__ import annotations
 
+import io
 from collections.abc import Mapping
 from dataclasses import dataclass
+from gettext import GNUTranslations, NullTranslations
+from pathlib import Path
+
+from babel import Locale
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
 
 DEFAULT_LANGUAGE = "en"
+TRANSLATIONS = Path(__file__).resolve().parent.parent / "translations"
+"""The package's catalogues: ``<lang>/LC_MESSAGES/messages.po`` and the ``messages.pot`` template."""
 
-ENGLISH: Mapping[str, str] = {
-    # entitlement.message
-    "active": "Maintenance is active until {ends}.",
-    "expiring": "Maintenance ends on {ends}. Renew to keep receiving updates and security revisions.",
-    "grace": "Maintenance ended on {ends}; the grace period lasts until {grace_ends}. Renew now to keep receiving updates.",
-    "lapsed": "Maintenance ended on {ends}. You keep every release published until then; renew to get newer ones.",
-    "lapsed_revoke": "Maintenance ended on {ends}. Downloads for this product require active maintenance; renew to receive releases again.",
-    "carve_out": " Security revisions of the versions you own continue until {until}.",
-    "resumes": " Your renewed maintenance starts on {starts}.",
-    "none": "This license has no maintenance contract. Buy maintenance to receive updates.",
-    "future": "Maintenance starts on {starts}.",
-    "license_inactive": "This license is {status}.",
-    "wrong_product": "This license is for another product.",
-    # notices
-    "end_of_life": "{line} is no longer supported. {way_out}",
-    "end_of_life_way_out": "Update to {version} to stay supported.",
-    "end_of_life_no_way": "Renew maintenance to move to a supported version.",
-    "yanked": "Version {version} was withdrawn: {reason}.",
-    "yanked_recommended": " Move to {recommended}.",
-    "yanked_no_reason": "no reason given",
-    # renewal prompt
-    "renew_missing": "Renew maintenance to receive {releases}, including {security}; newest: {newest}.",
-    "buy_missing": "Buy maintenance to receive {releases}, including {security}; newest: {newest}.",
-    "starts_missing": "Your maintenance starts on {starts}; it brings {releases}, including {security}; newest: {newest}.",
-    "renew_expiring": "Maintenance ends on {ends}. Renew to keep receiving updates and security revisions.",
-    "renew_grace": "Maintenance ended on {ends}. Renew by {grace_ends} to keep receiving updates and security revisions.",
-    "releases_one": "{n} newer release",
-    "releases_many": "{n} newer releases",
-    "security_one": "{n} security revision",
-    "security_many": "{n} security revisions",
-}
 
-SPANISH: Mapping[str, str] = {
-    "active": "El mantenimiento está activo hasta el {ends}.",
-    "expiring": "El mantenimiento termina el {ends}. Renuévelo para seguir recibiendo actualizaciones y revisiones de seguridad.",
-    "grace": "El mantenimiento terminó el {ends}; el período de gracia dura hasta el {grace_ends}. Renuévelo ahora para seguir recibiendo actualizaciones.",
-    "lapsed": "El mantenimiento terminó el {ends}. Conserva todas las versiones publicadas hasta entonces; renuévelo para obtener las más recientes.",
-    "lapsed_revoke": "El mantenimiento terminó el {ends}. Las descargas de este producto requieren mantenimiento activo; renuévelo para volver a recibir versiones.",
-    "carve_out": " Las revisiones de seguridad de las versiones que posee continúan hasta el {until}.",
-    "resumes": " Su mantenimiento renovado empieza el {starts}.",
-    "none": "Esta licencia no tiene contrato de mantenimiento. Contrate el mantenimiento para recibir actualizaciones.",
-    "future": "El mantenimiento empieza el {starts}.",
-    "license_inactive": "Esta licencia está {status}.",
-    "wrong_product": "Esta licencia es de otro producto.",
-    "end_of_life": "La línea {line} ya no tiene soporte. {way_out}",
-    "end_of_life_way_out": "Actualice a la {version} para seguir con soporte.",
-    "end_of_life_no_way": "Renueve el mantenimiento para pasar a una versión con soporte.",
-    "yanked": "La versión {version} fue retirada: {reason}.",
-    "yanked_recommended": " Pase a la {recommended}.",
-    "yanked_no_reason": "sin motivo indicado",
-    "renew_missing": "Renueve el mantenimiento para recibir {releases}, incluidas {security}; la más reciente: {newest}.",
-    "buy_missing": "Contrate el mantenimiento para recibir {releases}, incluidas {security}; la más reciente: {newest}.",
-    "starts_missing": "Su mantenimiento empieza el {starts}; trae {releases}, incluidas {security}; la más reciente: {newest}.",
-    "renew_expiring": "El mantenimiento termina el {ends}. Renuévelo para seguir recibiendo actualizaciones y revisiones de seguridad.",
-    "renew_grace": "El mantenimiento terminó el {ends}. Renuévelo antes del {grace_ends} para seguir recibiendo actualizaciones y revisiones de seguridad.",
-    "releases_one": "{n} versión más reciente",
-    "releases_many": "{n} versiones más recientes",
-    "security_one": "{n} revisión de seguridad",
-    "security_many": "{n} revisiones de seguridad",
-}
+class Catalogues:
+    """The languages of one translations directory, each a compiled gettext catalogue.
 
-CATALOGUES: Mapping[str, Mapping[str, str]] = {"en": ENGLISH, "es": SPANISH}
-LANGUAGES = tuple(CATALOGUES)
+    English needs no file: its sentences are the message ids.
+    """
+
+    def __init__(self, translations: Mapping[str, NullTranslations]) -> None:
+        self._translations = {DEFAULT_LANGUAGE: NullTranslations(), **translations}
+        self.languages: tuple[str, ...] = (
+            DEFAULT_LANGUAGE,
+            *sorted(set(self._translations) - {DEFAULT_LANGUAGE}),
+        )
+
+    @classmethod
+    def load(cls, directory: Path = TRANSLATIONS) -> Catalogues:
+        """Every ``<lang>/LC_MESSAGES/messages.po`` below ``directory``, compiled in memory.
+
+        Fuzzy and untranslated entries stay out, so they read in English.
+
+        Raises:
+            babel.core.UnknownLocaleError: a directory is not named after a locale.
+        """
+        return cls(
+            {
+                po.parents[1].name: _compile(po, po.parents[1].name)
+                for po in sorted(directory.glob("*/LC_MESSAGES/messages.po"))
+            }
+        )
+
+    def translations(self, language: str) -> NullTranslations:
+        """The catalogue of ``language``, or English's when we do not ship that language."""
+        return self._translations.get(language, self._translations[DEFAULT_LANGUAGE])
+
+    def negotiate(self, preferred: str | None, accept_language: object | None = None) -> str:
+        """The language to answer in: the customer's setting when we ship it, else the best match
+        of an ``Accept-Language`` header (a Werkzeug ``LanguageAccept``), else English."""
+        if preferred is not None and preferred in self._translations:
+            return preferred
+        best = getattr(accept_language, "best_match", None)
+        if best is not None:
+            found = best(list(self.languages))
+            if isinstance(found, str):
+                return found
+        return DEFAULT_LANGUAGE
+
+
+def _compile(po: Path, language: str) -> GNUTranslations:
+    with po.open("rb") as source:
+        catalog = read_po(source, locale=language)
+    compiled = io.BytesIO()
+    write_mo(compiled, catalog)  # carries the Plural-Forms header that picks a plural form
+    compiled.seek(0)
+    return GNUTranslations(compiled)
+
+
+@dataclass(frozen=True)
+class _Message:
+    """One marked sentence: its id (and plural id, and count), with the values to fill in."""
+
+    singular: str
+    plural: str | None
+    n: int
+    values: tuple[tuple[str, object], ...]
+
+    def in_language(self, language: str, catalogues: Catalogues) -> str:
+        translations = catalogues.translations(language)
+        if self.plural is None:
+            template = translations.gettext(self.singular)
+        else:
+            template = translations.ngettext(self.singular, self.plural, self.n)
+        return template.format(
+            **{
+                name: value.in_language(language, catalogues) if isinstance(value, Text) else value
+                for name, value in self.values
+            }
+        )
 
 
 @dataclass(frozen=True)
 class Text:
-    """A sentence as catalogue keys with their values, rendered only when shown.
+    """A sentence as message ids with their values, rendered only when shown.
 
     Values may be :class:`Text` themselves (``"3 newer releases"`` inside a renewal prompt);
     they are rendered in the same language. Texts concatenate with ``+``.
     """
 
-    parts: tuple[tuple[str, tuple[tuple[str, object], ...]], ...] = ()
+    parts: tuple[_Message, ...] = ()
 
     def __add__(self, other: Text) -> Text:
         return Text(self.parts + other.parts)
@@ -101,44 +131,43 @@ class Text:
     def __str__(self) -> str:
         return self.in_language(DEFAULT_LANGUAGE)
 
-    def in_language(self, language: str) -> str:
-        """The sentence in ``language``, or in English when we do not ship that language."""
-        catalogue = CATALOGUES.get(language, ENGLISH)
-        return "".join(
-            catalogue[key].format(
-                **{
-                    name: value.in_language(language) if isinstance(value, Text) else value
-                    for name, value in values
-                }
-            )
-            for key, values in self.parts
-        )
+    def in_language(self, language: str, catalogues: Catalogues | None = None) -> str:
+        """The sentence in ``language``, or in English when we do not ship that language.
+
+        Args:
+            language: a language code, as :func:`negotiate` returns.
+            catalogues: where the translations come from; the package's own by default.
+        """
+        return "".join(part.in_language(language, catalogues or CATALOGUES) for part in self.parts)
 
 
-def render(key: str, **values: object) -> Text:
-    """The sentence the catalogues hold under ``key``, with ``values`` to fill in.
-
-    Raises:
-        KeyError: no such sentence (caught by the tests, not by a customer).
-    """
-    if key not in ENGLISH:
-        raise KeyError(key)
-    return Text(((key, tuple(values.items())),))
+def gettext(message: str, /, **values: object) -> Text:
+    """The sentence ``message`` (English, the catalogues' id) with ``values`` for its
+    ``{placeholders}``, to be rendered in the reader's language."""
+    return Text((_Message(message, None, 1, tuple(values.items())),))
 
 
-def plural(n: int, key: str) -> Text:
-    """``n`` things in words: the ``key + "_one"`` or ``key + "_many"`` sentence."""
-    return render(f"{key}_one" if n == 1 else f"{key}_many", n=n)
+_ = gettext  # the name extraction tools and translators look for
+
+
+def ngettext(singular: str, plural: str, n: int, /, **values: object) -> Text:
+    """``n`` things in words: ``singular`` or ``plural`` in English, and in another language
+    the plural form its CLDR rules give ``n``; ``{n}`` and ``values`` are filled in."""
+    return Text((_Message(singular, plural, n, (("n", n), *values.items())),))
+
+
+def display_name(language: str) -> str:
+    """The language's name in itself, as a menu shows it (``"Español"``)."""
+    name = Locale.parse(language).get_display_name(language) or language
+    return name[:1].upper() + name[1:]
+
+
+CATALOGUES = Catalogues.load()
+LANGUAGES = CATALOGUES.languages
 
 
 def negotiate(preferred: str | None, accept_language: object | None = None) -> str:
-    """The language to answer in: the customer's setting when we ship it, else the best match
-    of an ``Accept-Language`` header (a Werkzeug ``LanguageAccept``), else English."""
-    if preferred is not None and preferred in CATALOGUES:
-        return preferred
-    best = getattr(accept_language, "best_match", None)
-    if best is not None:
-        found = best(list(LANGUAGES))
-        if isinstance(found, str):
-            return found
-    return DEFAULT_LANGUAGE
+    """The language to answer in, among the package's :data:`LANGUAGES`: the customer's setting
+    when we ship it, else the best match of an ``Accept-Language`` header (a Werkzeug
+    ``LanguageAccept``), else English."""
+    return CATALOGUES.negotiate(preferred, accept_language)

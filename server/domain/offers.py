@@ -45,7 +45,7 @@ from server.domain.entitlements import (
     may_be_entitled,
     owned_lines,
 )
-from server.domain.messages import Text, plural, render
+from server.domain.messages import Text, _, ngettext
 
 END_OF_LIFE = "end-of-life"
 SECURITY_ONLY = "security-only"
@@ -257,11 +257,11 @@ def _end_of_life_notice(
     if line is None or line[1] != END_OF_LIFE:
         return ()
     way_out = (
-        render("end_of_life_way_out", version=offer.release.version)
+        _("Update to {version} to stay supported.", version=offer.release.version)
         if offer is not None
-        else render("end_of_life_no_way")
+        else _("Renew maintenance to move to a supported version.")
     )
-    message = render("end_of_life", line=line[0], way_out=way_out)
+    message = _("{line} is no longer supported. {way_out}", line=line[0], way_out=way_out)
     return ({"code": "end_of_life", "line": line[0], "message": message},)
 
 
@@ -269,10 +269,12 @@ def _yanked_notice(index: ReleaseIndex, installed: Version) -> tuple[dict[str, A
     current = index.by_version.get(installed)
     if current is None or not current.yanked:
         return ()
-    reason = current.yank_reason or render("yanked_no_reason")
-    message = render("yanked", version=current.version, reason=reason)
+    reason = current.yank_reason or _("no reason given")
+    message = _(
+        "Version {version} was withdrawn: {reason}.", version=current.version, reason=reason
+    )
     if current.recommended_version:
-        message += render("yanked_recommended", recommended=current.recommended_version)
+        message += _(" Move to {recommended}.", recommended=current.recommended_version)
     return (
         {
             "code": "yanked",
@@ -317,11 +319,16 @@ def renewal_summary(
     if status is None:
         status = maintenance_status(lic, policy, now)
     if status.status == "expiring":
-        reminder = render("renew_expiring", ends=status.maintenance_ends_on)
+        reminder = _(
+            "Maintenance ends on {ends}. Renew to keep receiving updates and security revisions.",
+            ends=status.maintenance_ends_on,
+        )
         return RenewalSummary(None, 0, 0, 0, reminder)
     if status.status == "grace":
-        reminder = render(
-            "renew_grace", ends=status.maintenance_ends_on, grace_ends=status.grace_ends_on
+        reminder = _(
+            "Maintenance ended on {ends}. Renew by {grace_ends} to keep receiving updates and security revisions.",
+            ends=status.maintenance_ends_on,
+            grace_ends=status.grace_ends_on,
         )
         return RenewalSummary(None, 0, 0, 0, reminder)
     if status.status == "active":
@@ -376,14 +383,24 @@ def _summarize(missing: list[ReleaseFacts], status: MaintenanceStatus) -> Renewa
     counts = {k: sum(1 for r in missing if r.kind == k) for k in ("update", "security", "version")}
     newest = max(r.version for r in missing)
     values = {
-        "releases": plural(len(missing), "releases"),
-        "security": plural(counts["security"], "security"),
+        "releases": ngettext("{n} newer release", "{n} newer releases", len(missing)),
+        "security": ngettext("{n} security revision", "{n} security revisions", counts["security"]),
         "newest": newest,
     }
     if status.next_starts_on is not None:
-        message = render("starts_missing", starts=status.next_starts_on, **values)
+        message = _(
+            "Your maintenance starts on {starts}; it brings {releases}, including {security}; newest: {newest}.",
+            starts=status.next_starts_on,
+            **values,
+        )
     elif status.status == "none":
-        message = render("buy_missing", **values)
+        message = _(
+            "Buy maintenance to receive {releases}, including {security}; newest: {newest}.",
+            **values,
+        )
     else:
-        message = render("renew_missing", **values)
+        message = _(
+            "Renew maintenance to receive {releases}, including {security}; newest: {newest}.",
+            **values,
+        )
     return RenewalSummary(newest, counts["update"], counts["security"], counts["version"], message)

@@ -6,8 +6,9 @@ a portal user sees their customer's active licenses (picking one when there are 
 then the same page for it, under ``/portal/licenses/<id>/``.
 
 The portal session holds only ids and what is checked again on every page: the license id and
-the key's hash, or the portal user's id and session version; never a key or a password. Text is English or Spanish: the customer's language setting, else the
-browser's.
+the key's hash, or the portal user's id and session version; never a key or a password. Text
+comes from the gettext catalogues (:mod:`server.web.i18n`), in the customer's language setting,
+else the browser's.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from wtforms import EmailField, PasswordField
 from wtforms.validators import DataRequired, Length
 
 from server.db.licenses import LicenseReads
-from server.domain import bundles, messages, offers, portal_users
+from server.domain import bundles, offers, portal_users
 from server.domain import entitlements as ent
 from server.domain.catalog import Catalog
 from server.domain.download_links import DownloadGrant, make_token
@@ -52,7 +53,6 @@ from server.domain.facts import license_facts
 from server.domain.licensing import authenticate_license
 from server.domain.models import (
     Artifact,
-    Customer,
     CustomerUser,
     Installation,
     License,
@@ -60,141 +60,11 @@ from server.domain.models import (
     utcnow,
 )
 from server.web import db_session, services
+from server.web.i18n import gettext as _
+from server.web.i18n import use_language
 from server.web.ratelimit import rate_limited
 
 blueprint = Blueprint("portal", __name__)
-
-TEXT: dict[str, dict[str, Any]] = {
-    "en": {
-        "sign_in": "Sign in to your downloads",
-        "license_key": "License key",
-        "go": "Sign in",
-        "bad_key": "That license key is not valid.",
-        "maintenance": "Maintenance",
-        "releases": "Your releases",
-        "download": "Download",
-        "version": "Version",
-        "kind": "Kind",
-        "published": "Published",
-        "notes": "Notes",
-        "renew": "Renew maintenance",
-        "missing": "You are missing {total} release(s), including {security} security revision(s). Newest: {newest}.",
-        "sign_out": "Sign out",
-        "none": "No releases are available to this license.",
-        "kinds": {
-            "update": "update package",
-            "security": "security revision",
-            "version": "new version",
-        },
-        "severities": {"critical": "critical", "serious": "serious", "minor": "minor"},
-        "status": {
-            "active": "active",
-            "expiring": "expiring soon",
-            "grace": "in its grace period",
-            "lapsed": "lapsed",
-            "none": "not covered",
-        },
-        "whats_new": "What is new since {version}",
-        "whats_new_hint": "Your installations run {versions}. These releases came after the oldest of them.",
-        "up_to_date": "Your installations are up to date.",
-        "all_notes": "Release notes",
-        "no_notes": "No notes for this release.",
-        "offline": "Offline installation",
-        "offline_hint": "For machines without internet: one file with every release you may install on a platform, checked by the agent exactly as online (vigor-agent import FILE).",
-        "platform": "Platform",
-        "since": "Only releases newer than",
-        "since_hint": "optional, e.g. your installed version",
-        "get_bundle": "Download offline bundle",
-        "empty_bundle": "No release newer than {since} is available to you on {platform}.",
-        "bad_since": "{since} is not a version number.",
-        "with_key": "With a license key",
-        "with_account": "With your email and password",
-        "email": "Email",
-        "password": "Password",
-        "bad_login": "Wrong email or password.",
-        "choose": "Choose a license",
-        "choose_hint": "Your company has several licenses. Pick the one to see.",
-        "no_licenses": "No license is available to your account. Ask your vendor.",
-        "all_licenses": "All your licenses",
-        "set_password": "Choose your password",
-        "set_password_hint": "For {email}: at least {n} characters.",
-        "new_password": "New password",
-        "confirm_password": "The same password again",
-        "save_password": "Save and sign in",
-        "too_short": "The password must have at least {n} characters.",
-        "mismatch": "The two passwords are not the same.",
-        "link_expired": "This link has expired. Ask your vendor for a new one.",
-        "link_invalid": "This link is not valid or was used already. Ask your vendor for a new one.",
-        "required": "Please fill in this field.",
-    },
-    "es": {
-        "sign_in": "Acceda a sus descargas",
-        "license_key": "Clave de licencia",
-        "go": "Entrar",
-        "bad_key": "Esa clave de licencia no es válida.",
-        "maintenance": "Mantenimiento",
-        "releases": "Sus versiones",
-        "download": "Descargar",
-        "version": "Versión",
-        "kind": "Tipo",
-        "published": "Publicada",
-        "notes": "Notas",
-        "renew": "Renovar el mantenimiento",
-        "missing": "Le faltan {total} versiones, incluidas {security} revisiones de seguridad. La más reciente: {newest}.",
-        "sign_out": "Salir",
-        "none": "No hay versiones disponibles para esta licencia.",
-        "kinds": {
-            "update": "paquete de actualización",
-            "security": "revisión de seguridad",
-            "version": "nueva versión",
-        },
-        "severities": {"critical": "crítica", "serious": "grave", "minor": "leve"},
-        "status": {
-            "active": "activo",
-            "expiring": "a punto de vencer",
-            "grace": "en período de gracia",
-            "lapsed": "vencido",
-            "none": "sin cobertura",
-        },
-        "whats_new": "Novedades desde la {version}",
-        "whats_new_hint": "Sus instalaciones usan {versions}. Estas versiones salieron después de la más antigua.",
-        "up_to_date": "Sus instalaciones están al día.",
-        "all_notes": "Notas de la versión",
-        "no_notes": "Esta versión no tiene notas.",
-        "offline": "Instalación sin conexión",
-        "offline_hint": "Para equipos sin internet: un único archivo con todas las versiones que puede instalar en una plataforma, que el agente comprueba igual que en línea (vigor-agent import ARCHIVO).",
-        "platform": "Plataforma",
-        "since": "Solo versiones posteriores a",
-        "since_hint": "opcional, p. ej. su versión instalada",
-        "get_bundle": "Descargar paquete sin conexión",
-        "empty_bundle": "No hay ninguna versión posterior a {since} disponible para usted en {platform}.",
-        "bad_since": "{since} no es un número de versión.",
-        "with_key": "Con una clave de licencia",
-        "with_account": "Con su correo electrónico y contraseña",
-        "email": "Correo electrónico",
-        "password": "Contraseña",
-        "bad_login": "Correo electrónico o contraseña incorrectos.",
-        "choose": "Elija una licencia",
-        "choose_hint": "Su empresa tiene varias licencias. Elija la que quiere ver.",
-        "no_licenses": "Su cuenta no tiene ninguna licencia disponible. Consulte a su proveedor.",
-        "all_licenses": "Todas sus licencias",
-        "set_password": "Elija su contraseña",
-        "set_password_hint": "Para {email}: al menos {n} caracteres.",
-        "new_password": "Nueva contraseña",
-        "confirm_password": "La misma contraseña otra vez",
-        "save_password": "Guardar y entrar",
-        "too_short": "La contraseña debe tener al menos {n} caracteres.",
-        "mismatch": "Las dos contraseñas no coinciden.",
-        "link_expired": "Este enlace ha caducado. Pida uno nuevo a su proveedor.",
-        "link_invalid": "Este enlace no es válido o ya se usó. Pida uno nuevo a su proveedor.",
-        "required": "Rellene este campo.",
-    },
-}
-
-
-def language(customer: Customer | None = None) -> str:
-    """The customer's setting, else the browser's preference, else English."""
-    return messages.negotiate(customer.language if customer else None, request.accept_languages)
 
 
 class KeyForm(FlaskForm):
@@ -223,7 +93,7 @@ def login() -> ResponseReturnValue:
     """Two ways in on one page: a license key, or a portal user's email and password."""
     key_form = KeyForm()
     account_form = AccountForm(prefix="user")
-    t = TEXT[language()]
+    lang = use_language()
     key_error = account_error = None
     if request.method == "POST" and "user-email" in request.form:
         if account_form.validate_on_submit():
@@ -235,19 +105,19 @@ def login() -> ResponseReturnValue:
                     now=utcnow(),
                 )
             except DomainError:
-                account_error = t["bad_login"]
+                account_error = _("Wrong email or password.")
             else:
                 _sign_in_user(user)
                 return redirect(url_for("portal.home"), code=303)
         else:
-            account_error = t["bad_login"]
+            account_error = _("Wrong email or password.")
     elif key_form.validate_on_submit():
         try:
             view = authenticate_license(
                 LicenseReads(db_session()), (key_form.key.data or "").strip()
             )
         except DomainError:
-            key_error = t["bad_key"]
+            key_error = _("That license key is not valid.")
         else:
             lic = db_session().get(License, view.id)
             assert lic is not None
@@ -256,16 +126,15 @@ def login() -> ResponseReturnValue:
             session.permanent = True
             return redirect(url_for("portal.home"), code=303)
     elif request.method == "POST":
-        key_error = t["required"]
+        key_error = _("Please fill in this field.")
     refused = request.method == "POST"
     return render_template(
         "portal/login.html",
         form=key_form,
         account_form=account_form,
-        t=t,
         error=key_error,
         account_error=account_error,
-        lang=language(),
+        lang=lang,
     ), 400 if refused else 200
 
 
@@ -315,15 +184,15 @@ def set_password(token: str) -> ResponseReturnValue:
             db_session(), services().settings.secret_key, token, utcnow()
         )
     except InvitationExpiredError:
-        return _link_refused("link_expired")
+        return _link_refused(expired=True)
     except DomainError:
-        return _link_refused("link_invalid")
-    t = TEXT[language(user.customer)]
+        return _link_refused(expired=False)
+    lang = use_language(user.customer)
     form = SetPasswordForm()
     error = None
     if form.validate_on_submit():
         if form.password.data != form.confirm.data:
-            error = t["mismatch"]
+            error = _("The two passwords are not the same.")
         else:
             try:
                 portal_users.set_password_with_link(
@@ -334,28 +203,34 @@ def set_password(token: str) -> ResponseReturnValue:
                     now=utcnow(),
                 )
             except InvalidInputError:
-                error = t["too_short"].format(n=portal_users.MIN_PASSWORD_LENGTH)
+                error = _(
+                    "The password must have at least {n} characters.",
+                    n=portal_users.MIN_PASSWORD_LENGTH,
+                )
             else:
                 _sign_in_user(user)
                 return redirect(url_for("portal.home"), code=303)
     elif request.method == "POST":
-        error = t["required"]
+        error = _("Please fill in this field.")
     return render_template(
         "portal/set_password.html",
         form=form,
         user=user,
-        t=t,
-        lang=language(user.customer),
+        lang=lang,
         error=error,
         min_length=portal_users.MIN_PASSWORD_LENGTH,
     ), 400 if error else 200
 
 
-def _link_refused(reason: str) -> ResponseReturnValue:
-    t = TEXT[language()]
+def _link_refused(*, expired: bool) -> ResponseReturnValue:
+    lang = use_language()
+    if expired:
+        error = _("This link has expired. Ask your vendor for a new one.")
+    else:
+        error = _("This link is not valid or was used already. Ask your vendor for a new one.")
     return render_template(
-        "portal/set_password.html", form=None, t=t, lang=language(), error=t[reason]
-    ), 410 if reason == "link_expired" else 400
+        "portal/set_password.html", form=None, lang=lang, error=error
+    ), 410 if expired else 400
 
 
 def set_password_link(public_base_url: str, token: str) -> str:
@@ -370,10 +245,8 @@ def home() -> ResponseReturnValue:
         licenses = portal_users.portal_licenses(db_session(), user)
         if len(licenses) == 1:
             return redirect(url_for("portal.license_home", license_id=licenses[0].id))
-        lang = language(user.customer)
-        return render_template(
-            "portal/licenses.html", user=user, licenses=licenses, t=TEXT[lang], lang=lang
-        )
+        lang = use_language(user.customer)
+        return render_template("portal/licenses.html", user=user, licenses=licenses, lang=lang)
     lic = _current_license()
     if lic is None:
         return redirect(url_for("portal.login"))
@@ -438,7 +311,7 @@ def _home(
     oldest = installed[0] if installed else None
     newer = [r for r in entitled if oldest is not None and r.version > oldest]
     platforms = sorted({p for r in entitled for p in r.platforms if p != "any"}) or ["any"]
-    lang = language(lic.customer)
+    lang = use_language(lic.customer)
     return render_template(
         "portal/home.html",
         lic=lic,
@@ -455,7 +328,6 @@ def _home(
         bundle_url=bundle_url,
         choose_url=choose_url,
         values=request.args,
-        t=TEXT[lang],
         lang=lang,
         renewal_url=catalog.policy.renewal_url,
     ), 400 if bundle_error else 200
@@ -519,13 +391,14 @@ def license_bundle(license_id: int) -> ResponseReturnValue:
 
 def _bundle(lic: License, bundle_url: str, choose_url: str | None = None) -> ResponseReturnValue:
     """An offline bundle for ``lic``, built on request and streamed as an attachment."""
-    t = TEXT[language(lic.customer)]
+    use_language(lic.customer)
     platform = request.args.get("platform", "").strip()
     since_text = request.args.get("since", "").strip()
     try:
         since = Version(since_text) if since_text else None
     except InvalidVersion:
-        return _home(lic, bundle_url, choose_url, t["bad_since"].format(since=since_text[:40]))
+        error = _("{since} is not a version number.", since=since_text[:40])
+        return _home(lic, bundle_url, choose_url, error)
     svc = services()
     plan = bundles.plan_bundle(
         lic, _catalog(lic), since=since, platform=platform, channel="stable", now=utcnow()
@@ -535,7 +408,11 @@ def _bundle(lic: License, bundle_url: str, choose_url: str | None = None) -> Res
             lic,
             bundle_url,
             choose_url,
-            t["empty_bundle"].format(since=since or "0", platform=platform[:40]),
+            _(
+                "No release newer than {since} is available to you on {platform}.",
+                since=since or "0",
+                platform=platform[:40],
+            ),
         )
     name = f"{lic.product.slug}-{lic.customer.slug}-{utcnow():%Y%m%d}-{platform}.vgb"
     with tempfile.TemporaryDirectory(prefix="bundle-", dir=svc.settings.instance_dir) as work:

@@ -818,54 +818,6 @@ def test_messages_name_the_dates_a_customer_needs() -> None:
     )
 
 
-def test_every_catalogue_has_every_sentence_with_the_same_placeholders() -> None:
-    from string import Formatter
-
-    from server.domain.messages import CATALOGUES, ENGLISH
-
-    def placeholders(template: str) -> set[str]:
-        return {name for _, name, _, _ in Formatter().parse(template) if name}
-
-    for language, catalogue in CATALOGUES.items():
-        assert set(catalogue) == set(ENGLISH), language
-        for key, template in ENGLISH.items():
-            assert placeholders(catalogue[key]) == placeholders(template), (language, key)
-
-
-def test_every_sentence_renders_in_every_language() -> None:
-    from server.domain.messages import ENGLISH, LANGUAGES, plural, render
-
-    values: dict[str, object] = {
-        "ends": "2026-12-31",
-        "grace_ends": "2027-01-14",
-        "until": "2027-03-31",
-        "starts": "2027-01-01",
-        "status": "revoked",
-        "line": "3.x",
-        "way_out": render("end_of_life_no_way"),
-        "version": "1.0",
-        "reason": "r",
-        "recommended": "1.1",
-        "releases": plural(2, "releases"),
-        "security": plural(1, "security"),
-        "newest": "2.0",
-        "n": 2,
-    }
-    for language in LANGUAGES:
-        for key in ENGLISH:
-            sentence = render(key, **values).in_language(language)
-            assert sentence.strip() and "{" not in sentence, (language, key)
-    prompt = render("renew_missing", **values)
-    assert str(prompt) == (
-        "Renew maintenance to receive 2 newer releases, including 1 security revision; newest: 2.0."
-    )
-    assert prompt.in_language("es") == (
-        "Renueve el mantenimiento para recibir 2 versiones más recientes, incluidas 1 revisión"
-        " de seguridad; la más reciente: 2.0."
-    )
-    assert prompt.in_language("fr") == str(prompt), "a language we do not ship reads English"
-
-
 def test_covered_periods_merge_and_sort() -> None:
     contracts = [
         maintenance("2027-01-01", "2027-06-30"),
