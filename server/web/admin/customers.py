@@ -14,10 +14,10 @@ from server.domain import maintenance, portal_users
 from server.domain import products as product_service
 from server.domain.errors import DomainError, InvalidInputError
 from server.domain.models import Contract, CustomerUser, License, utcnow
+from server.domain.portal_users import set_password_link
 from server.web import db_session, services
 from server.web.admin.blueprint import blueprint
 from server.web.auth import requires
-from server.web.portal import set_password_link
 
 
 @blueprint.get("/customers")
