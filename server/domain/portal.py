@@ -1,0 +1,153 @@
+"""What the customer portal shows for one license: maintenance, the releases it may download,
+what is new since the versions its installations run, and what renewal would bring.
+
+The same rules as the check decide it (:func:`server.domain.entitlements.decide` over the
+product's catalogue): a release is listed when the check could offer it, and each download is a
+link (:mod:`server.domain.download_links`) that is decided again when it is used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from packaging.version import InvalidVersion, Version
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from server.domain import entitlements as ent
+from server.domain import offers
+from server.domain.catalog import Catalog, CatalogCache
+from server.domain.download_links import DownloadGrant, make_token
+from server.domain.facts import license_facts
+from server.domain.models import Installation, License, Release
+from server.domain.vocabulary import DEFAULT_CHANNEL, Maintenance
+
+LISTED = 20  # the newest entitled releases the portal lists
+ANY_PLATFORM = "any"
+
+
+@dataclass(frozen=True)
+class LicenseOverview:
+    """One license as its customer sees it in the portal."""
+
+    status: ent.MaintenanceStatus
+    renewal: offers.RenewalSummary | None  # None while maintenance is simply active
+    renewal_url: str
+    releases: list[ent.ReleaseFacts]  # entitled, newest first, at most LISTED
+    downloads: dict[int, list[tuple[str, str]]]  # release id → (platform, download token)
+    notes: dict[int, str]  # release id → Markdown notes
+    installed: list[Version]  # what the license's installations last reported, oldest first
+    platforms: list[str]  # for an offline bundle
+
+    @property
+    def oldest(self) -> Version | None:
+        """The oldest version an installation of this license runs, if any reported one."""
+        return self.installed[0] if self.installed else None
+
+    @property
+    def newer(self) -> list[ent.ReleaseFacts]:
+        """Listed releases newer than the oldest installed version (what is new since)."""
+        oldest = self.oldest
+        return [r for r in self.releases if oldest is not None and r.version > oldest]
+
+
+def catalog_of(session: Session, catalogs: CatalogCache, lic: License, renewal_url: str) -> Catalog:
+    """The catalogue of ``lic``'s product (cached per process)."""
+    return catalogs.get(session, lic.product_id, lic.product.catalog_revision, renewal_url)
+
+
+def license_overview(
+    session: Session,
+    catalogs: CatalogCache,
+    lic: License,
+    *,
+    now: datetime,
+    renewal_url: str,
+    secret_key: str,
+) -> LicenseOverview:
+    """What the portal shows for ``lic`` at ``now``; download tokens are signed with
+    ``secret_key``."""
+    catalog = catalog_of(session, catalogs, lic, renewal_url)
+    facts = license_facts(lic)
+    status = ent.maintenance_status(facts, catalog.policy, now)
+    everything = catalog.index.newest_first
+    entitled = [
+        r
+        for r in everything
+        if ent.decide(facts, catalog.policy, r, now, releases=everything, status=status).offerable
+    ][:LISTED]
+    listed = {r.id for r in entitled}
+    downloads: dict[int, list[tuple[str, str]]] = {}
+    for (release_id, platform), artifact in sorted(catalog.artifacts.items()):
+        if release_id in listed:
+            token = make_token(secret_key, DownloadGrant(lic.id, artifact.artifact_id))
+            downloads.setdefault(release_id, []).append((platform, token))
+    notes = dict(
+        session.execute(select(Release.id, Release.notes).where(Release.id.in_(listed))).all()
+    )
+    newest = entitled[0].version if entitled else Version("0")
+    return LicenseOverview(
+        status=status,
+        renewal=renewal_of(facts, catalog, status, newest, now),
+        renewal_url=catalog.policy.renewal_url,
+        releases=entitled,
+        downloads=downloads,
+        notes=notes,
+        installed=installed_versions(session, lic),
+        platforms=sorted({p for r in entitled for p in r.platforms if p != ANY_PLATFORM})
+        or [ANY_PLATFORM],
+    )
+
+
+def installed_versions(session: Session, lic: License) -> list[Version]:
+    """The versions this license's installations last reported, oldest first."""
+    found = session.scalars(
+        select(Installation.version).where(Installation.license_id == lic.id).distinct()
+    )
+    versions = set()
+    for text in found:
+        try:
+            versions.add(Version(text))
+        except InvalidVersion:
+            continue  # an agent's odd report is not the customer's problem here
+    return sorted(versions)
+
+
+def renewal_of(
+    facts: ent.LicenseFacts,
+    catalog: Catalog,
+    status: ent.MaintenanceStatus,
+    newest: Version,
+    now: datetime,
+) -> offers.RenewalSummary | None:
+    """What renewal would bring beyond ``newest`` (the newest release the customer has), on the
+    platform where it brings the most; None while maintenance is active and not ending."""
+    if status.status not in {
+        Maintenance.EXPIRING,
+        Maintenance.GRACE,
+        Maintenance.LAPSED,
+        Maintenance.NONE,
+    }:
+        return None
+    platforms = sorted({p for r in catalog.index.newest_first for p in r.platforms})
+    summaries = [
+        offers.renewal_summary(
+            facts,
+            catalog.policy,
+            catalog.index,
+            installed_version=newest,
+            platform=platform,
+            channel=DEFAULT_CHANNEL,
+            now=now,
+            status=status,
+        )
+        for platform in platforms
+    ]
+    found = [s for s in summaries if s is not None]
+    return max(found, key=lambda s: s.updates + s.security + s.versions, default=None)
+
+
+def bundle_filename(lic: License, platform: str, now: datetime) -> str:
+    """The name an offline bundle downloads as."""
+    return f"{lic.product.slug}-{lic.customer.slug}-{now:%Y%m%d}-{platform}.vgb"

@@ -1,0 +1,176 @@
+"""The portal's pages for one license: maintenance and renewal, what is new, every release it
+may download, and an offline bundle built on request."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from flask import abort, redirect, render_template, request, send_file, url_for
+from flask.typing import ResponseReturnValue
+from packaging.version import InvalidVersion, Version
+
+from server.domain import bundles, portal_users
+from server.domain.errors import NotFoundError
+from server.domain.models import CustomerUser, License, utcnow
+from server.domain.portal import bundle_filename, catalog_of, license_overview
+from server.domain.vocabulary import DEFAULT_CHANNEL
+from server.web import db_session, services
+from server.web.i18n import gettext as _
+from server.web.i18n import use_language
+from server.web.portal.blueprint import blueprint
+from server.web.portal.signin import current_license, current_user
+from server.web.ratelimit import rate_limited
+
+
+@blueprint.get("/")
+def home() -> ResponseReturnValue:
+    user = current_user()
+    if user is not None:
+        licenses = portal_users.portal_licenses(db_session(), user)
+        if len(licenses) == 1:
+            return redirect(url_for("portal.license_home", license_id=licenses[0].id))
+        lang = use_language(user.customer)
+        return render_template("portal/licenses.html", user=user, licenses=licenses, lang=lang)
+    lic = current_license()
+    if lic is None:
+        return redirect(url_for("portal.login"))
+    return _home(lic, url_for("portal.bundle"))
+
+
+def _user_license(license_id: int) -> tuple[CustomerUser, License] | None:
+    """The signed-in portal user and one of their customer's active licenses; 404 for any other."""
+    user = current_user()
+    if user is None:
+        return None
+    try:
+        return user, portal_users.portal_license(db_session(), user, license_id)
+    except NotFoundError:
+        abort(404)
+
+
+@blueprint.get("/licenses/<int:license_id>/")
+def license_home(license_id: int) -> ResponseReturnValue:
+    """The same page as a key sign-in shows, for one license of a portal user's customer."""
+    found = _user_license(license_id)
+    if found is None:
+        return redirect(url_for("portal.login"))
+    user, lic = found
+    return _home(lic, url_for("portal.license_bundle", license_id=lic.id), _choose_url(user))
+
+
+def _choose_url(user: CustomerUser) -> str | None:
+    several = len(portal_users.portal_licenses(db_session(), user)) > 1
+    return url_for("portal.home") if several else None
+
+
+def _home(
+    lic: License,
+    bundle_url: str,
+    choose_url: str | None = None,
+    bundle_error: str | None = None,
+) -> ResponseReturnValue:
+    settings = services().settings
+    found = license_overview(
+        db_session(),
+        services().catalogs,
+        lic,
+        now=utcnow(),
+        renewal_url=settings.renewal_url,
+        secret_key=settings.secret_key,
+    )
+    links = {
+        release_id: [
+            (platform, url_for("updates.download", token=token)) for platform, token in tokens
+        ]
+        for release_id, tokens in found.downloads.items()
+    }
+    return render_template(
+        "portal/home.html",
+        lic=lic,
+        status=found.status,
+        renewal=found.renewal,
+        releases=found.releases,
+        links=links,
+        notes=found.notes,
+        installed=found.installed,
+        oldest=found.oldest,
+        newer=found.newer,
+        platforms=found.platforms,
+        bundle_error=bundle_error,
+        bundle_url=bundle_url,
+        choose_url=choose_url,
+        values=request.args,
+        lang=use_language(lic.customer),
+        renewal_url=found.renewal_url,
+    ), 400 if bundle_error else 200
+
+
+def _bundle_limit() -> str:
+    return "20/hour"  # a bundle reads every entitled artifact once
+
+
+@blueprint.get("/bundle")
+@rate_limited(_bundle_limit)
+def bundle() -> ResponseReturnValue:
+    """An offline bundle for the license signed in with its key."""
+    lic = current_license()
+    if lic is None:
+        return redirect(url_for("portal.login"))
+    return _bundle(lic, url_for("portal.bundle"))
+
+
+@blueprint.get("/licenses/<int:license_id>/bundle")
+@rate_limited(_bundle_limit)
+def license_bundle(license_id: int) -> ResponseReturnValue:
+    """An offline bundle for one license of a portal user's customer (404 for any other)."""
+    found = _user_license(license_id)
+    if found is None:
+        return redirect(url_for("portal.login"))
+    user, lic = found
+    return _bundle(lic, url_for("portal.license_bundle", license_id=lic.id), _choose_url(user))
+
+
+def _bundle(lic: License, bundle_url: str, choose_url: str | None = None) -> ResponseReturnValue:
+    """An offline bundle for ``lic``, built on request and streamed as an attachment."""
+    use_language(lic.customer)
+    platform = request.args.get("platform", "").strip()
+    since_text = request.args.get("since", "").strip()
+    try:
+        since = Version(since_text) if since_text else None
+    except InvalidVersion:
+        error = _("{since} is not a version number.", since=since_text[:40])
+        return _home(lic, bundle_url, choose_url, error)
+    svc = services()
+    catalog = catalog_of(db_session(), svc.catalogs, lic, svc.settings.renewal_url)
+    plan = bundles.plan_bundle(
+        lic, catalog, since=since, platform=platform, channel=DEFAULT_CHANNEL, now=utcnow()
+    )
+    if not plan.manifests:
+        return _home(
+            lic,
+            bundle_url,
+            choose_url,
+            _(
+                "No release newer than {since} is available to you on {platform}.",
+                since=since or "0",
+                platform=platform[:40],
+            ),
+        )
+    name = bundle_filename(lic, platform, utcnow())
+    with tempfile.TemporaryDirectory(prefix="bundle-", dir=svc.settings.instance_dir) as work:
+        out = Path(work) / "bundle.vgb"
+        bundles.write_bundle(db_session(), svc.store, svc.signer("check"), plan, out)
+        handle = out.open("rb")  # stays readable once its directory is gone (POSIX)
+    # Not resumable on purpose: each request makes a new bundle (its own signed time).
+    response = send_file(
+        handle,
+        mimetype="application/x-tar",
+        as_attachment=True,
+        download_name=name,
+        conditional=False,
+        max_age=0,
+    )
+    response.content_length = os.fstat(handle.fileno()).st_size
+    return response
