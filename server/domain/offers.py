@@ -46,9 +46,24 @@ from server.domain.entitlements import (
     owned_lines,
 )
 from server.domain.messages import Text, _, ngettext
+from server.domain.vocabulary import (
+    ANY_PLATFORM,
+    DEFAULT_CHANNEL,
+    LapsePolicy,
+    LicenseStatus,
+    LineStatus,
+    Maintenance,
+    ReleaseKind,
+    Severity,
+)
 
-END_OF_LIFE = "end-of-life"
-SECURITY_ONLY = "security-only"
+# Bound once: reading a member off an Enum class costs about 0.3 µs on Python 3.11, and these are
+# compared for every candidate release of every check.
+END_OF_LIFE = LineStatus.END_OF_LIFE
+SECURITY_ONLY = LineStatus.SECURITY_ONLY
+_SECURITY = ReleaseKind.SECURITY
+_CRITICAL = Severity.CRITICAL
+_ANY_PLATFORM = ANY_PLATFORM
 
 
 @dataclass(frozen=True)
@@ -154,19 +169,19 @@ def in_rollout(release: ReleaseFacts, installation_id: str) -> bool:
         return True
     if release.rollout_percent <= 0:
         return False
-    if release.kind == "security" and release.severity == "critical":
+    if release.kind == _SECURITY and release.severity == _CRITICAL:
         return True
     return rollout_bucket(installation_id, release.id) < release.rollout_percent
 
 
 def on_channel(release: ReleaseFacts, channel: str) -> bool:
     """An installation on channel C receives C's releases and stable ones."""
-    return release.channel in (channel, "stable")
+    return release.channel in (channel, DEFAULT_CHANNEL)
 
 
 def for_platform(release: ReleaseFacts, platform: str) -> bool:
     """Has the release an artifact for ``platform`` or for every platform?"""
-    return platform in release.platforms or "any" in release.platforms
+    return platform in release.platforms or _ANY_PLATFORM in release.platforms
 
 
 def line_allows(release: ReleaseFacts, *, way_out: bool) -> bool:
@@ -174,7 +189,7 @@ def line_allows(release: ReleaseFacts, *, way_out: bool) -> bool:
     security revisions, unless the installation needs a way out of an end-of-life line."""
     if release.line_status == END_OF_LIFE:
         return False
-    return release.line_status != SECURITY_ONLY or way_out or release.kind == "security"
+    return release.line_status != SECURITY_ONLY or way_out or release.kind == _SECURITY
 
 
 def steps_from(release: ReleaseFacts, installed: Version) -> bool:
@@ -312,26 +327,26 @@ def renewal_summary(
         maintenance, or nothing missing; for ``expiring`` and ``grace`` a reminder with no
         releases (everything published is still entitled).
     """
-    if lic.status != "active" or lic.product != policy.product:
+    if lic.status != LicenseStatus.ACTIVE or lic.product != policy.product:
         return None
     now = as_utc(now)
     index = as_index(releases)
     if status is None:
         status = maintenance_status(lic, policy, now)
-    if status.status == "expiring":
+    if status.status == Maintenance.EXPIRING:
         reminder = _(
             "Maintenance ends on {ends}. Renew to keep receiving updates and security revisions.",
             ends=status.maintenance_ends_on,
         )
         return RenewalSummary(None, 0, 0, 0, reminder)
-    if status.status == "grace":
+    if status.status == Maintenance.GRACE:
         reminder = _(
             "Maintenance ended on {ends}. Renew by {grace_ends} to keep receiving updates and security revisions.",
             ends=status.maintenance_ends_on,
             grace_ends=status.grace_ends_on,
         )
         return RenewalSummary(None, 0, 0, 0, reminder)
-    if status.status == "active":
+    if status.status == Maintenance.ACTIVE:
         return None
     missing = _missing(
         lic, policy, index, installed_version, platform, channel, now, status, installed_line
@@ -355,7 +370,11 @@ def _missing(
     line = index.line_of(installed, installed_line)
     way_out = line is not None and line[1] == END_OF_LIFE
     pool: Iterable[ReleaseFacts]
-    if status.status == "lapsed" and policy.lapse_policy == "fallback" and status.cutoff:
+    if (
+        status.status == Maintenance.LAPSED
+        and policy.lapse_policy == LapsePolicy.FALLBACK
+        and status.cutoff
+    ):
         # Under perpetual fallback everything published before the cutoff is entitled already:
         # only what came after it can be missing.
         pool = index.published_since(status.cutoff)
@@ -380,11 +399,13 @@ def _missing(
 
 
 def _summarize(missing: list[ReleaseFacts], status: MaintenanceStatus) -> RenewalSummary:
-    counts = {k: sum(1 for r in missing if r.kind == k) for k in ("update", "security", "version")}
+    counts = {k: sum(1 for r in missing if r.kind == k) for k in ReleaseKind}
     newest = max(r.version for r in missing)
     values = {
         "releases": ngettext("{n} newer release", "{n} newer releases", len(missing)),
-        "security": ngettext("{n} security revision", "{n} security revisions", counts["security"]),
+        "security": ngettext(
+            "{n} security revision", "{n} security revisions", counts[ReleaseKind.SECURITY]
+        ),
         "newest": newest,
     }
     if status.next_starts_on is not None:
@@ -393,7 +414,7 @@ def _summarize(missing: list[ReleaseFacts], status: MaintenanceStatus) -> Renewa
             starts=status.next_starts_on,
             **values,
         )
-    elif status.status == "none":
+    elif status.status == Maintenance.NONE:
         message = _(
             "Buy maintenance to receive {releases}, including {security}; newest: {newest}.",
             **values,
@@ -403,4 +424,10 @@ def _summarize(missing: list[ReleaseFacts], status: MaintenanceStatus) -> Renewa
             "Renew maintenance to receive {releases}, including {security}; newest: {newest}.",
             **values,
         )
-    return RenewalSummary(newest, counts["update"], counts["security"], counts["version"], message)
+    return RenewalSummary(
+        newest,
+        counts[ReleaseKind.UPDATE],
+        counts[ReleaseKind.SECURITY],
+        counts[ReleaseKind.VERSION],
+        message,
+    )

@@ -21,10 +21,9 @@ from server.domain.catalog import Catalog, CatalogCache
 from server.domain.download_links import DownloadGrant, make_token
 from server.domain.facts import license_facts
 from server.domain.models import Installation, License, Release
-from server.domain.vocabulary import DEFAULT_CHANNEL, Maintenance
+from server.domain.vocabulary import ANY_PLATFORM, DEFAULT_CHANNEL, Maintenance
 
 LISTED = 20  # the newest entitled releases the portal lists
-ANY_PLATFORM = "any"
 
 
 @dataclass(frozen=True)

@@ -107,6 +107,7 @@ def values(enum: type[StrEnum]) -> list[str]:
 
 
 DEFAULT_CHANNEL = "stable"
+ANY_PLATFORM = "any"  # an artifact that runs on every platform
 
 # Slugs: what products, customers and channels are named by in URLs, licenses and agents.
 SLUG_PATTERN = r"\A[a-z0-9][a-z0-9-]{0,62}\Z"
