@@ -246,7 +246,7 @@ class Agent:
 
     def downloaded_path(self, sha256: str) -> Path:
         """Where the verified artifact with this SHA-256 is kept."""
-        return self.state_dir / "downloads" / sha256
+        return self.layout.downloaded(sha256)
 
     def download(self, answer: CheckAnswer, allow_downgrade: bool = False) -> Path:
         """The offered artifact, downloaded (resuming), its length and SHA-256 verified.
@@ -327,11 +327,11 @@ class Agent:
             "manifest": manifest.document,
             "apply_by": answer.apply_by.isoformat() if answer.apply_by else None,
         }
-        write_atomic(self.state_dir / "pending.json", json.dumps(pending).encode())
+        write_atomic(self.layout.pending, json.dumps(pending).encode())
 
     def pending(self, allow_downgrade: bool = False) -> tuple[Manifest, Path] | None:
         """The offer `download` fetched, its manifest verified again; None when there is none."""
-        path = self.state_dir / "pending.json"
+        path = self.layout.pending
         if not path.exists():
             return None
         try:
@@ -396,14 +396,14 @@ class Agent:
         """Drop downloaded artifacts of versions no longer kept (the kept ones feed patches)."""
         keep: set[str] = set()
         for version in keep_versions:
-            path = self.state_dir / "manifests" / f"{version}.json"
+            path = self.layout.kept_manifest(version)
             with contextlib.suppress(OSError, ValueError, KeyError, AttributeError):
                 for spec in json.loads(path.read_text())["signed"]["artifacts"].values():
                     keep.add(str(spec["sha256"]))
-        for path in (self.state_dir / "downloads").iterdir():
+        for path in self.layout.downloads.iterdir():
             if len(path.name) == 64 and path.name not in keep:
                 path.unlink(missing_ok=True)
-        for path in (self.state_dir / "manifests").glob("*.json"):
+        for path in self.layout.manifests.glob("*.json"):
             if path.stem not in keep_versions:
                 path.unlink(missing_ok=True)
 
@@ -434,10 +434,7 @@ class Agent:
                 self.report(new, from_version, "failure", exc.code, str(exc))
                 raise
             # Kept before the switch: `verify` and patches need it, and it is already verified.
-            write_atomic(
-                self.state_dir / "manifests" / f"{new}.json",
-                json.dumps(manifest.document).encode(),
-            )
+            write_atomic(self.layout.kept_manifest(new), json.dumps(manifest.document).encode())
             install.begin(self.layout, old, new)
             install.switch(self.layout, new)
             crash_point("switched")
@@ -452,7 +449,7 @@ class Agent:
                 raise InstallError(f"{exc}; {restored}", code="health_check_failed") from None
             install.confirm(self.layout, old, new)
             crash_point("healthy")
-            (self.state_dir / "pending.json").unlink(missing_ok=True)
+            self.layout.pending.unlink(missing_ok=True)
             self._settled(old, new)
             return Outcome(True, new, f"updated {old or 'nothing'} → {new}")
 
@@ -463,7 +460,7 @@ class Agent:
             self.layout.current.unlink(missing_ok=True)
         install.finish(self.layout)
         install.prune(self.layout, {v for v in (old, self.state.get("previous_version")) if v})
-        (self.state_dir / "manifests" / f"{failed}.json").unlink(missing_ok=True)
+        self.layout.kept_manifest(failed).unlink(missing_ok=True)
 
     def update(
         self, when_due: bool = False, allow_downgrade: bool = False
@@ -543,7 +540,7 @@ class Agent:
             return [*problems, "nothing is installed"]
         if not self.layout.version_dir(current).is_dir():
             problems.append(f"versions/{current} is missing")
-        path = self.state_dir / "manifests" / f"{current}.json"
+        path = self.layout.kept_manifest(current)
         if not path.exists():
             problems.append(
                 f"no signed manifest is kept for {current} "

@@ -213,7 +213,7 @@ def _import(agent: Agent, path: Path, allow_downgrade: bool) -> BundleResult:
                 statement,
                 note,
             )
-        dest = agent.state_dir / "downloads" / manifest.artifact.sha256
+        dest = agent.downloaded_path(manifest.artifact.sha256)
         _copy_out(tar, members[f"artifacts/{manifest.artifact.sha256}"], dest, manifest)
     return BundleResult(agent.apply(manifest, dest), statement, note)
 

@@ -27,7 +27,7 @@ __all__ = ["download_patch", "installed_content"]
 
 
 def _content_path(agent: Agent, sha256: str) -> Path:
-    return agent.state_dir / "downloads" / f"content-{sha256}"
+    return agent.layout.downloads / f"content-{sha256}"
 
 
 def installed_content(agent: Agent, wanted_sha256: str) -> Path | None:
@@ -36,8 +36,8 @@ def installed_content(agent: Agent, wanted_sha256: str) -> Path | None:
     if kept.exists():
         return kept
     current = agent.layout.current_version()
-    manifest_file = agent.state_dir / "manifests" / f"{current}.json"
-    if current is None or not manifest_file.exists():
+    manifest_file = agent.layout.kept_manifest(current) if current is not None else None
+    if manifest_file is None or not manifest_file.exists():
         return None  # installed by something else: no artifact to patch from
     try:
         artifacts = json.loads(manifest_file.read_text())["signed"].get("artifacts", {})
@@ -69,7 +69,7 @@ def download_patch(agent: Agent, answer: CheckAnswer) -> tuple[Path, int] | None
     if old is None:
         return None
     target = _content_path(agent, patch.content_sha256)
-    part = agent.state_dir / "downloads" / f"{patch.sha256}.part"
+    part = agent.layout.downloads / f"{patch.sha256}.part"
     built = target.with_name(target.name + ".part")
     try:
         digest = agent.fetcher.download(
