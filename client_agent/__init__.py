@@ -7,7 +7,7 @@ seam), and the ``vigor-agent`` CLI (``client_agent.cli``). It depends on ``crypt
 
 from __future__ import annotations
 
-from client_agent.agent import Agent, Outcome
+from client_agent.agent import Agent
 from client_agent.config import AgentConfig, detect_platform, load_config
 from client_agent.errors import (
     AgentError,
@@ -28,6 +28,7 @@ from client_agent.errors import (
     WrongTargetError,
 )
 from client_agent.fetch import Fetcher, JsonReply, UrllibFetcher
+from client_agent.installer import Outcome
 from client_agent.verify import CheckAnswer, Manifest, TrustedRoot
 
 __all__ = [

@@ -1,15 +1,19 @@
 """The orchestrator: trust, check, download, apply, report. Network and disk live here.
 
+The agent decides what happens and in which order; the installer (installer.py) carries out
+apply, rollback and recovery and keeps their books.
+
 An update, in order (each step refuses before the next one starts):
 
-1. Settle whatever an interrupted run left (install.recover) and resend queued reports.
+1. Settle whatever an interrupted run left (installer.py) and resend queued reports.
 2. Walk the root chain (trust.py) and refuse an expired root.
 3. ``POST /api/v1/check`` with a fresh nonce; verify the signed answer (verify.py): signatures,
    nonce and installation id echoed, product and platform, a newer version.
 4. Download to ``downloads/<sha256>.part`` (resuming), hashing while streaming; refuse a wrong
    length or SHA-256; rename to ``downloads/<sha256>``.
-5. Stage beside, switch ``current`` atomically, health-check, switch back on failure (install.py).
-6. Report the outcome (reports.py).
+5. Stage beside, switch ``current`` atomically, health-check, switch back on failure; keep
+   the previous version and prune older ones (installer.py, on the layout of install.py).
+6. Report the outcome (reports.py); the installer reports through :meth:`Agent.report`.
 
 State directory::
 
@@ -32,7 +36,6 @@ import random
 import secrets
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -48,12 +51,12 @@ from client_agent.errors import (
     ConfigError,
     DownloadError,
     DownloadExpiredError,
-    InstallError,
     RateLimitedError,
     VerificationError,
 )
 from client_agent.fetch import Fetcher, UrllibFetcher
-from client_agent.files import crash_point, fsync_dir, hash_file, write_atomic
+from client_agent.files import fsync_dir, hash_file, write_atomic
+from client_agent.installer import Installer, Outcome
 from client_agent.progress import terminal_progress
 from client_agent.reports import ReportQueue
 from client_agent.trust import TrustStore
@@ -69,7 +72,6 @@ from client_agent.verify import (
 
 __all__ = [
     "Agent",
-    "Outcome",
 ]
 
 Clock = Callable[[], datetime]
@@ -77,16 +79,6 @@ Clock = Callable[[], datetime]
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What `update`/`apply`/`rollback` did, for the CLI to print and turn into an exit code."""
-
-    applied: bool
-    version: str | None
-    message: str
-    due: bool = True
 
 
 class Agent:
@@ -111,6 +103,7 @@ class Agent:
         self.state = state.StateStore(self.state_dir)
         self.trust = TrustStore(config.trusted_root, self.state_dir / "root", config.server_url)
         self.reports = ReportQueue(self.state_dir / "reports.json", config.max_pending_reports)
+        self.installer = Installer(config, self.layout, self.state, self.report)
         self._lock_depth = 0
 
     # ------------------------------------------------------------------ identity, lock
@@ -355,112 +348,28 @@ class Agent:
             return None
         return manifest, artifact
 
-    # ------------------------------------------------------------------ apply
+    # ------------------------------------------------------------------ apply (installer.py)
 
     def recover(self) -> install.Recovery:
         """Finish or undo what an interrupted run left; report it (takes the lock)."""
         with self.exclusive():
-            found = install.recover(self.layout)
-            if found.kind == "rollback":
-                if found.completed:  # the rollback was confirmed: finish its bookkeeping
-                    self.state.set("previous_version", found.from_version)
-                return found
-            from_version = Version(found.from_version) if found.from_version else None
-            if found.undone:
-                self.report(
-                    found.undone,
-                    from_version,
-                    "rolled_back",
-                    "interrupted",
-                    "an apply was interrupted before its health check passed; "
-                    "the previous version runs again",
-                )
-            if found.completed:
-                self._settled(found.from_version, found.completed)
-            return found
+            return self.installer.recover()
 
     def recover_if_idle(self) -> None:
         """`recover` unless another agent holds the lock (read commands must not wait)."""
         with contextlib.suppress(AgentError):
             self.recover()
 
-    def _settled(self, old: str | None, new: str) -> None:
-        """Bookkeeping once ``new`` is confirmed healthy: state, journal, old versions, report."""
-        self.state.set("previous_version", old)
-        install.finish(self.layout)
-        install.prune(self.layout, {v for v in (old, new) if v})
-        self._prune_downloads({v for v in (old, new) if v})
-        self.report(new, Version(old) if old else None, "success")
-
-    def _prune_downloads(self, keep_versions: set[str]) -> None:
-        """Drop downloaded artifacts of versions no longer kept (the kept ones feed patches)."""
-        keep: set[str] = set()
-        for version in keep_versions:
-            path = self.layout.kept_manifest(version)
-            with contextlib.suppress(OSError, ValueError, KeyError, AttributeError):
-                for spec in json.loads(path.read_text())["signed"]["artifacts"].values():
-                    keep.add(str(spec["sha256"]))
-        for path in self.layout.downloads.iterdir():
-            if len(path.name) == 64 and path.name not in keep:
-                path.unlink(missing_ok=True)
-        for path in self.layout.manifests.glob("*.json"):
-            if path.stem not in keep_versions:
-                path.unlink(missing_ok=True)
-
     def apply(
         self, manifest: Manifest, artifact: Path, content_sha256: str | None = None
     ) -> Outcome:
         """Stage, switch, health-check; on failure switch back. Reports the outcome.
 
-        ``artifact`` is the release's artifact, or (``content_sha256`` given, from a verified
-        patches document) its uncompressed content rebuilt from a patch. Either is hashed once
-        more first: a file in the state directory is not trusted just for being there.
+        ``artifact`` is the release's artifact, or (``content_sha256`` given) its content
+        rebuilt from a patch; see :meth:`Installer.apply` (this takes the lock around it).
         """
         with self.exclusive():
-            self.layout.check_usable()
-            length, digest = hash_file(artifact)
-            if content_sha256 is not None:
-                if digest.hexdigest() != content_sha256:
-                    raise ArtifactError("the patched content no longer matches its signed hash")
-            else:
-                check_artifact(length, digest.hexdigest(), manifest.artifact)
-            old = self.layout.current_version()
-            new = str(manifest.version)
-            from_version = Version(old) if old else None
-            filename = "content.tar" if content_sha256 else manifest.artifact.filename
-            try:
-                install.stage(self.layout, artifact, filename, new, self.config.free_space_margin)
-            except InstallError as exc:
-                self.report(new, from_version, "failure", exc.code, str(exc))
-                raise
-            # Kept before the switch: `verify` and patches need it, and it is already verified.
-            write_atomic(self.layout.kept_manifest(new), json.dumps(manifest.document).encode())
-            install.begin(self.layout, old, new)
-            install.switch(self.layout, new)
-            crash_point("switched")
-            try:
-                install.health_check(
-                    self.layout, new, self.config.health_check, self.config.health_check_seconds
-                )
-            except InstallError as exc:
-                self._switch_back(old, new)
-                self.report(new, from_version, "rolled_back", "health_check_failed", str(exc))
-                restored = f"version {old} restored" if old else "nothing was installed before"
-                raise InstallError(f"{exc}; {restored}", code="health_check_failed") from None
-            install.confirm(self.layout, old, new)
-            crash_point("healthy")
-            self.layout.pending.unlink(missing_ok=True)
-            self._settled(old, new)
-            return Outcome(True, new, f"updated {old or 'nothing'} → {new}")
-
-    def _switch_back(self, old: str | None, failed: str) -> None:
-        if old is not None:
-            install.switch(self.layout, old)
-        else:
-            self.layout.current.unlink(missing_ok=True)
-        install.finish(self.layout)
-        install.prune(self.layout, {v for v in (old, self.state.get("previous_version")) if v})
-        self.layout.kept_manifest(failed).unlink(missing_ok=True)
+            return self.installer.apply(manifest, artifact, content_sha256)
 
     def update(
         self, when_due: bool = False, allow_downgrade: bool = False
@@ -494,38 +403,7 @@ class Agent:
     def rollback(self) -> Outcome:
         """Return to the version before the last update (kept for this), health-checked."""
         with self.exclusive():
-            self.recover()
-            previous = self.state.get("previous_version")
-            current = self.layout.current_version()
-            if not previous or not self.layout.version_dir(previous).is_dir():
-                raise InstallError("there is no previous version to roll back to")
-            install.begin(self.layout, current, previous, kind="rollback")
-            install.switch(self.layout, previous)
-            crash_point("switched")
-            try:
-                install.health_check(
-                    self.layout,
-                    previous,
-                    self.config.health_check,
-                    self.config.health_check_seconds,
-                )
-            except InstallError as exc:
-                if current:
-                    install.switch(self.layout, current)
-                install.finish(self.layout)
-                raise InstallError(f"{exc}; staying on {current}") from None
-            install.confirm(self.layout, current, previous, kind="rollback")
-            self.state.set("previous_version", current)
-            install.finish(self.layout)
-            if current:
-                self.report(
-                    current,
-                    Version(previous),
-                    "rolled_back",
-                    "manual_rollback",
-                    "rolled back by the operator",
-                )
-            return Outcome(True, previous, f"rolled back {current} → {previous}")
+            return self.installer.rollback()
 
     def verify(self) -> list[str]:
         """Re-verify offline: the root chain, the installed version's manifest and artifact."""

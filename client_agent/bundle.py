@@ -28,9 +28,10 @@ from typing import IO, Any
 
 from packaging.version import Version
 
-from client_agent.agent import Agent, Outcome
+from client_agent.agent import Agent
 from client_agent.errors import ArtifactError, ExpiredRootError, VerificationError
 from client_agent.files import write_atomic
+from client_agent.installer import Outcome
 from client_agent.verify import (
     EARLIEST_PLAUSIBLE,
     Manifest,
