@@ -10,7 +10,8 @@ An update, in order (each step refuses before the next one starts):
 3. ``POST /api/v1/check`` with a fresh nonce; verify the signed answer (verify.py): signatures,
    nonce and installation id echoed, product and platform, a newer version.
 4. Download to ``downloads/<sha256>.part`` (resuming), hashing while streaming; refuse a wrong
-   length or SHA-256; rename to ``downloads/<sha256>``.
+   length or SHA-256; rename to ``downloads/<sha256>`` (downloads.py). When the check offers a
+   verified patch, the release is rebuilt from the installed one instead (patching.py).
 5. Stage beside, switch ``current`` atomically, health-check, switch back on failure; keep
    the previous version and prune older ones (installer.py, on the layout of install.py).
 6. Report the outcome (reports.py); the installer reports through :meth:`Agent.report`.
@@ -31,7 +32,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import random
 import secrets
 import time
@@ -45,19 +45,18 @@ from packaging.version import InvalidVersion, Version
 
 from client_agent import install, patching, state
 from client_agent.config import AgentConfig
+from client_agent.downloads import Downloads
 from client_agent.errors import (
     AgentError,
     ArtifactError,
     ConfigError,
     DownloadError,
-    DownloadExpiredError,
     RateLimitedError,
     VerificationError,
 )
 from client_agent.fetch import Fetcher, UrllibFetcher
-from client_agent.files import fsync_dir, hash_file, write_atomic
+from client_agent.files import hash_file, write_atomic
 from client_agent.installer import Installer, Outcome
-from client_agent.progress import terminal_progress
 from client_agent.reports import ReportQueue
 from client_agent.trust import TrustStore
 from client_agent.verify import (
@@ -103,6 +102,9 @@ class Agent:
         self.state = state.StateStore(self.state_dir)
         self.trust = TrustStore(config.trusted_root, self.state_dir / "root", config.server_url)
         self.reports = ReportQueue(self.state_dir / "reports.json", config.max_pending_reports)
+        self.downloads = Downloads(
+            self.layout, self.fetcher, self.auth_for, config.free_space_margin
+        )
         self.installer = Installer(config, self.layout, self.state, self.report)
         self._lock_depth = 0
 
@@ -252,67 +254,25 @@ class Agent:
         manifest, url = answer.manifest, answer.download_url
         if manifest is None or url is None:
             raise AgentError("there is no update to download")
-        artifact = manifest.artifact
-        final = self.downloaded_path(artifact.sha256)
         with self.exclusive():
-            if final.exists():
-                length, digest = hash_file(final)
-                if (length, digest.hexdigest()) == (artifact.size, artifact.sha256):
-                    self._keep_pending(manifest, answer)
-                    return final
-                final.unlink()
-            part = final.with_name(artifact.sha256 + ".part")
-            have = part.stat().st_size if part.exists() else 0
-            install.check_free_space(
-                part.parent,
-                max(artifact.size - have, 0),
-                self.config.free_space_margin,
-                "the download",
-            )
             try:
-                self._fetch_verified(url, part, manifest, allow_downgrade)
-            except ArtifactError:
-                if not have:
-                    raise
-                # The bytes kept from an earlier run may be what is wrong: once more from zero.
-                self._fetch_verified(url, part, manifest, allow_downgrade)
-            os.replace(part, final)
-            fsync_dir(final.parent)
+                final = self.downloads.artifact(
+                    manifest.artifact, url, lambda: self._fresh_url(manifest, url, allow_downgrade)
+                )
+            except RateLimitedError as exc:
+                raise self._remember_wait(exc) from None
             self._keep_pending(manifest, answer)
             return final
 
-    def _fetch_verified(
-        self, url: str, part: Path, manifest: Manifest, allow_downgrade: bool
-    ) -> None:
-        """Fetch into ``part`` and check length and SHA-256; a refused file is removed."""
-        try:
-            digest_hex = self._fetch(url, part, manifest, allow_downgrade)
-            check_artifact(part.stat().st_size, digest_hex, manifest.artifact)
-        except RateLimitedError as exc:
-            raise self._remember_wait(exc) from None
-        except ArtifactError:
-            part.unlink(missing_ok=True)
-            raise
-
-    def _fetch(self, url: str, part: Path, manifest: Manifest, allow_downgrade: bool) -> str:
-        artifact = manifest.artifact
-        progress = terminal_progress(artifact.size)
-        try:
-            return self.fetcher.download(
-                url, part, artifact.size, artifact.sha256, progress, self.auth_for(url)
-            )
-        except DownloadExpiredError:
-            # Download links are short-lived: ask for a fresh one, once, for the same bytes.
-            fresh = self.check(allow_downgrade)
-            if fresh.manifest is None or fresh.manifest.artifact.sha256 != artifact.sha256:
-                raise DownloadError(
-                    "the download link expired and the server no longer offers this update",
-                    retryable=False,
-                ) from None
-            fresh_url = fresh.download_url or url  # verify_check guarantees a URL with an offer
-            return self.fetcher.download(
-                fresh_url, part, artifact.size, artifact.sha256, progress, self.auth_for(fresh_url)
-            )
+    def _fresh_url(self, manifest: Manifest, url: str, allow_downgrade: bool) -> str:
+        """A new link for the same bytes, from a new check (download links are short-lived)."""
+        fresh = self.check(allow_downgrade)
+        if fresh.manifest is None or fresh.manifest.artifact.sha256 != manifest.artifact.sha256:
+            raise DownloadError(
+                "the download link expired and the server no longer offers this update",
+                retryable=False,
+            ) from None
+        return fresh.download_url or url  # verify_check guarantees a URL with an offer
 
     def _keep_pending(self, manifest: Manifest, answer: CheckAnswer) -> None:
         """Remember the verified offer so that `apply` can install it later, offline."""
@@ -389,7 +349,7 @@ class Agent:
                 return Outcome(
                     False, version, f"{version} is available but not due yet", False
                 ), answer
-            patched = patching.download_patch(self, answer)
+            patched = patching.download_patch(self.downloads, self.state, answer)
             if patched is not None and answer.patch is not None:
                 outcome = self.apply(answer.manifest, patched[0], answer.patch.content_sha256)
                 full = answer.manifest.artifact.size
