@@ -32,11 +32,10 @@ from __future__ import annotations
 
 import contextlib
 import json
-import random
 import secrets
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -58,6 +57,7 @@ from client_agent.fetch import Fetcher, UrllibFetcher
 from client_agent.files import hash_file, write_atomic
 from client_agent.installer import Installer, Outcome
 from client_agent.reports import ReportQueue
+from client_agent.schedule import Schedule
 from client_agent.trust import TrustStore
 from client_agent.verify import (
     CheckAnswer,
@@ -106,6 +106,7 @@ class Agent:
             self.layout, self.fetcher, self.auth_for, config.free_space_margin
         )
         self.installer = Installer(config, self.layout, self.state, self.report)
+        self.schedule = Schedule(self.state, clock, config.check_interval, config.check_jitter)
         self._lock_depth = 0
 
     # ------------------------------------------------------------------ identity, lock
@@ -168,28 +169,9 @@ class Agent:
 
     # ------------------------------------------------------------------ check
 
-    def _wait_if_asked(self) -> None:
-        not_before = self.state.get("not_before")
-        if not_before and datetime.fromisoformat(not_before) > self.clock():
-            raise DownloadError(
-                f"the server asked not to be contacted before {not_before}; try again later",
-                retryable=False,
-            )
-
-    def _remember_wait(self, exc: RateLimitedError) -> DownloadError:
-        """Persist the server's Retry-After (a little jitter, so agents do not return at once)."""
-        wait = (exc.retry_after if exc.retry_after is not None else 60.0) * random.uniform(1, 1.1)  # noqa: S311
-        until = self.clock() + timedelta(seconds=wait)
-        self.state.set("not_before", until.isoformat(timespec="seconds"))
-        return DownloadError(
-            f"the server is busy and asked to wait {wait:.0f} s (until {until:%Y-%m-%d %H:%M:%S} UTC)",
-            status=429,
-            retryable=False,
-        )
-
     def check(self, allow_downgrade: bool = False) -> CheckAnswer:
         """Ask the server what this installation may have; verify the answer completely."""
-        self._wait_if_asked()
+        self.schedule.refuse_if_asked()
         try:
             root = self.refresh_root()
             nonce = secrets.token_hex(16)
@@ -212,9 +194,8 @@ class Agent:
                 self.config.max_document_bytes,
             )
         except RateLimitedError as exc:
-            raise self._remember_wait(exc) from None
-        if self.state.get("not_before"):
-            self.state.set("not_before", None)
+            raise self.schedule.remember(exc) from None
+        self.schedule.answered()
         return verify_check(
             reply.body,
             root,
@@ -260,7 +241,7 @@ class Agent:
                     manifest.artifact, url, lambda: self._fresh_url(manifest, url, allow_downgrade)
                 )
             except RateLimitedError as exc:
-                raise self._remember_wait(exc) from None
+                raise self.schedule.remember(exc) from None
             self._keep_pending(manifest, answer)
             return final
 
@@ -446,13 +427,7 @@ class Agent:
     def next_check_delay(self) -> float:
         """Seconds to the next check: the interval with random jitter, and never before the
         time the server asked for (Retry-After, persisted across runs)."""
-        jitter = self.config.check_jitter
-        delay = self.config.check_interval * random.uniform(1 - jitter, 1 + jitter)  # noqa: S311
-        not_before = self.state.get("not_before")
-        if not_before:
-            wait = (datetime.fromisoformat(not_before) - self.clock()).total_seconds()
-            delay = max(delay, wait)
-        return delay
+        return self.schedule.next_delay()
 
     def run_forever(
         self,
