@@ -47,14 +47,13 @@ from client_agent.config import AgentConfig
 from client_agent.downloads import Downloads
 from client_agent.errors import (
     AgentError,
-    ArtifactError,
     ConfigError,
     DownloadError,
     RateLimitedError,
     VerificationError,
 )
 from client_agent.fetch import Fetcher, UrllibFetcher
-from client_agent.files import hash_file, write_atomic
+from client_agent.files import write_atomic
 from client_agent.installer import Installer, Outcome
 from client_agent.reports import ReportQueue
 from client_agent.schedule import Schedule
@@ -63,7 +62,6 @@ from client_agent.verify import (
     CheckAnswer,
     Manifest,
     TrustedRoot,
-    check_artifact,
     check_root_fresh,
     verify_check,
     verify_manifest,
@@ -354,38 +352,7 @@ class Agent:
             check_root_fresh(root, self.clock())
         except VerificationError as exc:
             problems.append(str(exc))
-        current = self.layout.current_version()
-        if current is None:
-            return [*problems, "nothing is installed"]
-        if not self.layout.version_dir(current).is_dir():
-            problems.append(f"versions/{current} is missing")
-        path = self.layout.kept_manifest(current)
-        if not path.exists():
-            problems.append(
-                f"no signed manifest is kept for {current} "
-                "(installed by something other than the agent)"
-            )
-            return problems
-        try:
-            manifest = verify_manifest(
-                json.loads(path.read_text()),
-                root,
-                product=self.config.product,
-                platform=self.config.platform,
-                installed=None,
-            )
-        except (VerificationError, ValueError) as exc:
-            return [*problems, f"the kept manifest of {current} does not verify: {exc}"]
-        if str(manifest.version) != current:
-            problems.append(f"the kept manifest is for {manifest.version}, not {current}")
-        artifact = self.downloaded_path(manifest.artifact.sha256)
-        if artifact.exists():
-            length, digest = hash_file(artifact)
-            try:
-                check_artifact(length, digest.hexdigest(), manifest.artifact)
-            except ArtifactError as exc:
-                problems.append(f"the kept artifact of {current}: {exc}")
-        return problems
+        return [*problems, *self.installer.verify_installed(root)]
 
     # ------------------------------------------------------------------ reports
 

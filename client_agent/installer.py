@@ -13,7 +13,8 @@ It owns everything an apply leaves on disk, on top of the layout's primitives (i
 4. Every outcome is reported (``success``, ``failure``, ``rolled_back``) through the ``report``
    the agent hands in, which queues it durably and sends it best effort.
 
-:meth:`Installer.recover` settles what an interrupted run left, and reports it the same way.
+:meth:`Installer.recover` settles what an interrupted run left, and reports it the same way;
+:meth:`Installer.verify_installed` re-checks, offline, what it kept for the installed version.
 The caller holds the installation's lock (``Agent.exclusive``) around every method.
 """
 
@@ -29,10 +30,10 @@ from packaging.version import Version
 
 from client_agent import install
 from client_agent.config import AgentConfig
-from client_agent.errors import ArtifactError, InstallError
+from client_agent.errors import ArtifactError, InstallError, VerificationError
 from client_agent.files import crash_point, hash_file, write_atomic
 from client_agent.state import StateStore
-from client_agent.verify import Manifest, check_artifact
+from client_agent.verify import Manifest, TrustedRoot, check_artifact, verify_manifest
 
 __all__ = [
     "Installer",
@@ -229,3 +230,43 @@ class Installer:
                 "rolled back by the operator",
             )
         return Outcome(True, previous, f"rolled back {current} → {previous}")
+
+    # ------------------------------------------------------------------ verify
+
+    def verify_installed(self, root: TrustedRoot) -> list[str]:
+        """What no longer checks out about the installed version (offline): its directory, its
+        kept manifest (against ``root``) and its kept artifact. Empty when all is well."""
+        problems: list[str] = []
+        current = self.layout.current_version()
+        if current is None:
+            return ["nothing is installed"]
+        if not self.layout.version_dir(current).is_dir():
+            problems.append(f"versions/{current} is missing")
+        path = self.layout.kept_manifest(current)
+        if not path.exists():
+            problems.append(
+                f"no signed manifest is kept for {current} "
+                "(installed by something other than the agent)"
+            )
+            return problems
+        try:
+            manifest = verify_manifest(
+                json.loads(path.read_text()),
+                root,
+                product=self.config.product,
+                platform=self.config.platform,
+                installed=None,
+            )
+        except (VerificationError, ValueError) as exc:
+            problems.append(f"the kept manifest of {current} does not verify: {exc}")
+            return problems
+        if str(manifest.version) != current:
+            problems.append(f"the kept manifest is for {manifest.version}, not {current}")
+        artifact = self.layout.downloaded(manifest.artifact.sha256)
+        if artifact.exists():
+            length, digest = hash_file(artifact)
+            try:
+                check_artifact(length, digest.hexdigest(), manifest.artifact)
+            except ArtifactError as exc:
+                problems.append(f"the kept artifact of {current}: {exc}")
+        return problems
