@@ -29,7 +29,8 @@ from client_agent.errors import (
 )
 from client_agent.fetch import Fetcher, JsonReply, UrllibFetcher
 from client_agent.installer import Outcome
-from client_agent.verify import CheckAnswer, Manifest, TrustedRoot
+from client_agent.roots import TrustedRoot
+from client_agent.verify import CheckAnswer, Manifest
 
 __all__ = [
     "Agent",

@@ -56,16 +56,10 @@ from client_agent.fetch import Fetcher, UrllibFetcher
 from client_agent.files import write_atomic
 from client_agent.installer import Installer, Outcome
 from client_agent.reports import ReportQueue
+from client_agent.roots import TrustedRoot, check_root_fresh
 from client_agent.schedule import Schedule
 from client_agent.trust import TrustStore
-from client_agent.verify import (
-    CheckAnswer,
-    Manifest,
-    TrustedRoot,
-    check_root_fresh,
-    verify_check,
-    verify_manifest,
-)
+from client_agent.verify import CheckAnswer, Manifest, verify_check, verify_manifest
 
 __all__ = [
     "Agent",

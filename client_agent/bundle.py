@@ -32,18 +32,16 @@ from client_agent.agent import Agent
 from client_agent.errors import ArtifactError, ExpiredRootError, VerificationError
 from client_agent.files import write_atomic
 from client_agent.installer import Outcome
-from client_agent.verify import (
+from client_agent.roots import (
     EARLIEST_PLAUSIBLE,
-    Manifest,
     TrustedRoot,
     canonical,
     check_root_fresh,
     parse_time,
-    verify_manifest,
     verify_next_root,
     verify_role,
-    version_of,
 )
+from client_agent.verify import Manifest, verify_manifest, version_of
 
 __all__ = [
     "BundleResult",

@@ -32,8 +32,9 @@ from client_agent import install
 from client_agent.config import AgentConfig
 from client_agent.errors import ArtifactError, InstallError, VerificationError
 from client_agent.files import crash_point, hash_file, write_atomic
+from client_agent.roots import TrustedRoot
 from client_agent.state import StateStore
-from client_agent.verify import Manifest, TrustedRoot, check_artifact, verify_manifest
+from client_agent.verify import Manifest, check_artifact, verify_manifest
 
 __all__ = [
     "Installer",
