@@ -48,7 +48,11 @@ def canonical(signed: Mapping[str, Any]) -> bytes:
 
 
 def parse_time(value: Any, what: str) -> datetime:
-    """An ISO-8601 time with a zone; ``what`` names it in the error."""
+    """An ISO-8601 time with a zone; ``what`` names it in the error.
+
+    Raises:
+        VerificationError: the time is missing, not ISO-8601, or has no time zone.
+    """
     if not isinstance(value, str):
         raise VerificationError(f"{what} is missing")
     try:
@@ -79,7 +83,11 @@ class TrustedRoot:
     document: Mapping[str, Any]
 
     def role(self, name: str) -> Role:
-        """The role ``name``; a root without a ``check`` role lets ``release`` sign checks."""
+        """The role ``name``; a root without a ``check`` role lets ``release`` sign checks.
+
+        Raises:
+            VerificationError: this root does not define the role.
+        """
         if name == "check" and "check" not in self.roles:
             name = "release"
         role = self.roles.get(name)
@@ -162,7 +170,13 @@ def _parse_root(document: Any) -> TrustedRoot:
 
 
 def trust_initial_root(document: Any) -> TrustedRoot:
-    """The root shipped with the application: pinned, checked against its own keys."""
+    """The root shipped with the application: pinned, checked against its own keys.
+
+    Raises:
+        VerificationError: not a root document, or malformed (keys, roles, thresholds, version,
+            expiry).
+        SignatureError: it carries no signatures, or too few of its own root keys signed it.
+    """
     root = _parse_root(document)
     role = root.role("root")
     if len(_valid_signers(document, root.keys, role.keyids)) < role.threshold:
@@ -171,7 +185,12 @@ def trust_initial_root(document: Any) -> TrustedRoot:
 
 
 def verify_next_root(trusted: TrustedRoot, document: Any) -> TrustedRoot:
-    """Root N+1: signed by the threshold of root N's root keys and of its own."""
+    """Root N+1: signed by the threshold of root N's root keys and of its own.
+
+    Raises:
+        VerificationError: not a root document, malformed, or not version N+1.
+        SignatureError: too few of root N's root keys, or of its own, signed it.
+    """
     new = _parse_root(document)
     if new.version != trusted.version + 1:
         raise VerificationError(f"expected root version {trusted.version + 1}, got {new.version}")
@@ -187,7 +206,11 @@ def verify_next_root(trusted: TrustedRoot, document: Any) -> TrustedRoot:
 
 
 def check_root_fresh(root: TrustedRoot, now: datetime) -> None:
-    """Refuse an expired root, and a clock too wrong to tell (it could not spot a stale root)."""
+    """Refuse an expired root, and a clock too wrong to tell (it could not spot a stale root).
+
+    Raises:
+        ExpiredRootError: ``root`` expired at ``now``, or ``now`` is before 2024.
+    """
     if now < EARLIEST_PLAUSIBLE:
         raise ExpiredRootError(
             f"cannot tell whether root version {root.version} has expired: this machine's clock says "
@@ -205,7 +228,11 @@ def check_root_fresh(root: TrustedRoot, now: datetime) -> None:
 
 def check_clock_against(root: TrustedRoot, signed_time: datetime, now: datetime) -> None:
     """A time the server signed is a lower bound of the true time: when it is already past the
-    root's expiry, the root has expired even if this machine's clock (behind) says otherwise."""
+    root's expiry, the root has expired even if this machine's clock (behind) says otherwise.
+
+    Raises:
+        ExpiredRootError: ``signed_time`` is at or past the root's expiry.
+    """
     if signed_time < root.expires:
         return
     raise ExpiredRootError(
@@ -218,7 +245,13 @@ def check_clock_against(root: TrustedRoot, signed_time: datetime, now: datetime)
 def verify_role(
     document: Any, root: TrustedRoot, role: str, expected_type: str
 ) -> Mapping[str, Any]:
-    """The ``signed`` part of ``document`` once the role's threshold of signatures checks out."""
+    """The ``signed`` part of ``document`` once the role's threshold of signatures checks out.
+
+    Raises:
+        VerificationError: not a JSON object, not of ``expected_type``, or ``root`` has no such
+            role.
+        SignatureError: it carries no signatures, or fewer valid ones than the role's threshold.
+    """
     signed = _signed_part(document, expected_type)
     spec = root.role(role)
     if len(_valid_signers(document, root.keys, spec.keyids)) < spec.threshold:

@@ -66,7 +66,11 @@ class Manifest:
 
 
 def version_of(text: Any, what: str) -> Version:
-    """``text`` as a version; ``what`` names it in the error."""
+    """``text`` as a version; ``what`` names it in the error.
+
+    Raises:
+        VerificationError: ``text`` is not a version.
+    """
     try:
         return Version(str(text))
     except InvalidVersion:
@@ -82,7 +86,15 @@ def verify_manifest(
     installed: Version | None,
     allow_downgrade: bool = False,
 ) -> Manifest:
-    """A release manifest that is signed, for this product and platform, and newer than installed."""
+    """A release manifest that is signed, for this product and platform, and newer than installed.
+
+    Raises:
+        SignatureError: not signed by the threshold of the ``release`` role.
+        WrongTargetError: for another product, no artifact for this platform (nor ``any``), or
+            its ``min_from`` is above the installed version.
+        DowngradeError: not newer than ``installed`` (unless ``allow_downgrade``).
+        VerificationError: not a release document, or malformed (artifacts, version, time).
+    """
     signed = verify_role(document, root, "release", "release")
     if signed.get("product") != product:
         raise WrongTargetError(f"the manifest is for {signed.get('product')!r}, not {product!r}")
@@ -162,7 +174,22 @@ def verify_check(
     now: datetime,
     allow_downgrade: bool = False,
 ) -> CheckAnswer:
-    """A check response that answers *this* request, signed by the check role."""
+    """A check response that answers *this* request, signed by the check role.
+
+    A patch offered with the update that does not verify is ignored (``patch`` is None; the
+    full artifact is still offered).
+
+    Raises:
+        SignatureError: the answer is not signed by the threshold of the ``check`` role, or its
+            manifest by that of the ``release`` role.
+        ReplayError: it does not echo ``nonce`` or ``installation_id``, or it has expired.
+        WrongTargetError: for another product or platform (the answer or its manifest), or the
+            manifest cannot be installed over ``installed`` (``min_from``).
+        ExpiredRootError: the server's signed issue time is past the root's expiry.
+        DowngradeError: the offered version is not newer than ``installed``.
+        VerificationError: not a check document, or malformed (times, the offer, a version that
+            is not its manifest's, no download URL).
+    """
     signed = verify_role(document, root, "check", "check")
     if signed.get("nonce") != nonce:
         raise ReplayError("the check response does not echo this request's nonce (a replay?)")
@@ -236,7 +263,13 @@ class PatchOffer:
 def verify_patch(
     update: Mapping[str, Any], root: TrustedRoot, manifest: Manifest
 ) -> PatchOffer | None:
-    """The patch offered with ``update``, checked against its signed patches document (or None)."""
+    """The patch offered with ``update``, checked against its signed patches document (or None).
+
+    Raises:
+        SignatureError: the patches document is not signed by the threshold of ``release``.
+        VerificationError: the offer or the document is malformed, is for another release, lists
+            no patch from the offered version, or disagrees with the download offered.
+    """
     offer = update.get("patch")
     if offer is None:
         return None
@@ -280,6 +313,9 @@ def check_artifact(length: int, sha256: str, artifact: Artifact) -> None:
     """Refuse bytes whose length or SHA-256 is not what the signed manifest says.
 
     Length first: it is the cheaper fact, and it tells a truncated download from a tampered one.
+
+    Raises:
+        ArtifactError: the length or the SHA-256 differs from the manifest's.
     """
     if length != artifact.size:
         raise ArtifactError(
