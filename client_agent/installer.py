@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 from packaging.version import Version
 
@@ -53,26 +53,18 @@ class Outcome:
     due: bool = True
 
 
-class Report(Protocol):
-    """Tells the server what an apply or rollback did (``Agent.report``: queued, then sent)."""
-
-    def __call__(
-        self,
-        version: str,
-        from_version: Version | None,
-        outcome: str,
-        code: str | None = None,
-        message: str | None = None,
-    ) -> None:
-        """Report ``outcome`` (``success``, ``failure``, ``rolled_back``) of ``version``."""
-        ...
+# How outcomes reach the server (``Agent.report``: queued durably, sent best effort): the
+# version, the version it replaced, the outcome (``success``, ``failure``, ``rolled_back``), a
+# short code (``health_check_failed``, ...) and a message.
+Report = Callable[[str, Version | None, str, str | None, str | None], None]
 
 
 class Installer:
     """Apply, roll back, recover and prune one installation's versions, and keep their books.
 
     Args:
-        config: the health check, its time limit and the free-space margin.
+        config: the health check, its time limit, the free-space margin; the product and
+            platform a kept manifest must name.
         layout: where versions, ``current``, the journal and the kept files live.
         state: ``state.json``, for ``previous_version``.
         report: how outcomes reach the server.
@@ -178,7 +170,7 @@ class Installer:
         install.finish(self.layout)
         install.prune(self.layout, {v for v in (old, new) if v})
         self._prune_downloads({v for v in (old, new) if v})
-        self.report(new, Version(old) if old else None, "success")
+        self.report(new, Version(old) if old else None, "success", None, None)
 
     def _prune_downloads(self, keep_versions: set[str]) -> None:
         """Drop downloaded artifacts of versions no longer kept (the kept ones feed patches)."""

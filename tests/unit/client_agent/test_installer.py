@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from packaging.version import Version
 
 from client_agent import install
 from client_agent.config import AgentConfig
@@ -28,28 +27,12 @@ FAR = datetime(2099, 1, 1, tzinfo=UTC)
 PUBLISHED = datetime(2026, 11, 1, tzinfo=UTC)
 
 
-class RecordedReports:
-    """The ``report`` seam: keeps every report, in order, as the server would receive them."""
+class RecordedReports(list[tuple[str, str | None, str, str | None]]):
+    """The ``report`` seam: keeps what the server would receive, in order (but the message)."""
 
-    def __init__(self) -> None:
-        self.sent: list[dict[str, Any]] = []
-
-    def __call__(
-        self,
-        version: str,
-        from_version: Version | None,
-        outcome: str,
-        code: str | None = None,
-        message: str | None = None,
-    ) -> None:
-        self.sent.append(
-            {
-                "version": version,
-                "from": str(from_version) if from_version else None,
-                "outcome": outcome,
-                "code": code,
-            }
-        )
+    def __call__(self, *report: Any) -> None:
+        version, from_version, outcome, code, _message = report
+        self.append((version, str(from_version) if from_version else None, outcome, code))
 
 
 def trusted() -> TrustedRoot:
@@ -138,10 +121,7 @@ def test_an_apply_switches_keeps_the_previous_version_and_reports_success(
     assert installer.state.get("previous_version") == "1.0.0"
     assert layout.kept_manifest("1.1.0").exists() and layout.kept_manifest("1.0.0").exists()
     assert not layout.journal.exists()
-    assert [(r["version"], r["from"], r["outcome"]) for r in reports.sent] == [
-        ("1.0.0", None, "success"),
-        ("1.1.0", "1.0.0", "success"),
-    ]
+    assert reports == [("1.0.0", None, "success", None), ("1.1.0", "1.0.0", "success", None)]
 
 
 def test_only_the_current_and_previous_versions_and_their_downloads_are_kept(
@@ -167,12 +147,7 @@ def test_a_failed_health_check_switches_back_and_leaves_nothing_of_the_new_versi
     assert versions(layout) == ["1.0.0"]
     assert not layout.kept_manifest("1.1.0").exists()
     assert not layout.journal.exists()
-    assert reports.sent[-1] == {
-        "version": "1.1.0",
-        "from": "1.0.0",
-        "outcome": "rolled_back",
-        "code": "health_check_failed",
-    }
+    assert reports[-1] == ("1.1.0", "1.0.0", "rolled_back", "health_check_failed")
 
 
 def test_an_artifact_changed_since_it_was_verified_is_refused_before_anything_changes(
@@ -184,7 +159,7 @@ def test_an_artifact_changed_since_it_was_verified_is_refused_before_anything_ch
         installer.apply(manifest, path)
     assert layout.current_version() is None
     assert not layout.versions.exists()
-    assert reports.sent == []
+    assert reports == []
 
 
 def test_a_rollback_returns_to_the_previous_version_and_reports_it(
@@ -195,8 +170,7 @@ def test_a_rollback_returns_to_the_previous_version_and_reports_it(
     assert installer.rollback() == Outcome(True, "1.0.0", "rolled back 1.1.0 → 1.0.0")
     assert layout.current_version() == "1.0.0"
     assert installer.state.get("previous_version") == "1.1.0", "a second rollback goes forward"
-    assert reports.sent[-1]["outcome"] == "rolled_back"
-    assert reports.sent[-1]["code"] == "manual_rollback"
+    assert reports[-1] == ("1.1.0", "1.0.0", "rolled_back", "manual_rollback")
 
 
 def test_without_a_previous_version_a_rollback_changes_nothing(
@@ -218,12 +192,7 @@ def test_recover_undoes_a_switch_that_was_never_confirmed_and_reports_it(
     assert installer.recover().undone == "1.1.0"
     assert layout.current_version() == "1.0.0"
     assert not layout.journal.exists()
-    assert reports.sent[-1] == {
-        "version": "1.1.0",
-        "from": "1.0.0",
-        "outcome": "rolled_back",
-        "code": "interrupted",
-    }
+    assert reports[-1] == ("1.1.0", "1.0.0", "rolled_back", "interrupted")
 
 
 def test_recover_finishes_the_books_of_a_confirmed_apply(
@@ -236,12 +205,7 @@ def test_recover_finishes_the_books_of_a_confirmed_apply(
     assert installer.recover().completed == "1.1.0"
     assert installer.state.get("previous_version") == "1.0.0"
     assert not layout.journal.exists()
-    assert reports.sent[-1] == {
-        "version": "1.1.0",
-        "from": "1.0.0",
-        "outcome": "success",
-        "code": None,
-    }
+    assert reports[-1] == ("1.1.0", "1.0.0", "success", None)
 
 
 def test_verify_installed_names_a_kept_artifact_changed_on_disk(
