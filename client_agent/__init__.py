@@ -1,7 +1,8 @@
 """Vigor's client agent: verified self-update with atomic install and rollback.
 
-A library first (``Agent``, the pure verifier in ``client_agent.verify``, the ``Fetcher``
-seam), and the ``vigor-agent`` CLI (``client_agent.cli``). It depends on ``cryptography`` and
+A library first (``Agent``, the pure verifier in ``client_agent.roots`` and
+``client_agent.verify``, the ``Fetcher`` seam), and the ``vigor-agent`` CLI
+(``client_agent.cli``). It depends on ``cryptography`` and
 ``packaging`` only, speaks HTTP through urllib, and never imports the server.
 """
 

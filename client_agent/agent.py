@@ -1,12 +1,14 @@
 """The orchestrator: trust, check, download, apply, report. Network and disk live here.
 
-The agent decides what happens and in which order; the installer (installer.py) carries out
-apply, rollback and recovery and keeps their books.
+The agent decides what happens and in which order, and holds the installation's lock while it
+changes anything; the installer (installer.py) carries out apply, rollback and recovery and
+keeps their books.
 
 An update, in order (each step refuses before the next one starts):
 
 1. Settle whatever an interrupted run left (installer.py) and resend queued reports.
-2. Walk the root chain (trust.py) and refuse an expired root.
+2. Unless the server asked to wait (Retry-After, schedule.py), walk the root chain (trust.py;
+   each root verified by roots.py) and refuse an expired root.
 3. ``POST /api/v1/check`` with a fresh nonce; verify the signed answer (verify.py): signatures,
    nonce and installation id echoed, product and platform, a newer version.
 4. Download to ``downloads/<sha256>.part`` (resuming), hashing while streaming; refuse a wrong
