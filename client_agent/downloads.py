@@ -60,7 +60,9 @@ class Downloads:
 
         Raises:
             ArtifactError: the bytes are not the manifest's (the partial file is removed).
-            DownloadError: the network failed; what arrived is kept for the next resume.
+            DownloadError: the network failed, or no fresh link came; what arrived is kept for
+                the next resume. A ``RateLimitedError`` among them carries the server's
+                Retry-After, for the caller to remember.
             InstallError: not enough free disk space.
         """
         final = self.layout.downloaded(artifact.sha256)
