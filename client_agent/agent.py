@@ -1,15 +1,22 @@
 """The orchestrator: trust, check, download, apply, report. Network and disk live here.
 
+The agent decides what happens and in which order, and holds the installation's lock while it
+changes anything; the installer (installer.py) carries out apply, rollback and recovery and
+keeps their books.
+
 An update, in order (each step refuses before the next one starts):
 
-1. Settle whatever an interrupted run left (install.recover) and resend queued reports.
-2. Walk the root chain (trust.py) and refuse an expired root.
+1. Settle whatever an interrupted run left (installer.py) and resend queued reports.
+2. Unless the server asked to wait (Retry-After, schedule.py), walk the root chain (trust.py;
+   each root verified by roots.py) and refuse an expired root.
 3. ``POST /api/v1/check`` with a fresh nonce; verify the signed answer (verify.py): signatures,
    nonce and installation id echoed, product and platform, a newer version.
 4. Download to ``downloads/<sha256>.part`` (resuming), hashing while streaming; refuse a wrong
-   length or SHA-256; rename to ``downloads/<sha256>``.
-5. Stage beside, switch ``current`` atomically, health-check, switch back on failure (install.py).
-6. Report the outcome (reports.py).
+   length or SHA-256; rename to ``downloads/<sha256>`` (downloads.py). When the check offers a
+   verified patch, the release is rebuilt from the installed one instead (patching.py).
+5. Stage beside, switch ``current`` atomically, health-check, switch back on failure; keep
+   the previous version and prune older ones (installer.py, on the layout of install.py).
+6. Report the outcome (reports.py); the installer reports through :meth:`Agent.report`.
 
 State directory::
 
@@ -27,13 +34,10 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import random
 import secrets
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -42,34 +46,25 @@ from packaging.version import InvalidVersion, Version
 
 from client_agent import install, patching, state
 from client_agent.config import AgentConfig
+from client_agent.downloads import Downloads
 from client_agent.errors import (
     AgentError,
-    ArtifactError,
     ConfigError,
     DownloadError,
-    DownloadExpiredError,
-    InstallError,
     RateLimitedError,
     VerificationError,
 )
 from client_agent.fetch import Fetcher, UrllibFetcher
-from client_agent.files import crash_point, fsync_dir, hash_file, write_atomic
-from client_agent.progress import terminal_progress
+from client_agent.files import write_atomic
+from client_agent.installer import Installer, Outcome
 from client_agent.reports import ReportQueue
+from client_agent.roots import TrustedRoot, check_root_fresh
+from client_agent.schedule import Schedule
 from client_agent.trust import TrustStore
-from client_agent.verify import (
-    CheckAnswer,
-    Manifest,
-    TrustedRoot,
-    check_artifact,
-    check_root_fresh,
-    verify_check,
-    verify_manifest,
-)
+from client_agent.verify import CheckAnswer, Manifest, verify_check, verify_manifest
 
 __all__ = [
     "Agent",
-    "Outcome",
 ]
 
 Clock = Callable[[], datetime]
@@ -77,16 +72,6 @@ Clock = Callable[[], datetime]
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What `update`/`apply`/`rollback` did, for the CLI to print and turn into an exit code."""
-
-    applied: bool
-    version: str | None
-    message: str
-    due: bool = True
 
 
 class Agent:
@@ -111,6 +96,11 @@ class Agent:
         self.state = state.StateStore(self.state_dir)
         self.trust = TrustStore(config.trusted_root, self.state_dir / "root", config.server_url)
         self.reports = ReportQueue(self.state_dir / "reports.json", config.max_pending_reports)
+        self.downloads = Downloads(
+            self.layout, self.fetcher, self.auth_for, config.free_space_margin
+        )
+        self.installer = Installer(config, self.layout, self.state, self.report)
+        self.schedule = Schedule(self.state, clock, config.check_interval, config.check_jitter)
         self._lock_depth = 0
 
     # ------------------------------------------------------------------ identity, lock
@@ -173,28 +163,9 @@ class Agent:
 
     # ------------------------------------------------------------------ check
 
-    def _wait_if_asked(self) -> None:
-        not_before = self.state.get("not_before")
-        if not_before and datetime.fromisoformat(not_before) > self.clock():
-            raise DownloadError(
-                f"the server asked not to be contacted before {not_before}; try again later",
-                retryable=False,
-            )
-
-    def _remember_wait(self, exc: RateLimitedError) -> DownloadError:
-        """Persist the server's Retry-After (a little jitter, so agents do not return at once)."""
-        wait = (exc.retry_after if exc.retry_after is not None else 60.0) * random.uniform(1, 1.1)  # noqa: S311
-        until = self.clock() + timedelta(seconds=wait)
-        self.state.set("not_before", until.isoformat(timespec="seconds"))
-        return DownloadError(
-            f"the server is busy and asked to wait {wait:.0f} s (until {until:%Y-%m-%d %H:%M:%S} UTC)",
-            status=429,
-            retryable=False,
-        )
-
     def check(self, allow_downgrade: bool = False) -> CheckAnswer:
         """Ask the server what this installation may have; verify the answer completely."""
-        self._wait_if_asked()
+        self.schedule.refuse_if_asked()
         try:
             root = self.refresh_root()
             nonce = secrets.token_hex(16)
@@ -217,9 +188,8 @@ class Agent:
                 self.config.max_document_bytes,
             )
         except RateLimitedError as exc:
-            raise self._remember_wait(exc) from None
-        if self.state.get("not_before"):
-            self.state.set("not_before", None)
+            raise self.schedule.remember(exc) from None
+        self.schedule.answered()
         return verify_check(
             reply.body,
             root,
@@ -246,7 +216,7 @@ class Agent:
 
     def downloaded_path(self, sha256: str) -> Path:
         """Where the verified artifact with this SHA-256 is kept."""
-        return self.state_dir / "downloads" / sha256
+        return self.layout.downloaded(sha256)
 
     def download(self, answer: CheckAnswer, allow_downgrade: bool = False) -> Path:
         """The offered artifact, downloaded (resuming), its length and SHA-256 verified.
@@ -259,67 +229,25 @@ class Agent:
         manifest, url = answer.manifest, answer.download_url
         if manifest is None or url is None:
             raise AgentError("there is no update to download")
-        artifact = manifest.artifact
-        final = self.downloaded_path(artifact.sha256)
         with self.exclusive():
-            if final.exists():
-                length, digest = hash_file(final)
-                if (length, digest.hexdigest()) == (artifact.size, artifact.sha256):
-                    self._keep_pending(manifest, answer)
-                    return final
-                final.unlink()
-            part = final.with_name(artifact.sha256 + ".part")
-            have = part.stat().st_size if part.exists() else 0
-            install.check_free_space(
-                part.parent,
-                max(artifact.size - have, 0),
-                self.config.free_space_margin,
-                "the download",
-            )
             try:
-                self._fetch_verified(url, part, manifest, allow_downgrade)
-            except ArtifactError:
-                if not have:
-                    raise
-                # The bytes kept from an earlier run may be what is wrong: once more from zero.
-                self._fetch_verified(url, part, manifest, allow_downgrade)
-            os.replace(part, final)
-            fsync_dir(final.parent)
+                final = self.downloads.artifact(
+                    manifest.artifact, url, lambda: self._fresh_url(manifest, url, allow_downgrade)
+                )
+            except RateLimitedError as exc:
+                raise self.schedule.remember(exc) from None
             self._keep_pending(manifest, answer)
             return final
 
-    def _fetch_verified(
-        self, url: str, part: Path, manifest: Manifest, allow_downgrade: bool
-    ) -> None:
-        """Fetch into ``part`` and check length and SHA-256; a refused file is removed."""
-        try:
-            digest_hex = self._fetch(url, part, manifest, allow_downgrade)
-            check_artifact(part.stat().st_size, digest_hex, manifest.artifact)
-        except RateLimitedError as exc:
-            raise self._remember_wait(exc) from None
-        except ArtifactError:
-            part.unlink(missing_ok=True)
-            raise
-
-    def _fetch(self, url: str, part: Path, manifest: Manifest, allow_downgrade: bool) -> str:
-        artifact = manifest.artifact
-        progress = terminal_progress(artifact.size)
-        try:
-            return self.fetcher.download(
-                url, part, artifact.size, artifact.sha256, progress, self.auth_for(url)
-            )
-        except DownloadExpiredError:
-            # Download links are short-lived: ask for a fresh one, once, for the same bytes.
-            fresh = self.check(allow_downgrade)
-            if fresh.manifest is None or fresh.manifest.artifact.sha256 != artifact.sha256:
-                raise DownloadError(
-                    "the download link expired and the server no longer offers this update",
-                    retryable=False,
-                ) from None
-            fresh_url = fresh.download_url or url  # verify_check guarantees a URL with an offer
-            return self.fetcher.download(
-                fresh_url, part, artifact.size, artifact.sha256, progress, self.auth_for(fresh_url)
-            )
+    def _fresh_url(self, manifest: Manifest, url: str, allow_downgrade: bool) -> str:
+        """A new link for the same bytes, from a new check (download links are short-lived)."""
+        fresh = self.check(allow_downgrade)
+        if fresh.manifest is None or fresh.manifest.artifact.sha256 != manifest.artifact.sha256:
+            raise DownloadError(
+                "the download link expired and the server no longer offers this update",
+                retryable=False,
+            ) from None
+        return fresh.download_url or url  # verify_check guarantees a URL with an offer
 
     def _keep_pending(self, manifest: Manifest, answer: CheckAnswer) -> None:
         """Remember the verified offer so that `apply` can install it later, offline."""
@@ -327,11 +255,11 @@ class Agent:
             "manifest": manifest.document,
             "apply_by": answer.apply_by.isoformat() if answer.apply_by else None,
         }
-        write_atomic(self.state_dir / "pending.json", json.dumps(pending).encode())
+        write_atomic(self.layout.pending, json.dumps(pending).encode())
 
     def pending(self, allow_downgrade: bool = False) -> tuple[Manifest, Path] | None:
         """The offer `download` fetched, its manifest verified again; None when there is none."""
-        path = self.state_dir / "pending.json"
+        path = self.layout.pending
         if not path.exists():
             return None
         try:
@@ -355,115 +283,28 @@ class Agent:
             return None
         return manifest, artifact
 
-    # ------------------------------------------------------------------ apply
+    # ------------------------------------------------------------------ apply (installer.py)
 
     def recover(self) -> install.Recovery:
         """Finish or undo what an interrupted run left; report it (takes the lock)."""
         with self.exclusive():
-            found = install.recover(self.layout)
-            if found.kind == "rollback":
-                if found.completed:  # the rollback was confirmed: finish its bookkeeping
-                    self.state.set("previous_version", found.from_version)
-                return found
-            from_version = Version(found.from_version) if found.from_version else None
-            if found.undone:
-                self.report(
-                    found.undone,
-                    from_version,
-                    "rolled_back",
-                    "interrupted",
-                    "an apply was interrupted before its health check passed; "
-                    "the previous version runs again",
-                )
-            if found.completed:
-                self._settled(found.from_version, found.completed)
-            return found
+            return self.installer.recover()
 
     def recover_if_idle(self) -> None:
         """`recover` unless another agent holds the lock (read commands must not wait)."""
         with contextlib.suppress(AgentError):
             self.recover()
 
-    def _settled(self, old: str | None, new: str) -> None:
-        """Bookkeeping once ``new`` is confirmed healthy: state, journal, old versions, report."""
-        self.state.set("previous_version", old)
-        install.finish(self.layout)
-        install.prune(self.layout, {v for v in (old, new) if v})
-        self._prune_downloads({v for v in (old, new) if v})
-        self.report(new, Version(old) if old else None, "success")
-
-    def _prune_downloads(self, keep_versions: set[str]) -> None:
-        """Drop downloaded artifacts of versions no longer kept (the kept ones feed patches)."""
-        keep: set[str] = set()
-        for version in keep_versions:
-            path = self.state_dir / "manifests" / f"{version}.json"
-            with contextlib.suppress(OSError, ValueError, KeyError, AttributeError):
-                for spec in json.loads(path.read_text())["signed"]["artifacts"].values():
-                    keep.add(str(spec["sha256"]))
-        for path in (self.state_dir / "downloads").iterdir():
-            if len(path.name) == 64 and path.name not in keep:
-                path.unlink(missing_ok=True)
-        for path in (self.state_dir / "manifests").glob("*.json"):
-            if path.stem not in keep_versions:
-                path.unlink(missing_ok=True)
-
     def apply(
         self, manifest: Manifest, artifact: Path, content_sha256: str | None = None
     ) -> Outcome:
         """Stage, switch, health-check; on failure switch back. Reports the outcome.
 
-        ``artifact`` is the release's artifact, or (``content_sha256`` given, from a verified
-        patches document) its uncompressed content rebuilt from a patch. Either is hashed once
-        more first: a file in the state directory is not trusted just for being there.
+        ``artifact`` is the release's artifact, or (``content_sha256`` given) its content
+        rebuilt from a patch; see :meth:`Installer.apply` (this takes the lock around it).
         """
         with self.exclusive():
-            self.layout.check_usable()
-            length, digest = hash_file(artifact)
-            if content_sha256 is not None:
-                if digest.hexdigest() != content_sha256:
-                    raise ArtifactError("the patched content no longer matches its signed hash")
-            else:
-                check_artifact(length, digest.hexdigest(), manifest.artifact)
-            old = self.layout.current_version()
-            new = str(manifest.version)
-            from_version = Version(old) if old else None
-            filename = "content.tar" if content_sha256 else manifest.artifact.filename
-            try:
-                install.stage(self.layout, artifact, filename, new, self.config.free_space_margin)
-            except InstallError as exc:
-                self.report(new, from_version, "failure", exc.code, str(exc))
-                raise
-            # Kept before the switch: `verify` and patches need it, and it is already verified.
-            write_atomic(
-                self.state_dir / "manifests" / f"{new}.json",
-                json.dumps(manifest.document).encode(),
-            )
-            install.begin(self.layout, old, new)
-            install.switch(self.layout, new)
-            crash_point("switched")
-            try:
-                install.health_check(
-                    self.layout, new, self.config.health_check, self.config.health_check_seconds
-                )
-            except InstallError as exc:
-                self._switch_back(old, new)
-                self.report(new, from_version, "rolled_back", "health_check_failed", str(exc))
-                restored = f"version {old} restored" if old else "nothing was installed before"
-                raise InstallError(f"{exc}; {restored}", code="health_check_failed") from None
-            install.confirm(self.layout, old, new)
-            crash_point("healthy")
-            (self.state_dir / "pending.json").unlink(missing_ok=True)
-            self._settled(old, new)
-            return Outcome(True, new, f"updated {old or 'nothing'} → {new}")
-
-    def _switch_back(self, old: str | None, failed: str) -> None:
-        if old is not None:
-            install.switch(self.layout, old)
-        else:
-            self.layout.current.unlink(missing_ok=True)
-        install.finish(self.layout)
-        install.prune(self.layout, {v for v in (old, self.state.get("previous_version")) if v})
-        (self.state_dir / "manifests" / f"{failed}.json").unlink(missing_ok=True)
+            return self.installer.apply(manifest, artifact, content_sha256)
 
     def update(
         self, when_due: bool = False, allow_downgrade: bool = False
@@ -483,7 +324,7 @@ class Agent:
                 return Outcome(
                     False, version, f"{version} is available but not due yet", False
                 ), answer
-            patched = patching.download_patch(self, answer)
+            patched = patching.download_patch(self.downloads, self.state, answer)
             if patched is not None and answer.patch is not None:
                 outcome = self.apply(answer.manifest, patched[0], answer.patch.content_sha256)
                 full = answer.manifest.artifact.size
@@ -497,38 +338,7 @@ class Agent:
     def rollback(self) -> Outcome:
         """Return to the version before the last update (kept for this), health-checked."""
         with self.exclusive():
-            self.recover()
-            previous = self.state.get("previous_version")
-            current = self.layout.current_version()
-            if not previous or not self.layout.version_dir(previous).is_dir():
-                raise InstallError("there is no previous version to roll back to")
-            install.begin(self.layout, current, previous, kind="rollback")
-            install.switch(self.layout, previous)
-            crash_point("switched")
-            try:
-                install.health_check(
-                    self.layout,
-                    previous,
-                    self.config.health_check,
-                    self.config.health_check_seconds,
-                )
-            except InstallError as exc:
-                if current:
-                    install.switch(self.layout, current)
-                install.finish(self.layout)
-                raise InstallError(f"{exc}; staying on {current}") from None
-            install.confirm(self.layout, current, previous, kind="rollback")
-            self.state.set("previous_version", current)
-            install.finish(self.layout)
-            if current:
-                self.report(
-                    current,
-                    Version(previous),
-                    "rolled_back",
-                    "manual_rollback",
-                    "rolled back by the operator",
-                )
-            return Outcome(True, previous, f"rolled back {current} → {previous}")
+            return self.installer.rollback()
 
     def verify(self) -> list[str]:
         """Re-verify offline: the root chain, the installed version's manifest and artifact."""
@@ -538,38 +348,7 @@ class Agent:
             check_root_fresh(root, self.clock())
         except VerificationError as exc:
             problems.append(str(exc))
-        current = self.layout.current_version()
-        if current is None:
-            return [*problems, "nothing is installed"]
-        if not self.layout.version_dir(current).is_dir():
-            problems.append(f"versions/{current} is missing")
-        path = self.state_dir / "manifests" / f"{current}.json"
-        if not path.exists():
-            problems.append(
-                f"no signed manifest is kept for {current} "
-                "(installed by something other than the agent)"
-            )
-            return problems
-        try:
-            manifest = verify_manifest(
-                json.loads(path.read_text()),
-                root,
-                product=self.config.product,
-                platform=self.config.platform,
-                installed=None,
-            )
-        except (VerificationError, ValueError) as exc:
-            return [*problems, f"the kept manifest of {current} does not verify: {exc}"]
-        if str(manifest.version) != current:
-            problems.append(f"the kept manifest is for {manifest.version}, not {current}")
-        artifact = self.downloaded_path(manifest.artifact.sha256)
-        if artifact.exists():
-            length, digest = hash_file(artifact)
-            try:
-                check_artifact(length, digest.hexdigest(), manifest.artifact)
-            except ArtifactError as exc:
-                problems.append(f"the kept artifact of {current}: {exc}")
-        return problems
+        return [*problems, *self.installer.verify_installed(root)]
 
     # ------------------------------------------------------------------ reports
 
@@ -611,13 +390,7 @@ class Agent:
     def next_check_delay(self) -> float:
         """Seconds to the next check: the interval with random jitter, and never before the
         time the server asked for (Retry-After, persisted across runs)."""
-        jitter = self.config.check_jitter
-        delay = self.config.check_interval * random.uniform(1 - jitter, 1 + jitter)  # noqa: S311
-        not_before = self.state.get("not_before")
-        if not_before:
-            wait = (datetime.fromisoformat(not_before) - self.clock()).total_seconds()
-            delay = max(delay, wait)
-        return delay
+        return self.schedule.next_delay()
 
     def run_forever(
         self,

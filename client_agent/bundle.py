@@ -28,21 +28,20 @@ from typing import IO, Any
 
 from packaging.version import Version
 
-from client_agent.agent import Agent, Outcome
+from client_agent.agent import Agent
 from client_agent.errors import ArtifactError, ExpiredRootError, VerificationError
 from client_agent.files import write_atomic
-from client_agent.verify import (
+from client_agent.installer import Outcome
+from client_agent.roots import (
     EARLIEST_PLAUSIBLE,
-    Manifest,
     TrustedRoot,
     canonical,
     check_root_fresh,
     parse_time,
-    verify_manifest,
     verify_next_root,
     verify_role,
-    version_of,
 )
+from client_agent.verify import Manifest, verify_manifest, version_of
 
 __all__ = [
     "BundleResult",
@@ -213,7 +212,7 @@ def _import(agent: Agent, path: Path, allow_downgrade: bool) -> BundleResult:
                 statement,
                 note,
             )
-        dest = agent.state_dir / "downloads" / manifest.artifact.sha256
+        dest = agent.downloaded_path(manifest.artifact.sha256)
         _copy_out(tar, members[f"artifacts/{manifest.artifact.sha256}"], dest, manifest)
     return BundleResult(agent.apply(manifest, dest), statement, note)
 

@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from client_agent import errors, prompts
-from client_agent.agent import Agent, Outcome
+from client_agent.agent import Agent
 from client_agent.config import load_config
+from client_agent.installer import Outcome
 
 __all__ = [
     "EPILOG",

@@ -57,7 +57,7 @@ JOURNAL = "apply-journal.json"
 
 @dataclass(frozen=True)
 class Layout:
-    """Where versions, ``current`` and the journal live."""
+    """Where versions, ``current``, the journal and the files kept for them live."""
 
     install_dir: Path
     state_dir: Path
@@ -76,6 +76,29 @@ class Layout:
     def journal(self) -> Path:
         """The apply journal; present only while an apply or rollback is in flight."""
         return self.state_dir / JOURNAL
+
+    @property
+    def downloads(self) -> Path:
+        """``<state>/downloads``: ``<sha256>.part`` while downloading, ``<sha256>`` once verified."""
+        return self.state_dir / "downloads"
+
+    @property
+    def manifests(self) -> Path:
+        """``<state>/manifests``: the signed manifest of each version kept."""
+        return self.state_dir / "manifests"
+
+    @property
+    def pending(self) -> Path:
+        """``<state>/pending.json``: the verified offer `download` fetched, for `apply`."""
+        return self.state_dir / "pending.json"
+
+    def downloaded(self, sha256: str) -> Path:
+        """Where the verified artifact with this SHA-256 is kept."""
+        return self.downloads / sha256
+
+    def kept_manifest(self, version: str) -> Path:
+        """Where the signed manifest of ``version`` is kept (for `verify` and patches)."""
+        return self.manifests / f"{version}.json"
 
     def current_version(self) -> str | None:
         """The version ``current`` points at, or None when nothing is installed."""

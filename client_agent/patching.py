@@ -13,38 +13,43 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from client_agent.delta import apply_delta, content_of
+from client_agent.downloads import Downloads
 from client_agent.errors import AgentError, ArtifactError
 from client_agent.progress import terminal_progress
+from client_agent.state import StateStore
 from client_agent.verify import CheckAnswer
-
-if TYPE_CHECKING:  # the agent calls this module; only its type is needed here
-    from client_agent.agent import Agent
 
 __all__ = ["download_patch", "installed_content"]
 
 
-def _content_path(agent: Agent, sha256: str) -> Path:
-    return agent.state_dir / "downloads" / f"content-{sha256}"
+def _content_path(downloads: Downloads, sha256: str) -> Path:
+    return downloads.layout.downloads / f"content-{sha256}"
 
 
-def installed_content(agent: Agent, wanted_sha256: str) -> Path | None:
-    """The uncompressed content of the installed version, kept or rebuilt; None if unavailable."""
-    kept = _content_path(agent, wanted_sha256)
+def installed_content(downloads: Downloads, wanted_sha256: str) -> Path | None:
+    """The uncompressed content of the installed version, kept or rebuilt; None if unavailable.
+
+    Args:
+        downloads: ``downloads/``, where the installed version's artifact and content are kept.
+        wanted_sha256: the content's SHA-256 the patch applies to.
+    """
+    kept = _content_path(downloads, wanted_sha256)
     if kept.exists():
         return kept
-    current = agent.layout.current_version()
-    manifest_file = agent.state_dir / "manifests" / f"{current}.json"
-    if current is None or not manifest_file.exists():
+    current = downloads.layout.current_version()
+    manifest_file = downloads.layout.kept_manifest(current) if current is not None else None
+    if manifest_file is None or not manifest_file.exists():
         return None  # installed by something else: no artifact to patch from
     try:
         artifacts = json.loads(manifest_file.read_text())["signed"].get("artifacts", {})
     except (OSError, ValueError, KeyError, AttributeError):
         return None
     for spec in artifacts.values():
-        source = agent.downloaded_path(str(spec.get("sha256"))) if isinstance(spec, dict) else None
+        source = (
+            downloads.layout.downloaded(str(spec.get("sha256"))) if isinstance(spec, dict) else None
+        )
         if source is None or not source.exists():
             continue
         tmp = kept.with_name(kept.name + ".tmp")
@@ -58,27 +63,30 @@ def installed_content(agent: Agent, wanted_sha256: str) -> Path | None:
     return None
 
 
-def download_patch(agent: Agent, answer: CheckAnswer) -> tuple[Path, int] | None:
+def download_patch(
+    downloads: Downloads, state: StateStore, answer: CheckAnswer
+) -> tuple[Path, int] | None:
     """The offered release's content rebuilt from a patch and its size in bytes, or None to
-    download the full artifact."""
+    download the full artifact.
+
+    Args:
+        downloads: how to fetch (the license only to the server) and where files go.
+        state: ``state.json``, which remembers the patches that failed (not tried again).
+        answer: the verified check answer; its ``patch`` is the verified offer, if any.
+    """
     patch = answer.patch
-    failed: list[str] = list(agent.state.get("failed_patches", []))
+    failed: list[str] = list(state.get("failed_patches", []))
     if patch is None or patch.sha256 in failed:
         return None
-    old = installed_content(agent, patch.from_content_sha256)
+    old = installed_content(downloads, patch.from_content_sha256)
     if old is None:
         return None
-    target = _content_path(agent, patch.content_sha256)
-    part = agent.state_dir / "downloads" / f"{patch.sha256}.part"
+    target = _content_path(downloads, patch.content_sha256)
+    part = downloads.layout.downloads / f"{patch.sha256}.part"
     built = target.with_name(target.name + ".part")
     try:
-        digest = agent.fetcher.download(
-            patch.url,
-            part,
-            patch.size,
-            patch.sha256,
-            terminal_progress(patch.size),
-            agent.auth_for(patch.url),
+        digest = downloads.fetch(
+            patch.url, part, patch.size, patch.sha256, terminal_progress(patch.size)
         )
         if digest != patch.sha256 or part.stat().st_size != patch.size:
             raise ArtifactError("the patch does not match its signed SHA-256")
@@ -86,7 +94,7 @@ def download_patch(agent: Agent, answer: CheckAnswer) -> tuple[Path, int] | None
             raise ArtifactError("the patched content does not match its signed SHA-256")
         os.replace(built, target)
     except AgentError:
-        agent.state.set("failed_patches", [*failed, patch.sha256])
+        state.set("failed_patches", [*failed, patch.sha256])
         built.unlink(missing_ok=True)
         return None
     finally:

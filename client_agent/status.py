@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.serialization import (
 from client_agent.agent import Agent
 from client_agent.errors import ConfigError
 from client_agent.files import write_atomic
-from client_agent.verify import canonical
+from client_agent.roots import canonical
 
 __all__ = [
     "export_status",

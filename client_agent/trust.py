@@ -17,12 +17,7 @@ from typing import Any
 from client_agent.errors import ConfigError, VerificationError
 from client_agent.fetch import Fetcher
 from client_agent.files import write_atomic
-from client_agent.verify import (
-    TrustedRoot,
-    check_root_fresh,
-    trust_initial_root,
-    verify_next_root,
-)
+from client_agent.roots import TrustedRoot, check_root_fresh, trust_initial_root, verify_next_root
 
 __all__ = [
     "TrustStore",

@@ -24,15 +24,8 @@ from client_agent.errors import (
     VerificationError,
     WrongTargetError,
 )
-from client_agent.verify import (
-    TrustedRoot,
-    check_artifact,
-    check_root_fresh,
-    trust_initial_root,
-    verify_check,
-    verify_manifest,
-    verify_next_root,
-)
+from client_agent.roots import TrustedRoot, check_root_fresh, trust_initial_root, verify_next_root
+from client_agent.verify import check_artifact, verify_check, verify_manifest
 from tests.common.agent_sim import Key, iso, root_signed, sign
 
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
