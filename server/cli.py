@@ -591,12 +591,10 @@ def release_publish_draft(product: str, version: str) -> None:
 @explained
 def release_list(product: str, as_json: bool) -> None:
     """List a product's releases, oldest first."""
-    from server.web.api import release_json
-
     with session() as s:
         rows = releases.list_releases(s, product)
         if as_json:
-            click.echo(json.dumps([release_json(r) for r in rows], indent=2))
+            click.echo(json.dumps([releases.release_json(r) for r in rows], indent=2))
             return
         for r in rows:
             state = "draft" if r.is_draft else ("yanked" if r.is_yanked else "published")
@@ -713,9 +711,7 @@ def customer_user() -> None:
 
 
 def _print_link(invitation: portal_users.Invitation) -> None:
-    from server.web.portal import set_password_link
-
-    click.echo(set_password_link(svc().settings.public_base_url, invitation.token))
+    click.echo(portal_users.set_password_link(svc().settings.public_base_url, invitation.token))
     click.echo(
         f"set-password link for {invitation.user.email}, valid once until "
         f"{iso(invitation.expires_at)}; it is not shown again",

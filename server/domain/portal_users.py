@@ -240,3 +240,8 @@ def portal_license(session: Session, user: CustomerUser, license_id: int) -> Lic
     if lic is None or lic.customer_id != user.customer_id or lic.status != "active":
         raise NotFoundError(f"no license {license_id} for {user.email}")
     return lic
+
+
+def set_password_link(public_base_url: str, token: str) -> str:
+    """The link to hand a portal user: on the public address, as download links are."""
+    return f"{public_base_url}/portal/set-password/{token}"

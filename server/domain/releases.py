@@ -449,3 +449,26 @@ def set_rollout(session: Session, release: Release, percent: int, *, actor: str)
     )
     session.commit()
     return release
+
+
+def release_json(release: Release) -> dict[str, Any]:
+    """A release as the admin API and ``vigor release list --json`` show it."""
+    return {
+        "product": release.product.slug,
+        "version": release.version,
+        "kind": release.kind,
+        "severity": release.severity,
+        "channel": release.channel,
+        "line": release.line.name,
+        "status": "draft" if release.is_draft else ("yanked" if release.is_yanked else "published"),
+        "published_at": release.published_at.strftime("%Y-%m-%dT%H:%M:%SZ")
+        if release.published_at
+        else None,
+        "min_from": release.min_from,
+        "rollout_percent": release.rollout_percent,
+        "artifacts": [
+            {"platform": a.platform, "filename": a.filename, "size": a.size, "sha256": a.sha256}
+            for a in release.artifacts
+        ],
+        "manifest": json.loads(release.manifest) if release.manifest else None,
+    }

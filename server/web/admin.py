@@ -42,7 +42,6 @@ from server.domain.models import (
 from server.storage.base import SizeLimitError, StorageError
 from server.web import charts, db_session, services
 from server.web.auth import csrf, requires
-from server.web.portal import set_password_link
 from server.web.uploads import MAX_FILE_PARTS, parse_streamed
 
 blueprint = Blueprint("admin", __name__, template_folder="templates")
@@ -406,7 +405,7 @@ def _customer(
         products=products,
         new_key=new_key,
         new_link=new_link,
-        link=set_password_link(services().settings.public_base_url, new_link.token)
+        link=portal_users.set_password_link(services().settings.public_base_url, new_link.token)
         if new_link
         else None,
         error=error,

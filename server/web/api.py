@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any
 
 from flask import Blueprint, Response, abort, jsonify, request
 from prometheus_client import CollectorRegistry, generate_latest
@@ -14,7 +13,7 @@ from sqlalchemy import text
 from server.domain import api_tokens, roots
 from server.domain import releases as release_service
 from server.domain.errors import InvalidInputError
-from server.domain.models import ApiToken, Release, utcnow
+from server.domain.models import ApiToken, utcnow
 from server.domain.trust import parse_iso
 from server.metrics import VigorCollector
 from server.storage.base import SizeLimitError, StorageError
@@ -127,28 +126,6 @@ def _bearer_token(*roles: str) -> ApiToken:
     return token
 
 
-def release_json(release: Release) -> dict[str, Any]:
-    return {
-        "product": release.product.slug,
-        "version": release.version,
-        "kind": release.kind,
-        "severity": release.severity,
-        "channel": release.channel,
-        "line": release.line.name,
-        "status": "draft" if release.is_draft else ("yanked" if release.is_yanked else "published"),
-        "published_at": release.published_at.strftime("%Y-%m-%dT%H:%M:%SZ")
-        if release.published_at
-        else None,
-        "min_from": release.min_from,
-        "rollout_percent": release.rollout_percent,
-        "artifacts": [
-            {"platform": a.platform, "filename": a.filename, "size": a.size, "sha256": a.sha256}
-            for a in release.artifacts
-        ],
-        "manifest": json.loads(release.manifest) if release.manifest else None,
-    }
-
-
 def _form_bool(value: str | None) -> bool:
     return (value or "").strip().lower() in {"1", "true", "yes", "on"}
 
@@ -222,10 +199,15 @@ def publish_release() -> tuple[Response, int]:
     )
     if not release.is_draft:
         svc.patches_in_background(release.id, f"{release.product.slug} {release.version}")
-    return jsonify(release_json(release)), 201
+    return jsonify(release_service.release_json(release)), 201
 
 
 @blueprint.get("/api/v1/admin/releases/<product>")
 def list_releases(product: str) -> Response:
     _bearer_token("admin", "publisher", "viewer")
-    return jsonify([release_json(r) for r in release_service.list_releases(db_session(), product)])
+    return jsonify(
+        [
+            release_service.release_json(r)
+            for r in release_service.list_releases(db_session(), product)
+        ]
+    )

@@ -355,11 +355,6 @@ def _link_refused(reason: str) -> ResponseReturnValue:
     ), 410 if reason == "link_expired" else 400
 
 
-def set_password_link(public_base_url: str, token: str) -> str:
-    """The link to hand a portal user: on the public address, as download links are."""
-    return f"{public_base_url}/portal/set-password/{token}"
-
-
 @blueprint.get("/")
 def home() -> ResponseReturnValue:
     user = _current_user()
