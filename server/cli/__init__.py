@@ -80,9 +80,3 @@ for _command in COMMANDS:
 def main() -> None:
     """The ``vigor`` console script."""
     cli.main(prog_name="vigor")
-
-
-def register(app: Flask) -> None:
-    """Attach Vigor's commands to ``app.cli`` (so ``flask --app wsgi`` has them too)."""
-    for command in COMMANDS:
-        app.cli.add_command(command)
