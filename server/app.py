@@ -81,8 +81,5 @@ def create_app(settings: Settings | None = None, *, store: ArtifactStore | None 
     def _home() -> Response:
         return redirect(url_for("admin.dashboard"))
 
-    from server.cli import register
-
-    register(app)
     register_error_handlers(app)
     return app

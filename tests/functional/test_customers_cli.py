@@ -5,13 +5,14 @@ from __future__ import annotations
 from flask import Flask
 from sqlalchemy import select
 
+from server.cli import cli
 from server.domain.models import AuditEvent, License
 from server.domain.secrets import secret_hash
 from server.services import Services
 
 
 def run(app: Flask, *args: str) -> tuple[int, str]:
-    result = app.test_cli_runner().invoke(args=list(args))
+    result = app.test_cli_runner().invoke(cli, args=list(args))
     return result.exit_code, result.output
 
 
@@ -127,7 +128,7 @@ def test_duplicate_customer_and_bad_slug_are_refused(app: Flask) -> None:
 def test_portal_users_from_the_cli(app: Flask, services: Services) -> None:
     setup_customer(app)
     added = app.test_cli_runner().invoke(
-        args=["customer", "user", "add", "initech", "Ana@Initech.example"]
+        cli, args=["customer", "user", "add", "initech", "Ana@Initech.example"]
     )
     assert added.exit_code == 0, added.output
     link = added.stdout.strip()

@@ -17,6 +17,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
+from server.cli import cli
 from server.domain import api_tokens, products, releases
 from server.domain.errors import SigningError, StorageUnavailableError
 from server.domain.models import Artifact, AuditEvent, Release
@@ -59,6 +60,7 @@ def publish_cli(app: Flask, tmp_path: Path, *args: str, content: bytes = b"app b
     artifact.write_bytes(content)
     runner = app.test_cli_runner()
     return runner.invoke(
+        cli,
         args=[
             "release",
             "publish",
@@ -67,7 +69,7 @@ def publish_cli(app: Flask, tmp_path: Path, *args: str, content: bytes = b"app b
             *args,
             "--file",
             f"linux-x86_64={artifact}",
-        ]
+        ],
     )
 
 
@@ -95,7 +97,9 @@ def test_flipped_byte_in_stored_artifact_is_detected(
 ) -> None:
     assert publish_cli(app, tmp_path, "--version", "1.0.0", "--kind", "update").exit_code == 0
     runner = app.test_cli_runner()
-    ok = runner.invoke(args=["release", "verify", "--product", "acme-erp", "--version", "1.0.0"])
+    ok = runner.invoke(
+        cli, args=["release", "verify", "--product", "acme-erp", "--version", "1.0.0"]
+    )
     assert ok.exit_code == 0, ok.output
     digest = hashlib.sha256(b"app bytes").hexdigest()
     path = services.store.local_path(digest)
@@ -104,7 +108,9 @@ def test_flipped_byte_in_stored_artifact_is_detected(
     data = bytearray(path.read_bytes())
     data[3] ^= 0x01
     path.write_bytes(bytes(data))
-    bad = runner.invoke(args=["release", "verify", "--product", "acme-erp", "--version", "1.0.0"])
+    bad = runner.invoke(
+        cli, args=["release", "verify", "--product", "acme-erp", "--version", "1.0.0"]
+    )
     assert bad.exit_code == 1
     assert "do not match the recorded SHA-256" in bad.output
 
@@ -171,7 +177,7 @@ def test_cli_refuses_unknown_product_platform_empty_file_and_duplicate(
     ]
     before = state(services)
     for extra, message in cases:
-        result = runner.invoke(args=[*base, *extra])
+        result = runner.invoke(cli, args=[*base, *extra])
         assert result.exit_code != 0, extra
         assert message in result.output, (extra, result.output)
         assert state(services) == before, extra
@@ -211,7 +217,7 @@ def test_published_at_imports_history_and_draft_is_invisible_until_published(
         assert pending.is_draft and pending.manifest is None
     runner = app.test_cli_runner()
     pub = runner.invoke(
-        args=["release", "publish-draft", "--product", "acme-erp", "--version", "1.0"]
+        cli, args=["release", "publish-draft", "--product", "acme-erp", "--version", "1.0"]
     )
     assert pub.exit_code == 0, pub.output
     with services.db.sessions() as s:
@@ -358,7 +364,7 @@ def test_gc_removes_only_unreferenced_blobs(
 ) -> None:
     assert publish_cli(app, tmp_path, "--version", "1.0", "--kind", "update").exit_code == 0
     stray = services.store.put_stream(io.BytesIO(b"left by a crash"))
-    result = app.test_cli_runner().invoke(args=["gc"])
+    result = app.test_cli_runner().invoke(cli, args=["gc"])
     assert result.exit_code == 0
     assert "deleted 1 unreferenced blob" in result.output
     assert state(services)["blobs"] == [hashlib.sha256(b"app bytes").hexdigest()]

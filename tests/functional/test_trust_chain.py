@@ -7,6 +7,7 @@ from pathlib import Path
 
 from flask import Flask
 
+from server.cli import cli
 from server.domain.trust import verify_role, verify_root
 from server.services import Services
 
@@ -43,17 +44,17 @@ def test_root_rotation_with_new_root_key_keeps_the_chain_walkable(
 ) -> None:
     runner = app.test_cli_runner()
     new_key = tmp_path / "root2.pem"
-    assert runner.invoke(args=["keys", "create-root", str(new_key)]).exit_code == 0
+    assert runner.invoke(cli, args=["keys", "create-root", str(new_key)]).exit_code == 0
     old_key = services.settings.keys_dir / "root.pem"
     result = runner.invoke(
-        args=["keys", "write-root", "--root-key", str(old_key), "--new-root-key", str(new_key)]
+        cli, args=["keys", "write-root", "--root-key", str(old_key), "--new-root-key", str(new_key)]
     )
     assert result.exit_code == 0, result.output
     chain = roots_chain(app)
     assert [d["signed"]["version"] for d in chain] == [1, 2]
     walk(chain)
     # The old root key alone can no longer write root 3.
-    refused = runner.invoke(args=["keys", "write-root", "--root-key", str(old_key)])
+    refused = runner.invoke(cli, args=["keys", "write-root", "--root-key", str(old_key)])
     assert refused.exit_code == 1
     assert "not signed by root 2" in refused.output
     assert len(roots_chain(app)) == 2
@@ -65,12 +66,12 @@ def test_encrypted_root_key_needs_its_passphrase(app: Flask, tmp_path: Path, mon
     key = tmp_path / "root-enc.pem"
     assert (
         runner.invoke(
-            args=["keys", "create-root", str(key), "--passphrase-env", "ROOT_PASS"]
+            cli, args=["keys", "create-root", str(key), "--passphrase-env", "ROOT_PASS"]
         ).exit_code
         == 0
     )
     assert b"ENCRYPTED" in key.read_bytes()
-    result = runner.invoke(args=["keys", "write-root", "--root-key", str(key)])
+    result = runner.invoke(cli, args=["keys", "write-root", "--root-key", str(key)])
     assert result.exit_code == 1
     assert "encrypted; a passphrase is required" in result.output
 
@@ -79,11 +80,12 @@ def test_rotating_the_online_key_resigns_manifests(
     app: Flask, services: Services, tmp_path: Path
 ) -> None:
     runner = app.test_cli_runner()
-    assert runner.invoke(args=["product", "add", "acme"]).exit_code == 0
+    assert runner.invoke(cli, args=["product", "add", "acme"]).exit_code == 0
     artifact = tmp_path / "a.tgz"
     artifact.write_bytes(b"bytes")
     assert (
         runner.invoke(
+            cli,
             args=[
                 "release",
                 "publish",
@@ -95,22 +97,23 @@ def test_rotating_the_online_key_resigns_manifests(
                 "update",
                 "--file",
                 f"any={artifact}",
-            ]
+            ],
         ).exit_code
         == 0
     )
     before = json.loads(
-        runner.invoke(args=["release", "list", "--product", "acme", "--json"]).output
+        runner.invoke(cli, args=["release", "list", "--product", "acme", "--json"]).output
     )
     old_keyid = before[0]["manifest"]["signatures"][0]["keyid"]
     result = runner.invoke(
-        args=["keys", "rotate-online", "--root-key", str(services.settings.keys_dir / "root.pem")]
+        cli,
+        args=["keys", "rotate-online", "--root-key", str(services.settings.keys_dir / "root.pem")],
     )
     assert result.exit_code == 0, result.output
     assert "1 manifests re-signed" in result.output
     root = walk(roots_chain(app))
     after = json.loads(
-        runner.invoke(args=["release", "list", "--product", "acme", "--json"]).output
+        runner.invoke(cli, args=["release", "list", "--product", "acme", "--json"]).output
     )
     manifest = after[0]["manifest"]
     assert manifest["signed"] == before[0]["manifest"]["signed"], "signed content never changes"
@@ -120,6 +123,6 @@ def test_rotating_the_online_key_resigns_manifests(
 
 def test_export_root_writes_the_file_agents_pin(app: Flask, tmp_path: Path) -> None:
     out = tmp_path / "root.json"
-    result = app.test_cli_runner().invoke(args=["keys", "export-root", "--out", str(out)])
+    result = app.test_cli_runner().invoke(cli, args=["keys", "export-root", "--out", str(out)])
     assert result.exit_code == 0
     assert verify_root(json.loads(out.read_text()), None).version == 1

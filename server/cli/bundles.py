@@ -1,0 +1,76 @@
+"""Machines without internet: ``vigor bundle export`` writes, for one license, everything it may
+install as one file the agent verifies offline; ``vigor installation import`` records the status
+file such an installation writes (``vigor-agent status --export``) and the operator carries back.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from server.cli.common import ACTOR, command, fail, now, services, transaction
+from server.domain import bundles, customers, releases, status_files
+from server.domain.vocabulary import DEFAULT_CHANNEL
+
+
+@click.group()
+def bundle() -> None:
+    """Offline bundles for machines without internet."""
+
+
+@command(bundle, "export")
+@click.option(
+    "--license", "license_key", required=True, help="The license key (or its listed prefix or id)."
+)
+@click.option("--since", default=None, help="Only releases newer than this installed version.")
+@click.option("--platform", "platform", default="linux-x86_64", show_default=True)
+@click.option("--channel", default=DEFAULT_CHANNEL, show_default=True)
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), required=True)
+def bundle_export(
+    license_key: str, since: str | None, platform: str, channel: str, out: Path
+) -> None:
+    """Write everything a license may install, verifiable offline, to one file."""
+    vigor = services()
+    with transaction() as session:
+        lic = customers.find_license(session, license_key)
+        catalog = vigor.catalogs.get(
+            session, lic.product_id, lic.product.catalog_revision, vigor.settings.renewal_url
+        )
+        plan = bundles.plan_bundle(
+            lic,
+            catalog,
+            since=releases.parse_version(since, "--since") if since else None,
+            platform=platform,
+            channel=channel,
+            now=now(),
+        )
+        size = bundles.write_bundle(session, vigor.store, vigor.signer("check"), plan, out)
+        versions = ", ".join(sorted(plan.manifests, key=releases.parse_version)) or "none"
+        click.echo(
+            f"{out}: {size} bytes; releases: {versions}; maintenance "
+            f"{plan.statement['entitlement']['status']}"
+        )
+
+
+@click.group()
+def installation() -> None:
+    """Installations."""
+
+
+@command(installation, "import")
+@click.argument("status_file", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+def installation_import(status_file: Path) -> None:
+    """Import a status file an offline installation wrote (`vigor-agent status --export`)."""
+    try:
+        document = json.loads(status_file.read_text())
+    except ValueError:
+        raise fail(f"{status_file} is not JSON") from None
+    with transaction() as session:
+        result = status_files.import_status(session, document, actor=ACTOR)
+    seen = "new installation" if result.first_seen else "installation"
+    click.echo(
+        f"{seen} {result.installation_id}: version {result.installed_version}, "
+        f"{result.reports} report(s) recorded"
+    )

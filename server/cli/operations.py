@@ -1,0 +1,81 @@
+"""Running an instance: ``vigor init`` (database and root of trust), ``vigor serve``,
+``vigor demo`` and ``vigor gc`` (blobs no artifact references)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+from sqlalchemy.engine import make_url
+
+from server import serving
+from server.bootstrap import ensure_trust
+from server.cli.common import command, fail, from_env, services, transaction
+from server.demo import load_demo
+from server.domain import releases
+
+
+@command(None, "init")
+@click.option(
+    "--root-key",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Where to write a new root key (default: KEYS_DIR/root.pem; move it offline).",
+)
+@click.option(
+    "--passphrase-env",
+    default=None,
+    metavar="VAR",
+    help="Encrypt a new root key with the passphrase in this environment variable.",
+)
+def init_cmd(root_key: Path | None, passphrase_env: str | None) -> None:
+    """Create or upgrade the database, and create the root of trust if there is none."""
+    vigor = services()
+    vigor.db.upgrade()
+    click.echo(f"database ready: {make_url(vigor.db.url).render_as_string(hide_password=True)}")
+    passphrase = from_env(passphrase_env) if passphrase_env else None
+    made = ensure_trust(vigor, root_key_path=root_key, passphrase=passphrase)
+    if made:
+        click.echo(f"created root key {made} — keep it offline; it signs every future root")
+    click.echo(f"root of trust: version {vigor.root().version}")
+
+
+@command(None, "serve")
+@click.option("--host", default=None, help="Address to bind (default VIGOR_HOST or 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Port (default VIGOR_PORT or 8000).")
+@click.option("--workers", type=click.IntRange(1, 64), default=2, show_default=True)
+def serve_cmd(host: str | None, port: int | None, workers: int) -> None:
+    """Serve the app with gunicorn."""
+    settings = services().settings
+    serving.serve(settings, host or settings.host, port or settings.port, workers)
+
+
+@command(None, "demo")
+@click.option("--port", type=int, default=None, help="Port (default VIGOR_PORT or 8000).")
+@click.option("--no-serve", is_flag=True, help="Only initialise and load the demo data.")
+def demo_cmd(port: int | None, no_serve: bool) -> None:
+    """Initialise a demo instance (SQLite + local storage), load demo data, and serve it."""
+    vigor = services()
+    if vigor.settings.production:
+        raise fail("the demo refuses to run with VIGOR_PRODUCTION set")
+    report = load_demo(vigor)
+    settings = vigor.settings
+    port = port or settings.port
+    base = f"http://{settings.host}:{port}"
+    if "VIGOR_PUBLIC_URL" not in os.environ:
+        settings = settings.with_(public_base_url=base)  # download links must reach this server
+    click.echo(report.describe(base))
+    if not no_serve:
+        click.echo(f"serving on {base} (Ctrl-C to stop)")
+        serving.serve(settings, settings.host, port, workers=2)
+
+
+@command(None, "gc")
+@click.option("--dry-run", is_flag=True)
+def gc_cmd(dry_run: bool) -> None:
+    """Delete stored blobs that no artifact references (run when no publish is in progress)."""
+    with transaction() as session:
+        orphans = releases.garbage_collect(session, services().store, dry_run=dry_run)
+    verb = "would delete" if dry_run else "deleted"
+    click.echo(f"{verb} {len(orphans)} unreferenced blob(s)")

@@ -1,0 +1,81 @@
+"""``vigor product``: the applications the vendor ships, their lapse policy, and the lifecycle
+of their lines (``4.x`` supported, security-only, end of life)."""
+
+from __future__ import annotations
+
+import click
+from sqlalchemy import select
+
+from server.cli.common import ACTOR, choice_option, command, transaction
+from server.domain import products
+from server.domain.models import Product
+from server.domain.vocabulary import LapsePolicy, LineStatus, values
+
+
+@click.group()
+def product() -> None:
+    """Products and their lines."""
+
+
+@command(product, "add")
+@click.argument("slug")
+@click.option("--name", default="", help="Display name (default: the slug).")
+@choice_option("--lapse-policy", LapsePolicy, LapsePolicy.FALLBACK)
+@click.option(
+    "--security-carveout-months", type=click.IntRange(0, 120), default=0, show_default=True
+)
+@click.option("--grace-days", type=click.IntRange(0, 365), default=0, show_default=True)
+@click.option(
+    "--timezone",
+    default="UTC",
+    show_default=True,
+    help="Zone in which contract days begin and end.",
+)
+@click.option("--renewal-url", default=None)
+def product_add(
+    slug: str,
+    name: str,
+    lapse_policy: str,
+    security_carveout_months: int,
+    grace_days: int,
+    timezone: str,
+    renewal_url: str | None,
+) -> None:
+    """Add a product."""
+    with transaction() as session:
+        p = products.add_product(
+            session,
+            slug,
+            name,
+            actor=ACTOR,
+            lapse_policy=lapse_policy,
+            security_carveout_months=security_carveout_months,
+            grace_days=grace_days,
+            timezone=timezone,
+            renewal_url=renewal_url,
+        )
+        click.echo(f"product {p.slug} added")
+
+
+@command(product, "list")
+def product_list() -> None:
+    """List products and their lines."""
+    with transaction() as session:
+        for p in session.scalars(select(Product).order_by(Product.slug)):
+            lines = (
+                ", ".join(f"{line.name} ({line.status})" for line in p.lines) or "no releases yet"
+            )
+            click.echo(f"{p.slug:20} {p.name} — {lines}")
+
+
+@command(product, "line")
+@click.argument("slug")
+@click.argument("line")
+@click.argument("status", type=click.Choice(values(LineStatus)))
+def product_line(slug: str, line: str, status: str) -> None:
+    """Set a product line's lifecycle status."""
+    with transaction() as session:
+        products.set_line_status(
+            session, products.get_product(session, slug), line, status, actor=ACTOR
+        )
+        click.echo(f"{slug} {line} is now {status}")
