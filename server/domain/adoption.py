@@ -53,6 +53,7 @@ from server.domain.models import (
     Product,
     Release,
 )
+from server.domain.vocabulary import ApplyOutcome, ReleaseKind
 
 TARGET_SHARE = 0.95  # of the expected installations on time, for a deadline to count as met
 LATEST = 10  # revisions shown
@@ -226,7 +227,7 @@ def security_adoption(
         session.scalars(
             select(Release)
             .where(
-                Release.kind == "security",
+                Release.kind == ReleaseKind.SECURITY,
                 Release.severity.is_not(None),
                 Release.published_at.is_not(None),
                 Release.manifest.is_not(None),
@@ -348,7 +349,7 @@ def _applied(
         .join(Release, Release.id == ApplyReport.release_id)
         .where(
             Release.product_id.in_(product_ids),
-            ApplyReport.outcome == "success",
+            ApplyReport.outcome == ApplyOutcome.SUCCESS,
             ApplyReport.at >= since,
         )
         .group_by(

@@ -26,7 +26,13 @@ from server.domain.catalog import Catalog, artifact_for
 from server.domain.errors import InvalidInputError
 from server.domain.messages import DEFAULT_LANGUAGE
 from server.domain.trust import iso
-from server.domain.vocabulary import INSTALLATION_ID_RE, NONCE_RE, PLATFORM_RE, SLUG_RE
+from server.domain.vocabulary import (
+    DEFAULT_CHANNEL,
+    INSTALLATION_ID_RE,
+    NONCE_RE,
+    PLATFORM_RE,
+    SLUG_RE,
+)
 
 
 @dataclass(frozen=True)
@@ -76,7 +82,7 @@ def parse_check_request(body: Any) -> CheckRequest:
         version=version,
         version_text=version_text,
         platform=_field(body, "platform", PLATFORM_RE),
-        channel=_field(body, "channel", SLUG_RE, required=False, default="stable"),
+        channel=_field(body, "channel", SLUG_RE, required=False, default=DEFAULT_CHANNEL),
         installation_id=_field(body, "installation_id", INSTALLATION_ID_RE),
         nonce=_field(body, "nonce", NONCE_RE),
     )
