@@ -20,8 +20,8 @@ same instant :func:`server.domain.offers.apply_by` gives an agent at publication
      (a backported revision to an older line, say) is not expected to apply it.
 
 * **On time** (the numerator): the expected installations whose first such successful apply
-  (``ApplyReport.outcome == "success"`` for R or any newer release of the product) was reported
-  at or before D. **Late**: reported after D. **Not yet**: none reported.
+  (``ApplyReport.outcome == ApplyOutcome.SUCCESS`` for R or any newer release of the product)
+  was reported at or before D. **Late**: reported after D. **Not yet**: none reported.
 
 The share is on time / expected. A revision whose deadline is still ahead is *in progress*; once
 it has passed, the share *met* or *missed* the target (:data:`TARGET_SHARE`).
