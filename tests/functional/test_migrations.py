@@ -169,3 +169,29 @@ def test_an_upgrade_refused_by_a_value_outside_a_set_changes_nothing(
         assert _snapshot(db) == before, "same rows, same tables (no temporary copy), no checks"
     finally:
         db.dispose()
+
+
+def test_an_upgrade_that_would_leave_a_broken_foreign_key_changes_nothing(
+    database_url: str,
+) -> None:
+    """SQLite migrates with foreign keys off, so it checks them all before committing: a row
+    whose parent is gone (here one the database already held) stops the upgrade."""
+    if not database_url.startswith("sqlite"):
+        pytest.skip("PostgreSQL enforces foreign keys throughout")
+    db = Database(database_url)
+    try:
+        command.upgrade(db.alembic_config(), BEFORE_CHECKS)
+        with db.engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            insert_rows(conn)
+            conn.execute(text("DELETE FROM releases WHERE id = 1"))  # artifact 1 is left behind
+            conn.commit()
+            conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+        before = _snapshot(db)
+
+        with pytest.raises(RuntimeError, match="foreign keys do not hold"):
+            db.upgrade()
+
+        assert _snapshot(db) == before
+    finally:
+        db.dispose()
