@@ -10,6 +10,13 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wrappers import Response
 
 from server.config import Settings
+from server.domain.vocabulary import (
+    DEFAULT_CHANNEL,
+    ContractKind,
+    ReleaseKind,
+    Severity,
+    values,
+)
 from server.services import Services
 from server.storage.base import ArtifactStore
 from server.web.errors import register_error_handlers
@@ -67,6 +74,13 @@ def create_app(settings: Settings | None = None, *, store: ArtifactStore | None 
     from server.web import admin, auth, notes
 
     app.add_template_filter(notes.render, "markdown")
+    # The closed sets the admin forms offer, from the vocabulary (templates never list them).
+    app.jinja_env.globals.update(
+        release_kinds=values(ReleaseKind),
+        severities=values(Severity),
+        contract_kinds=values(ContractKind),
+        default_channel=DEFAULT_CHANNEL,
+    )
 
     auth.init_app(app)
     auth.csrf.exempt(api.blueprint)  # bearer tokens and license keys, not cookies

@@ -41,6 +41,15 @@ from server.domain.models import (
     Release,
     utcnow,
 )
+from server.domain.vocabulary import (
+    DEFAULT_CHANNEL,
+    ApplyOutcome,
+    ContractKind,
+    LineStatus,
+    ReleaseKind,
+    Role,
+    Severity,
+)
 from server.services import Services
 
 PRODUCT = "acme-erp"
@@ -56,33 +65,33 @@ ACTOR = "demo"
 @dataclass(frozen=True)
 class DemoRelease:
     version: str
-    kind: str
+    kind: ReleaseKind
     days_ago: int
-    severity: str | None = None
+    severity: Severity | None = None
     notes: str = ""
-    channel: str = "stable"
+    channel: str = DEFAULT_CHANNEL
     customers: tuple[str, ...] = ()
     min_from: str | None = None
 
 
 HISTORY = (
-    DemoRelease("3.8.0", "version", 900, notes="Multi-currency invoicing."),
-    DemoRelease("3.9.0", "update", 700, notes="Faster month-end closing."),
-    DemoRelease("4.0.0", "version", 560, notes="New inventory module and web client."),
-    DemoRelease("4.0.1", "update", 500, notes="Fixes to stock valuation reports."),
-    DemoRelease("4.1.0", "update", 400, notes="Bank reconciliation import (CAMT.053)."),
+    DemoRelease("3.8.0", ReleaseKind.VERSION, 900, notes="Multi-currency invoicing."),
+    DemoRelease("3.9.0", ReleaseKind.UPDATE, 700, notes="Faster month-end closing."),
+    DemoRelease("4.0.0", ReleaseKind.VERSION, 560, notes="New inventory module and web client."),
+    DemoRelease("4.0.1", ReleaseKind.UPDATE, 500, notes="Fixes to stock valuation reports."),
+    DemoRelease("4.1.0", ReleaseKind.UPDATE, 400, notes="Bank reconciliation import (CAMT.053)."),
     DemoRelease(
         "4.1.1",
-        "security",
+        ReleaseKind.SECURITY,
         330,
-        "critical",
+        Severity.CRITICAL,
         "Fixes an authentication bypass in the web client (critical: the application "
         "cannot be used safely until applied).",
     ),
-    DemoRelease("4.2.0", "update", 240, notes="Purchase approval workflow."),
+    DemoRelease("4.2.0", ReleaseKind.UPDATE, 240, notes="Purchase approval workflow."),
     DemoRelease(
         "4.2.0+globex.1",
-        "update",
+        ReleaseKind.UPDATE,
         230,
         notes="Globex customs-declaration export.",
         channel="globex",
@@ -90,15 +99,21 @@ HISTORY = (
     ),
     DemoRelease(
         "4.2.1",
-        "security",
+        ReleaseKind.SECURITY,
         150,
-        "serious",
+        Severity.SERIOUS,
         "Fixes a privilege escalation in the payroll module (serious).",
     ),
-    DemoRelease("4.3.0", "update", 90, notes="Payroll for part-time contracts.", min_from="4.1.0"),
-    DemoRelease("5.0.0", "version", 40, notes="New reporting engine and REST API."),
     DemoRelease(
-        "5.0.1", "security", 6, "minor", "Fixes a cross-site scripting issue in report titles."
+        "4.3.0", ReleaseKind.UPDATE, 90, notes="Payroll for part-time contracts.", min_from="4.1.0"
+    ),
+    DemoRelease("5.0.0", ReleaseKind.VERSION, 40, notes="New reporting engine and REST API."),
+    DemoRelease(
+        "5.0.1",
+        ReleaseKind.SECURITY,
+        6,
+        Severity.MINOR,
+        "Fixes a cross-site scripting issue in report titles.",
     ),
 )
 
@@ -108,16 +123,20 @@ class DemoCustomer:
     slug: str
     name: str
     # (kind, starts days from today, ends days from today); negative = in the past
-    contracts: tuple[tuple[str, int, int], ...]
+    contracts: tuple[tuple[ContractKind, int, int], ...]
     language: str = ""  # "": each reader's browser or agent decides
 
 
 CUSTOMERS = (
-    DemoCustomer("initech", "Initech", (("maintenance", -800, 300),)),
-    DemoCustomer("umbrella", "Umbrella Corporation", (("maintenance", -353, 12),)),
-    DemoCustomer("hooli", "Hooli", (("maintenance", -900, -300),), language="es"),
+    DemoCustomer("initech", "Initech", ((ContractKind.MAINTENANCE, -800, 300),)),
+    DemoCustomer("umbrella", "Umbrella Corporation", ((ContractKind.MAINTENANCE, -353, 12),)),
+    DemoCustomer("hooli", "Hooli", ((ContractKind.MAINTENANCE, -900, -300),), language="es"),
     DemoCustomer("vandelay", "Vandelay Industries", ()),
-    DemoCustomer("globex", "Globex", (("maintenance", -500, 200), ("customization", -500, 200))),
+    DemoCustomer(
+        "globex",
+        "Globex",
+        ((ContractKind.MAINTENANCE, -500, 200), (ContractKind.CUSTOMIZATION, -500, 200)),
+    ),
 )
 
 
@@ -131,7 +150,7 @@ class Fleet:
     takes_versions: float  # chance of moving to a new major version
     stuck: int = 0  # installations that stop updating at some point (but keep checking in)
     silent: int = 0  # installations that stop checking in at some point
-    channel: str = "stable"
+    channel: str = DEFAULT_CHANNEL
     platforms: tuple[str, ...] = ("linux-x86_64", "windows-x86_64")
 
 
@@ -280,10 +299,10 @@ def load_demo(services: Services, today: date | None = None) -> DemoReport:
                 max_size=services.settings.max_upload_bytes,
             )
             services.make_patches(published.id)
-        products.set_line_status(session, product, "3.x", "end-of-life", actor=ACTOR)
+        products.set_line_status(session, product, "3.x", LineStatus.END_OF_LIFE, actor=ACTOR)
         _installed_base(session, today)
         if session.scalar(select(AdminUser.id).where(AdminUser.email == ADMIN_EMAIL)) is None:
-            users.add_user(session, ADMIN_EMAIL, ADMIN_PASSWORD, role="admin", actor=ACTOR)
+            users.add_user(session, ADMIN_EMAIL, ADMIN_PASSWORD, role=Role.ADMIN, actor=ACTOR)
         _portal_user(session, services.settings.secret_key)
     fd = os.open(license_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
@@ -312,7 +331,7 @@ def _portal_user(session: Session, secret_key: str) -> None:
 
 def _covered(customer: DemoCustomer, days_ago: int) -> bool:
     return any(
-        kind == "maintenance" and start <= -days_ago <= end
+        kind == ContractKind.MAINTENANCE and start <= -days_ago <= end
         for kind, start, end in customer.contracts
     )
 
@@ -372,7 +391,7 @@ def _one_installation(
     available = [
         r
         for r in HISTORY
-        if r.channel in ("stable", fleet.channel)
+        if r.channel in (DEFAULT_CHANNEL, fleet.channel)
         and (not r.customers or fleet.customer in r.customers)
     ]
     published = {r.version: rows[r.version].published_at or now for r in available}
@@ -380,7 +399,7 @@ def _one_installation(
         r
         for r in available
         if published[r.version] <= first_seen
-        and r.kind != "security"
+        and r.kind != ReleaseKind.SECURITY
         and (
             _covered(customer, (now.date() - published[r.version].date()).days)
             or not customer.contracts
@@ -399,9 +418,9 @@ def _one_installation(
             continue
         if r.min_from and current < Version(r.min_from):
             continue
-        if r.kind == "version" and rng.random() >= fleet.takes_versions:
+        if r.kind == ReleaseKind.VERSION and rng.random() >= fleet.takes_versions:
             continue
-        if r.kind == "update" and rng.random() < 0.15:
+        if r.kind == ReleaseKind.UPDATE and rng.random() < 0.15:
             continue  # skipped; a later release brings it
         if r.severity is not None:
             hours = DEFAULT_DEADLINES[r.severity]  # the demo product keeps the defaults
@@ -413,7 +432,15 @@ def _one_installation(
         if applied_at >= stops_at or applied_at >= now - timedelta(hours=1):
             break
         if rng.random() < 0.08:  # a first attempt that failed and was rolled back
-            _report(session, license_id, uid, rows[r.version], current, applied_at, "rolled_back")
+            _report(
+                session,
+                license_id,
+                uid,
+                rows[r.version],
+                current,
+                applied_at,
+                ApplyOutcome.ROLLED_BACK,
+            )
             applied_at += timedelta(hours=rng.uniform(1, 6))
         session.add(
             DownloadEvent(
@@ -422,7 +449,9 @@ def _one_installation(
                 artifact_id=artifacts[r.version],
             )
         )
-        _report(session, license_id, uid, rows[r.version], current, applied_at, "success")
+        _report(
+            session, license_id, uid, rows[r.version], current, applied_at, ApplyOutcome.SUCCESS
+        )
         current, last = target, applied_at
     session.add(
         Installation(
@@ -444,7 +473,7 @@ def _report(
     release: Release,
     from_version: Version,
     at: datetime,
-    outcome: str,
+    outcome: ApplyOutcome,
 ) -> None:
     session.add(
         ApplyReport(
@@ -454,8 +483,10 @@ def _report(
             release_id=release.id,
             from_version=str(from_version),
             outcome=outcome,
-            code=None if outcome == "success" else "health_check_failed",
-            message=None if outcome == "success" else "the new version did not start; rolled back",
+            code=None if outcome == ApplyOutcome.SUCCESS else "health_check_failed",
+            message=None
+            if outcome == ApplyOutcome.SUCCESS
+            else "the new version did not start; rolled back",
         )
     )
 

@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 
 from server.db import Database
 from server.domain.models import ApplyReport, DownloadEvent, Installation, License, Release
+from server.domain.vocabulary import ReleaseState
 
 
 class VigorCollector(Collector):
@@ -28,9 +29,9 @@ class VigorCollector(Collector):
             )
             drafts = session.scalar(select(func.count()).where(Release.published_at.is_(None))) or 0
             yanked = session.scalar(select(func.count()).where(Release.yanked_at.is_not(None))) or 0
-            releases.add_metric(["published"], published)
-            releases.add_metric(["draft"], drafts)
-            releases.add_metric(["yanked"], yanked)
+            releases.add_metric([ReleaseState.PUBLISHED], published)  # yanked ones included
+            releases.add_metric([ReleaseState.DRAFT], drafts)
+            releases.add_metric([ReleaseState.YANKED], yanked)
             yield releases
             licenses = GaugeMetricFamily("vigor_licenses", "Licenses by status", labels=["status"])
             for status, count in session.execute(

@@ -32,13 +32,26 @@ def postgres() -> Iterator[PostgresCluster]:
     cluster.stop()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """Every database test runs on both SQLite and PostgreSQL."""
+def _new_database(request: pytest.FixtureRequest, tmp_path: Path, template: str | None) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'vigor.db'}"
     cluster: PostgresCluster = request.getfixturevalue("postgres")
-    return cluster.create_database(f"vigor_test_{next(_counter)}", template="vigor_template")
+    return cluster.create_database(f"vigor_test_{next(_counter)}", template=template)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Every database test runs on both SQLite and PostgreSQL."""
+    return _new_database(request, tmp_path, "vigor_template")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A database no migration has run on yet (on both), for tests that migrate step by step.
+
+    (On PostgreSQL, ``database_url`` is a copy of a template already at the newest migration.)
+    """
+    return _new_database(request, tmp_path, None)
 
 
 @pytest.fixture

@@ -105,9 +105,8 @@ def customer_user_list(customer_slug: str) -> None:
     """List a customer's portal users."""
     with transaction() as session:
         for u in customers.get_customer(session, customer_slug).portal_users:
-            state = "disabled" if u.disabled else ("active" if u.password_hash else "invited")
             last = iso(u.last_login_at) if u.last_login_at else "never signed in"
-            click.echo(f"{u.email:40} {state:9} {last}")
+            click.echo(f"{u.email:40} {u.state:9} {last}")
 
 
 def _set_disabled(email: str, disabled: bool) -> None:

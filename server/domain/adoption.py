@@ -20,8 +20,8 @@ same instant :func:`server.domain.offers.apply_by` gives an agent at publication
      (a backported revision to an older line, say) is not expected to apply it.
 
 * **On time** (the numerator): the expected installations whose first such successful apply
-  (``ApplyReport.outcome == "success"`` for R or any newer release of the product) was reported
-  at or before D. **Late**: reported after D. **Not yet**: none reported.
+  (``ApplyReport.outcome == ApplyOutcome.SUCCESS`` for R or any newer release of the product)
+  was reported at or before D. **Late**: reported after D. **Not yet**: none reported.
 
 The share is on time / expected. A revision whose deadline is still ahead is *in progress*; once
 it has passed, the share *met* or *missed* the target (:data:`TARGET_SHARE`).
@@ -53,6 +53,7 @@ from server.domain.models import (
     Product,
     Release,
 )
+from server.domain.vocabulary import ApplyOutcome, ReleaseKind
 
 TARGET_SHARE = 0.95  # of the expected installations on time, for a deadline to count as met
 LATEST = 10  # revisions shown
@@ -226,7 +227,7 @@ def security_adoption(
         session.scalars(
             select(Release)
             .where(
-                Release.kind == "security",
+                Release.kind == ReleaseKind.SECURITY,
                 Release.severity.is_not(None),
                 Release.published_at.is_not(None),
                 Release.manifest.is_not(None),
@@ -348,7 +349,7 @@ def _applied(
         .join(Release, Release.id == ApplyReport.release_id)
         .where(
             Release.product_id.in_(product_ids),
-            ApplyReport.outcome == "success",
+            ApplyReport.outcome == ApplyOutcome.SUCCESS,
             ApplyReport.at >= since,
         )
         .group_by(

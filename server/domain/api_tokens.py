@@ -7,30 +7,30 @@ from sqlalchemy.orm import Session
 
 from server.domain import audit
 from server.domain.errors import InvalidInputError, NotFoundError
-from server.domain.models import ROLES, ApiToken, utcnow
+from server.domain.models import ApiToken, utcnow
 from server.domain.secrets import display_prefix, matches, new_secret, secret_hash
+from server.domain.vocabulary import Role, parse
 
 TOKEN_PREFIX = "vgt"  # noqa: S105 - a label, not a secret
 
 
 def create_token(
-    session: Session, name: str, *, role: str = "publisher", actor: str
+    session: Session, name: str, *, role: str = Role.PUBLISHER, actor: str
 ) -> tuple[ApiToken, str]:
     """Create a token; returns the row and the secret, which is never shown again."""
     if not name.strip():
         raise InvalidInputError("name", "is required")
-    if role not in ROLES:
-        raise InvalidInputError("role", f"must be one of {', '.join(ROLES)}")
+    token_role = parse(Role, "role", role)
     secret = new_secret(TOKEN_PREFIX)
     token = ApiToken(
         name=name.strip(),
         token_hash=secret_hash(secret),
         token_prefix=display_prefix(secret),
-        role=role,
+        role=token_role,
         created_by=actor,
     )
     session.add(token)
-    audit.record(session, actor, "token.create", token.name, role=role)
+    audit.record(session, actor, "token.create", token.name, role=token_role)
     session.commit()
     return token, secret
 

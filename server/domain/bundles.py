@@ -41,6 +41,7 @@ from server.domain.checks import entitlement_json
 from server.domain.errors import InvalidInputError
 from server.domain.models import License, TrustRoot
 from server.domain.trust import Signer, iso, sign_document
+from server.domain.vocabulary import LicenseStatus, LineStatus
 from server.storage.base import CHUNK_SIZE, ArtifactStore
 
 BUNDLE_LIFETIME = timedelta(days=90)
@@ -74,7 +75,7 @@ def plan_bundle(
             for c in lic.customer.contracts
         ),
     )
-    if lic.status != "active":
+    if lic.status != LicenseStatus.ACTIVE:
         raise InvalidInputError(
             "license", f"this license is {lic.status}; no bundle can be made for it"
         )
@@ -85,7 +86,7 @@ def plan_bundle(
     for release in catalog.index.newest_first:
         if since is not None and release.version <= since:
             continue
-        if not offers.on_channel(release, channel) or release.line_status == "end-of-life":
+        if not offers.on_channel(release, channel) or release.line_status == LineStatus.END_OF_LIFE:
             continue  # the same lines an online check would offer from
         decision = ent.decide(facts, catalog.policy, release, now, owned_lines=owned, status=status)
         artifact = artifact_for(catalog, release.id, platform)

@@ -34,7 +34,13 @@ from server.domain.licensing import (
 )
 from server.domain.messages import DEFAULT_LANGUAGE, negotiate
 from server.domain.trust import Signer, iso, signed_document_bytes
-from server.domain.vocabulary import INSTALLATION_ID_RE, NONCE_RE, PLATFORM_RE, SLUG_RE
+from server.domain.vocabulary import (
+    DEFAULT_CHANNEL,
+    INSTALLATION_ID_RE,
+    NONCE_RE,
+    PLATFORM_RE,
+    SLUG_RE,
+)
 
 
 @dataclass(frozen=True)
@@ -84,7 +90,7 @@ def parse_check_request(body: Any) -> CheckRequest:
         version=version,
         version_text=version_text,
         platform=_field(body, "platform", PLATFORM_RE),
-        channel=_field(body, "channel", SLUG_RE, required=False, default="stable"),
+        channel=_field(body, "channel", SLUG_RE, required=False, default=DEFAULT_CHANNEL),
         installation_id=_field(body, "installation_id", INSTALLATION_ID_RE),
         nonce=_field(body, "nonce", NONCE_RE),
     )

@@ -10,17 +10,10 @@ from sqlalchemy.orm import Session, selectinload
 from server.domain import audit
 from server.domain.errors import ConflictError, InvalidInputError, NotFoundError
 from server.domain.messages import LANGUAGES
-from server.domain.models import (
-    CONTRACT_KINDS,
-    Contract,
-    Customer,
-    Installation,
-    License,
-    Product,
-    utcnow,
-)
+from server.domain.models import Contract, Customer, Installation, License, Product, utcnow
 from server.domain.products import check_slug
 from server.domain.secrets import display_prefix, new_secret, secret_hash
+from server.domain.vocabulary import ContractKind, LicenseStatus, parse
 
 LICENSE_PREFIX = "vgl"
 
@@ -81,13 +74,12 @@ def add_contract(
     note: str = "",
 ) -> Contract:
     """Record a maintenance or customization contract covering whole days, ends inclusive."""
-    if kind not in CONTRACT_KINDS:
-        raise InvalidInputError("kind", f"must be one of {', '.join(CONTRACT_KINDS)}")
+    contract_kind = parse(ContractKind, "kind", kind)
     if ends_on < starts_on:
         raise InvalidInputError("ends_on", "must not be before starts_on")
     contract = Contract(
         customer=customer,
-        kind=kind,
+        kind=contract_kind,
         product=product,
         starts_on=starts_on,
         ends_on=ends_on,
@@ -99,7 +91,7 @@ def add_contract(
         actor,
         "contract.add",
         customer.slug,
-        kind=kind,
+        kind=contract_kind,
         product=product.slug if product else "all",
         starts_on=starts_on.isoformat(),
         ends_on=ends_on.isoformat(),
@@ -185,14 +177,15 @@ def find_license(session: Session, key_or_prefix: str) -> License:
 
 def set_license_status(session: Session, lic: License, status: str, *, actor: str) -> License:
     """Suspend (reversible), reactivate, or revoke (final) a license."""
-    if status not in {"active", "suspended", "revoked"}:
-        raise InvalidInputError("status", "must be active, suspended or revoked")
-    if lic.status == "revoked" and status != "revoked":
+    new_status = parse(LicenseStatus, "status", status)
+    if lic.status == LicenseStatus.REVOKED and new_status != LicenseStatus.REVOKED:
         raise ConflictError("a revoked license cannot be reactivated; issue a new one")
-    if lic.status != status:
-        lic.status = status
+    if lic.status != new_status:
+        lic.status = new_status
         lic.status_changed_at = utcnow()
-        audit.record(session, actor, f"license.{status}", f"{lic.customer.slug}/{lic.key_prefix}")
+        audit.record(
+            session, actor, f"license.{new_status}", f"{lic.customer.slug}/{lic.key_prefix}"
+        )
         session.commit()
     return lic
 

@@ -21,6 +21,7 @@ from server.domain.download_links import DownloadGrant
 from server.domain.errors import NotEntitledError, NotFoundError
 from server.domain.facts import license_facts, release_facts
 from server.domain.models import Artifact, DownloadEvent, License, Patch, Release
+from server.domain.vocabulary import LicenseStatus
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,7 @@ def authorize_download(
         )
     )
     assert release is not None  # an artifact's release is a foreign key, deleted with it
-    if lic.status != "active" or release.is_draft:
+    if lic.status != LicenseStatus.ACTIVE or release.is_draft:
         raise NotEntitledError("this license may not download this release", license=lic)
     catalog = catalogs.get(
         session, release.product_id, release.product.catalog_revision, renewal_url

@@ -7,6 +7,7 @@ from packaging.version import Version
 
 from server.domain import entitlements as ent
 from server.domain.models import Contract, License, Product, Release
+from server.domain.vocabulary import Severity
 
 
 def contract_facts(contract: Contract) -> ent.ContractFacts:
@@ -36,9 +37,9 @@ def product_policy(product: Product, renewal_url: str) -> ent.ProductPolicy:
         grace_days=product.grace_days,
         timezone=product.timezone,
         severity_deadlines={
-            "critical": product.deadline_critical_hours,
-            "serious": product.deadline_serious_hours,
-            "minor": product.deadline_minor_hours,
+            Severity.CRITICAL: product.deadline_critical_hours,
+            Severity.SERIOUS: product.deadline_serious_hours,
+            Severity.MINOR: product.deadline_minor_hours,
         },
         renewal_url=product.renewal_url or renewal_url,
     )

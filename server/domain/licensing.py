@@ -21,6 +21,7 @@ from server.domain.errors import (
 )
 from server.domain.models import Installation
 from server.domain.secrets import matches, secret_hash
+from server.domain.vocabulary import LicenseStatus
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,7 @@ class LicenseView:
 
     id: int
     key_hash: str
-    status: str
+    status: LicenseStatus
     max_installations: int | None
     product_id: int
     product_slug: str
@@ -82,9 +83,9 @@ def authenticate_license(
     found = lookup.by_key_hash(secret_hash(key), installation_uid)
     if found is None or not matches(key, found.key_hash):
         raise LicenseUnknownError("unknown license key", license=None)
-    if found.status == "revoked":
+    if found.status == LicenseStatus.REVOKED:
         raise LicenseRevokedError("this license has been revoked", license=found.id)
-    if found.status == "suspended":
+    if found.status == LicenseStatus.SUSPENDED:
         raise LicenseSuspendedError(
             "this license is suspended; contact your vendor", license=found.id
         )

@@ -7,15 +7,18 @@ back timezone-aware on both SQLite and PostgreSQL (see :class:`UTCDateTime`).
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    CheckConstraint,
     Column,
     Date,
     DateTime,
+    Enum,
     ForeignKey,
     Index,
     Integer,
@@ -29,14 +32,20 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-KINDS = ("update", "security", "version")
-SEVERITIES = ("critical", "serious", "minor")
-LINE_STATUSES = ("supported", "security-only", "end-of-life")
-LAPSE_POLICIES = ("fallback", "revoke")
-CONTRACT_KINDS = ("maintenance", "customization")
-LICENSE_STATUSES = ("active", "suspended", "revoked")
-ROLES = ("admin", "publisher", "viewer")
-OUTCOMES = ("success", "failure", "rolled_back")
+from server.domain.vocabulary import (
+    DEFAULT_CHANNEL,
+    ApplyOutcome,
+    ContractKind,
+    LapsePolicy,
+    LicenseStatus,
+    LineStatus,
+    PortalUserState,
+    ReleaseKind,
+    ReleaseState,
+    Role,
+    Severity,
+    values,
+)
 
 
 def utcnow() -> datetime:
@@ -75,6 +84,25 @@ NAMING = {
 }
 
 
+def one_of(enum: type[StrEnum], column: str) -> Enum:
+    """The column type of a closed set: a VARCHAR(16) holding the members' values (the strings
+    existing databases hold), held there by a CHECK constraint named ``ck_<table>_<column>``;
+    reads give back the enum's members, which compare equal to their strings.
+
+    A string outside the set is not refused here but by the database (``IntegrityError``): the
+    constraint is the one guard, for the ORM and for raw SQL alike. Migration 0005 added the
+    constraints with their value lists written out; a new member needs a migration too.
+    """
+    return Enum(
+        enum,
+        name=column,
+        native_enum=False,
+        create_constraint=True,
+        values_callable=values,
+        length=16,
+    )
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
     type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON()}
@@ -96,7 +124,9 @@ class Product(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     slug: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(String(200))
-    lapse_policy: Mapped[str] = mapped_column(String(16), default="fallback")
+    lapse_policy: Mapped[LapsePolicy] = mapped_column(
+        one_of(LapsePolicy, "lapse_policy"), default=LapsePolicy.FALLBACK
+    )
     security_carveout_months: Mapped[int] = mapped_column(Integer, default=0)
     expiring_window_days: Mapped[int] = mapped_column(Integer, default=30)
     grace_days: Mapped[int] = mapped_column(Integer, default=0)
@@ -135,7 +165,9 @@ class ProductLine(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     product_id: Mapped[int] = mapped_column(ForeignKey("products.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(32))
-    status: Mapped[str] = mapped_column(String(16), default="supported")
+    status: Mapped[LineStatus] = mapped_column(
+        one_of(LineStatus, "status"), default=LineStatus.SUPPORTED
+    )
 
     product: Mapped[Product] = relationship(back_populates="lines")
 
@@ -144,7 +176,10 @@ class Release(Base):
     """One version of a product. Immutable once published, except yank and rollout."""
 
     __tablename__ = "releases"
-    __table_args__ = (UniqueConstraint("product_id", "version"),)
+    __table_args__ = (
+        UniqueConstraint("product_id", "version"),
+        CheckConstraint("rollout_percent BETWEEN 0 AND 100", name="rollout_percent"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     product_id: Mapped[int] = mapped_column(
@@ -152,9 +187,9 @@ class Release(Base):
     )
     line_id: Mapped[int] = mapped_column(ForeignKey("product_lines.id"))
     version: Mapped[str] = mapped_column(String(64))
-    kind: Mapped[str] = mapped_column(String(16))
-    severity: Mapped[str | None] = mapped_column(String(16), default=None)
-    channel: Mapped[str] = mapped_column(String(64), default="stable")
+    kind: Mapped[ReleaseKind] = mapped_column(one_of(ReleaseKind, "kind"))
+    severity: Mapped[Severity | None] = mapped_column(one_of(Severity, "severity"), default=None)
+    channel: Mapped[str] = mapped_column(String(64), default=DEFAULT_CHANNEL)
     notes: Mapped[str] = mapped_column(Text, default="")
     min_from: Mapped[str | None] = mapped_column(String(64), default=None)
     # None while a draft; set when published (or imported with its historical date).
@@ -184,6 +219,12 @@ class Release(Base):
     @property
     def is_yanked(self) -> bool:
         return self.yanked_at is not None
+
+    @property
+    def state(self) -> ReleaseState:
+        if self.is_draft:
+            return ReleaseState.DRAFT
+        return ReleaseState.YANKED if self.is_yanked else ReleaseState.PUBLISHED
 
 
 class Artifact(Base):
@@ -254,7 +295,7 @@ class Contract(Base):
     customer_id: Mapped[int] = mapped_column(
         ForeignKey("customers.id", ondelete="CASCADE"), index=True
     )
-    kind: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[ContractKind] = mapped_column(one_of(ContractKind, "kind"))
     product_id: Mapped[int | None] = mapped_column(ForeignKey("products.id"), default=None)
     starts_on: Mapped[date] = mapped_column(Date)
     ends_on: Mapped[date] = mapped_column(Date)  # inclusive
@@ -278,7 +319,9 @@ class License(Base):
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     key_prefix: Mapped[str] = mapped_column(String(16))  # shown in lists to tell keys apart
     label: Mapped[str] = mapped_column(String(200), default="")
-    status: Mapped[str] = mapped_column(String(16), default="active")
+    status: Mapped[LicenseStatus] = mapped_column(
+        one_of(LicenseStatus, "status"), default=LicenseStatus.ACTIVE
+    )
     max_installations: Mapped[int | None] = mapped_column(Integer, default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     status_changed_at: Mapped[datetime | None] = mapped_column(default=None)
@@ -330,7 +373,9 @@ class ApplyReport(Base):
     installation_uid: Mapped[str] = mapped_column(String(64))
     release_id: Mapped[int] = mapped_column(ForeignKey("releases.id", ondelete="CASCADE"))
     from_version: Mapped[str | None] = mapped_column(String(64), default=None)
-    outcome: Mapped[str] = mapped_column(String(16))
+    # Reads give ApplyOutcome members; typed str while server/web/admin.py counts reports in a
+    # dict it reads with plain strings (``reports.get("failure", 0)``).
+    outcome: Mapped[ApplyOutcome] = mapped_column(one_of(ApplyOutcome, "outcome"))
     code: Mapped[str | None] = mapped_column(String(64), default=None)
     message: Mapped[str | None] = mapped_column(Text, default=None)
 
@@ -343,7 +388,7 @@ class AdminUser(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(String(320), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
-    role: Mapped[str] = mapped_column(String(16), default="viewer")
+    role: Mapped[Role] = mapped_column(one_of(Role, "role"), default=Role.VIEWER)
     session_version: Mapped[int] = mapped_column(Integer, default=1)
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -372,6 +417,12 @@ class CustomerUser(Base):
 
     customer: Mapped[Customer] = relationship(back_populates="portal_users")
 
+    @property
+    def state(self) -> PortalUserState:
+        if self.disabled:
+            return PortalUserState.DISABLED
+        return PortalUserState.ACTIVE if self.password_hash else PortalUserState.INVITED
+
 
 class ApiToken(Base):
     """A bearer token for CI publishing. Only its SHA-256 is stored."""
@@ -382,7 +433,7 @@ class ApiToken(Base):
     name: Mapped[str] = mapped_column(String(200))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     token_prefix: Mapped[str] = mapped_column(String(16))
-    role: Mapped[str] = mapped_column(String(16), default="publisher")
+    role: Mapped[Role] = mapped_column(one_of(Role, "role"), default=Role.PUBLISHER)
     created_by: Mapped[str] = mapped_column(String(200), default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(default=None)

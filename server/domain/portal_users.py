@@ -36,6 +36,7 @@ from server.domain.errors import (
 )
 from server.domain.models import Customer, CustomerUser, License, Product
 from server.domain.users import hash_password, normalize_email, password_matches
+from server.domain.vocabulary import LicenseStatus
 
 INVITATION_TTL = timedelta(days=7)
 MIN_PASSWORD_LENGTH = 12
@@ -223,7 +224,7 @@ def portal_licenses(session: Session, user: CustomerUser) -> list[License]:
         session.scalars(
             select(License)
             .join(Product, License.product_id == Product.id)
-            .where(License.customer_id == user.customer_id, License.status == "active")
+            .where(License.customer_id == user.customer_id, License.status == LicenseStatus.ACTIVE)
             .order_by(Product.name, License.id)
         )
     )
@@ -237,7 +238,7 @@ def portal_license(session: Session, user: CustomerUser, license_id: int) -> Lic
             is refused exactly like one that does not exist).
     """
     lic = session.get(License, license_id)
-    if lic is None or lic.customer_id != user.customer_id or lic.status != "active":
+    if lic is None or lic.customer_id != user.customer_id or lic.status != LicenseStatus.ACTIVE:
         raise NotFoundError(f"no license {license_id} for {user.email}")
     return lic
 

@@ -9,8 +9,8 @@ from sqlalchemy.orm import Session
 
 from server.domain import audit
 from server.domain.errors import ConflictError, InvalidInputError, NotFoundError
-from server.domain.models import LAPSE_POLICIES, LINE_STATUSES, Product, ProductLine
-from server.domain.vocabulary import SLUG_RE
+from server.domain.models import Product, ProductLine
+from server.domain.vocabulary import SLUG_RE, LapsePolicy, LineStatus, parse
 
 
 def check_slug(field: str, slug: str) -> str:
@@ -37,7 +37,7 @@ def add_product(
     name: str,
     *,
     actor: str,
-    lapse_policy: str = "fallback",
+    lapse_policy: str = LapsePolicy.FALLBACK,
     security_carveout_months: int = 0,
     grace_days: int = 0,
     expiring_window_days: int = 30,
@@ -46,8 +46,7 @@ def add_product(
 ) -> Product:
     """Create a product; its slug is what licenses, agents and URLs name it by."""
     check_slug("slug", slug)
-    if lapse_policy not in LAPSE_POLICIES:
-        raise InvalidInputError("lapse_policy", f"must be one of {', '.join(LAPSE_POLICIES)}")
+    policy = parse(LapsePolicy, "lapse_policy", lapse_policy)
     if security_carveout_months < 0 or grace_days < 0 or expiring_window_days < 0:
         raise InvalidInputError("policy", "months and days cannot be negative")
     try:
@@ -59,7 +58,7 @@ def add_product(
     product = Product(
         slug=slug,
         name=name or slug,
-        lapse_policy=lapse_policy,
+        lapse_policy=policy,
         security_carveout_months=security_carveout_months,
         grace_days=grace_days,
         expiring_window_days=expiring_window_days,
@@ -67,7 +66,7 @@ def add_product(
         renewal_url=renewal_url,
     )
     session.add(product)
-    audit.record(session, actor, "product.add", slug, name=product.name, lapse_policy=lapse_policy)
+    audit.record(session, actor, "product.add", slug, name=product.name, lapse_policy=policy)
     session.commit()
     return product
 
@@ -76,16 +75,15 @@ def set_line_status(
     session: Session, product: Product, line: str, status: str, *, actor: str
 ) -> ProductLine:
     """Move a product line through supported → security-only → end-of-life."""
-    if status not in LINE_STATUSES:
-        raise InvalidInputError("status", f"must be one of {', '.join(LINE_STATUSES)}")
+    new_status = parse(LineStatus, "status", status)
     row = session.scalar(
         select(ProductLine).where(ProductLine.product_id == product.id, ProductLine.name == line)
     )
     if row is None:
         raise NotFoundError(f"{product.slug} has no line {line!r}")
-    row.status = status
+    row.status = new_status
     product.catalog_changed()
-    audit.record(session, actor, "line.status", f"{product.slug} {line}", status=status)
+    audit.record(session, actor, "line.status", f"{product.slug} {line}", status=new_status)
     session.commit()
     return row
 

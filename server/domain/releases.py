@@ -37,8 +37,6 @@ from server.domain.errors import (
     StorageUnavailableError,
 )
 from server.domain.models import (
-    KINDS,
-    SEVERITIES,
     Artifact,
     Customer,
     Patch,
@@ -48,7 +46,15 @@ from server.domain.models import (
     utcnow,
 )
 from server.domain.trust import Signer, TrustError, iso, sha256_hex, sign_document
-from server.domain.vocabulary import PLATFORM_RE, SLUG_RE
+from server.domain.vocabulary import (
+    DEFAULT_CHANNEL,
+    PLATFORM_RE,
+    SLUG_RE,
+    LineStatus,
+    ReleaseKind,
+    Severity,
+    parse,
+)
 from server.storage.base import ArtifactStore, BlobWriter, SizeLimitError, StorageError, StoredBlob
 
 FILENAME_RE = re.compile(r"[^A-Za-z0-9._+-]")
@@ -62,7 +68,7 @@ class ReleaseSpec:
     version: str
     kind: str
     severity: str | None = None
-    channel: str = "stable"
+    channel: str = DEFAULT_CHANNEL
     notes: str = ""
     min_from: str | None = None
     line: str | None = None
@@ -124,6 +130,8 @@ class ValidatedSpec:
     spec: ReleaseSpec
     product: Product
     version: Version
+    kind: ReleaseKind
+    severity: Severity | None
     line: str
     customers: list[Customer]
 
@@ -147,13 +155,9 @@ def validate_spec(session: Session, spec: ReleaseSpec) -> ValidatedSpec:
     if product is None:
         raise InvalidInputError("product", f"unknown product {spec.product!r}")
     version = parse_version(spec.version)
-    if spec.kind not in KINDS:
-        raise InvalidInputError("kind", f"must be one of {', '.join(KINDS)}, not {spec.kind!r}")
-    if spec.severity is not None and spec.severity not in SEVERITIES:
-        raise InvalidInputError(
-            "severity", f"must be one of {', '.join(SEVERITIES)}, not {spec.severity!r}"
-        )
-    if spec.kind == "security" and spec.severity is None:
+    kind = parse(ReleaseKind, "kind", spec.kind)
+    severity = None if spec.severity is None else parse(Severity, "severity", spec.severity)
+    if kind == ReleaseKind.SECURITY and severity is None:
         raise InvalidInputError("severity", "a security revision needs a severity")
     if not SLUG_RE.match(spec.channel or ""):
         raise InvalidInputError("channel", f"{spec.channel!r} is not a valid channel name")
@@ -190,7 +194,7 @@ def validate_spec(session: Session, spec: ReleaseSpec) -> ValidatedSpec:
     if spec.published_at is not None and spec.published_at > utcnow():
         raise InvalidInputError("published_at", "cannot be in the future")
     line = spec.line or default_line(version)
-    return ValidatedSpec(spec, product, version, line, customers)
+    return ValidatedSpec(spec, product, version, kind, severity, line, customers)
 
 
 def manifest_for(release: Release) -> dict[str, Any]:
@@ -229,7 +233,7 @@ def _line(session: Session, product: Product, name: str) -> ProductLine:
         select(ProductLine).where(ProductLine.product_id == product.id, ProductLine.name == name)
     )
     if line is None:
-        line = ProductLine(product=product, name=name, status="supported")
+        line = ProductLine(product=product, name=name, status=LineStatus.SUPPORTED)
         session.add(line)
     return line
 
@@ -263,8 +267,8 @@ def publish(
             product=valid.product,
             line=line,
             version=str(valid.version),
-            kind=spec.kind,
-            severity=spec.severity,
+            kind=valid.kind,
+            severity=valid.severity,
             channel=spec.channel,
             notes=spec.notes,
             min_from=str(parse_version(spec.min_from)) if spec.min_from else None,
@@ -481,7 +485,7 @@ def release_json(release: Release) -> dict[str, Any]:
         "severity": release.severity,
         "channel": release.channel,
         "line": release.line.name,
-        "status": "draft" if release.is_draft else ("yanked" if release.is_yanked else "published"),
+        "status": release.state,
         "published_at": release.published_at.strftime("%Y-%m-%dT%H:%M:%SZ")
         if release.published_at
         else None,

@@ -18,9 +18,9 @@ from server.domain.licensing import (
     authenticate_license,
     check_product,
 )
-from server.domain.models import OUTCOMES, ApplyReport
+from server.domain.models import ApplyReport
 from server.domain.releases import find_release, parse_version
-from server.domain.vocabulary import INSTALLATION_ID_RE, SLUG_RE
+from server.domain.vocabulary import INSTALLATION_ID_RE, SLUG_RE, ApplyOutcome, parse
 
 CODE_MAX = 64
 MESSAGE_MAX = 2000
@@ -40,7 +40,7 @@ class ReportBody:
     product: str
     version: str
     from_version: str | None
-    outcome: str
+    outcome: ApplyOutcome
     code: str | None
     message: str | None
 
@@ -67,9 +67,7 @@ def parse_report(body: Any) -> ReportBody:
     if not isinstance(version, str) or len(version) > 64:
         raise InvalidInputError("version", "is required")
     parse_version(version)
-    outcome = body.get("outcome")
-    if outcome not in OUTCOMES:
-        raise InvalidInputError("outcome", f"must be one of {', '.join(OUTCOMES)}")
+    outcome = parse(ApplyOutcome, "outcome", body.get("outcome"))
     from_version = _optional(body, "from_version", 64)
     if from_version is not None:
         parse_version(from_version, "from_version")
@@ -102,7 +100,7 @@ def record_report(
         )
     )
     session.flush()
-    if body.outcome != "success" and release.rollout_percent > 0:
+    if body.outcome != ApplyOutcome.SUCCESS and release.rollout_percent > 0:
         counts = dict(
             session.execute(
                 select(ApplyReport.outcome, func.count(func.distinct(ApplyReport.installation_uid)))
@@ -110,8 +108,8 @@ def record_report(
                 .group_by(ApplyReport.outcome)
             ).all()
         )
-        failed = counts.get("failure", 0) + counts.get("rolled_back", 0)
-        total = failed + counts.get("success", 0)
+        failed = counts.get(ApplyOutcome.FAILURE, 0) + counts.get(ApplyOutcome.ROLLED_BACK, 0)
+        total = failed + counts.get(ApplyOutcome.SUCCESS, 0)
         if (
             total >= policy.rollout_failure_min_reports
             and failed / total >= policy.rollout_failure_threshold

@@ -14,9 +14,10 @@ from sqlalchemy.orm import Session
 
 from server.domain import audit
 from server.domain.errors import ConflictError, InvalidInputError, NotFoundError
-from server.domain.models import OUTCOMES, ApplyReport, Installation, License
+from server.domain.models import ApplyReport, Installation, License
 from server.domain.releases import find_release
 from server.domain.trust import canonical_bytes, parse_iso
+from server.domain.vocabulary import DEFAULT_CHANNEL, ApplyOutcome, values
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,7 @@ def import_status(session: Session, document: Any, *, actor: str) -> StatusImpor
             uid=uid,
             version=str(signed.get("installed_version") or "0"),
             platform=str(signed.get("platform", "")),
-            channel=str(signed.get("channel", "stable")),
+            channel=str(signed.get("channel", DEFAULT_CHANNEL)),
             first_seen=exported,
             last_seen=exported,
         )
@@ -83,7 +84,7 @@ def import_status(session: Session, document: Any, *, actor: str) -> StatusImpor
     inst.last_seen = max(inst.last_seen, exported)
     recorded = 0
     for report in signed.get("reports") or []:
-        if not isinstance(report, Mapping) or report.get("outcome") not in OUTCOMES:
+        if not isinstance(report, Mapping) or report.get("outcome") not in values(ApplyOutcome):
             continue
         try:
             release = find_release(session, lic.product.slug, str(report.get("version")))
@@ -96,7 +97,7 @@ def import_status(session: Session, document: Any, *, actor: str) -> StatusImpor
                 installation_uid=uid,
                 release_id=release.id,
                 from_version=report.get("from_version"),
-                outcome=report["outcome"],
+                outcome=ApplyOutcome(report["outcome"]),
                 code=report.get("code"),
                 message=report.get("message"),
             )

@@ -15,7 +15,8 @@ from sqlalchemy.orm import Session
 
 from server.domain import audit
 from server.domain.errors import ConflictError, InvalidInputError
-from server.domain.models import ROLES, AdminUser
+from server.domain.models import AdminUser
+from server.domain.vocabulary import Role, parse
 
 HASHER = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
 MIN_PASSWORD_LENGTH = 10
@@ -58,14 +59,13 @@ def normalize_email(email: str) -> str:
 
 def add_user(session: Session, email: str, password: str, *, role: str, actor: str) -> AdminUser:
     email = normalize_email(email)
-    if role not in ROLES:
-        raise InvalidInputError("role", f"must be one of {', '.join(ROLES)}")
+    user_role = parse(Role, "role", role)
     if len(password) < MIN_PASSWORD_LENGTH:
         raise InvalidInputError("password", f"must be at least {MIN_PASSWORD_LENGTH} characters")
     if session.scalar(select(AdminUser.id).where(AdminUser.email == email)) is not None:
         raise ConflictError(f"user {email} already exists", field="email")
-    user = AdminUser(email=email, password_hash=hash_password(password), role=role)
+    user = AdminUser(email=email, password_hash=hash_password(password), role=user_role)
     session.add(user)
-    audit.record(session, actor, "user.add", email, role=role)
+    audit.record(session, actor, "user.add", email, role=user_role)
     session.commit()
     return user

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
+from typing import Any, TypeVar
+
+from server.domain.errors import InvalidInputError
 
 
 class ReleaseKind(StrEnum):
@@ -101,9 +104,26 @@ class PortalUserState(StrEnum):
     DISABLED = "disabled"
 
 
+E = TypeVar("E", bound=StrEnum)
+
+
 def values(enum: type[StrEnum]) -> list[str]:
     """The strings of a closed set, in its order (for CLI choices, forms and schemas)."""
     return [member.value for member in enum]
+
+
+def parse(enum: type[E], field: str, value: Any) -> E:
+    """``value`` (from a form, a JSON body, an argument) as a member of ``enum``.
+
+    Raises:
+        InvalidInputError: ``value`` is none of the set's strings; the message lists them.
+    """
+    try:
+        return enum(value)
+    except ValueError:
+        raise InvalidInputError(
+            field, f"must be one of {', '.join(values(enum))}, not {value!r}"
+        ) from None
 
 
 DEFAULT_CHANNEL = "stable"

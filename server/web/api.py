@@ -15,6 +15,7 @@ from server.domain import releases as release_service
 from server.domain.errors import InvalidInputError
 from server.domain.models import ApiToken, utcnow
 from server.domain.trust import parse_iso
+from server.domain.vocabulary import DEFAULT_CHANNEL, Role
 from server.metrics import VigorCollector
 from server.storage.base import SizeLimitError, StorageError
 from server.web import db_session, services
@@ -77,7 +78,8 @@ def metrics() -> Response:
     return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
 
 
-def _bearer_token(*roles: str) -> ApiToken:
+def _bearer_token(least: Role) -> ApiToken:
+    """The live token the request bears, if its role may do what ``least`` may; else abort."""
     header = request.headers.get("Authorization", "")
     scheme, _, secret = header.partition(" ")
     if scheme.lower() != "bearer" or not secret.strip():
@@ -108,14 +110,14 @@ def _bearer_token(*roles: str) -> ApiToken:
                 headers={"WWW-Authenticate": "Bearer"},
             )
         )
-    if token.role not in roles:
+    if not Role(token.role).allows(least):
         abort(
             Response(
                 json.dumps(
                     {
                         "error": {
                             "code": "forbidden",
-                            "message": f"token role {token.role!r} may not do this",
+                            "message": f"token role '{token.role}' may not do this",
                         }
                     }
                 ),
@@ -144,7 +146,7 @@ def _form_time(value: str | None) -> datetime | None:
 @blueprint.post("/api/v1/admin/releases")
 def publish_release() -> tuple[Response, int]:
     """Publish a release from CI: multipart form, one ``artifact.<platform>`` file per platform."""
-    token = _bearer_token("admin", "publisher")
+    token = _bearer_token(Role.PUBLISHER)
     svc = services()
     if request.mimetype != "multipart/form-data":
         abort(415, "send multipart/form-data with artifact.<platform> file fields")
@@ -174,7 +176,7 @@ def publish_release() -> tuple[Response, int]:
             version=form.get("version", ""),
             kind=form.get("kind", ""),
             severity=form.get("severity") or None,
-            channel=form.get("channel") or "stable",
+            channel=form.get("channel") or DEFAULT_CHANNEL,
             notes=form.get("notes", ""),
             min_from=form.get("min_from") or None,
             line=form.get("line") or None,
@@ -204,7 +206,7 @@ def publish_release() -> tuple[Response, int]:
 
 @blueprint.get("/api/v1/admin/releases/<product>")
 def list_releases(product: str) -> Response:
-    _bearer_token("admin", "publisher", "viewer")
+    _bearer_token(Role.VIEWER)
     return jsonify(
         [
             release_service.release_json(r)

@@ -25,6 +25,7 @@ from wtforms.validators import DataRequired, Length
 from server.domain import audit
 from server.domain.models import AdminUser
 from server.domain.users import password_matches
+from server.domain.vocabulary import Role
 from server.web import db_session, services
 from server.web.ratelimit import rate_limited
 
@@ -32,8 +33,6 @@ blueprint = Blueprint("auth", __name__)
 login_manager = LoginManager()
 csrf = CSRFProtect()
 F = TypeVar("F", bound=Callable[..., Any])
-
-ROLE_RANK = {"viewer": 0, "publisher": 1, "admin": 2}
 
 
 class SignedInUser:
@@ -53,11 +52,12 @@ class SignedInUser:
         return self.user.email
 
     @property
-    def role(self) -> str:
+    def role(self) -> Role:
         return self.user.role
 
-    def can(self, role: str) -> bool:
-        return ROLE_RANK[self.user.role] >= ROLE_RANK[role]
+    def can(self, role: Role | str) -> bool:
+        """Whether this user's role may do what ``role`` may (templates name it as a string)."""
+        return Role(self.user.role).allows(Role(role))
 
 
 @login_manager.user_loader
@@ -71,7 +71,7 @@ def _load(user_id: str) -> SignedInUser | None:
     return SignedInUser(user)
 
 
-def requires(role: str) -> Callable[[F], F]:
+def requires(role: Role | str) -> Callable[[F], F]:
     """Sign-in required, and at least ``role`` (viewer < publisher < admin)."""
 
     def decorate(view: F) -> F:

@@ -7,9 +7,19 @@ test suite holds the real endpoints to it.
 from __future__ import annotations
 
 import re
+from enum import StrEnum
 from typing import Any
 
-from server.domain.vocabulary import PLATFORM_RE, SLUG_RE
+from server.domain.vocabulary import (
+    DEFAULT_CHANNEL,
+    PLATFORM_RE,
+    SLUG_RE,
+    ApplyOutcome,
+    ReleaseKind,
+    ReleaseState,
+    Severity,
+    values,
+)
 
 JSON = "application/json"
 
@@ -27,6 +37,13 @@ def _error(description: str) -> dict[str, Any]:
 
 
 NULLABLE_STRING = {"type": ["string", "null"]}
+
+
+def _one_of(enum: type[StrEnum], *, nullable: bool = False) -> dict[str, Any]:
+    """A closed set of the vocabulary as a schema: the strings it allows (and null)."""
+    if nullable:
+        return {"type": ["string", "null"], "enum": [*values(enum), None]}
+    return {"type": "string", "enum": values(enum)}
 
 
 def _json_pattern(regex: re.Pattern[str]) -> str:
@@ -86,7 +103,7 @@ SCHEMAS: dict[str, Any] = {
             "product": PRODUCT,
             "version": VERSION,
             "platform": PLATFORM,
-            "channel": {**CHANNEL, "default": "stable"},
+            "channel": {**CHANNEL, "default": DEFAULT_CHANNEL},
             "installation_id": {"type": "string", "pattern": "^[A-Za-z0-9_-]{16,64}$"},
             "nonce": {"type": "string", "pattern": "^[0-9a-f]{16,128}$"},
         },
@@ -99,7 +116,7 @@ SCHEMAS: dict[str, Any] = {
             "product": PRODUCT,
             "version": VERSION,
             "from_version": {"oneOf": [VERSION, {"type": "null"}]},
-            "outcome": {"type": "string", "enum": ["success", "failure", "rolled_back"]},
+            "outcome": _one_of(ApplyOutcome),
             "code": {"type": ["string", "null"], "maxLength": 64},
             "message": {"type": ["string", "null"], "maxLength": 2000},
         },
@@ -110,11 +127,11 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "product": {"type": "string"},
             "version": {"type": "string"},
-            "kind": {"type": "string", "enum": ["update", "security", "version"]},
-            "severity": NULLABLE_STRING,
+            "kind": _one_of(ReleaseKind),
+            "severity": _one_of(Severity, nullable=True),
             "channel": {"type": "string"},
             "line": {"type": "string"},
-            "status": {"type": "string", "enum": ["draft", "published", "yanked"]},
+            "status": _one_of(ReleaseState),
             "published_at": NULLABLE_STRING,
             "min_from": NULLABLE_STRING,
             "rollout_percent": {"type": "integer"},
@@ -267,9 +284,14 @@ def _paths() -> dict[str, Any]:
                                 "properties": {
                                     "product": {"type": "string"},
                                     "version": {"type": "string"},
-                                    "kind": {"type": "string"},
-                                    "severity": {"type": "string"},
-                                    "channel": {"type": "string"},
+                                    "kind": _one_of(ReleaseKind),
+                                    "severity": {
+                                        "type": "string",
+                                        "enum": ["", *values(Severity)],
+                                        "description": "Required for a security revision; "
+                                        "empty or absent for none",
+                                    },
+                                    "channel": {"type": "string", "default": DEFAULT_CHANNEL},
                                     "notes": {"type": "string"},
                                     "min_from": {"type": "string"},
                                     "line": {"type": "string"},

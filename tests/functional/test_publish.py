@@ -524,7 +524,9 @@ def test_api_needs_a_live_publisher_token(
         _, viewer_secret = api_tokens.create_token(s, "dash", role="viewer", actor="t")
         old, revoked_secret = api_tokens.create_token(s, "old", role="publisher", actor="t")
         api_tokens.revoke_token(s, old.id, actor="t")
-    assert api_publish(client, viewer_secret, fields, files).status_code == 403
+    refused = api_publish(client, viewer_secret, fields, files)
+    assert refused.status_code == 403
+    assert refused.get_json()["error"]["message"] == "token role 'viewer' may not do this"
     assert api_publish(client, revoked_secret, fields, files).status_code == 401
     assert state(services) == before
 

@@ -15,13 +15,14 @@ from server.domain import products as product_service
 from server.domain.errors import DomainError, InvalidInputError
 from server.domain.models import Contract, CustomerUser, License, utcnow
 from server.domain.portal_users import set_password_link
+from server.domain.vocabulary import ContractKind, LicenseStatus, Role
 from server.web import db_session, services
 from server.web.admin.blueprint import blueprint
 from server.web.auth import requires
 
 
 @blueprint.get("/customers")
-@requires("viewer")
+@requires(Role.VIEWER)
 def customers_page() -> ResponseReturnValue:
     found = maintenance.overview(db_session(), utcnow(), services().settings.renewal_url)
     return render_template(
@@ -30,7 +31,7 @@ def customers_page() -> ResponseReturnValue:
 
 
 @blueprint.get("/customers/<slug>")
-@requires("viewer")
+@requires(Role.VIEWER)
 def customer_page(slug: str) -> ResponseReturnValue:
     return _customer(slug)
 
@@ -65,7 +66,7 @@ def _customer(
 
 
 @blueprint.post("/customers/<slug>/licenses")
-@requires("admin")
+@requires(Role.ADMIN)
 def issue_license(slug: str) -> ResponseReturnValue:
     session = db_session()
     customer = customer_service.get_customer(session, slug)
@@ -87,9 +88,13 @@ def issue_license(slug: str) -> ResponseReturnValue:
 
 
 @blueprint.post("/customers/<slug>/licenses/<int:license_id>/<action>")
-@requires("admin")
+@requires(Role.ADMIN)
 def license_action(slug: str, license_id: int, action: str) -> ResponseReturnValue:
-    statuses = {"suspend": "suspended", "reactivate": "active", "revoke": "revoked"}
+    statuses = {
+        "suspend": LicenseStatus.SUSPENDED,
+        "reactivate": LicenseStatus.ACTIVE,
+        "revoke": LicenseStatus.REVOKED,
+    }
     session = db_session()
     lic = session.get(License, license_id)
     if action not in statuses or lic is None or lic.customer.slug != slug:
@@ -106,7 +111,7 @@ def license_action(slug: str, license_id: int, action: str) -> ResponseReturnVal
 
 
 @blueprint.post("/customers/<slug>/portal-users")
-@requires("admin")
+@requires(Role.ADMIN)
 def add_portal_user(slug: str) -> ResponseReturnValue:
     session = db_session()
     customer = customer_service.get_customer(session, slug)
@@ -127,7 +132,7 @@ def add_portal_user(slug: str) -> ResponseReturnValue:
 
 
 @blueprint.post("/customers/<slug>/portal-users/<int:user_id>/<action>")
-@requires("admin")
+@requires(Role.ADMIN)
 def portal_user_action(slug: str, user_id: int, action: str) -> ResponseReturnValue:
     """``link``: a new set-password link (the password is cleared); ``disable``, ``enable``."""
     session = db_session()
@@ -152,7 +157,7 @@ def portal_user_action(slug: str, user_id: int, action: str) -> ResponseReturnVa
 
 
 @blueprint.post("/customers/<slug>/contracts")
-@requires("admin")
+@requires(Role.ADMIN)
 def add_contract(slug: str) -> ResponseReturnValue:
     session = db_session()
     customer = customer_service.get_customer(session, slug)
@@ -165,7 +170,7 @@ def add_contract(slug: str) -> ResponseReturnValue:
         customer_service.add_contract(
             session,
             customer,
-            request.form.get("kind", "maintenance"),
+            request.form.get("kind", ContractKind.MAINTENANCE),
             starts,
             ends,
             actor=current_user.email,
@@ -178,7 +183,7 @@ def add_contract(slug: str) -> ResponseReturnValue:
 
 
 @blueprint.post("/customers/<slug>/language")
-@requires("admin")
+@requires(Role.ADMIN)
 def set_language(slug: str) -> ResponseReturnValue:
     session = db_session()
     customer = customer_service.get_customer(session, slug)
@@ -193,7 +198,7 @@ def set_language(slug: str) -> ResponseReturnValue:
 
 
 @blueprint.post("/customers/<slug>/contracts/<int:contract_id>/renew")
-@requires("admin")
+@requires(Role.ADMIN)
 def renew_contract(slug: str, contract_id: int) -> ResponseReturnValue:
     session = db_session()
     contract = session.get(Contract, contract_id)

@@ -8,13 +8,14 @@ from flask.typing import ResponseReturnValue
 from server.domain import adoption, audit
 from server.domain.dashboard import dashboard as dashboard_of
 from server.domain.models import utcnow
+from server.domain.vocabulary import Role
 from server.web import charts, db_session
 from server.web.admin.blueprint import blueprint
 from server.web.auth import requires
 
 
 @blueprint.get("/")
-@requires("viewer")
+@requires(Role.VIEWER)
 def dashboard() -> ResponseReturnValue:
     board = dashboard_of(
         db_session(), utcnow(), request.args.get("period", "days"), request.args.get("product")
@@ -34,7 +35,7 @@ def dashboard() -> ResponseReturnValue:
 
 
 @blueprint.get("/audit")
-@requires("viewer")
+@requires(Role.VIEWER)
 def audit_log() -> ResponseReturnValue:
     """Who did what, when; filterable by action and actor (newest first, 200 at a time)."""
     action = request.args.get("action", "").strip()

@@ -12,19 +12,20 @@ from flask_login import current_user
 from server.domain import releases as release_service
 from server.domain.dashboard import release_activity
 from server.domain.errors import DomainError
+from server.domain.vocabulary import Role
 from server.web import db_session, services
 from server.web.admin.blueprint import blueprint
 from server.web.auth import requires
 
 
 @blueprint.get("/releases")
-@requires("viewer")
+@requires(Role.VIEWER)
 def releases() -> ResponseReturnValue:
     return render_template("admin/releases.html", listing=release_service.listing(db_session()))
 
 
 @blueprint.get("/releases/<product>/<version>")
-@requires("viewer")
+@requires(Role.VIEWER)
 def release(product: str, version: str) -> ResponseReturnValue:
     session = db_session()
     found = release_service.find_release(session, product, version)
@@ -43,7 +44,7 @@ def release(product: str, version: str) -> ResponseReturnValue:
 
 
 @blueprint.post("/releases/<product>/<version>/publish")
-@requires("publisher")
+@requires(Role.PUBLISHER)
 def publish_draft(product: str, version: str) -> ResponseReturnValue:
     session = db_session()
     found = release_service.find_release(session, product, version)
@@ -53,7 +54,7 @@ def publish_draft(product: str, version: str) -> ResponseReturnValue:
 
 
 @blueprint.post("/releases/<product>/<version>/yank")
-@requires("publisher")
+@requires(Role.PUBLISHER)
 def yank(product: str, version: str) -> ResponseReturnValue:
     session = db_session()
     found = release_service.find_release(session, product, version)
@@ -73,7 +74,7 @@ def yank(product: str, version: str) -> ResponseReturnValue:
 
 
 @blueprint.post("/releases/<product>/<version>/rollout")
-@requires("publisher")
+@requires(Role.PUBLISHER)
 def rollout(product: str, version: str) -> ResponseReturnValue:
     session = db_session()
     found = release_service.find_release(session, product, version)

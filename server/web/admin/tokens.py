@@ -15,7 +15,7 @@ from server.web.auth import requires
 
 
 @blueprint.get("/tokens")
-@requires("admin")
+@requires(Role.ADMIN)
 def tokens_page() -> ResponseReturnValue:
     return _tokens()
 
@@ -32,12 +32,12 @@ def _tokens(
         roles=[role.value for role in Role],
         new_secret=new_secret,
         error=error,
-        values=values or {"role": "publisher"},
+        values=values or {"role": Role.PUBLISHER},
     ), status
 
 
 @blueprint.post("/tokens")
-@requires("admin")
+@requires(Role.ADMIN)
 def create_token() -> ResponseReturnValue:
     values = {"name": request.form.get("name", ""), "role": request.form.get("role", "")}
     try:
@@ -51,7 +51,7 @@ def create_token() -> ResponseReturnValue:
 
 
 @blueprint.post("/tokens/<int:token_id>/revoke")
-@requires("admin")
+@requires(Role.ADMIN)
 def revoke_token(token_id: int) -> ResponseReturnValue:
     revoked = api_tokens.revoke_token(db_session(), token_id, actor=current_user.email)
     flash(f"Token {revoked.name} ({revoked.token_prefix}…) is revoked; CI using it is refused now.")

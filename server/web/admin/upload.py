@@ -14,6 +14,7 @@ from wtforms import ValidationError
 from server.domain import products as product_service
 from server.domain import releases as release_service
 from server.domain.errors import DomainError
+from server.domain.vocabulary import DEFAULT_CHANNEL, Role
 from server.storage.base import SizeLimitError, StorageError
 from server.web import db_session, services
 from server.web.admin.blueprint import blueprint
@@ -23,7 +24,7 @@ from server.web.uploads import MAX_FILE_PARTS, parse_streamed
 
 @blueprint.route("/releases/new", methods=["GET", "POST"])
 @csrf.exempt  # the token is checked by hand: the form is parsed as a stream, after the files
-@requires("publisher")
+@requires(Role.PUBLISHER)
 def upload() -> ResponseReturnValue:
     products = [p.slug for p in product_service.list_products(db_session())]
     if request.method == "GET":
@@ -80,7 +81,7 @@ def upload() -> ResponseReturnValue:
         version=values["version"].strip(),
         kind=values["kind"],
         severity=values["severity"] or None,
-        channel=values["channel"].strip() or "stable",
+        channel=values["channel"].strip() or DEFAULT_CHANNEL,
         notes=values["notes"],
         min_from=values["min_from"].strip() or None,
         customers=tuple(c.strip() for c in values["customers"].split(",") if c.strip()),

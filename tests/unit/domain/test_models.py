@@ -1,0 +1,42 @@
+"""Where a release and a portal user stand, computed from their rows, in the vocabulary's words."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from server.domain.models import CustomerUser, Release
+from server.domain.vocabulary import PortalUserState, ReleaseState
+
+AT = datetime(2025, 1, 2, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("published_at", "manifest", "yanked_at", "state"),
+    [
+        (None, None, None, ReleaseState.DRAFT),
+        (AT, None, None, ReleaseState.DRAFT),  # not signed yet
+        (None, None, AT, ReleaseState.DRAFT),
+        (AT, "{}", None, ReleaseState.PUBLISHED),
+        (AT, "{}", AT, ReleaseState.YANKED),
+    ],
+)
+def test_release_state(
+    published_at: datetime | None, manifest: str | None, yanked_at: datetime | None, state: str
+) -> None:
+    release = Release(published_at=published_at, manifest=manifest, yanked_at=yanked_at)
+    assert release.state is state
+
+
+@pytest.mark.parametrize(
+    ("password_hash", "disabled", "state"),
+    [
+        (None, False, PortalUserState.INVITED),
+        ("$argon2id$...", False, PortalUserState.ACTIVE),
+        ("$argon2id$...", True, PortalUserState.DISABLED),
+        (None, True, PortalUserState.DISABLED),
+    ],
+)
+def test_portal_user_state(password_hash: str | None, disabled: bool, state: str) -> None:
+    assert CustomerUser(password_hash=password_hash, disabled=disabled).state is state
