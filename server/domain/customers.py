@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date, timedelta
 
 from sqlalchemy import func, select
@@ -173,6 +174,21 @@ def find_license(session: Session, key_or_prefix: str) -> License:
         if by_id is not None:
             return by_id
     raise NotFoundError(f"no license {key_or_prefix!r}")
+
+
+# What an admin may do to a license, and the status each action leads to.
+LICENSE_ACTIONS: Mapping[str, LicenseStatus] = {
+    "suspend": LicenseStatus.SUSPENDED,
+    "reactivate": LicenseStatus.ACTIVE,
+    "revoke": LicenseStatus.REVOKED,
+}
+
+
+def license_actions(lic: License) -> tuple[str, ...]:
+    """The actions an admin may take on ``lic`` now: none once revoked (that is final)."""
+    if lic.status == LicenseStatus.REVOKED:
+        return ()
+    return ("reactivate" if lic.status == LicenseStatus.SUSPENDED else "suspend", "revoke")
 
 
 def set_license_status(session: Session, lic: License, status: str, *, actor: str) -> License:

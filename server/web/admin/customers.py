@@ -15,7 +15,7 @@ from server.domain import products as product_service
 from server.domain.errors import DomainError, InvalidInputError
 from server.domain.models import Contract, CustomerUser, License, utcnow
 from server.domain.portal_users import set_password_link
-from server.domain.vocabulary import ContractKind, LicenseStatus, Role
+from server.domain.vocabulary import ContractKind, Role
 from server.web import db_session, services
 from server.web.admin.blueprint import blueprint
 from server.web.auth import requires
@@ -53,6 +53,7 @@ def _customer(
         "admin/customer.html",
         customer=customer,
         licenses=licenses,
+        license_actions=customer_service.license_actions,
         products=products,
         new_key=new_key,
         new_link=new_link,
@@ -90,19 +91,13 @@ def issue_license(slug: str) -> ResponseReturnValue:
 @blueprint.post("/customers/<slug>/licenses/<int:license_id>/<action>")
 @requires(Role.ADMIN)
 def license_action(slug: str, license_id: int, action: str) -> ResponseReturnValue:
-    statuses = {
-        "suspend": LicenseStatus.SUSPENDED,
-        "reactivate": LicenseStatus.ACTIVE,
-        "revoke": LicenseStatus.REVOKED,
-    }
     session = db_session()
     lic = session.get(License, license_id)
-    if action not in statuses or lic is None or lic.customer.slug != slug:
+    status = customer_service.LICENSE_ACTIONS.get(action)
+    if status is None or lic is None or lic.customer.slug != slug:
         abort(404)
     try:
-        customer_service.set_license_status(
-            session, lic, statuses[action], actor=current_user.email
-        )
+        customer_service.set_license_status(session, lic, status, actor=current_user.email)
     except DomainError as exc:
         flash(exc.message, "error")
     else:
