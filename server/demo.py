@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 
 from server.bootstrap import ensure_trust
 from server.domain import customers, portal_users, products, releases, users
-from server.domain.entitlements import DEFAULT_DEADLINES
+from server.domain.facts import DEFAULT_DEADLINES
 from server.domain.models import (
     AdminUser,
     ApplyReport,

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from server.db.engine import Database
 from server.db.fast_read import FastRead
-from server.domain.entitlements import ContractFacts
+from server.domain.facts import ContractFacts
 from server.domain.licensing import InstallationSeen, LicenseView
 from server.domain.models import Contract, Customer, Installation, License, Product
 

@@ -43,7 +43,8 @@ from sqlalchemy.orm import Session, selectinload
 
 from server.domain import entitlements as ent
 from server.domain import offers
-from server.domain.facts import license_facts, product_policy, release_facts
+from server.domain.coverage import as_utc
+from server.domain.facts import LicenseFacts, ProductPolicy, ReleaseFacts
 from server.domain.models import (
     ApplyReport,
     Contract,
@@ -53,6 +54,7 @@ from server.domain.models import (
     Product,
     Release,
 )
+from server.domain.row_facts import license_facts, product_policy, release_facts
 from server.domain.vocabulary import ApplyOutcome, ReleaseKind
 
 TARGET_SHARE = 0.95  # of the expected installations on time, for a deadline to count as met
@@ -120,13 +122,13 @@ class RevisionAdoption:
         return "met" if share >= self.target else "missed"
 
 
-def deadline_of(revision: ent.ReleaseFacts, policy: ent.ProductPolicy) -> datetime | None:
+def deadline_of(revision: ReleaseFacts, policy: ProductPolicy) -> datetime | None:
     """``published_at`` plus the product's hours for the revision's severity (None: no severity)."""
     return offers.apply_by(revision, policy, revision.published_at)
 
 
 def first_apply_since(
-    revision: ent.ReleaseFacts, applied: Iterable[AppliedFacts]
+    revision: ReleaseFacts, applied: Iterable[AppliedFacts]
 ) -> AppliedFacts | None:
     """The earliest successful apply of the revision or a newer release since its publication."""
     candidates = [
@@ -136,14 +138,14 @@ def first_apply_since(
 
 
 def adoption_of(
-    revision: ent.ReleaseFacts,
-    policy: ent.ProductPolicy,
+    revision: ReleaseFacts,
+    policy: ProductPolicy,
     installations: Iterable[InstallationFacts],
-    licenses: Mapping[int, ent.LicenseFacts],
+    licenses: Mapping[int, LicenseFacts],
     applied: Mapping[tuple[int, str], Sequence[AppliedFacts]],
     now: datetime,
     *,
-    releases: Iterable[ent.ReleaseFacts] = (),
+    releases: Iterable[ReleaseFacts] = (),
     target: float = TARGET_SHARE,
 ) -> RevisionAdoption:
     """Expected, on time, late and not yet for one security revision (see the module docstring).
@@ -156,7 +158,7 @@ def adoption_of(
     Raises:
         ValueError: the revision has no severity deadline, or ``now`` is naive.
     """
-    now = ent.as_utc(now)
+    now = as_utc(now)
     deadline = deadline_of(revision, policy)
     if deadline is None or revision.severity is None:
         raise ValueError(f"release {revision.version} has no severity deadline")
@@ -204,7 +206,7 @@ def adoption_of(
     )
 
 
-def _was_reachable(revision: ent.ReleaseFacts, inst: InstallationFacts, deadline: datetime) -> bool:
+def _was_reachable(revision: ReleaseFacts, inst: InstallationFacts, deadline: datetime) -> bool:
     """Would a check have offered the revision to this installation while the deadline ran?"""
     return (
         offers.on_channel(revision, inst.channel)
@@ -264,9 +266,7 @@ def security_adoption(
     ]
 
 
-def _release_facts(
-    session: Session, product_ids: set[int]
-) -> dict[int, dict[int, ent.ReleaseFacts]]:
+def _release_facts(session: Session, product_ids: set[int]) -> dict[int, dict[int, ReleaseFacts]]:
     rows = session.scalars(
         select(Release)
         .where(
@@ -281,7 +281,7 @@ def _release_facts(
             selectinload(Release.product),
         )
     )
-    facts: dict[int, dict[int, ent.ReleaseFacts]] = defaultdict(dict)
+    facts: dict[int, dict[int, ReleaseFacts]] = defaultdict(dict)
     for release in rows:
         facts[release.product_id][release.id] = release_facts(release)
     return facts
@@ -313,7 +313,7 @@ def _installations(
     ]
 
 
-def _licenses(session: Session, license_ids: set[int]) -> dict[int, ent.LicenseFacts]:
+def _licenses(session: Session, license_ids: set[int]) -> dict[int, LicenseFacts]:
     if not license_ids:
         return {}
     rows = session.scalars(
@@ -333,7 +333,7 @@ def _applied(
     session: Session,
     product_ids: set[int],
     since: datetime,
-    history: Mapping[int, Mapping[int, ent.ReleaseFacts]],
+    history: Mapping[int, Mapping[int, ReleaseFacts]],
 ) -> dict[tuple[int, str], list[AppliedFacts]]:
     """Successful applies since ``since``: the first report per installation, release and
     starting version (an aggregate, so an agent that reports twice is counted once)."""

@@ -38,7 +38,9 @@ from server.domain import entitlements as ent
 from server.domain import messages, offers
 from server.domain.catalog import Catalog, artifact_for
 from server.domain.checks import entitlement_json
+from server.domain.coverage import maintenance_status
 from server.domain.errors import InvalidInputError
+from server.domain.facts import ContractFacts, LicenseFacts
 from server.domain.models import License, TrustRoot
 from server.domain.trust import Signer, iso, sign_document
 from server.domain.vocabulary import LicenseStatus, LineStatus
@@ -66,12 +68,12 @@ def plan_bundle(
     now: datetime,
 ) -> BundlePlan:
     """The entitled releases newer than ``since`` for ``platform``, and the signed statement."""
-    facts = ent.LicenseFacts(
+    facts = LicenseFacts(
         lic.status,
         lic.product.slug,
         lic.customer.slug,
         tuple(
-            ent.ContractFacts(c.kind, c.product.slug if c.product else None, c.starts_on, c.ends_on)
+            ContractFacts(c.kind, c.product.slug if c.product else None, c.starts_on, c.ends_on)
             for c in lic.customer.contracts
         ),
     )
@@ -79,7 +81,7 @@ def plan_bundle(
         raise InvalidInputError(
             "license", f"this license is {lic.status}; no bundle can be made for it"
         )
-    status = ent.maintenance_status(facts, catalog.policy, now)
+    status = maintenance_status(facts, catalog.policy, now)
     owned = ent.owned_lines(facts, catalog.policy, catalog.index.newest_first, status)
     manifests: dict[str, Any] = {}
     artifacts: dict[str, tuple[str, int]] = {}

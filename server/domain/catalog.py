@@ -16,11 +16,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from server.domain import entitlements as ent
 from server.domain import offers
 from server.domain.errors import NotFoundError
-from server.domain.facts import product_policy, release_facts
+from server.domain.facts import ProductPolicy
 from server.domain.models import Patch, Product, Release
+from server.domain.row_facts import product_policy, release_facts
 from server.domain.trust import load_float_free
 
 
@@ -45,7 +45,7 @@ class Catalog:
     """A product's published releases as facts, with what a check needs to answer."""
 
     revision: int
-    policy: ent.ProductPolicy
+    policy: ProductPolicy
     index: offers.ReleaseIndex
     manifests: Mapping[int, Any]  # release id -> signed manifest (parsed JSON)
     artifacts: Mapping[tuple[int, str], OfferedArtifact]  # (release id, platform)

@@ -21,11 +21,12 @@ from typing import Any, Protocol
 from packaging.version import InvalidVersion, Version
 from sqlalchemy.orm import Session
 
-from server.domain import entitlements as ent
 from server.domain import offers
 from server.domain.catalog import Catalog, CatalogCache, artifact_for
+from server.domain.coverage import MaintenanceStatus
 from server.domain.download_links import DownloadGrant, make_token
 from server.domain.errors import InvalidInputError
+from server.domain.facts import LicenseFacts
 from server.domain.licensing import (
     LicenseLookup,
     authenticate_license,
@@ -206,7 +207,7 @@ class CheckService:
 
 
 def answer(
-    lic: ent.LicenseFacts,
+    lic: LicenseFacts,
     catalog: Catalog,
     req: CheckRequest,
     now: datetime,
@@ -289,7 +290,7 @@ def answer(
 
 
 def entitlement_json(
-    status: ent.MaintenanceStatus, renewal_url: str, language: str = DEFAULT_LANGUAGE
+    status: MaintenanceStatus, renewal_url: str, language: str = DEFAULT_LANGUAGE
 ) -> dict[str, Any]:
     """The ``entitlement`` object of check responses and bundle statements."""
     return {

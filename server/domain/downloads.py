@@ -19,8 +19,8 @@ from server.domain import entitlements as ent
 from server.domain.catalog import CatalogCache
 from server.domain.download_links import DownloadGrant
 from server.domain.errors import NotEntitledError, NotFoundError
-from server.domain.facts import license_facts, release_facts
 from server.domain.models import Artifact, DownloadEvent, License, Patch, Release
+from server.domain.row_facts import license_facts, release_facts
 from server.domain.vocabulary import LicenseStatus
 
 

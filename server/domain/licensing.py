@@ -10,7 +10,6 @@ from typing import Protocol
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
-from server.domain.entitlements import ContractFacts, LicenseFacts
 from server.domain.errors import (
     InstallationLimitError,
     LicenseMissingError,
@@ -19,6 +18,7 @@ from server.domain.errors import (
     LicenseUnknownError,
     WrongProductError,
 )
+from server.domain.facts import ContractFacts, LicenseFacts
 from server.domain.models import Installation
 from server.domain.secrets import matches, secret_hash
 from server.domain.vocabulary import LicenseStatus

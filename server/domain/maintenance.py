@@ -2,7 +2,7 @@
 maintenance ends soon, and who lapsed but still runs the product.
 
 One customer's status for one product is the entitlement engine's
-(:func:`server.domain.entitlements.maintenance_status`) for a license in good standing: the
+(:func:`server.domain.maintenance_status`) for a license in good standing: the
 vendor asks about the contracts, not about one key. The overview reads the whole customer base
 in a fixed number of queries, however many customers there are.
 """
@@ -16,9 +16,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from server.domain import entitlements as ent
-from server.domain.facts import contract_facts, product_policy
+from server.domain.coverage import MaintenanceStatus, maintenance_status
+from server.domain.facts import LicenseFacts
 from server.domain.models import Contract, Customer, Installation, License, Product
+from server.domain.row_facts import contract_facts, product_policy
 from server.domain.vocabulary import LicenseStatus, Maintenance
 
 # "Renewals due": maintenance that ends within this many days from today (the vendor's sales
@@ -28,15 +29,15 @@ RENEWALS_DUE_DAYS = 30
 
 def maintenance_of(
     customer: Customer, product: Product, now: datetime, renewal_url: str
-) -> ent.MaintenanceStatus:
+) -> MaintenanceStatus:
     """``customer``'s maintenance status for ``product`` at ``now``."""
-    facts = ent.LicenseFacts(
+    facts = LicenseFacts(
         LicenseStatus.ACTIVE,
         product.slug,
         customer.slug,
         tuple(contract_facts(c) for c in customer.contracts),
     )
-    return ent.maintenance_status(facts, product_policy(product, renewal_url), now)
+    return maintenance_status(facts, product_policy(product, renewal_url), now)
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ class CustomerMaintenance:
 
     customer: Customer
     product: Product
-    status: ent.MaintenanceStatus
+    status: MaintenanceStatus
     running: tuple[str, ...] = ()  # versions their installations of the product last reported
 
 

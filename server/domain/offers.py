@@ -32,19 +32,9 @@ from typing import Any
 
 from packaging.version import Version
 
-from server.domain.entitlements import (
-    LicenseFacts,
-    MaintenanceStatus,
-    ProductPolicy,
-    ReleaseFacts,
-    as_utc,
-    carve_out_possible,
-    covered_now,
-    decide,
-    maintenance_status,
-    may_be_entitled,
-    owned_lines,
-)
+from server.domain.coverage import MaintenanceStatus, as_utc, covered_now, maintenance_status
+from server.domain.entitlements import carve_out_possible, decide, may_be_entitled, owned_lines
+from server.domain.facts import LicenseFacts, ProductPolicy, ReleaseFacts
 from server.domain.messages import Text, _, ngettext
 from server.domain.vocabulary import (
     ANY_PLATFORM,

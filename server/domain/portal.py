@@ -18,9 +18,11 @@ from sqlalchemy.orm import Session
 from server.domain import entitlements as ent
 from server.domain import offers
 from server.domain.catalog import Catalog, CatalogCache
+from server.domain.coverage import MaintenanceStatus, maintenance_status
 from server.domain.download_links import DownloadGrant, make_token
-from server.domain.facts import license_facts
+from server.domain.facts import LicenseFacts, ReleaseFacts
 from server.domain.models import Installation, License, Release
+from server.domain.row_facts import license_facts
 from server.domain.vocabulary import ANY_PLATFORM, DEFAULT_CHANNEL, Maintenance
 
 LISTED = 20  # the newest entitled releases the portal lists
@@ -30,10 +32,10 @@ LISTED = 20  # the newest entitled releases the portal lists
 class LicenseOverview:
     """One license as its customer sees it in the portal."""
 
-    status: ent.MaintenanceStatus
+    status: MaintenanceStatus
     renewal: offers.RenewalSummary | None  # None while maintenance is simply active
     renewal_url: str
-    releases: list[ent.ReleaseFacts]  # entitled, newest first, at most LISTED
+    releases: list[ReleaseFacts]  # entitled, newest first, at most LISTED
     downloads: dict[int, list[tuple[str, str]]]  # release id → (platform, download token)
     notes: dict[int, str]  # release id → Markdown notes
     installed: list[Version]  # what the license's installations last reported, oldest first
@@ -45,7 +47,7 @@ class LicenseOverview:
         return self.installed[0] if self.installed else None
 
     @property
-    def newer(self) -> list[ent.ReleaseFacts]:
+    def newer(self) -> list[ReleaseFacts]:
         """Listed releases newer than the oldest installed version (what is new since)."""
         oldest = self.oldest
         return [r for r in self.releases if oldest is not None and r.version > oldest]
@@ -69,7 +71,7 @@ def license_overview(
     ``secret_key``."""
     catalog = catalog_of(session, catalogs, lic, renewal_url)
     facts = license_facts(lic)
-    status = ent.maintenance_status(facts, catalog.policy, now)
+    status = maintenance_status(facts, catalog.policy, now)
     everything = catalog.index.newest_first
     entitled = [
         r
@@ -114,9 +116,9 @@ def installed_versions(session: Session, lic: License) -> list[Version]:
 
 
 def renewal_of(
-    facts: ent.LicenseFacts,
+    facts: LicenseFacts,
     catalog: Catalog,
-    status: ent.MaintenanceStatus,
+    status: MaintenanceStatus,
     newest: Version,
     now: datetime,
 ) -> offers.RenewalSummary | None:

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from packaging.version import Version
 
-from server.domain import entitlements as ent
+from server.domain.facts import ContractFacts, LicenseFacts, ProductPolicy, ReleaseFacts
 from server.domain.models import Contract, License, Product, Release
 from server.domain.vocabulary import Severity
 
 
-def contract_facts(contract: Contract) -> ent.ContractFacts:
-    return ent.ContractFacts(
+def contract_facts(contract: Contract) -> ContractFacts:
+    return ContractFacts(
         kind=contract.kind,
         product=contract.product.slug if contract.product else None,
         starts_on=contract.starts_on,
@@ -19,8 +19,8 @@ def contract_facts(contract: Contract) -> ent.ContractFacts:
     )
 
 
-def license_facts(lic: License) -> ent.LicenseFacts:
-    return ent.LicenseFacts(
+def license_facts(lic: License) -> LicenseFacts:
+    return LicenseFacts(
         status=lic.status,
         product=lic.product.slug,
         customer=lic.customer.slug,
@@ -28,8 +28,8 @@ def license_facts(lic: License) -> ent.LicenseFacts:
     )
 
 
-def product_policy(product: Product, renewal_url: str) -> ent.ProductPolicy:
-    return ent.ProductPolicy(
+def product_policy(product: Product, renewal_url: str) -> ProductPolicy:
+    return ProductPolicy(
         product=product.slug,
         lapse_policy=product.lapse_policy,
         security_carveout_months=product.security_carveout_months,
@@ -45,9 +45,9 @@ def product_policy(product: Product, renewal_url: str) -> ent.ProductPolicy:
     )
 
 
-def release_facts(release: Release) -> ent.ReleaseFacts:
+def release_facts(release: Release) -> ReleaseFacts:
     assert release.published_at is not None
-    return ent.ReleaseFacts(
+    return ReleaseFacts(
         id=release.id,
         product=release.product.slug,
         version=Version(release.version),

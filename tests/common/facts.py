@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 from packaging.version import Version
 
-from server.domain.entitlements import ContractFacts, LicenseFacts, ProductPolicy, ReleaseFacts
+from server.domain.facts import ContractFacts, LicenseFacts, ProductPolicy, ReleaseFacts
 
 PRODUCT = "acme-erp"
 CUSTOMER = "initech"

@@ -12,7 +12,7 @@ from server.db import Database
 from server.db import engine as db_module
 from server.db.fast_read import FastRead
 from server.db.licenses import LICENSE_BY_KEY_HASH, LicenseReads
-from server.domain.entitlements import ContractFacts
+from server.domain.facts import ContractFacts
 from server.domain.models import Installation, License
 from server.domain.secrets import secret_hash
 from server.services import Services

@@ -10,7 +10,7 @@ import pytest
 from packaging.version import Version
 
 from server.domain.adoption import AppliedFacts, InstallationFacts, adoption_of, first_apply_since
-from server.domain.entitlements import LicenseFacts, ReleaseFacts
+from server.domain.facts import LicenseFacts, ReleaseFacts
 from tests.common.facts import (
     PLATFORM,
     customization,

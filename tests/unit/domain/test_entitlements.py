@@ -14,18 +14,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import pytest
 
 from server.domain import entitlements
-from server.domain.entitlements import (
-    LicenseFacts,
+from server.domain.coverage import (
     MaintenanceStatus,
-    ProductPolicy,
-    ReleaseFacts,
     add_months,
     covered_periods,
-    decide,
     maintenance_status,
-    may_be_entitled,
-    owned_lines,
 )
+from server.domain.entitlements import decide, may_be_entitled, owned_lines
+from server.domain.facts import LicenseFacts, ProductPolicy, ReleaseFacts
 from tests.common.facts import (
     PRODUCT,
     customization,
@@ -881,7 +877,7 @@ def test_add_months_clamps_to_month_end(moment: datetime, months: int, expected:
     assert add_months(moment, months) == expected
 
 
-@pytest.mark.parametrize("module", ["entitlements.py", "offers.py"])
+@pytest.mark.parametrize("module", ["facts.py", "coverage.py", "entitlements.py", "offers.py"])
 def test_the_engine_imports_no_framework_and_no_clock(module: str) -> None:
     """Pure: standard library, packaging and the engine itself; no datetime.now anywhere."""
     source = (Path(entitlements.__file__).parent / module).read_text(encoding="utf-8")

@@ -10,7 +10,8 @@ from datetime import datetime, timedelta
 import pytest
 from packaging.version import Version
 
-from server.domain.entitlements import LicenseFacts, ProductPolicy, ReleaseFacts, maintenance_status
+from server.domain.coverage import maintenance_status
+from server.domain.facts import LicenseFacts, ProductPolicy, ReleaseFacts
 from server.domain.offers import (
     ReleaseIndex,
     apply_by,
