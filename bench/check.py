@@ -35,8 +35,7 @@ def build(url: str, work: Path, licenses: int, releases: int) -> list[tuple[str,
     """Product, releases, customers, contracts and licenses; returns sample (key, installation)."""
     from server.bootstrap import ensure_trust
     from server.config import Settings
-    from server.domain import products
-    from server.domain import releases as release_service
+    from server.domain import products, publishing
     from server.domain.models import Contract, Customer, License
     from server.domain.secrets import display_prefix, new_secret, secret_hash
     from server.services import Services
@@ -61,7 +60,7 @@ def build(url: str, work: Path, licenses: int, releases: int) -> list[tuple[str,
             version = f"{major + 1}.{minor}.0"
             path = blob_dir / f"{version}.tar.gz"
             path.write_bytes(f"artifact {version}".encode())
-            spec = release_service.ReleaseSpec(
+            spec = publishing.ReleaseSpec(
                 product="bench",
                 version=version,
                 kind="security" if i % 10 == 9 else "update",
@@ -69,12 +68,12 @@ def build(url: str, work: Path, licenses: int, releases: int) -> list[tuple[str,
                 platforms=("linux-x86_64",),
                 published_at=now - timedelta(days=releases - i, hours=1),
             )
-            release_service.publish(
+            publishing.publish(
                 s,
                 services.store,
                 signer,
                 spec,
-                [release_service.PathArtifact("linux-x86_64", path)],
+                [publishing.PathArtifact("linux-x86_64", path)],
                 actor="bench",
                 max_size=10**6,
             )

@@ -29,7 +29,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from server.bootstrap import ensure_trust
-from server.domain import customers, portal_users, products, releases, users
+from server.domain import customers, portal_users, products, publishing, users
 from server.domain.facts import DEFAULT_DEADLINES
 from server.domain.models import (
     AdminUser,
@@ -277,7 +277,7 @@ def load_demo(services: Services, today: date | None = None) -> DemoReport:
         for r in HISTORY:
             path = work / f"{PRODUCT}-{r.version}.tar.gz"
             path.write_bytes(demo_archive(r.version))
-            spec = releases.ReleaseSpec(
+            spec = publishing.ReleaseSpec(
                 product=PRODUCT,
                 version=r.version,
                 kind=r.kind,
@@ -289,12 +289,12 @@ def load_demo(services: Services, today: date | None = None) -> DemoReport:
                 customers=r.customers,
                 platforms=("any",),
             )
-            published = releases.publish(
+            published = publishing.publish(
                 session,
                 services.store,
                 signer,
                 spec,
-                [releases.PathArtifact("any", path)],
+                [publishing.PathArtifact("any", path)],
                 actor=ACTOR,
                 max_size=services.settings.max_upload_bytes,
             )

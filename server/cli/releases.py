@@ -19,7 +19,7 @@ import click
 
 from server.bootstrap import verify_release
 from server.cli.common import ACTOR, choice_option, command, fail, services, transaction
-from server.domain import releases
+from server.domain import publishing, releases
 from server.domain.vocabulary import DEFAULT_CHANNEL, ReleaseKind, Severity
 from server.storage.base import StorageError
 
@@ -32,7 +32,7 @@ def which_release(func: F) -> F:
     return click.option("--product", required=True)(func)
 
 
-def _parse_files(options: tuple[str, ...]) -> list[releases.PathArtifact]:
+def _parse_files(options: tuple[str, ...]) -> list[publishing.PathArtifact]:
     out = []
     for value in options:
         platform, sep, path = value.partition("=")
@@ -41,7 +41,7 @@ def _parse_files(options: tuple[str, ...]) -> list[releases.PathArtifact]:
         p = Path(path)
         if not p.is_file():
             raise fail(f"no such file: {path}")
-        out.append(releases.PathArtifact(platform=platform, path=p))
+        out.append(publishing.PathArtifact(platform=platform, path=p))
     return out
 
 
@@ -96,7 +96,7 @@ def release_publish(
 ) -> None:
     """Publish a release: store and hash each file, sign the manifest, make it visible."""
     incoming = _parse_files(files)
-    spec = releases.ReleaseSpec(
+    spec = publishing.ReleaseSpec(
         product=product,
         version=version,
         kind=kind,
@@ -113,7 +113,7 @@ def release_publish(
     vigor = services()
     signer = None if draft else vigor.signer("release")
     with transaction() as session:
-        r = releases.publish(
+        r = publishing.publish(
             session,
             vigor.store,
             signer,
@@ -157,7 +157,7 @@ def release_patches(product: str, version: str) -> None:
 def release_publish_draft(product: str, version: str) -> None:
     """Publish a release saved as a draft."""
     with transaction() as session:
-        r = releases.publish_draft(
+        r = publishing.publish_draft(
             session,
             releases.find_release(session, product, version),
             services().signer("release"),

@@ -10,7 +10,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 
-from server.domain import api_tokens, roots
+from server.domain import api_tokens, publishing, roots
 from server.domain import releases as release_service
 from server.domain.errors import InvalidInputError
 from server.domain.models import ApiToken, utcnow
@@ -164,14 +164,14 @@ def publish_release() -> tuple[Response, int]:
             if platform == field_name:
                 raise InvalidInputError(field_name, "file fields must be named artifact.<platform>")
             incoming.append(
-                release_service.StreamedArtifact(
+                publishing.StreamedArtifact(
                     platform=platform,
                     filename=storage.filename or "",
                     writer=upload.writer_for(storage),
                 )
             )
         form = upload.form
-        spec = release_service.ReleaseSpec(
+        spec = publishing.ReleaseSpec(
             product=form.get("product", ""),
             version=form.get("version", ""),
             kind=form.get("kind", ""),
@@ -190,7 +190,7 @@ def publish_release() -> tuple[Response, int]:
         upload.abort()
         raise
     token.last_used_at = utcnow()
-    release = release_service.publish(
+    release = publishing.publish(
         db_session(),
         svc.store,
         signer,

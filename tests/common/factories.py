@@ -8,7 +8,7 @@ import tarfile
 from datetime import date, datetime
 from pathlib import Path
 
-from server.domain import customers, products, releases
+from server.domain import customers, products, publishing
 from server.domain.models import Customer, License, Product, Release
 from server.services import Services
 
@@ -86,8 +86,8 @@ def make_release(
     for platform in platforms:
         path = tmp_path / f"{product}-{version}-{platform}.tar.gz"
         path.write_bytes(content if content is not None else app_archive(version))
-        incoming.append(releases.PathArtifact(platform, path))
-    spec = releases.ReleaseSpec(
+        incoming.append(publishing.PathArtifact(platform, path))
+    spec = publishing.ReleaseSpec(
         product=product,
         version=version,
         kind=kind,
@@ -96,7 +96,7 @@ def make_release(
         **fields,
     )  # type: ignore[arg-type]
     with services.db.sessions() as s:
-        return releases.publish(
+        return publishing.publish(
             s,
             services.store,
             services.signer("release"),

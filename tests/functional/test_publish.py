@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
 from server.cli import cli
-from server.domain import api_tokens, products, releases
+from server.domain import api_tokens, products, publishing, releases
 from server.domain.errors import SigningError, StorageUnavailableError
 from server.domain.models import Artifact, AuditEvent, Release
 from server.domain.trust import verify_role
@@ -261,16 +261,16 @@ class FailingSigner:
         raise OSError("HSM unreachable")
 
 
-def _spec(version: str = "2.0") -> releases.ReleaseSpec:
-    return releases.ReleaseSpec(
+def _spec(version: str = "2.0") -> publishing.ReleaseSpec:
+    return publishing.ReleaseSpec(
         product="acme-erp", version=version, kind="update", platforms=("linux-x86_64",)
     )
 
 
-def _artifact(tmp_path: Path, content: bytes = b"release bytes") -> releases.PathArtifact:
+def _artifact(tmp_path: Path, content: bytes = b"release bytes") -> publishing.PathArtifact:
     path = tmp_path / "rel.tar.gz"
     path.write_bytes(content)
-    return releases.PathArtifact("linux-x86_64", path)
+    return publishing.PathArtifact("linux-x86_64", path)
 
 
 def test_storage_failure_publishes_nothing(
@@ -278,7 +278,7 @@ def test_storage_failure_publishes_nothing(
 ) -> None:
     before = state(services)
     with services.db.sessions() as s, pytest.raises(StorageUnavailableError):
-        releases.publish(
+        publishing.publish(
             s,
             FailingStore(services.store),
             services.signer("release"),
@@ -295,7 +295,7 @@ def test_signing_failure_publishes_nothing(
 ) -> None:
     before = state(services)
     with services.db.sessions() as s, pytest.raises(SigningError):
-        releases.publish(
+        publishing.publish(
             s,
             services.store,
             FailingSigner(),
@@ -319,7 +319,7 @@ def test_database_failure_publishes_nothing(
 
         monkeypatch.setattr(s, "commit", broken_commit)
         with pytest.raises(OperationalError):
-            releases.publish(
+            publishing.publish(
                 s,
                 services.store,
                 services.signer("release"),
@@ -335,7 +335,7 @@ def test_failed_publish_keeps_blobs_other_releases_share(
     services: Services, product: str, tmp_path: Path
 ) -> None:
     with services.db.sessions() as s:
-        releases.publish(
+        publishing.publish(
             s,
             services.store,
             services.signer("release"),
@@ -346,7 +346,7 @@ def test_failed_publish_keeps_blobs_other_releases_share(
         )
     before = state(services)
     with services.db.sessions() as s, pytest.raises(SigningError):
-        releases.publish(
+        publishing.publish(
             s,
             services.store,
             FailingSigner(),

@@ -9,6 +9,7 @@ from flask import flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 
+from server.domain import publishing
 from server.domain import releases as release_service
 from server.domain.dashboard import release_activity
 from server.domain.errors import DomainError
@@ -48,7 +49,7 @@ def release(product: str, version: str) -> ResponseReturnValue:
 def publish_draft(product: str, version: str) -> ResponseReturnValue:
     session = db_session()
     found = release_service.find_release(session, product, version)
-    release_service.publish_draft(session, found, services().signer("release"), current_user.email)
+    publishing.publish_draft(session, found, services().signer("release"), current_user.email)
     flash(f"{product} {version} published.")
     return redirect(url_for("admin.release", product=product, version=found.version), code=303)
 

@@ -12,7 +12,7 @@ from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 from wtforms import ValidationError
 
 from server.domain import products as product_service
-from server.domain import releases as release_service
+from server.domain import publishing
 from server.domain.errors import DomainError
 from server.domain.vocabulary import DEFAULT_CHANNEL, Role
 from server.storage.base import SizeLimitError, StorageError
@@ -64,7 +64,7 @@ def upload() -> ResponseReturnValue:
     for field_name, storage in upload.files.items(multi=True):
         if field_name in chosen:
             incoming.append(
-                release_service.StreamedArtifact(
+                publishing.StreamedArtifact(
                     platforms.get(field_name, ""),
                     storage.filename or "",
                     upload.writer_for(storage),
@@ -76,7 +76,7 @@ def upload() -> ResponseReturnValue:
     if problem:
         upload.abort()
         return _form_error(products, values, {"platform": problem}, 400, list(platforms.values()))
-    spec = release_service.ReleaseSpec(
+    spec = publishing.ReleaseSpec(
         product=values["product"],
         version=values["version"].strip(),
         kind=values["kind"],
@@ -94,7 +94,7 @@ def upload() -> ResponseReturnValue:
         upload.abort()  # nothing was handed to publish(), which would discard the files itself
         return _form_error(products, values, {"form": exc.message}, 400, list(platforms.values()))
     try:
-        published = release_service.publish(
+        published = publishing.publish(
             db_session(),
             svc.store,
             signer,
