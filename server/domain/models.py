@@ -1,13 +1,12 @@
 """Database models: the vendor's catalogue, its customers, and what installations did.
 
 SQLAlchemy 2 declarative models on a plain ``DeclarativeBase``. Times are stored as UTC and come
-back timezone-aware on both SQLite and PostgreSQL (see :class:`UTCDateTime`).
+back timezone-aware on both SQLite and PostgreSQL (see :class:`server.domain.columns.UTCDateTime`).
 """
 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -17,8 +16,6 @@ from sqlalchemy import (
     CheckConstraint,
     Column,
     Date,
-    DateTime,
-    Enum,
     ForeignKey,
     Index,
     Integer,
@@ -26,12 +23,11 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    TypeDecorator,
     UniqueConstraint,
 )
-from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from server.domain.columns import UTCDateTime, one_of
 from server.domain.vocabulary import (
     DEFAULT_CHANNEL,
     ApplyOutcome,
@@ -44,35 +40,12 @@ from server.domain.vocabulary import (
     ReleaseState,
     Role,
     Severity,
-    values,
 )
 
 
 def utcnow() -> datetime:
     """The current time, aware, in UTC, to the second (signed documents carry whole seconds)."""
     return datetime.now(UTC).replace(microsecond=0)
-
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """Aware datetimes in, aware UTC datetimes out, on every database."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given where an aware one is required")
-        value = value.astimezone(UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
 
 
 NAMING = {
@@ -82,25 +55,6 @@ NAMING = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
-
-
-def one_of(enum: type[StrEnum], column: str) -> Enum:
-    """The column type of a closed set: a VARCHAR(16) holding the members' values (the strings
-    existing databases hold), held there by a CHECK constraint named ``ck_<table>_<column>``;
-    reads give back the enum's members, which compare equal to their strings.
-
-    A string outside the set is not refused here but by the database (``IntegrityError``): the
-    constraint is the one guard, for the ORM and for raw SQL alike. Migration 0005 added the
-    constraints with their value lists written out; a new member needs a migration too.
-    """
-    return Enum(
-        enum,
-        name=column,
-        native_enum=False,
-        create_constraint=True,
-        values_callable=values,
-        length=16,
-    )
 
 
 class Base(DeclarativeBase):
