@@ -111,3 +111,19 @@ def test_api_requests_carry_no_cookie_session(app: Flask, client: FlaskClient) -
         assert isinstance(session._get_current_object(), SecureCookieSession)  # type: ignore[attr-defined]
     response = client.get("/api/v1/root.json")
     assert "Set-Cookie" not in response.headers
+
+
+def test_flask_reaches_every_vigor_command_and_no_other() -> None:
+    """The `flask.commands` entry points in pyproject.toml and the `vigor` group name the same
+    commands: one added to one list and not the other would vanish from `flask --app wsgi`."""
+    from importlib.metadata import entry_points
+
+    from server.cli import cli
+
+    plugins = {point.name: point.load() for point in entry_points(group="flask.commands")}
+    vigor = {
+        name: command
+        for name, command in cli.commands.items()
+        if name not in {"routes", "run", "shell"}
+    }
+    assert plugins == vigor
