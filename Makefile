@@ -4,7 +4,7 @@ PYTHON  ?= python3
 STAMP   := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint unit system-deps bench messages clean
+.PHONY: demo test lint unit system-deps bench messages mutation clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,12 @@ lint: $(STAMP)
 test: system-deps lint
 	$(VENV)/bin/pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
+# Mutation testing of the security-critical modules against their unit tests (not part of `test`):
+# fails, naming each, on a surviving mutant not reviewed in tests/mutation-survivors.toml.
+# See scripts/mutation.py; about 5 minutes on 2 cores (some 2,100 mutants).
+mutation: $(STAMP)
+	$(VENV)/bin/python scripts/mutation.py
+
 bench: $(STAMP)
 	bash scripts/system-deps --bench
 	$(VENV)/bin/python bench/upload.py
@@ -46,4 +52,4 @@ messages: $(STAMP)
 		--no-wrap --ignore-obsolete
 
 clean:
-	rm -rf $(VENV) instance releases/?? .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) instance releases/?? mutants .pytest_cache .mypy_cache .ruff_cache

@@ -24,8 +24,23 @@ from client_agent.errors import (
     VerificationError,
     WrongTargetError,
 )
-from client_agent.roots import TrustedRoot, check_root_fresh, trust_initial_root, verify_next_root
-from client_agent.verify import check_artifact, verify_check, verify_manifest
+from client_agent.roots import (
+    EARLIEST_PLAUSIBLE,
+    TrustedRoot,
+    check_root_fresh,
+    trust_initial_root,
+    verify_next_root,
+)
+from client_agent.verify import (
+    Artifact,
+    CheckAnswer,
+    Manifest,
+    PatchOffer,
+    check_artifact,
+    verify_check,
+    verify_manifest,
+    verify_patch,
+)
 from tests.common.agent_sim import Key, iso, root_signed, sign
 
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
@@ -124,6 +139,17 @@ def twice(document: dict[str, Any]) -> dict[str, Any]:
     return {**document, "signatures": document["signatures"] * 2}
 
 
+def changed_root(change: Callable[[dict[str, Any]], Any]) -> dict[str, Any]:
+    """Root 1, with ``change`` made to its signed part before it is signed."""
+    signed = root_signed(1, FAR, [ROOT], [RELEASE], [CHECK])
+    change(signed)
+    return sign(signed, [ROOT])
+
+
+def unsigned(document: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in document.items() if key != "signatures"}
+
+
 def bad_keyid_root() -> dict[str, Any]:
     signed = root_signed(1, FAR, [ROOT], [RELEASE], [CHECK])
     keyid, spec = next(iter(signed["keys"].items()))
@@ -155,7 +181,32 @@ REFUSALS: dict[str, tuple[Callable[[], Any], type[Exception], str]] = {
             sign(root_signed(1, FAR, [ROOT], [RELEASE], [CHECK], root_threshold=True), [ROOT])  # type: ignore[arg-type]
         ),
         VerificationError,
-        "must be an integer",
+        "threshold must be an integer",
+    ),
+    "root-version-zero": (
+        lambda: trust_initial_root(changed_root(lambda s: s.update(version=0))),
+        VerificationError,
+        "root version must be a positive integer",
+    ),
+    "root-version-true": (
+        lambda: trust_initial_root(changed_root(lambda s: s.update(version=True))),
+        VerificationError,
+        "root version must be a positive integer",
+    ),
+    "root-expiry-not-a-time": (
+        lambda: trust_initial_root(changed_root(lambda s: s.update(expires="next year"))),
+        VerificationError,
+        "root expiry is not a time",
+    ),
+    "root-without-a-release-role": (
+        lambda: trust_initial_root(changed_root(lambda s: s["roles"].pop("release"))),
+        VerificationError,
+        "lacks the 'release' role",
+    ),
+    "role-the-root-does-not-define": (
+        lambda: trusted().role("snapshot"),
+        VerificationError,
+        "root version 1 has no 'snapshot' role",
     ),
     "next-root-skips-a-version": (
         lambda: verify_next_root(trusted(), next_root([ROOT], [ROOT], version=3)),
@@ -183,6 +234,41 @@ REFUSALS: dict[str, tuple[Callable[[], Any], type[Exception], str]] = {
         "not signed by the keys of root 1",
     ),
     # --- check responses
+    "check-not-a-json-object": (
+        lambda: run_check(["a", "list"]),
+        VerificationError,
+        "the check document is not a JSON object",
+    ),
+    "check-without-signatures": (
+        lambda: run_check(unsigned(sign(check_signed(), [CHECK]))),
+        SignatureError,
+        "the check document carries no signatures",
+    ),
+    "check-for-another-product": (
+        lambda: run_check(sign(check_signed(product="acme-crm"), [CHECK])),
+        WrongTargetError,
+        "the check response is for 'acme-crm', not 'acme-erp'",
+    ),
+    "check-issue-time-missing": (
+        lambda: run_check(sign(check_signed(issued_at=None), [CHECK])),
+        VerificationError,
+        "check issue time is missing",
+    ),
+    "check-issue-time-without-a-zone": (
+        lambda: run_check(sign(check_signed(issued_at="2026-11-25T12:00:00"), [CHECK])),
+        VerificationError,
+        "check issue time has no time zone",
+    ),
+    "check-issue-time-with-a-lowercase-z": (
+        lambda: run_check(sign(check_signed(issued_at="2026-11-25T12:00:00z"), [CHECK])),
+        VerificationError,
+        "check issue time is not a time",
+    ),
+    "check-expiry-not-a-time": (
+        lambda: run_check(sign(check_signed(expires_at="soon"), [CHECK])),
+        VerificationError,
+        "check expiry is not a time",
+    ),
     "check-of-another-type": (
         lambda: run_check(sign(manifest_signed(), [CHECK])),
         VerificationError,
@@ -231,6 +317,28 @@ REFUSALS: dict[str, tuple[Callable[[], Any], type[Exception], str]] = {
         ),
         ExpiredRootError,
         "is behind: set it",
+    ),
+    "check-signed-the-instant-the-root-expired": (
+        lambda: run_check(
+            sign(check_signed(issued_at=iso(FAR), expires_at=iso(FAR + timedelta(days=1))), [CHECK])
+        ),
+        ExpiredRootError,
+        "is behind: set it",
+    ),
+    "offer-malformed": (
+        lambda: run_check(sign(check_signed(update="1.1.0"), [CHECK])),
+        VerificationError,
+        "the offered update is malformed",
+    ),
+    "offer-older-than-installed": (
+        lambda: run_check(sign(check_signed(), [CHECK]), installed=Version("2.0")),
+        DowngradeError,
+        "not newer than the installed 2.0",
+    ),
+    "offer-apply-by-not-a-time": (
+        lambda: run_check(offer(apply_by="tomorrow")),
+        VerificationError,
+        "apply-by time is not a time",
     ),
     "offer-names-another-version": (
         lambda: run_check(offer(version="9.0.0")),
@@ -285,7 +393,22 @@ REFUSALS: dict[str, tuple[Callable[[], Any], type[Exception], str]] = {
     "manifest-version-not-a-version": (
         lambda: run_manifest(sign(manifest_signed(version="latest"), [RELEASE])),
         VerificationError,
-        "is not a version",
+        "manifest version 'latest' is not a version",
+    ),
+    "manifest-min-from-not-a-version": (
+        lambda: run_manifest(sign(manifest_signed(min_from="soon"), [RELEASE])),
+        VerificationError,
+        "min_from 'soon' is not a version",
+    ),
+    "manifest-without-artifacts": (
+        lambda: run_manifest(sign(manifest_signed(artifacts=None), [RELEASE])),
+        VerificationError,
+        "the manifest lists no artifacts",
+    ),
+    "manifest-without-publication-time": (
+        lambda: run_manifest(sign(manifest_signed(published_at=None), [RELEASE])),
+        VerificationError,
+        "publication time is missing",
     ),
     # --- artifacts
     "artifact-one-byte-short": (
@@ -313,22 +436,86 @@ def test_refusals(attempt: Callable[[], Any], error: type[Exception], message: s
         attempt()
 
 
-def test_a_good_check_with_its_manifest_verifies() -> None:
-    answer = run_check(sign(check_signed(), [CHECK]))
-    assert answer.manifest is not None
-    assert answer.manifest.version == Version("1.1.0")
-    assert answer.manifest.artifact.size == len(ARTIFACT)
-    assert answer.download_url == "https://updates.example/d/1"
+def test_a_good_check_with_its_manifest_verifies_into_what_they_say() -> None:
+    manifest = sign(manifest_signed(kind="security", severity="critical"), [RELEASE])
+    signed = check_signed(manifest, entitlement={"status": "active", "message": "Wartung läuft"})
+    signed["update"]["apply_by"] = iso(NOW + timedelta(hours=8))
+    answer = run_check(sign(signed, [CHECK]))
+    assert answer == CheckAnswer(
+        signed=signed,
+        manifest=Manifest(
+            product="acme-erp",
+            version=Version("1.1.0"),
+            kind="security",
+            severity="critical",
+            published_at=NOW - timedelta(days=1),
+            artifact=Artifact(
+                "linux-x86_64", "a.tar.gz", len(ARTIFACT), hashlib.sha256(ARTIFACT).hexdigest()
+            ),
+            document=manifest,
+        ),
+        download_url="https://updates.example/d/1",
+        apply_by=NOW + timedelta(hours=8),
+        issued_at=NOW,
+        patch=None,
+    )
+    assert answer.entitlement == {"status": "active", "message": "Wartung läuft"}
+
+
+def test_a_check_with_nothing_to_offer_verifies() -> None:
+    signed = check_signed(update=None)
+    assert run_check(sign(signed, [CHECK])) == CheckAnswer(signed, None, None, None, NOW)
+
+
+def test_what_a_check_or_manifest_may_leave_out() -> None:
+    check = check_signed()
+    del check["platform"]  # the answer is for the platform that asked
+    del check["update"]["version"]  # the manifest names it
+    assert run_check(sign(check, [CHECK])).manifest is not None
+    spec = {"size": len(ARTIFACT), "sha256": hashlib.sha256(ARTIFACT).hexdigest()}
+    sparse = manifest_signed(severity=3, artifacts={"linux-x86_64": spec})
+    del sparse["kind"]
+    manifest = run_manifest(sign(sparse, [RELEASE]))
+    assert (manifest.kind, manifest.severity, manifest.artifact.filename) == ("", None, "")
+
+
+def test_an_empty_artifact_and_an_install_at_min_from_are_accepted() -> None:
+    empty = {"filename": "a.tar.gz", "size": 0, "sha256": hashlib.sha256(b"").hexdigest()}
+    manifest = run_manifest(
+        sign(manifest_signed(min_from="1.0.0", artifacts={"linux-x86_64": empty}), [RELEASE])
+    )
+    assert manifest.artifact.size == 0
+
+
+def test_a_downgrade_the_user_asked_for_is_checked_as_such() -> None:
+    answer = run_check(
+        sign(check_signed(), [CHECK]), installed=Version("2.0"), allow_downgrade=True
+    )
+    assert answer.manifest is not None and answer.manifest.version == Version("1.1.0")
 
 
 def test_unknown_and_broken_signatures_are_ignored_when_the_threshold_is_met() -> None:
+    unlisted = "ab" * 32  # the check role names it; the root lists no such key
+    root = trust_initial_root(
+        changed_root(lambda s: s["roles"]["check"]["keyids"].append(unlisted))
+    )
     document = sign(check_signed(), [CHECK])
     document["signatures"] = [
+        "not an object",
+        {"keyid": CHECK.keyid, "sig": None},
         {"keyid": "0" * 64, "sig": "00" * 64},
+        {"keyid": unlisted, "sig": "00" * 64},
         {"keyid": CHECK.keyid, "sig": "not hex"},
+        {"keyid": CHECK.keyid, "sig": "00" * 64},
         *document["signatures"],
     ]
-    assert run_check(document).manifest is not None
+    assert run_check(document, root=root).manifest is not None
+
+
+def test_a_signed_text_in_any_language_verifies() -> None:
+    entitlement = {"message": "La maintenance se termine le 31 décembre — renouvelez-la."}
+    answer = run_check(sign(check_signed(entitlement=entitlement), [CHECK]))
+    assert answer.entitlement == entitlement
 
 
 def test_root_without_a_check_role_lets_the_release_key_sign_checks() -> None:
@@ -337,9 +524,16 @@ def test_root_without_a_check_role_lets_the_release_key_sign_checks() -> None:
 
 
 def test_rotation_to_new_root_keys_is_accepted() -> None:
-    root_2 = verify_next_root(trusted(), next_root([ROOT, NEW_ROOT], [NEW_ROOT]))
+    document = next_root([ROOT, NEW_ROOT], [NEW_ROOT])
+    root_2 = verify_next_root(trusted(), document)
     assert root_2.version == 2
     assert root_2.role("root").keyids == {NEW_ROOT.keyid}
+    assert root_2.document == document, "the agent stores the root it now trusts"
+
+
+def test_a_two_of_two_root_signed_by_both_rotates() -> None:
+    root_2 = verify_next_root(ROOT_TWO_OF_TWO, next_root(TWO_OF_TWO, TWO_OF_TWO))
+    assert root_2.version == 2
 
 
 def test_platform_any_and_allowed_downgrade() -> None:
@@ -357,26 +551,245 @@ def expired_root() -> TrustedRoot:
     return trust_initial_root(sign(root_signed(1, expires, [ROOT], [RELEASE], [CHECK]), [ROOT]))
 
 
+EXPIRED_ROOT_MESSAGES = {
+    "clock-in-1970": (
+        datetime(1970, 1, 2, tzinfo=UTC),
+        "cannot tell whether root version 1 has expired: this machine's clock says 1970-01-02, "
+        "which cannot be right: set the clock",
+    ),
+    "clock-in-2019": (
+        datetime(2019, 5, 1, tzinfo=UTC),
+        "cannot tell whether root version 1 has expired: this machine's clock says 2019-05-01, "
+        "which cannot be right: set the clock",
+    ),
+    "really-expired": (
+        datetime(2026, 6, 2, tzinfo=UTC),
+        "the trusted root (version 1) expired on 2026-06-01",
+    ),
+    "the-instant-it-expires": (
+        datetime(2026, 6, 1, tzinfo=UTC),
+        "the trusted root (version 1) expired on 2026-06-01",
+    ),
+    "a-year-late": (
+        datetime(2027, 6, 1, tzinfo=UTC),
+        "the trusted root (version 1) expired on 2026-06-01",
+    ),
+    "a-year-and-a-day-late": (
+        datetime(2027, 6, 2, tzinfo=UTC),
+        "the trusted root (version 1) expired on 2026-06-01 — or this machine's clock "
+        "(2027-06-02) is far ahead: check it",
+    ),
+}
+
+
 @pytest.mark.parametrize(
-    ("now", "hint"),
-    [
-        (datetime(1970, 1, 2, tzinfo=UTC), "cannot be right: set the clock"),
-        (datetime(2019, 5, 1, tzinfo=UTC), "cannot be right: set the clock"),
-        (datetime(2040, 1, 1, tzinfo=UTC), "far ahead: check it"),
-        (datetime(2026, 6, 2, tzinfo=UTC), "expired on 2026-06-01"),
-    ],
-    ids=["clock-in-1970", "clock-in-2019", "clock-in-2040", "really-expired"],
+    ("now", "message"), EXPIRED_ROOT_MESSAGES.values(), ids=EXPIRED_ROOT_MESSAGES.keys()
 )
-def test_expired_root_message_says_when_the_clock_looks_wrong(now: datetime, hint: str) -> None:
+def test_expired_root_message_says_when_the_clock_looks_wrong(now: datetime, message: str) -> None:
     with pytest.raises(ExpiredRootError) as refused:
         check_root_fresh(expired_root(), now)
-    assert hint in str(refused.value)
+    assert str(refused.value) == message
 
 
 def test_a_root_is_fresh_until_it_expires() -> None:
     check_root_fresh(expired_root(), datetime(2026, 6, 1, tzinfo=UTC) - timedelta(seconds=1))
+    check_root_fresh(trusted(), EARLIEST_PLAUSIBLE)
 
 
 def test_a_few_minutes_of_clock_skew_are_tolerated() -> None:
-    answer = run_check(sign(check_signed(), [CHECK]), now=NOW + timedelta(hours=1, minutes=4))
-    assert answer.manifest is not None
+    for late in (timedelta(minutes=4), timedelta(minutes=5)):
+        answer = run_check(sign(check_signed(), [CHECK]), now=NOW + timedelta(hours=1) + late)
+        assert answer.manifest is not None
+
+
+EXPIRED_CHECK_MESSAGES = {
+    "two-hours-late": (
+        timedelta(hours=2),
+        "the check response expired at 2026-11-25 13:00",
+    ),
+    "a-minute-short-of-a-day-late": (
+        timedelta(hours=23, minutes=59),
+        "the check response expired at 2026-11-25 13:00",
+    ),
+    "a-day-late": (
+        timedelta(days=1),
+        "the check response expired at 2026-11-25 13:00 — or this machine's clock "
+        "(2026-11-26 13:00) is ahead: check it",
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("late", "message"), EXPIRED_CHECK_MESSAGES.values(), ids=EXPIRED_CHECK_MESSAGES.keys()
+)
+def test_expired_check_message_says_when_the_clock_looks_wrong(
+    late: timedelta, message: str
+) -> None:
+    expires = NOW + timedelta(hours=1)
+    with pytest.raises(ReplayError) as refused:
+        run_check(sign(check_signed(), [CHECK]), now=expires + late)
+    assert str(refused.value) == message
+
+
+# --------------------------------------------------------------------------- patches
+
+
+def patches_signed(**changes: Any) -> dict[str, Any]:
+    signed = {
+        "type": "patches",
+        "product": "acme-erp",
+        "version": "1.1.0",
+        "artifacts": {
+            "linux-x86_64": {
+                "content_sha256": "c" * 64,
+                "content_size": 2048,
+                "patches": {
+                    "1.0.0": {"sha256": "d" * 64, "size": 45, "from_content_sha256": "e" * 64}
+                },
+            }
+        },
+    }
+    return {**signed, **changes}
+
+
+def patch_entry(**changes: Any) -> dict[str, Any]:
+    """The patches document's entry for linux-x86_64, with ``changes``."""
+    return {**patches_signed()["artifacts"]["linux-x86_64"], **changes}
+
+
+def patch_offer(document: dict[str, Any] | None = None, **changes: Any) -> dict[str, Any]:
+    offered = {
+        "from_version": "1.0.0",
+        "document": document or sign(patches_signed(), [RELEASE]),
+        "download": {"url": "https://updates.example/p/1", "size": 45, "sha256": "d" * 64},
+    }
+    return {**offered, **changes}
+
+
+def signed_patches(**changes: Any) -> dict[str, Any]:
+    return patch_offer(sign(patches_signed(**changes), [RELEASE]))
+
+
+PATCH = PatchOffer(
+    url="https://updates.example/p/1",
+    size=45,
+    sha256="d" * 64,
+    from_version="1.0.0",
+    from_content_sha256="e" * 64,
+    content_sha256="c" * 64,
+    content_size=2048,
+)
+
+
+def test_a_patch_offered_with_the_update_verifies() -> None:
+    assert run_check(offer(patch=patch_offer())).patch == PATCH
+
+
+def test_a_patch_that_does_not_verify_is_ignored_and_the_full_download_stays() -> None:
+    answer = run_check(offer(patch=patch_offer(from_version="0.9.0")))
+    assert answer.patch is None
+    assert answer.manifest is not None and answer.download_url == "https://updates.example/d/1"
+
+
+def manifest_1_1() -> Manifest:
+    manifest: Manifest = run_manifest(sign(manifest_signed(), [RELEASE]))
+    return manifest
+
+
+def test_an_update_without_a_patch_has_none() -> None:
+    assert verify_patch({"version": "1.1.0"}, trusted(), manifest_1_1()) is None
+
+
+PATCH_REFUSALS: dict[str, tuple[Any, type[Exception], str]] = {
+    "offer-not-an-object": ("patch", VerificationError, "the offered patch is malformed"),
+    "signed-by-the-check-key": (
+        patch_offer(sign(patches_signed(), [CHECK])),
+        SignatureError,
+        "not signed by the keys root names for 'release'",
+    ),
+    "document-of-another-type": (
+        patch_offer(sign(manifest_signed(), [RELEASE])),
+        VerificationError,
+        "not a signed 'patches' document",
+    ),
+    "for-another-product": (
+        signed_patches(product="acme-crm"),
+        VerificationError,
+        "the patches document is for another release",
+    ),
+    "for-another-version": (
+        signed_patches(version="1.2.0"),
+        VerificationError,
+        "the patches document is for another release",
+    ),
+    "no-entry-for-the-platform": (
+        signed_patches(artifacts={"windows-x86_64": patch_entry()}),
+        VerificationError,
+        "the offered patch is malformed",
+    ),
+    "artifacts-not-an-object": (
+        signed_patches(artifacts=[patch_entry()]),
+        VerificationError,
+        "the offered patch is malformed",
+    ),
+    "download-not-an-object": (
+        patch_offer(download="https://updates.example/p/1"),
+        VerificationError,
+        "the offered patch is malformed",
+    ),
+    "from-version-not-a-string": (
+        patch_offer(from_version=1),
+        VerificationError,
+        "the offered patch is malformed",
+    ),
+    "no-patch-from-the-installed-version": (
+        patch_offer(from_version="0.9.0"),
+        VerificationError,
+        "the patches document lists no patch from 0.9.0",
+    ),
+    "patches-not-an-object": (
+        signed_patches(artifacts={"linux-x86_64": patch_entry(patches=["1.0.0"])}),
+        VerificationError,
+        "the patches document lists no patch from 1.0.0",
+    ),
+    "patch-size-missing": (
+        signed_patches(
+            artifacts={
+                "linux-x86_64": patch_entry(
+                    patches={"1.0.0": {"sha256": "d" * 64, "from_content_sha256": "e" * 64}}
+                )
+            }
+        ),
+        VerificationError,
+        "the patches document is malformed",
+    ),
+    "content-size-not-a-number": (
+        signed_patches(artifacts={"linux-x86_64": patch_entry(content_size="big")}),
+        VerificationError,
+        "the patches document is malformed",
+    ),
+    "download-url-missing": (
+        patch_offer(download={"size": 45, "sha256": "d" * 64}),
+        VerificationError,
+        "the patches document is malformed",
+    ),
+    "download-hash-differs": (
+        patch_offer(download={"url": "u", "size": 45, "sha256": "f" * 64}),
+        VerificationError,
+        "the patch download does not match the signed patches document",
+    ),
+    "download-size-differs": (
+        patch_offer(download={"url": "u", "size": 46, "sha256": "d" * 64}),
+        VerificationError,
+        "the patch download does not match the signed patches document",
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("patch", "error", "message"), PATCH_REFUSALS.values(), ids=PATCH_REFUSALS.keys()
+)
+def test_patch_refusals(patch: Any, error: type[Exception], message: str) -> None:
+    update = {"version": "1.1.0", "patch": patch}
+    with pytest.raises(error, match=re.escape(message)):
+        verify_patch(update, trusted(), manifest_1_1())

@@ -20,7 +20,12 @@ from server.domain.coverage import (
     covered_periods,
     maintenance_status,
 )
-from server.domain.entitlements import decide, may_be_entitled, owned_lines
+from server.domain.entitlements import (
+    customization_allows,
+    decide,
+    may_be_entitled,
+    owned_lines,
+)
 from server.domain.facts import LicenseFacts, ProductPolicy, ReleaseFacts
 from tests.common.facts import (
     PRODUCT,
@@ -221,6 +226,13 @@ STATUS_CASES: dict[str, StatusCase] = {
     ),
     "customization-is-not-maintenance": StatusCase(
         license_of(customization("2026-01-01", "2026-12-31")), utc(2026, 6, 1), "none", None, None
+    ),
+    "one-day-contract-covers-its-day": StatusCase(
+        license_of(maintenance("2026-06-01", "2026-06-01")),
+        utc(2026, 6, 1, 12),
+        "expiring",
+        "2026-06-01",
+        NOW,
     ),
     "inverted-contract-ignored": StatusCase(
         license_of(maintenance("2026-12-31", "2026-01-01")), utc(2026, 6, 1), "none", None, None
@@ -498,7 +510,24 @@ DECISION_CASES: dict[str, DecisionCase] = {
         True,
         policy=CARVE,
         owned=OWN_1X,
-        reason="carve-out",
+        reason="security carve-out of 3 months after the lapse",
+    ),
+    "carve-out-of-one-month": DecisionCase(
+        LAPSED_2026,
+        security("1.9.1", utc(2027, 1, 31, 23, 59, 59), line="1.x"),
+        AFTER,
+        True,
+        policy=policy(security_carveout_months=1),
+        owned=OWN_1X,
+    ),
+    "carve-out-yanked-entitled-not-offerable": DecisionCase(
+        LAPSED_2026,
+        security("1.9.1", utc(2027, 2, 1), line="1.x", yanked=True),
+        AFTER,
+        True,
+        offerable=False,
+        policy=CARVE,
+        owned=OWN_1X,
     ),
     "carve-out-first-second-after-lapse": DecisionCase(
         LAPSED_2026,
@@ -547,6 +576,16 @@ DECISION_CASES: dict[str, DecisionCase] = {
         False,
         policy=CARVE,
         owned=OWN_1X,
+        reason="published after maintenance ended",
+    ),
+    "carve-out-not-for-another-line-under-revoke": DecisionCase(
+        LAPSED_2026,
+        security("2.0.1", utc(2027, 2, 1), line="2.x"),
+        AFTER,
+        False,
+        policy=policy(security_carveout_months=3, lapse_policy="revoke"),
+        owned=OWN_1X,
+        reason="maintenance lapsed and the product's lapse policy revokes downloads",
     ),
     "carve-out-not-for-updates": DecisionCase(
         LAPSED_2026,
@@ -582,6 +621,14 @@ DECISION_CASES: dict[str, DecisionCase] = {
         True,
         policy=CARVE,
         catalog=(release("1.9", utc(2026, 5, 1)),),
+    ),
+    "carve-out-line-owned-through-a-customized-build": DecisionCase(
+        license_of(Y2026, CUSTOM_2026),
+        security("1.9.1", utc(2027, 2, 1), line="1.x"),
+        AFTER,
+        True,
+        policy=CARVE,
+        catalog=(INITECH_BUILD,),
     ),
     "carve-out-catalog-without-the-line": DecisionCase(
         LAPSED_2026,
@@ -766,8 +813,9 @@ def test_naive_now_is_refused() -> None:
 def test_facts_refuse_nonsense() -> None:
     with pytest.raises(ValueError, match="lapse policy"):
         policy(lapse_policy="forever")
-    with pytest.raises(ValueError, match=">= 0"):
-        policy(grace_days=-1)
+    for days_or_months in ("grace_days", "expiring_window_days", "security_carveout_months"):
+        with pytest.raises(ValueError, match=">= 0"):
+            policy(**{days_or_months: -1})
     with pytest.raises(ZoneInfoNotFoundError):
         policy(timezone="Mars/Olympus_Mons")
     with pytest.raises(ValueError, match="timezone-aware"):
@@ -809,6 +857,7 @@ def test_messages_name_the_dates_a_customer_needs() -> None:
         license_of(Y2025, maintenance("2026-06-01", "2027-05-31")), DEFAULT, utc(2026, 3, 1)
     )
     assert booked.status == "lapsed" and "2026-06-01" in str(booked.message)
+    assert booked.next_starts_on == date(2026, 6, 1)
     assert "suspended" in str(
         maintenance_status(license_of(Y2026, status="suspended"), DEFAULT, DURING).message
     )
@@ -838,9 +887,12 @@ def test_owned_lines_follow_the_cutoff_and_customization() -> None:
         release("2.0", utc(2027, 2, 1)),
         release("3.0+globex.1", utc(2026, 3, 1), customers={"globex"}),
         release("4.0", utc(2026, 3, 1), product="other"),
+        release("5.0+initech.1", utc(2026, 3, 1), customers={"initech"}),
     ]
     status = maintenance_status(LAPSED_2026, DEFAULT, AFTER)
     assert owned_lines(LAPSED_2026, DEFAULT, releases, status) == frozenset({"1.x"})
+    customized = license_of(Y2026, CUSTOM_2026)
+    assert owned_lines(customized, DEFAULT, releases, status) == frozenset({"1.x", "5.x"})
     never = maintenance_status(license_of(), DEFAULT, AFTER)
     assert owned_lines(license_of(), DEFAULT, releases, never) == frozenset()
 
@@ -914,3 +966,118 @@ def test_the_engine_imports_no_framework_and_no_clock(module: str) -> None:
         and node.func.attr in {"now", "utcnow", "today", "time", "monotonic"}
     ]
     assert not clock_reads
+
+
+@pytest.mark.parametrize(
+    ("lic", "build", "allowed"),
+    [
+        (LAPSED_2026, release("1.5", utc(2026, 5, 1)), True),
+        (license_of(Y2026, CUSTOM_2026), INITECH_BUILD, True),
+        (LAPSED_2026, INITECH_BUILD, False),
+        (
+            license_of(Y2026, CUSTOM_2026),
+            release("1.5+globex.1", utc(2026, 5, 1), customers={"globex"}),
+            False,
+        ),
+    ],
+    ids=["not-customized", "own-build-covered", "own-build-uncovered", "other-customers-build"],
+)
+def test_customization_allows(lic: LicenseFacts, build: ReleaseFacts, allowed: bool) -> None:
+    assert customization_allows(lic, DEFAULT, build) is allowed
+
+
+# --------------------------------------------------------------------------- what the customer reads
+
+BOOKED = license_of(Y2025, maintenance("2026-06-01", "2027-05-31"))
+FALLBACK_LAPSED = (
+    "Maintenance ended on 2026-12-31. You keep every release published until then; "
+    "renew to get newer ones."
+)
+
+STATUS_MESSAGES: dict[str, tuple[LicenseFacts, ProductPolicy, datetime, str]] = {
+    "active": (LAPSED_2026, DEFAULT, DURING, "Maintenance is active until 2026-12-31."),
+    "expiring": (
+        LAPSED_2026,
+        DEFAULT,
+        utc(2026, 12, 20),
+        "Maintenance ends on 2026-12-31. Renew to keep receiving updates and security revisions.",
+    ),
+    "grace": (
+        LAPSED_2026,
+        policy(grace_days=14),
+        utc(2027, 1, 5),
+        "Maintenance ended on 2026-12-31; the grace period lasts until 2027-01-14. "
+        "Renew now to keep receiving updates.",
+    ),
+    "lapsed": (LAPSED_2026, DEFAULT, AFTER, FALLBACK_LAPSED),
+    "lapsed-under-revoke": (
+        LAPSED_2026,
+        policy(lapse_policy="revoke"),
+        AFTER,
+        "Maintenance ended on 2026-12-31. Downloads for this product require active maintenance; "
+        "renew to receive releases again.",
+    ),
+    "lapsed-in-the-carve-out": (
+        LAPSED_2026,
+        CARVE,
+        utc(2027, 2, 1),
+        FALLBACK_LAPSED + " Security revisions of the versions you own continue until 2027-03-31.",
+    ),
+    "lapsed-with-renewal-booked": (
+        BOOKED,
+        DEFAULT,
+        utc(2026, 3, 1),
+        "Maintenance ended on 2025-12-31. You keep every release published until then; "
+        "renew to get newer ones. Your renewed maintenance starts on 2026-06-01.",
+    ),
+    "not-started-yet": (
+        license_of(maintenance("2027-01-01", "2027-12-31")),
+        DEFAULT,
+        DURING,
+        "Maintenance starts on 2027-01-01.",
+    ),
+    "never-bought": (
+        license_of(),
+        DEFAULT,
+        DURING,
+        "This license has no maintenance contract. Buy maintenance to receive updates.",
+    ),
+    "suspended": (
+        license_of(Y2026, status="suspended"),
+        DEFAULT,
+        DURING,
+        "This license is suspended.",
+    ),
+    "for-another-product": (
+        license_of(Y2026, product="other"),
+        DEFAULT,
+        DURING,
+        "This license is for another product.",
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("lic", "product_policy", "now", "message"),
+    STATUS_MESSAGES.values(),
+    ids=STATUS_MESSAGES.keys(),
+)
+def test_what_each_status_tells_the_customer(
+    lic: LicenseFacts, product_policy: ProductPolicy, now: datetime, message: str
+) -> None:
+    assert str(maintenance_status(lic, product_policy, now).message) == message
+
+
+def test_the_carve_out_runs_in_the_vendors_zone_not_this_machines(
+    machine_in_new_york: None,
+) -> None:
+    # Auckland changes from daylight time (+13) to standard time (+12) within the window.
+    lic = license_of(maintenance("2026-03-01", "2027-02-28"))
+    status = maintenance_status(
+        lic, policy(security_carveout_months=2, timezone=AKL), utc(2027, 3, 15)
+    )
+    assert status.carve_out_until == local(AKL, 2027, 5, 1)
+    assert status.carve_out_until is not None and status.carve_out_until.tzinfo is UTC
+    assert str(status.message).endswith(
+        "Security revisions of the versions you own continue until 2027-04-30."
+    )

@@ -267,6 +267,26 @@ OFFER_CASES: dict[str, OfferCase] = {
         (LIFECYCLE[1], LIFECYCLE[2]), "4.0", "4.1", installed_line="3.x"
     ),
     "installed-line-worked-out-otherwise": OfferCase((LIFECYCLE[1], LIFECYCLE[2]), "4.0", None),
+    # the security carve-out after a lapse (rule 6)
+    "carve-out-of-one-month-offers-the-revision": OfferCase(
+        (R10, security("1.0.1", utc(2027, 1, 15))),
+        "1.0",
+        "1.0.1",
+        license=LAPSED,
+        now=AFTER,
+        policy=policy(security_carveout_months=1),
+    ),
+    "carve-out-for-a-line-owned-through-a-customized-build": OfferCase(
+        (
+            release("1.5+initech.1", utc(2026, 5, 1), customers={"initech"}),
+            security("1.5.1", utc(2027, 1, 15)),
+        ),
+        "1.5+initech.1",
+        "1.5.1",
+        license=CUSTOMIZED,
+        now=AFTER,
+        policy=policy(security_carveout_months=3),
+    ),
 }
 
 
@@ -321,7 +341,16 @@ def test_end_of_life_notice_names_the_way_out() -> None:
     assert offered == "5.0"
     assert [n["code"] for n in notices] == ["end_of_life"]
     assert notices[0]["line"] == "3.x"
-    assert "5.0" in str(notices[0]["message"])
+    assert (
+        str(notices[0]["message"]) == "3.x is no longer supported. Update to 5.0 to stay supported."
+    )
+
+
+def test_the_end_of_life_line_is_the_installed_releases_own() -> None:
+    legacy = release("2024.1", utc(2025, 1, 5), line="legacy", line_status="end-of-life")
+    offered, notices = offer_for((legacy, release("2024.2", utc(2026, 1, 5))), "2024.1")
+    assert offered == "2024.2"
+    assert [(n["code"], n["line"]) for n in notices] == [("end_of_life", "legacy")]
 
 
 def test_end_of_life_without_an_entitled_way_out_says_renew() -> None:
@@ -329,7 +358,9 @@ def test_end_of_life_without_an_entitled_way_out_says_renew() -> None:
     offered, notices = offer_for(releases, "3.9", lic=LAPSED, now=AFTER)
     assert offered is None
     assert notices[0]["code"] == "end_of_life"
-    assert "Renew" in str(notices[0]["message"])
+    assert str(notices[0]["message"]) == (
+        "3.x is no longer supported. Renew maintenance to move to a supported version."
+    )
 
 
 def test_yanked_notice_carries_reason_and_recommendation() -> None:
@@ -360,8 +391,7 @@ def test_yanked_notice_without_recommendation_and_never_a_downgrade() -> None:
     offered, notices = offer_for((R10, yanked), "1.1")
     assert offered is None, "the older release is not offered back"
     assert notices[0]["recommended_version"] is None
-    assert "no reason given" in str(notices[0]["message"])
-    assert "Move to" not in str(notices[0]["message"])
+    assert str(notices[0]["message"]) == "Version 1.1 was withdrawn: no reason given."
 
 
 def test_both_notices_at_once() -> None:
@@ -428,6 +458,31 @@ def test_rollout_share_matches_the_percent(percent: int) -> None:
     staged = release("1.1", utc(2026, 2, 5), rollout=percent, release_id=9)
     hits = sum(in_rollout(staged, f"installation-{i:06d}") for i in range(2000))
     assert abs(hits / 2000 - percent / 100) < 0.04
+
+
+@pytest.mark.parametrize("percent", [1, 37, 99])
+def test_an_installation_is_in_when_its_bucket_is_below_the_percent(percent: int) -> None:
+    staged = release("1.1", utc(2026, 2, 5), rollout=percent, release_id=77)
+    buckets = {}
+    for i in range(1000):
+        installation = f"installation-{i:06d}"
+        digest = hashlib.sha256(f"{installation}:77".encode()).digest()
+        buckets[installation] = int.from_bytes(digest, "big") % 100
+    assert {percent - 1, percent} <= set(buckets.values()), "both sides of the edge are tried"
+    for installation, bucket in buckets.items():
+        assert in_rollout(staged, installation) is (bucket < percent), installation
+
+
+def test_only_a_critical_security_revision_skips_a_staged_rollout() -> None:
+    outside = installation_in(88, 1, inside=False)
+    assert in_rollout(
+        security("1.1", utc(2026, 2, 5), "critical", rollout=1, release_id=88), outside
+    )
+    for not_critical_security in (
+        security("1.1", utc(2026, 2, 5), "serious", rollout=1, release_id=88),
+        release("1.1", utc(2026, 2, 5), severity="critical", rollout=1, release_id=88),
+    ):
+        assert not in_rollout(not_critical_security, outside)
 
 
 def test_widening_a_rollout_keeps_everyone_already_in() -> None:
@@ -523,11 +578,12 @@ class RenewalCase:
     installed: str
     now: datetime
     expected: tuple[str | None, int, int, int] | None  # newest, updates, security, versions
-    message: str = ""  # a fragment of the message
+    message: str = ""  # the message, when the case is about it
     policy: ProductPolicy = DEFAULT
     channel: str = "stable"
     platform: str = PLATFORM
     releases: tuple[ReleaseFacts, ...] = field(default=CATALOG)
+    installed_line: str | None = None
 
 
 RENEWAL_CASES: dict[str, RenewalCase] = {
@@ -539,7 +595,40 @@ RENEWAL_CASES: dict[str, RenewalCase] = {
         "Renew maintenance to receive 3 newer releases, including 1 security revision; newest: 2.0.",
     ),
     "lapsed-only-newer-than-installed": RenewalCase(
-        LAPSED, "1.2.1", AFTER, ("2.0", 0, 0, 1), "1 newer release, including 0 security"
+        LAPSED,
+        "1.2.1",
+        AFTER,
+        ("2.0", 0, 0, 1),
+        "Renew maintenance to receive 1 newer release, including 0 security revisions; "
+        "newest: 2.0.",
+    ),
+    "lapsed-misses-two-security-revisions": RenewalCase(
+        LAPSED,
+        "1.1",
+        AFTER,
+        ("1.2.2", 0, 2, 0),
+        "Renew maintenance to receive 2 newer releases, including 2 security revisions; "
+        "newest: 1.2.2.",
+        releases=(
+            release("1.1", utc(2026, 6, 1)),
+            security("1.2.1", utc(2027, 3, 1)),
+            security("1.2.2", utc(2027, 4, 1)),
+        ),
+    ),
+    "lapsed-misses-a-release-published-the-instant-cover-ended": RenewalCase(
+        LAPSED,
+        "1.1",
+        AFTER,
+        ("1.2", 1, 0, 0),
+        releases=(release("1.1", utc(2026, 6, 1)), release("1.2", utc(2027, 1, 1, 0))),
+    ),
+    "lapsed-with-renewal-booked-is-told-when-it-starts": RenewalCase(
+        license_of(Y2026, maintenance("2027-07-01", "2028-06-30")),
+        "1.1",
+        AFTER,
+        ("2.0", 1, 1, 1),
+        "Your maintenance starts on 2027-07-01; it brings 3 newer releases, including "
+        "1 security revision; newest: 2.0.",
     ),
     "lapsed-beta-channel-adds-beta": RenewalCase(
         LAPSED, "1.1", AFTER, ("2.1b1", 2, 1, 1), channel="beta"
@@ -549,7 +638,11 @@ RENEWAL_CASES: dict[str, RenewalCase] = {
     ),
     "lapsed-nothing-missing": RenewalCase(LAPSED, "2.0", AFTER, None),
     "never-bought-is-told-to-buy": RenewalCase(
-        license_of(), "1.1", AFTER, ("2.0", 1, 1, 1), "Buy maintenance"
+        license_of(),
+        "1.1",
+        AFTER,
+        ("2.0", 1, 1, 1),
+        "Buy maintenance to receive 3 newer releases, including 1 security revision; newest: 2.0.",
     ),
     "never-bought-misses-old-releases-too": RenewalCase(
         license_of(), "1.0", AFTER, ("2.0", 2, 1, 1)
@@ -559,7 +652,8 @@ RENEWAL_CASES: dict[str, RenewalCase] = {
         "1.1",
         AFTER,
         ("2.0", 1, 1, 1),
-        "starts on 2027-07-01",
+        "Your maintenance starts on 2027-07-01; it brings 3 newer releases, including "
+        "1 security revision; newest: 2.0.",
     ),
     "revoke-policy-misses-what-was-covered": RenewalCase(
         LAPSED, "1.0", AFTER, ("2.0", 2, 1, 1), policy=policy(lapse_policy="revoke")
@@ -574,12 +668,25 @@ RENEWAL_CASES: dict[str, RenewalCase] = {
     "lines-end-of-life-and-update-on-security-only-not-counted": RenewalCase(
         LAPSED, "1.1", AFTER, ("4.1.1", 0, 1, 0), releases=LINES
     ),
+    "lines-the-way-out-of-an-end-of-life-line-counts-updates-too": RenewalCase(
+        LAPSED, "4.0", AFTER, ("4.1.1", 1, 1, 0), releases=LINES, installed_line="3.x"
+    ),
     "active-nothing-to-say": RenewalCase(ACTIVE, "1.0", NOW, None),
     "expiring-reminds": RenewalCase(
-        ACTIVE, "1.1", utc(2026, 12, 20), (None, 0, 0, 0), "2026-12-31"
+        ACTIVE,
+        "1.1",
+        utc(2026, 12, 20),
+        (None, 0, 0, 0),
+        "Maintenance ends on 2026-12-31. Renew to keep receiving updates and security revisions.",
     ),
     "grace-reminds-until-when": RenewalCase(
-        LAPSED, "1.1", utc(2027, 1, 5), (None, 0, 0, 0), "2027-01-14", policy=policy(grace_days=14)
+        LAPSED,
+        "1.1",
+        utc(2027, 1, 5),
+        (None, 0, 0, 0),
+        "Maintenance ended on 2026-12-31. Renew by 2027-01-14 to keep receiving updates and "
+        "security revisions.",
+        policy=policy(grace_days=14),
     ),
     "suspended-no-prompt": RenewalCase(license_of(Y2026, status="suspended"), "1.1", AFTER, None),
     "revoked-no-prompt": RenewalCase(license_of(Y2026, status="revoked"), "1.1", AFTER, None),
@@ -599,6 +706,7 @@ def test_renewal_summary(case: RenewalCase) -> None:
         platform=case.platform,
         channel=case.channel,
         now=case.now,
+        installed_line=case.installed_line,
     )
     if case.expected is None:
         assert summary is None
@@ -606,7 +714,8 @@ def test_renewal_summary(case: RenewalCase) -> None:
     assert summary is not None
     newest = str(summary.newest_version) if summary.newest_version else None
     assert (newest, summary.updates, summary.security, summary.versions) == case.expected
-    assert case.message in str(summary.message)
+    if case.message:
+        assert str(summary.message) == case.message
 
 
 def test_renewal_would_bring_exactly_what_a_renewed_license_is_offered() -> None:

@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+from collections import OrderedDict
 from datetime import UTC, datetime, timedelta
+from typing import Any, NamedTuple
+from zoneinfo import ZoneInfo
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from client_agent.roots import trust_initial_root
 from server.domain.trust import (
     KeySigner,
     TrustError,
     build_root,
     canonical_bytes,
+    iso,
     key_id,
     load_float_free,
+    parse_iso,
     parse_root,
+    sha256_hex,
     sign_document,
     signed_document_bytes,
     verify_role,
@@ -50,10 +58,31 @@ def test_canonical_bytes_are_sorted_compact_utf8() -> None:
     assert canonical_bytes({"b": 1, "a": "é", "type": "x"}) == '{"a":"é","b":1,"type":"x"}'.encode()
 
 
+class Point(NamedTuple):
+    x: int
+    y: float
+
+
 @pytest.mark.parametrize(
     "value",
-    [[1.5], {"deep": [{"deeper": (2.5,)}]}, float("nan"), [True, None, "1.5", 2e9]],
-    ids=["list", "nested", "nan", "among-others"],
+    [
+        [1.5],
+        {"deep": [{"deeper": (2.5,)}]},
+        float("nan"),
+        [True, None, "1.5", 2e9],
+        [1.5, "text after it"],
+        OrderedDict(size=1.5),
+        Point(1, 2.5),
+    ],
+    ids=[
+        "list",
+        "nested",
+        "nan",
+        "among-others",
+        "before-a-string",
+        "in-a-dict-subclass",
+        "in-a-named-tuple",
+    ],
 )
 def test_floats_are_refused(value: object) -> None:
     with pytest.raises(TrustError, match="floats"):
@@ -64,6 +93,8 @@ def test_stored_documents_with_floats_are_refused_when_loaded() -> None:
     for text in ('{"size": 1.5}', '{"a": {"b": [1e3]}}', '{"x": NaN}', '{"x": Infinity}'):
         with pytest.raises(TrustError):
             load_float_free(text)
+    with pytest.raises(TrustError, match="expected a JSON object"):
+        load_float_free("[1, 2]")
     assert load_float_free('{"b": [1, "2.5"], "a": null}') == {"b": [1, "2.5"], "a": None}
 
 
@@ -95,10 +126,41 @@ def test_signed_document_bytes_are_the_canonical_signed_document() -> None:
 
 
 def test_key_id_is_sha256_of_raw_public_key() -> None:
-    import hashlib
-
     s = signer()
     assert s.keyid == hashlib.sha256(bytes.fromhex(s.public)).hexdigest() == key_id(s.public)
+    assert key_id(s.private_key.public_key()) == s.keyid, "from the key itself, too"
+
+
+def test_sha256_hex() -> None:
+    assert sha256_hex(b"abc") == (
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    )
+
+
+def test_iso_writes_utc_with_a_z_and_refuses_a_naive_time(machine_in_new_york: None) -> None:
+    berlin = datetime(2026, 11, 25, 6, 0, 30, 999, tzinfo=ZoneInfo("Europe/Berlin"))
+    assert iso(berlin) == "2026-11-25T05:00:30Z", "UTC, not this machine's zone"
+    with pytest.raises(ValueError, match="naive"):
+        iso(datetime(2026, 11, 25, 6))
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2026-11-25T05:00:00Z", datetime(2026, 11, 25, 5, tzinfo=UTC)),
+        ("2026-11-25T06:00:00+01:00", datetime(2026, 11, 25, 5, tzinfo=UTC)),
+        ("2026-11-25T05:00:00", None),
+        ("2026-11-25T05:00:00z", None),
+        ("yesterday", None),
+    ],
+    ids=["utc", "offset", "naive", "lowercase-z", "not-a-time"],
+)
+def test_parse_iso(text: str, expected: datetime | None) -> None:
+    if expected is None:
+        with pytest.raises(TrustError):
+            parse_iso(text)
+    else:
+        assert parse_iso(text) == expected
 
 
 def test_root_v1_verifies_by_its_own_keys_and_release_docs_by_release_role() -> None:
@@ -121,6 +183,8 @@ def test_root_v1_verifies_by_its_own_keys_and_release_docs_by_release_role() -> 
         pytest.param(lambda d, r, o: d["signatures"][0].update(sig="00" * 64), id="bad-signature"),
         pytest.param(lambda d, r, o: d["signatures"][0].update(sig="zz"), id="garbage-signature"),
         pytest.param(lambda d, r, o: d["signed"].update(type="check"), id="wrong-type"),
+        pytest.param(lambda d, r, o: d.pop("signatures"), id="signatures-missing"),
+        pytest.param(lambda d, r, o: d.update(signatures="sig"), id="signatures-not-a-list"),
     ],
 )
 def test_release_document_refusals(tamper) -> None:  # type: ignore[no-untyped-def]
@@ -183,3 +247,77 @@ def test_root_without_check_role_lets_release_sign_checks() -> None:
     del signed["roles"]["check"]
     root = verify_root(sign_document(signed, [a]), None)
     verify_role(sign_document({"type": "check"}, [release]), root, "check", "check")
+
+
+def test_a_well_signed_document_of_another_type_is_refused() -> None:
+    root_key, release = signer(), signer()
+    root = verify_root(make_root(1, [root_key], release, [root_key]), None)
+    with pytest.raises(TrustError, match="expected a signed 'release' document"):
+        verify_role(sign_document({"type": "check"}, [release]), root, "release", "release")
+
+
+def test_junk_among_the_signatures_is_skipped_not_fatal() -> None:
+    root_key, release = signer(), signer()
+    signed = build_root(1, FUTURE, [root_key.public], [release.public])
+    unlisted = "ab" * 32  # the release role names it, the root lists no such key
+    signed["roles"]["release"]["keyids"].append(unlisted)
+    root = verify_root(sign_document(signed, [root_key]), None)
+    manifest = sign_document({"type": "release", "version": "1.0"}, [release])
+    manifest["signatures"] = [
+        "not an object",
+        {"keyid": release.keyid, "sig": None},
+        {"keyid": 7, "sig": "00"},
+        {"keyid": unlisted, "sig": "00" * 64},
+        {"keyid": release.keyid, "sig": "00" * 64},
+        *manifest["signatures"],
+    ]
+    verify_role(manifest, root, "release", "release")
+
+
+def test_a_check_role_of_its_own_keeps_release_keys_from_signing_checks() -> None:
+    root_key, release, check = signer(), signer(), signer()
+    signed = build_root(1, FUTURE, [root_key.public], [release.public], [check.public])
+    root = verify_root(sign_document(signed, [root_key]), None)
+    verify_role(sign_document({"type": "check"}, [check]), root, "check", "check")
+    with pytest.raises(TrustError, match="check role's threshold"):
+        verify_role(sign_document({"type": "check"}, [release]), root, "check", "check")
+
+
+def test_a_root_built_by_the_server_is_trusted_by_the_agent() -> None:
+    root_key, release, check = signer(), signer(), signer()
+    signed = build_root(1, FUTURE, [root_key.public], [release.public], [check.public])
+    agent_root = trust_initial_root(sign_document(signed, [root_key]))
+    assert agent_root.role("release").keyids == {release.keyid}
+    assert agent_root.role("check").keyids == {check.keyid}
+    assert agent_root.expires == FUTURE
+
+
+def test_a_verified_root_says_until_when_and_keeps_its_document() -> None:
+    root_key, release = signer(), signer()
+    document = make_root(1, [root_key], release, [root_key])
+    root = verify_root(document, None)
+    assert root.expires == FUTURE
+    assert root.document == document
+
+
+def _resigned(change: Any) -> dict[str, Any]:
+    root_key, release = signer(), signer()
+    signed = build_root(1, FUTURE, [root_key.public], [release.public])
+    change(signed)
+    return sign_document(signed, [root_key])
+
+
+MALFORMED_ROOTS = {
+    "version-zero": (lambda s: s.update(version=0), "positive integer"),
+    "version-not-an-integer": (lambda s: s.update(version="2"), "positive integer"),
+    "without-a-release-role": (lambda s: s["roles"].pop("release"), "lacks the 'release' role"),
+    "of-another-type": (lambda s: s.update(type="check"), "not root metadata"),
+}
+
+
+@pytest.mark.parametrize(
+    ("change", "message"), MALFORMED_ROOTS.values(), ids=MALFORMED_ROOTS.keys()
+)
+def test_malformed_roots_are_refused(change: Any, message: str) -> None:
+    with pytest.raises(TrustError, match=message):
+        verify_root(_resigned(change), None)
