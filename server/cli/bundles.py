@@ -35,9 +35,7 @@ def bundle_export(
     vigor = services()
     with transaction() as session:
         lic = customers.find_license(session, license_key)
-        catalog = vigor.catalogs.get(
-            session, lic.product_id, lic.product.catalog_revision, vigor.settings.renewal_url
-        )
+        catalog = vigor.catalogs.for_license(session, lic, vigor.settings.renewal_url)
         plan = bundles.plan_bundle(
             lic,
             catalog,

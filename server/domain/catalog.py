@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, selectinload
 from server.domain import offers
 from server.domain.errors import NotFoundError
 from server.domain.facts import ProductPolicy
-from server.domain.models import Patch, Product, Release
+from server.domain.models import License, Patch, Product, Release
 from server.domain.row_facts import product_policy, release_facts
 from server.domain.trust import load_float_free
 
@@ -89,6 +89,10 @@ class CatalogCache:
         with self._lock:
             self._entries[product_id] = catalog
         return catalog
+
+    def for_license(self, session: Session, lic: License, renewal_url: str) -> Catalog:
+        """The catalogue of ``lic``'s product (read from the license's product row)."""
+        return self.get(session, lic.product_id, lic.product.catalog_revision, renewal_url)
 
 
 def load_catalog(session: Session, product: Product, renewal_url: str) -> Catalog:

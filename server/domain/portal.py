@@ -53,11 +53,6 @@ class LicenseOverview:
         return [r for r in self.releases if oldest is not None and r.version > oldest]
 
 
-def catalog_of(session: Session, catalogs: CatalogCache, lic: License, renewal_url: str) -> Catalog:
-    """The catalogue of ``lic``'s product (cached per process)."""
-    return catalogs.get(session, lic.product_id, lic.product.catalog_revision, renewal_url)
-
-
 def license_overview(
     session: Session,
     catalogs: CatalogCache,
@@ -69,7 +64,7 @@ def license_overview(
 ) -> LicenseOverview:
     """What the portal shows for ``lic`` at ``now``; download tokens are signed with
     ``secret_key``."""
-    catalog = catalog_of(session, catalogs, lic, renewal_url)
+    catalog = catalogs.for_license(session, lic, renewal_url)
     facts = license_facts(lic)
     status = maintenance_status(facts, catalog.policy, now)
     everything = catalog.index.newest_first

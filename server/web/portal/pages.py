@@ -14,7 +14,7 @@ from packaging.version import InvalidVersion, Version
 from server.domain import bundles, portal_users
 from server.domain.errors import NotFoundError
 from server.domain.models import CustomerUser, License, utcnow
-from server.domain.portal import bundle_filename, catalog_of, license_overview
+from server.domain.portal import bundle_filename, license_overview
 from server.domain.vocabulary import DEFAULT_CHANNEL
 from server.web import db_session, services
 from server.web.i18n import gettext as _
@@ -143,7 +143,7 @@ def _bundle(lic: License, bundle_url: str, choose_url: str | None = None) -> Res
         error = _("{since} is not a version number.", since=since_text[:40])
         return _home(lic, bundle_url, choose_url, error)
     svc = services()
-    catalog = catalog_of(db_session(), svc.catalogs, lic, svc.settings.renewal_url)
+    catalog = svc.catalogs.for_license(db_session(), lic, svc.settings.renewal_url)
     plan = bundles.plan_bundle(
         lic, catalog, since=since, platform=platform, channel=DEFAULT_CHANNEL, now=utcnow()
     )
