@@ -70,9 +70,10 @@ license_revoke = _status_command("revoke", LicenseStatus.REVOKED, "Revoke a lice
 def license_list() -> None:
     """List licenses (prefixes only; keys are never stored)."""
     with transaction() as session:
+        counts = customers.installation_counts(session)
         for lic in session.scalars(select(License).order_by(License.id)):
             cap = lic.max_installations or "-"
-            used = customers.installation_count(session, lic)
+            used = counts.get(lic.id, 0)
             click.echo(
                 f"{lic.id:5} {lic.key_prefix}…  {lic.customer.slug:16} {lic.product.slug:14} "
                 f"{lic.status:10} installations {used}/{cap}"

@@ -206,23 +206,18 @@ def set_license_status(session: Session, lic: License, status: str, *, actor: st
     return lic
 
 
-def installation_count(session: Session, lic: License) -> int:
-    return (
-        session.scalar(
-            select(func.count()).select_from(Installation).where(Installation.license_id == lic.id)
+def installation_counts(session: Session, customer: Customer | None = None) -> dict[int, int]:
+    """License id → how many installations use it, for ``customer``'s licenses or for every
+    license (one query; a license no installation uses is absent)."""
+    query = select(Installation.license_id, func.count()).group_by(Installation.license_id)
+    if customer is not None:
+        query = query.join(License, License.id == Installation.license_id).where(
+            License.customer_id == customer.id
         )
-        or 0
-    )
+    return dict(session.execute(query).all())
 
 
 def license_usage(session: Session, customer: Customer) -> list[tuple[License, int]]:
     """The customer's licenses, each with how many installations use it (one query)."""
-    counts = dict(
-        session.execute(
-            select(Installation.license_id, func.count())
-            .join(License, License.id == Installation.license_id)
-            .where(License.customer_id == customer.id)
-            .group_by(Installation.license_id)
-        ).all()
-    )
+    counts = installation_counts(session, customer)
     return [(lic, counts.get(lic.id, 0)) for lic in customer.licenses]

@@ -70,9 +70,7 @@ def listing(session: Session) -> dict[str, list[Release]]:
         slug: [] for slug in session.scalars(select(Product.slug).order_by(Product.slug))
     }
     for release in session.scalars(
-        select(Release)
-        .join(Product)
-        .options(
+        select(Release).options(
             selectinload(Release.artifacts),
             selectinload(Release.line),
             selectinload(Release.product),

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from flask import Flask
 from sqlalchemy import select
 
 from server.cli import cli
-from server.domain.models import AuditEvent, License
+from server.domain.models import AuditEvent, Installation, License
 from server.domain.secrets import secret_hash
 from server.services import Services
 
@@ -168,3 +170,30 @@ def test_portal_user_cli_errors_are_one_line(app: Flask) -> None:
         code, output = run(app, "customer", "user", *args)
         assert (code, output.strip()) == (1, says)
         assert output.count("\n") == 1
+
+
+def test_license_list_counts_each_licenses_installations(app: Flask, services: Services) -> None:
+    setup_customer(app)
+    for _ in range(2):
+        assert (
+            run(app, "license", "issue", "--customer", "initech", "--product", "acme-erp")[0] == 0
+        )
+    with services.db.session() as s:
+        first, _second = s.scalars(select(License).order_by(License.id)).all()
+        now = datetime.now(UTC)
+        for n in range(3):
+            s.add(
+                Installation(
+                    license_id=first.id,
+                    uid=f"installation-{n:08d}",
+                    version="1.0.0",
+                    platform="linux-x86_64",
+                    channel="stable",
+                    first_seen=now,
+                    last_seen=now,
+                )
+            )
+    code, listing = run(app, "license", "list")
+    assert code == 0
+    lines = listing.splitlines()
+    assert "installations 3/-" in lines[0] and "installations 0/-" in lines[1]
