@@ -75,10 +75,18 @@ def _field(
     return value
 
 
-def parse_check_request(body: Any) -> CheckRequest:
-    """Validate a check body; the error names the first bad field."""
+def json_object(body: Any) -> Mapping[str, Any]:
+    """A request's JSON body, which must be an object (None: it was not JSON at all)."""
+    if body is None:
+        raise InvalidInputError("body", "send a JSON object with Content-Type: application/json")
     if not isinstance(body, Mapping):
         raise InvalidInputError("body", "must be a JSON object")
+    return body
+
+
+def parse_check_request(body: Any) -> CheckRequest:
+    """Validate a check body; the error names the first bad field."""
+    body = json_object(body)
     version_text = _field(body, "version", None, max_length=64)
     try:
         version = Version(version_text)
@@ -158,10 +166,6 @@ class CheckService:
             SigningError: no check key to sign with.
         """
         try:
-            if body is None:
-                raise InvalidInputError(
-                    "body", "send a JSON object with Content-Type: application/json"
-                )
             req = parse_check_request(body)
         except InvalidInputError:
             authenticate_license(lookup, key)  # a bad key is refused before a bad body

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from server.domain import audit
+from server.domain.checks import json_object
 from server.domain.errors import InvalidInputError
 from server.domain.licensing import (
     LicenseLookup,
@@ -55,8 +56,7 @@ def _optional(body: Mapping[str, Any], name: str, limit: int) -> str | None:
 
 
 def parse_report(body: Any) -> ReportBody:
-    if not isinstance(body, Mapping):
-        raise InvalidInputError("body", "must be a JSON object")
+    body = json_object(body)
     installation_id = body.get("installation_id")
     if not isinstance(installation_id, str) or not INSTALLATION_ID_RE.match(installation_id):
         raise InvalidInputError("installation_id", "is required: 16 to 64 characters [A-Za-z0-9_-]")
@@ -152,8 +152,6 @@ def receive_report(
         NotFoundError: no such release.
     """
     lic = authenticate_license(lookup, key)
-    if body is None:
-        raise InvalidInputError("body", "send a JSON object with Content-Type: application/json")
     report = parse_report(body)
     check_product(lic, report.product)
     record_report(session, lic, report, policy, now=now)

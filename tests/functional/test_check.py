@@ -261,10 +261,14 @@ def test_malformed_body_names_the_field(
 def test_non_json_body_and_wrong_product(
     client: FlaskClient, scenario: dict[str, str], services: Services
 ) -> None:
-    response = client.post(
-        "/api/v1/check", data="nope", headers={"Authorization": f"License {scenario['active']}"}
-    )
-    assert response.status_code == 400
+    auth = {"Authorization": f"License {scenario['active']}"}
+    for path in ("/api/v1/check", "/api/v1/report"):
+        not_json = client.post(path, data="nope", headers=auth)
+        assert not_json.status_code == 400
+        assert "send a JSON object" in not_json.get_json()["error"]["message"]
+        not_object = client.post(path, json=[1, 2], headers=auth)
+        assert not_object.status_code == 400
+        assert not_object.get_json()["error"]["message"] == "body: must be a JSON object"
     make_product(services, "other-app")
     wrong, _ = check(client, scenario["active"], product="other-app")
     assert wrong.status_code == 403
