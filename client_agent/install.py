@@ -100,6 +100,21 @@ class Layout:
         """Where the signed manifest of ``version`` is kept (for `verify` and patches)."""
         return self.manifests / f"{version}.json"
 
+    def kept_artifact_digests(self, version: str) -> list[str]:
+        """The SHA-256 of every artifact ``version``'s kept manifest names; none when no
+        manifest is kept or it cannot be read (it was verified when written, not now: these
+        name files to keep or to patch from, which are hashed again before any use)."""
+        try:
+            artifacts = json.loads(self.kept_manifest(version).read_text())["signed"]["artifacts"]
+            specs = list(artifacts.values())
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return []
+        return [
+            spec["sha256"]
+            for spec in specs
+            if isinstance(spec, dict) and _is_sha256(spec.get("sha256"))
+        ]
+
     def current_version(self) -> str | None:
         """The version ``current`` points at, or None when nothing is installed."""
         try:
@@ -121,6 +136,13 @@ class Layout:
                 f"{self.current} is a real directory, not a symlink: move it to "
                 f"{self.versions}/<version> and link current to it (see docs/agent.md)"
             )
+
+
+def _is_sha256(value: object) -> bool:
+    """A lowercase hex SHA-256, and so a safe file name under ``downloads/``."""
+    return (
+        isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
+    )
 
 
 def _discard(layout: Layout, path: Path) -> None:

@@ -20,7 +20,6 @@ The caller holds the installation's lock (``Agent.exclusive``) around every meth
 
 from __future__ import annotations
 
-import contextlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -174,12 +173,7 @@ class Installer:
 
     def _prune_downloads(self, keep_versions: set[str]) -> None:
         """Drop downloaded artifacts of versions no longer kept (the kept ones feed patches)."""
-        keep: set[str] = set()
-        for version in keep_versions:
-            path = self.layout.kept_manifest(version)
-            with contextlib.suppress(OSError, ValueError, KeyError, AttributeError):
-                for spec in json.loads(path.read_text())["signed"]["artifacts"].values():
-                    keep.add(str(spec["sha256"]))
+        keep = {d for version in keep_versions for d in self.layout.kept_artifact_digests(version)}
         for path in self.layout.downloads.iterdir():
             if len(path.name) == 64 and path.name not in keep:
                 path.unlink(missing_ok=True)

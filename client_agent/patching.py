@@ -10,7 +10,6 @@ failed is remembered so that it is not tried again.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -39,18 +38,12 @@ def installed_content(downloads: Downloads, wanted_sha256: str) -> Path | None:
     if kept.exists():
         return kept
     current = downloads.layout.current_version()
-    manifest_file = downloads.layout.kept_manifest(current) if current is not None else None
-    if manifest_file is None or not manifest_file.exists():
-        return None  # installed by something else: no artifact to patch from
-    try:
-        artifacts = json.loads(manifest_file.read_text())["signed"].get("artifacts", {})
-    except (OSError, ValueError, KeyError, AttributeError):
-        return None
-    for spec in artifacts.values():
-        source = (
-            downloads.layout.downloaded(str(spec.get("sha256"))) if isinstance(spec, dict) else None
-        )
-        if source is None or not source.exists():
+    if current is None:
+        return None  # nothing installed: no artifact to patch from
+    # No kept manifest: installed by something else, so no artifact of it was kept either.
+    for digest in downloads.layout.kept_artifact_digests(current):
+        source = downloads.layout.downloaded(digest)
+        if not source.exists():
             continue
         tmp = kept.with_name(kept.name + ".tmp")
         try:

@@ -127,3 +127,26 @@ def test_a_health_check_that_hangs_is_killed_with_its_children(
         install.health_check(layout, "1.0.0", ("sh", "-c", f"({script}) & wait"), 0.2)
     time.sleep(0.8)
     assert not marker.exists(), "the health check's children were killed too"
+
+
+def test_kept_artifact_digests_name_only_sha256_files(layout: install.Layout) -> None:
+    good = "ab" * 32
+    layout.manifests.mkdir(parents=True, exist_ok=True)
+    layout.kept_manifest("1.1.0").write_text(
+        json.dumps(
+            {
+                "signed": {
+                    "artifacts": {
+                        "linux-x86_64": {"sha256": good},
+                        "any": {"sha256": "../../outside"},
+                        "windows-x86_64": "not a spec",
+                        "macos-aarch64": {"size": 3},
+                    }
+                }
+            }
+        )
+    )
+    assert layout.kept_artifact_digests("1.1.0") == [good]
+    assert layout.kept_artifact_digests("9.9.9") == [], "no manifest kept"
+    layout.kept_manifest("1.0.0").write_text("{not json")
+    assert layout.kept_artifact_digests("1.0.0") == [], "an unreadable manifest names nothing"
