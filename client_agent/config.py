@@ -74,7 +74,10 @@ class AgentConfig:
     network_timeout: float = 30.0  # seconds a connection attempt or a silent read may take
     download_attempts: int = 5  # tries per download, each resuming where the last stopped
     first_backoff_seconds: float = 0.5  # wait before the 2nd try; doubles, at most 30 s
-    download_total_seconds: float = 3600.0  # a download gives up after this long overall
+    download_total_seconds: float = 3600.0  # a download gives up after this long overall ...
+    download_min_rate: float = 32768.0  # ... or size / this (bytes/s), when that is longer
+    download_stall_seconds: float = 60.0  # < min_rate × this many bytes in this long: stalled
+    document_seconds: float = 120.0  # a root, check answer or report answer arrives whole in this
     max_document_bytes: int = 4 * 1024 * 1024  # largest JSON document accepted (root, check)
     max_root_walk: int = 1000  # root versions walked in one update of trust (a loop guard)
     health_check_seconds: float = 120.0  # the health check must finish within this
@@ -93,6 +96,9 @@ LIMITS: dict[str, type] = {
     "download_attempts": int,
     "first_backoff_seconds": float,
     "download_total_seconds": float,
+    "download_min_rate": float,
+    "download_stall_seconds": float,
+    "document_seconds": float,
     "max_document_bytes": int,
     "max_root_walk": int,
     "health_check_seconds": float,

@@ -149,7 +149,7 @@ REFUSALS: dict[str, tuple[Setup, int, str]] = {
     "server-error": (fault("check-500"), NETWORK, "HTTP 500"),
     "answer-not-json": (fault("not-json"), NETWORK, "not JSON"),
     "oversized-answer": (fault("huge"), REFUSED, "more than 4194304 bytes"),
-    "server-unreachable": (unreachable, NETWORK, "cannot reach"),
+    "server-unreachable": (unreachable, NETWORK, "cannot connect to"),
     # --- the archive (signed, but hostile or broken) and the install
     "dot-dot-entry": (hostile(tar_gz({**APP, "../../escaped.txt": "x"})), INSTALL_FAILED, "unsafe"),
     "absolute-entry": (

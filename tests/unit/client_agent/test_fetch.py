@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -125,7 +127,7 @@ def test_an_unreachable_server_is_one_download_error() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    with pytest.raises(DownloadError, match=re.escape("cannot reach 127.0.0.1")):
+    with pytest.raises(DownloadError, match=re.escape("cannot connect to 127.0.0.1")):
         UrllibFetcher(timeout=1).get_json(f"http://127.0.0.1:{port}/x", 100)
 
 
@@ -185,3 +187,161 @@ def test_https_proxy_and_no_proxy_from_the_environment(
     UrllibFetcher().get_json(f"http://127.0.0.1:{direct_port}/y", 100)
     assert [path for path, _ in proxy.seen] == ["http://updates.example.invalid/x"]
     assert [path for path, _ in direct.seen] == ["/y"]
+
+
+# --------------------------------------------------------------------------- deadlines
+
+
+class Scripted:
+    """A raw TCP server that answers every request with ``script``: (bytes, pause) steps, so
+    that a status line, headers or a body can arrive one byte at a time."""
+
+    def __init__(self, script: list[tuple[bytes, float]]) -> None:
+        self.script = script
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
+
+    def _answer(self, conn: socket.socket) -> None:
+        with conn:
+            request = b""
+            while b"\r\n\r\n" not in request:
+                request += conn.recv(65536)
+            try:
+                for data, pause in self.script:
+                    conn.sendall(data)
+                    time.sleep(pause)
+            except OSError:
+                return  # the agent hung up
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def trickled(data: bytes, pause: float) -> list[tuple[bytes, float]]:
+    return [(data[i : i + 1], pause) for i in range(len(data))]
+
+
+def head(length: int, status: str = "200 OK", kind: str = "application/json") -> bytes:
+    return (
+        f"HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {length}\r\n"
+        "Connection: close\r\n\r\n"
+    ).encode()
+
+
+@pytest.fixture
+def scripted() -> Iterator[Any]:
+    servers: list[Scripted] = []
+
+    def start(script: list[tuple[bytes, float]]) -> Scripted:
+        servers.append(Scripted(script))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+BODY = json.dumps({"signed": {"type": "check", "padding": "x" * 200}}).encode()
+
+
+@pytest.mark.parametrize(
+    "script",
+    [
+        [(head(len(BODY)), 0), *trickled(BODY, 0.1)],  # the body, one byte per 0.1 s
+        trickled(head(len(BODY)), 0.1),  # the status line and headers, likewise
+    ],
+    ids=["body", "headers"],
+)
+def test_a_trickled_document_is_cut_at_its_deadline(scripted: Any, script: Any) -> None:
+    server = scripted(script)
+    fetcher = UrllibFetcher(timeout=5, document_seconds=1.0)
+    started = time.monotonic()
+    with pytest.raises(
+        DownloadError, match=f"timed out while reading from 127.0.0.1:{server.port}"
+    ):
+        fetcher.post_json(server.url + "/api/v1/check", {}, LICENSE, 4096)
+    assert time.monotonic() - started < 2.0, "cut at the deadline, not at the idle timeout"
+
+
+def test_a_document_within_its_deadline_is_read_in_small_pieces(scripted: Any) -> None:
+    server = scripted([(head(len(BODY)), 0), (BODY[:100], 0.3), (BODY[100:], 0)])
+    reply = UrllibFetcher(document_seconds=2.0).get_json(server.url + "/x", 4096)
+    assert reply is not None and reply.body["signed"]["type"] == "check"
+
+
+def test_a_trickled_download_is_cut_at_its_total_deadline(scripted: Any, tmp_path: Path) -> None:
+    data = b"a" * 1000
+    server = scripted(
+        [(head(len(data), kind="application/octet-stream"), 0), *trickled(data, 0.05)]
+    )
+    fetcher = UrllibFetcher(timeout=5, total_seconds=1.0, min_rate=1e6, stall_seconds=60)
+    started = time.monotonic()
+    with pytest.raises(DownloadError, match="did not finish within 1 s") as raised:
+        fetcher.download(server.url + "/a", tmp_path / "part", len(data), "0" * 64, None)
+    assert time.monotonic() - started < 2.0
+    assert raised.value.exit_code == 30
+    assert 0 < (tmp_path / "part").stat().st_size < len(data), "what came is kept for a resume"
+
+
+def test_a_download_slower_than_the_minimum_rate_has_stalled(scripted: Any, tmp_path: Path) -> None:
+    data = b"a" * 1000
+    server = scripted(
+        [(head(len(data), kind="application/octet-stream"), 0), *trickled(data, 0.05)]
+    )
+    fetcher = UrllibFetcher(
+        timeout=5, attempts=1, total_seconds=60, min_rate=100.0, stall_seconds=0.5
+    )
+    started = time.monotonic()
+    with pytest.raises(DownloadError, match="stalled"):
+        fetcher.download(server.url + "/a", tmp_path / "part", len(data), "0" * 64, None)
+    assert time.monotonic() - started < 1.5
+
+
+def test_the_download_deadline_grows_with_the_size() -> None:
+    fetcher = UrllibFetcher(total_seconds=3600, min_rate=32768)
+    assert fetcher.download_seconds(10_000) == 3600
+    # 1 GB at the minimum rate of 256 kbit/s; a 2 Mbit/s link needs about 70 minutes of it.
+    assert fetcher.download_seconds(10**9) == pytest.approx(30518, rel=0.01)
+
+
+def test_a_download_complete_within_its_deadline_is_accepted(scripted: Any, tmp_path: Path) -> None:
+    data = b"abcdefghij" * 100
+    server = scripted([(head(len(data), kind="application/octet-stream"), 0), (data, 0)])
+    fetcher = UrllibFetcher(total_seconds=0.5, min_rate=1e6)
+
+    def slow_disk(written: int) -> None:
+        if written == len(data):
+            time.sleep(0.7)  # handling the last piece runs past the deadline
+
+    digest = fetcher.download(server.url + "/a", tmp_path / "part", len(data), "0" * 64, slow_disk)
+    assert digest == hashlib.sha256(data).hexdigest()
+
+
+def test_an_html_error_page_is_named_not_shown(scripted: Any) -> None:
+    page = b"<html><body><h1>502 Bad Gateway</h1><p>nginx</p></body></html>"
+    server = scripted([(head(len(page), "502 Bad Gateway", "text/html") + page, 0)])
+    with pytest.raises(DownloadError) as raised:
+        UrllibFetcher().get_json(server.url + "/api/v1/root/2.json", 4096)
+    assert str(raised.value) == (
+        f"GET /api/v1/root/2.json failed: HTTP 502 from 127.0.0.1:{server.port}"
+    )
+
+
+def test_an_error_names_the_host_that_answered_after_a_redirect(serve: Any, scripted: Any) -> None:
+    page = b"<html>Service Unavailable</html>"
+    storage = scripted([(head(len(page), "503 Service Unavailable", "text/html") + page, 0)])
+    port, first = serve(redirect_to=f"http://localhost:{storage.port}/blob")
+    with pytest.raises(DownloadError, match=f"HTTP 503 from localhost:{storage.port}$"):
+        UrllibFetcher().get_json(f"http://127.0.0.1:{port}/start", 4096)
