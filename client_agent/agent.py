@@ -87,6 +87,9 @@ class Agent:
             attempts=config.download_attempts,
             total_seconds=config.download_total_seconds,
             first_backoff=config.first_backoff_seconds,
+            min_rate=config.download_min_rate,
+            stall_seconds=config.download_stall_seconds,
+            document_seconds=config.document_seconds,
         )
         self.clock = clock
         self.offline = False  # set by an offline import: reports are queued, never sent
@@ -199,6 +202,9 @@ class Agent:
             platform=self.config.platform,
             installed=installed,
             now=self.clock(),
+            channel=self.config.channel,
+            sent_version=body["version"],
+            license_key=self.config.license_key,
             allow_downgrade=allow_downgrade,
         )
 

@@ -9,6 +9,7 @@ the server), so the two sides check each other.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -32,6 +33,8 @@ __all__ = [
     "Manifest",
     "PatchOffer",
     "check_artifact",
+    "compare_echoes",
+    "license_fingerprint",
     "verify_check",
     "verify_manifest",
     "verify_patch",
@@ -172,9 +175,16 @@ def verify_check(
     platform: str,
     installed: Version | None,
     now: datetime,
+    channel: str,
+    sent_version: str,
+    license_key: str,
     allow_downgrade: bool = False,
 ) -> CheckAnswer:
     """A check response that answers *this* request, signed by the check role.
+
+    Everything the request said is compared with what the answer echoes (:func:`compare_echoes`),
+    and the offered manifest must be on ``channel`` or ``stable``: an answer obtained by
+    rewriting the request on the way (another version, channel or license) is refused.
 
     A patch offered with the update that does not verify is ignored (``patch`` is None; the
     full artifact is still offered).
@@ -183,26 +193,25 @@ def verify_check(
         SignatureError: the answer is not signed by the threshold of the ``check`` role, or its
             manifest by that of the ``release`` role.
         ReplayError: it does not echo ``nonce`` or ``installation_id``, or it has expired.
-        WrongTargetError: for another product or platform (the answer or its manifest), or the
-            manifest cannot be installed over ``installed`` (``min_from``).
+        WrongTargetError: it echoes another product, platform, channel, installed version or
+            license; the manifest is for another product, platform or channel, or cannot be
+            installed over ``installed`` (``min_from``).
         ExpiredRootError: the server's signed issue time is past the root's expiry.
         DowngradeError: the offered version is not newer than ``installed``.
         VerificationError: not a check document, or malformed (times, the offer, a version that
             is not its manifest's, no download URL).
     """
     signed = verify_role(document, root, "check", "check")
-    if signed.get("nonce") != nonce:
-        raise ReplayError("the check response does not echo this request's nonce (a replay?)")
-    if signed.get("installation_id") != installation_id:
-        raise ReplayError("the check response is for another installation")
-    if signed.get("product") != product:
-        raise WrongTargetError(
-            f"the check response is for {signed.get('product')!r}, not {product!r}"
-        )
-    if signed.get("platform", platform) != platform:
-        raise WrongTargetError(
-            f"the check response is for platform {signed.get('platform')!r}, not {platform!r}"
-        )
+    compare_echoes(
+        signed,
+        nonce=nonce,
+        installation_id=installation_id,
+        product=product,
+        platform=platform,
+        channel=channel,
+        sent_version=sent_version,
+        license_key=license_key,
+    )
     issued = parse_time(signed.get("issued_at"), "check issue time")
     check_clock_against(root, issued, now)
     expires = parse_time(signed.get("expires_at"), "check expiry")
@@ -224,6 +233,7 @@ def verify_check(
         installed=installed,
         allow_downgrade=allow_downgrade,
     )
+    _check_manifest_channel(manifest, channel)
     if update.get("version", str(manifest.version)) != str(manifest.version):
         raise VerificationError(
             f"the offer names {update.get('version')!r} but its manifest is {manifest.version}"
@@ -245,6 +255,67 @@ def verify_check(
         issued,
         patch,
     )
+
+
+def license_fingerprint(license_key: str) -> str:
+    """What a check answer names the license by: the lowercase hex SHA-256 of its key."""
+    return hashlib.sha256(license_key.encode()).hexdigest()
+
+
+def compare_echoes(
+    signed: Mapping[str, Any],
+    *,
+    nonce: str,
+    installation_id: str,
+    product: str,
+    platform: str,
+    channel: str,
+    sent_version: str,
+    license_key: str,
+) -> None:
+    """Refuse a check answer that does not echo, field by field, the request the agent sent.
+
+    The server signs what it was asked; a network attacker who rewrites the request (another
+    version to freeze the agent, another channel to steer it, another customer's license to
+    get another view) gets a valid signature over *their* request, which this catches.
+    ``sent_version`` is the version text the request carried (``"0"`` when nothing is installed).
+
+    Raises:
+        ReplayError: another nonce or installation id.
+        WrongTargetError: another product, platform, channel, installed version or license.
+    """
+    if signed.get("nonce") != nonce:
+        raise ReplayError("the check response does not echo this request's nonce (a replay?)")
+    if signed.get("installation_id") != installation_id:
+        raise ReplayError("the check response is for another installation")
+    expected = (
+        ("product", "product", product),
+        ("platform", "platform", platform),
+        ("channel", "channel", channel),
+        ("installed_version", "installed version", sent_version),
+    )
+    for field_name, label, want in expected:
+        got = signed.get(field_name)
+        if got != want:
+            raise WrongTargetError(
+                f"the update server's answer is for {label} {got!r}, not {want!r} (refused)"
+            )
+    if signed.get("license_fingerprint") != license_fingerprint(license_key):
+        raise WrongTargetError(
+            "the update server's answer is for another license, not the configured one "
+            "(license_fingerprint; refused)"
+        )
+
+
+def _check_manifest_channel(manifest: Manifest, channel: str) -> None:
+    """An installation on channel C takes C's releases and stable ones, never another's."""
+    signed = manifest.document.get("signed")
+    got = signed.get("channel") if isinstance(signed, Mapping) else None
+    if got not in (channel, "stable"):
+        raise WrongTargetError(
+            f"the offered release is for channel {got!r}, not {channel!r} (refused; the channel "
+            "changes only in the configuration)"
+        )
 
 
 @dataclass(frozen=True)

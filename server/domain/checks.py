@@ -200,6 +200,7 @@ class CheckService:
             ttl=timedelta(seconds=policy.check_response_ttl),
             download_url=download_url,
             language=negotiate(lic.language, accept_language),
+            license_fingerprint=lic.key_hash,
         )
         document = signed_document_bytes(signed, [self.signer()])
         if recorded:
@@ -218,10 +219,16 @@ def answer(
     *,
     ttl: timedelta,
     download_url: Callable[[int, int | None], tuple[str, datetime]],
+    license_fingerprint: str,
     language: str = DEFAULT_LANGUAGE,
 ) -> dict[str, Any]:
     """The ``signed`` part of a check response (docs/protocol.md); its sentences in
-    ``language``."""
+    ``language``.
+
+    ``license_fingerprint`` is the SHA-256 (lowercase hex) of the license key that asked
+    (the license's stored ``key_hash``): the agent compares it with its own key's, so that an
+    answer obtained with another license is refused.
+    """
     result = offers.select_offer(
         lic,
         catalog.policy,
@@ -283,6 +290,7 @@ def answer(
         "platform": req.platform,
         "channel": req.channel,
         "installed_version": req.version_text,
+        "license_fingerprint": license_fingerprint,
         "issued_at": iso(now),
         "expires_at": iso(now + ttl),
         "language": language,

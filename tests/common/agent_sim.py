@@ -456,6 +456,7 @@ class AgentSim:
             "platform": request["platform"],
             "channel": request["channel"],
             "installed_version": request["version"],
+            "license_fingerprint": hashlib.sha256(self.license_key.encode()).hexdigest(),
             "issued_at": iso(
                 issued - timedelta(hours=2) if "expired-check" in self.faults else issued
             ),

@@ -50,6 +50,9 @@ ROOT_1 = sign(root_signed(1, FAR, [ROOT], [RELEASE], [CHECK]), [ROOT])
 ARTIFACT = b"the artifact"
 
 
+LICENSE_KEY = "vgl_this-installation-s-license"
+
+
 def trusted() -> TrustedRoot:
     return trust_initial_root(ROOT_1)
 
@@ -61,6 +64,7 @@ def manifest_signed(**changes: Any) -> dict[str, Any]:
         "version": "1.1.0",
         "kind": "update",
         "severity": None,
+        "channel": "stable",
         "published_at": iso(NOW - timedelta(days=1)),
         "min_from": None,
         "artifacts": {
@@ -81,6 +85,9 @@ def check_signed(manifest: dict[str, Any] | None = None, **changes: Any) -> dict
         "installation_id": "inst-0123456789abcdef",
         "product": "acme-erp",
         "platform": "linux-x86_64",
+        "channel": "stable",
+        "installed_version": "1.0.0",
+        "license_fingerprint": hashlib.sha256(LICENSE_KEY.encode()).hexdigest(),
         "issued_at": iso(NOW),
         "expires_at": iso(NOW + timedelta(hours=1)),
         "entitlement": {"status": "active"},
@@ -109,6 +116,9 @@ def run_check(document: Any, root: TrustedRoot | None = None, **options: Any) ->
         "platform": "linux-x86_64",
         "installed": Version("1.0.0"),
         "now": NOW,
+        "channel": "stable",
+        "sent_version": "1.0.0",
+        "license_key": LICENSE_KEY,
         **options,
     }
     return verify_check(document, root or trusted(), **arguments)
@@ -247,7 +257,58 @@ REFUSALS: dict[str, tuple[Callable[[], Any], type[Exception], str]] = {
     "check-for-another-product": (
         lambda: run_check(sign(check_signed(product="acme-crm"), [CHECK])),
         WrongTargetError,
-        "the check response is for 'acme-crm', not 'acme-erp'",
+        "the update server's answer is for product 'acme-crm', not 'acme-erp' (refused)",
+    ),
+    "check-for-another-platform": (
+        lambda: run_check(sign(check_signed(platform="windows-x86_64"), [CHECK])),
+        WrongTargetError,
+        "is for platform 'windows-x86_64', not 'linux-x86_64' (refused)",
+    ),
+    "check-without-its-platform": (
+        lambda: run_check(sign(check_signed(platform=None), [CHECK])),
+        WrongTargetError,
+        "is for platform None, not 'linux-x86_64' (refused)",
+    ),
+    "check-for-another-channel": (
+        lambda: run_check(sign(check_signed(channel="beta"), [CHECK])),
+        WrongTargetError,
+        "the update server's answer is for channel 'beta', not 'stable' (refused)",
+    ),
+    "check-for-another-installed-version": (
+        # The request's "1.0.0" rewritten to "1.2.0" on the way: the server says "up to date".
+        lambda: run_check(sign(check_signed(installed_version="1.2.0", update=None), [CHECK])),
+        WrongTargetError,
+        "is for installed version '1.2.0', not '1.0.0' (refused)",
+    ),
+    "check-for-nothing-installed-answered-as-installed": (
+        lambda: run_check(sign(check_signed(), [CHECK]), installed=None, sent_version="0"),
+        WrongTargetError,
+        "is for installed version '1.0.0', not '0' (refused)",
+    ),
+    "check-for-another-license": (
+        lambda: run_check(
+            sign(
+                check_signed(
+                    license_fingerprint=hashlib.sha256(b"vgl_another-customer").hexdigest(),
+                    update=None,
+                ),
+                [CHECK],
+            )
+        ),
+        WrongTargetError,
+        "is for another license, not the configured one",
+    ),
+    "check-without-a-license-fingerprint": (
+        lambda: run_check(sign(check_signed(license_fingerprint=None), [CHECK])),
+        WrongTargetError,
+        "is for another license",
+    ),
+    "check-offering-a-release-of-another-channel": (
+        lambda: run_check(
+            sign(check_signed(sign(manifest_signed(channel="beta"), [RELEASE])), [CHECK])
+        ),
+        WrongTargetError,
+        "the offered release is for channel 'beta', not 'stable'",
     ),
     "check-issue-time-missing": (
         lambda: run_check(sign(check_signed(issued_at=None), [CHECK])),
@@ -469,7 +530,6 @@ def test_a_check_with_nothing_to_offer_verifies() -> None:
 
 def test_what_a_check_or_manifest_may_leave_out() -> None:
     check = check_signed()
-    del check["platform"]  # the answer is for the platform that asked
     del check["update"]["version"]  # the manifest names it
     assert run_check(sign(check, [CHECK])).manifest is not None
     spec = {"size": len(ARTIFACT), "sha256": hashlib.sha256(ARTIFACT).hexdigest()}
@@ -793,3 +853,10 @@ def test_patch_refusals(patch: Any, error: type[Exception], message: str) -> Non
     update = {"version": "1.1.0", "patch": patch}
     with pytest.raises(error, match=re.escape(message)):
         verify_patch(update, trusted(), manifest_1_1())
+
+
+@pytest.mark.parametrize("release_channel", ["beta", "stable"])
+def test_an_installation_on_beta_takes_beta_and_stable_releases(release_channel: str) -> None:
+    manifest = sign(manifest_signed(channel=release_channel), [RELEASE])
+    answer = run_check(sign(check_signed(manifest, channel="beta"), [CHECK]), channel="beta")
+    assert answer.manifest is not None and answer.manifest.version == Version("1.1.0")
