@@ -342,6 +342,6 @@ def test_an_html_error_page_is_named_not_shown(scripted: Any) -> None:
 def test_an_error_names_the_host_that_answered_after_a_redirect(serve: Any, scripted: Any) -> None:
     page = b"<html>Service Unavailable</html>"
     storage = scripted([(head(len(page), "503 Service Unavailable", "text/html") + page, 0)])
-    port, first = serve(redirect_to=f"http://localhost:{storage.port}/blob")
+    port, _ = serve(redirect_to=f"http://localhost:{storage.port}/blob")
     with pytest.raises(DownloadError, match=f"HTTP 503 from localhost:{storage.port}$"):
         UrllibFetcher().get_json(f"http://127.0.0.1:{port}/start", 4096)

@@ -362,11 +362,6 @@ REFUSALS: dict[str, tuple[Callable[[], Any], type[Exception], str]] = {
         ReplayError,
         "check response expired",
     ),
-    "check-for-another-platform": (
-        lambda: run_check(sign(check_signed(platform="windows-x86_64"), [CHECK])),
-        WrongTargetError,
-        "platform",
-    ),
     "check-signed-after-the-root-expired": (
         lambda: run_check(
             sign(
