@@ -72,6 +72,7 @@ class Settings:
     max_upload_bytes: int = 8 * 1024**3  # one artifact, streamed
     max_request_bytes: int = 1024 * 1024  # every non-upload route
     download_url_ttl: int = 15 * 60  # seconds a download link from /check stays valid
+    s3_presign_seconds: int = 300  # a presigned S3 redirect (a bearer link) lives this long
     check_response_ttl: int = 60 * 60  # seconds a signed check response stays fresh
     installation_touch_interval: int = 60 * 60  # at most one DB write per installation per hour
     rollout_failure_threshold: float = 0.2  # share of failed reports that halts a rollout
@@ -119,6 +120,7 @@ class Settings:
             key_passphrase=env.get("VIGOR_KEY_PASSPHRASE") or None,
             max_upload_bytes=_int(env, "VIGOR_MAX_UPLOAD_BYTES", 8 * 1024**3, minimum=1),
             download_url_ttl=_int(env, "VIGOR_DOWNLOAD_URL_TTL", 15 * 60, minimum=10),
+            s3_presign_seconds=_int(env, "VIGOR_S3_PRESIGN_SECONDS", 300, minimum=10),
             check_response_ttl=_int(env, "VIGOR_CHECK_RESPONSE_TTL", 60 * 60, minimum=60),
             rate_limit_check=env.get("VIGOR_RATE_LIMIT_CHECK", "120/minute"),
             rate_limit_storage_url=env.get("VIGOR_RATE_LIMIT_STORAGE_URL", "memory://"),

@@ -1,8 +1,10 @@
 """A download link used: may the license it was handed to still have it, and what to serve.
 
 A link (:mod:`server.domain.download_links`) names a license, an artifact and perhaps a delta
-patch to it. Being signed and fresh is not enough: the entitlement is decided again when the
-bytes are asked for, by the same rules as the check, so that a license suspended, or a release
+patch to it. Being signed and fresh is not enough. It is no bearer token: whoever presents it
+must be that license (its key in ``Authorization: License``, or a portal session signed in to
+it), so that a link shared or overheard does not download. And the entitlement is decided again
+when the bytes are asked for, by the same rules as the check, so that a license suspended, or a release
 taken back into draft, since the check stops the download. Every download served is recorded
 (the dashboard counts them).
 """
@@ -18,10 +20,49 @@ from sqlalchemy.orm import Session, selectinload
 from server.domain import entitlements as ent
 from server.domain.catalog import CatalogCache
 from server.domain.download_links import DownloadGrant
-from server.domain.errors import NotEntitledError, NotFoundError
+from server.domain.errors import (
+    DownloadLicenseRequiredError,
+    DownloadWrongLicenseError,
+    NotEntitledError,
+    NotFoundError,
+)
 from server.domain.models import Artifact, DownloadEvent, License, Patch, Release
 from server.domain.row_facts import license_facts, release_facts
+from server.domain.secrets import matches
 from server.domain.vocabulary import LicenseStatus
+
+
+@dataclass(frozen=True)
+class LinkHolder:
+    """Who presents a download link: an agent with its license key, or a portal session
+    signed in to a license (its id, which the session checked)."""
+
+    license_key: str | None = None
+    session_license_id: int | None = None
+
+    def check(self, lic: License) -> None:
+        """Refuse anyone but ``lic``, the license the link was handed to.
+
+        Raises:
+            DownloadLicenseRequiredError: no license presented with the link.
+            DownloadWrongLicenseError: another license presented it.
+        """
+        if self.session_license_id is not None:
+            if self.session_license_id != lic.id:
+                raise DownloadWrongLicenseError(
+                    "this download link belongs to another license than the one signed in"
+                )
+            return
+        if not self.license_key:
+            raise DownloadLicenseRequiredError(
+                "this download link must be presented with the license it was handed to "
+                "(Authorization: License <key>)"
+            )
+        if not matches(self.license_key, lic.key_hash):
+            raise DownloadWrongLicenseError(
+                "this download link was handed to another license; check for updates with "
+                "this license to get its own link"
+            )
 
 
 @dataclass(frozen=True)
@@ -37,6 +78,7 @@ def authorize_download(
     catalogs: CatalogCache,
     grant: DownloadGrant,
     *,
+    holder: LinkHolder,
     now: datetime,
     renewal_url: str,
     range_start: int = 0,
@@ -44,9 +86,12 @@ def authorize_download(
     """Decide a download again and record it; the blob to serve.
 
     Args:
+        holder: who presents the link; it must be the license the link names.
         range_start: the first byte asked for (a resumed download), as recorded.
 
     Raises:
+        DownloadLicenseRequiredError, DownloadWrongLicenseError: ``holder`` is not the link's
+            license.
         NotFoundError: the license, the artifact or the patch no longer exists.
         NotEntitledError: the license is not active, the release is a draft, or the
             entitlement rules refuse the release to this license now.
@@ -55,6 +100,7 @@ def authorize_download(
     artifact = session.get(Artifact, grant.artifact_id)
     if lic is None or artifact is None:
         raise NotFoundError("this download no longer exists")
+    holder.check(lic)
     release = session.scalar(
         select(Release)
         .where(Release.id == artifact.release_id)

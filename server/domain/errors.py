@@ -84,6 +84,18 @@ class DownloadInvalidError(DomainError):
     code = "download_invalid"
 
 
+class DownloadLicenseRequiredError(DownloadInvalidError):
+    """A download link presented without the license it was handed to."""
+
+    code = "download_license_required"
+
+
+class DownloadWrongLicenseError(DownloadInvalidError):
+    """A download link presented with another license than the one it was handed to."""
+
+    code = "download_wrong_license"
+
+
 class SignInRefusedError(DomainError):
     """Wrong email or password (deliberately not saying which, or whether the email exists)."""
 

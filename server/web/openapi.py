@@ -221,8 +221,9 @@ def _paths() -> dict[str, Any]:
         },
         "/api/v1/download/{token}": {
             "get": {
-                "summary": "Download an artifact with a link from a check (Range supported)",
-                "security": [],
+                "summary": "Download an artifact with a link from a check (Range supported), "
+                "presented with the license it was handed to",
+                "security": LICENSE_AUTH,
                 "parameters": [
                     {"name": "token", "in": "path", "required": True, "schema": {"type": "string"}}
                 ],
@@ -245,7 +246,11 @@ def _paths() -> dict[str, Any]:
                     },
                     "302": {"description": "Redirect to a presigned storage URL (S3)"},
                     "304": {"description": "Not modified"},
-                    "403": _error("Invalid link, or the license is no longer entitled"),
+                    "403": _error(
+                        "Invalid link, presented without its license (download_license_required) "
+                        "or with another (download_wrong_license), or the license is no longer "
+                        "entitled"
+                    ),
                     "404": _error("The artifact no longer exists"),
                     "410": _error("The link expired; check again for a fresh one"),
                     "416": {"description": "Range not satisfiable"},

@@ -9,7 +9,7 @@ from flask import Blueprint, Response, jsonify, redirect, request, send_file
 from server.db.licenses import LicenseReads
 from server.domain import reports
 from server.domain.download_links import read_token
-from server.domain.downloads import authorize_download
+from server.domain.downloads import Download, LinkHolder, authorize_download
 from server.domain.errors import (
     NotFoundError,
 )
@@ -59,18 +59,30 @@ DOWNLOADS = "/api/v1/download/"  # tokens are URL-safe: appended as they are
 
 @blueprint.get(DOWNLOADS + "<token>")
 def download(token: str) -> Response:
-    """Serve an artifact to the license a check handed the link to, if still entitled."""
+    """Serve an artifact to the license a check handed the link to (its key must come with
+    the link), if still entitled."""
     svc = services()
     settings = svc.settings
     served = authorize_download(
         db_session(),
         svc.catalogs,
         read_token(settings.secret_key, token, settings.download_url_ttl),
+        holder=LinkHolder(license_key=_license_key()),
         now=utcnow(),
         renewal_url=settings.renewal_url,
-        range_start=_range_start(),
+        range_start=range_start(),
     )
-    presigned = svc.store.presigned_url(served.digest, 300, filename=served.filename)
+    return serve_download(served)
+
+
+def serve_download(served: Download) -> Response:
+    """The bytes of an authorized download: from the local store (resumable, with a strong
+    ETag), or a redirect to a presigned storage URL that lives at most
+    ``VIGOR_S3_PRESIGN_SECONDS`` (a bearer link, so kept short)."""
+    svc = services()
+    presigned = svc.store.presigned_url(
+        served.digest, svc.settings.s3_presign_seconds, filename=served.filename
+    )
     if presigned is not None:
         return redirect(presigned, code=302)  # type: ignore[return-value]
     path = svc.store.local_path(served.digest)
@@ -90,7 +102,8 @@ def download(token: str) -> Response:
     return response
 
 
-def _range_start() -> int:
+def range_start() -> int:
+    """The first byte a ``Range: bytes=N-`` asks for (0 without one)."""
     header = request.headers.get("Range", "")
     if header.startswith("bytes="):
         first = header[6:].split("-", 1)[0]

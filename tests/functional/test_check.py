@@ -7,6 +7,7 @@ is verified with the published root exactly as an agent would.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import secrets
 import tempfile
@@ -531,8 +532,13 @@ def offer_url(client: FlaskClient, key: str, version: str = "1.0.0") -> tuple[st
     return download["url"].removeprefix("http://localhost"), download
 
 
-def fetch(client: FlaskClient, url: str, **headers: str) -> tuple[int, bytes, dict[str, str]]:
-    """GET and close (file responses hold the artifact open until closed)."""
+def fetch(
+    client: FlaskClient, url: str, key: str | None, **headers: str
+) -> tuple[int, bytes, dict[str, str]]:
+    """GET with the license ``key`` (if any) and close (file responses hold the artifact open
+    until closed)."""
+    if key is not None:
+        headers["Authorization"] = f"License {key}"
     with client.get(url, headers=headers) as response:
         return response.status_code, response.get_data(), dict(response.headers)
 
@@ -541,22 +547,25 @@ def test_download_whole_and_ranged_with_etag(
     client: FlaskClient, scenario: dict[str, str], services: Services
 ) -> None:
     url, download = offer_url(client, scenario["active"])
-    status, data, headers = fetch(client, url)
+    key = scenario["active"]
+    status, data, headers = fetch(client, url, key)
     assert status == 200
     assert len(data) == download["size"]
     assert hashlib.sha256(data).hexdigest() == download["sha256"]
     assert headers["Accept-Ranges"] == "bytes"
     assert headers["ETag"] == f'"{download["sha256"]}"'
     assert "Content-Encoding" not in headers
-    status, part, part_headers = fetch(client, url, Range="bytes=100-")
+    status, part, part_headers = fetch(client, url, key, Range="bytes=100-")
     assert status == 206
     assert part == data[100:]
     assert part_headers["Content-Range"] == f"bytes 100-{len(data) - 1}/{len(data)}"
     assert int(part_headers["Content-Length"]) == len(data) - 100
-    status, stale, _ = fetch(client, url, **{"Range": "bytes=100-", "If-Range": '"somethingelse"'})
+    status, stale, _ = fetch(
+        client, url, key, **{"Range": "bytes=100-", "If-Range": '"somethingelse"'}
+    )
     assert status == 200
     assert stale == data
-    status, _, _ = fetch(client, url, **{"Range": "bytes=100-", "If-Range": headers["ETag"]})
+    status, _, _ = fetch(client, url, key, **{"Range": "bytes=100-", "If-Range": headers["ETag"]})
     assert status == 206
     with services.db.sessions() as s:
         assert s.scalar(select(func.count()).select_from(DownloadEvent)) == 4
@@ -589,21 +598,47 @@ def test_tampered_expired_and_unentitled_downloads_are_refused(
         lapsed = customers.find_license(s, scenario["lapsed"])
         artifact = releases.find_release(s, "acme-erp", "2.0.0").artifacts[0]
         token = make_token(services.settings.secret_key, DownloadGrant(lapsed.id, artifact.id))
-    refused = client.get(f"/api/v1/download/{token}")
+    refused = client.get(
+        f"/api/v1/download/{token}", headers={"Authorization": f"License {scenario['lapsed']}"}
+    )
     assert refused.status_code == 403
     assert refused.get_json()["error"]["code"] == "not_entitled"
+
+
+def test_a_download_link_works_only_with_the_license_it_was_handed_to(
+    client: FlaskClient, scenario: dict[str, str], services: Services
+) -> None:
+    url, download = offer_url(client, scenario["active"])
+    with services.db.sessions() as s:
+        before = s.scalar(select(func.count()).select_from(DownloadEvent))
+    # Shared with another customer (here a lapsed one, whose own key is valid), or with anyone.
+    for key, code in (
+        (scenario["lapsed"], "download_wrong_license"),
+        (None, "download_license_required"),
+    ):
+        status, body, headers = fetch(client, url, key)
+        assert status == 403, key
+        assert json.loads(body)["error"]["code"] == code
+        assert download["sha256"] not in headers.get("ETag", "")
+    bearer = client.get(url, headers={"Authorization": "Bearer " + scenario["active"]})
+    assert bearer.status_code == 403, "the key must come as a license, not as any bearer"
+    with services.db.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(DownloadEvent)) == before
+    status, data, _ = fetch(client, url, scenario["active"])
+    assert status == 200
+    assert hashlib.sha256(data).hexdigest() == download["sha256"]
 
 
 def test_revoking_a_license_kills_its_outstanding_links(
     client: FlaskClient, scenario: dict[str, str], services: Services
 ) -> None:
     url, _ = offer_url(client, scenario["active"])
-    assert fetch(client, url)[0] == 200
+    assert fetch(client, url, scenario["active"])[0] == 200
     with services.db.sessions() as s:
         customers.set_license_status(
             s, customers.find_license(s, scenario["active"]), "revoked", actor="t"
         )
-    assert fetch(client, url)[0] == 403
+    assert fetch(client, url, scenario["active"])[0] == 403
 
 
 # --------------------------------------------------------------------------- reports
@@ -725,7 +760,7 @@ def test_carve_out_release_offered_after_a_lapse_can_be_downloaded(
     assert signed["entitlement"]["status"] == "lapsed"
     assert signed["update"]["version"] == "1.0.1", "the carve-out reaches lapsed customers"
     url = signed["update"]["download"]["url"].removeprefix("http://localhost")
-    status, data, _ = fetch(client, url)
+    status, data, _ = fetch(client, url, key)
     assert status == 200
     assert hashlib.sha256(data).hexdigest() == signed["update"]["download"]["sha256"]
 

@@ -80,12 +80,23 @@ def test_active_customer_has_no_banner_and_can_download(
     assert 'class="banner' not in page
     link = re.search(r'<td>2\.0\.0</td>.*?href="([^"]+)"', page, re.S)
     assert link
+    assert link.group(1).startswith("/portal/download/")
     with client.get(link.group(1)) as response:
         assert response.status_code == 200
         assert (
             hashlib.sha256(response.get_data()).hexdigest()
             == hashlib.sha256(app_archive("2.0.0")).hexdigest()
         )
+    # The link is tied to this session's license, never a bearer link: not without the
+    # session, not with another license's session, not on the agents' route without the key.
+    token = link.group(1).removeprefix("/portal/download/")
+    with client.application.test_client() as stranger:
+        assert stranger.get(link.group(1)).status_code == 302  # to the sign-in page
+        assert stranger.get(f"/api/v1/download/{token}").status_code == 403
+        sign_in(stranger, keys["lapsed"])
+        refused = stranger.get(link.group(1))
+        assert refused.status_code == 403
+        assert refused.get_json()["error"]["code"] == "download_wrong_license"
 
 
 def test_portal_speaks_the_customer_s_language(client: FlaskClient, keys: dict[str, str]) -> None:

@@ -12,7 +12,9 @@ from flask.typing import ResponseReturnValue
 from packaging.version import InvalidVersion, Version
 
 from server.domain import bundles, portal_users
-from server.domain.errors import NotFoundError
+from server.domain.download_links import read_token
+from server.domain.downloads import LinkHolder, authorize_download
+from server.domain.errors import DownloadWrongLicenseError, NotFoundError
 from server.domain.models import CustomerUser, License, utcnow
 from server.domain.portal import bundle_filename, license_overview
 from server.domain.vocabulary import DEFAULT_CHANNEL
@@ -22,6 +24,7 @@ from server.web.i18n import use_language
 from server.web.portal.blueprint import blueprint
 from server.web.portal.signin import current_license, current_user
 from server.web.ratelimit import rate_limited
+from server.web.updates import range_start, serve_download
 
 
 @blueprint.get("/")
@@ -82,7 +85,7 @@ def _home(
     )
     links = {
         release_id: [
-            (platform, url_for("updates.download", token=token)) for platform, token in tokens
+            (platform, url_for("portal.download", token=token)) for platform, token in tokens
         ]
         for release_id, tokens in found.downloads.items()
     }
@@ -105,6 +108,37 @@ def _home(
         lang=use_language(lic.customer),
         renewal_url=found.renewal_url,
     ), 400 if bundle_error else 200
+
+
+@blueprint.get("/download/<token>")
+def download(token: str) -> ResponseReturnValue:
+    """A release the portal listed, for the license this session is signed in to: the link
+    is no bearer token (the same link without the session, or with another license's, is
+    refused)."""
+    settings = services().settings
+    grant = read_token(settings.secret_key, token, settings.download_url_ttl)
+    lic = current_license()
+    if lic is None or lic.id != grant.license_id:
+        user = current_user()
+        if user is not None:
+            try:
+                lic = portal_users.portal_license(db_session(), user, grant.license_id)
+            except NotFoundError:
+                raise DownloadWrongLicenseError(
+                    "this download link belongs to another license than the one signed in"
+                ) from None
+    if lic is None:
+        return redirect(url_for("portal.login"))
+    served = authorize_download(
+        db_session(),
+        services().catalogs,
+        grant,
+        holder=LinkHolder(session_license_id=lic.id),
+        now=utcnow(),
+        renewal_url=settings.renewal_url,
+        range_start=range_start(),
+    )
+    return serve_download(served)
 
 
 def _bundle_limit() -> str:

@@ -66,12 +66,13 @@ def test_publish_check_and_download_through_s3(
         download = check.get_json()["signed"]["update"]["download"]
         response = client.get(
             download["url"].removeprefix("http://localhost"),
-            headers={"Authorization": "Bearer must-not-travel"},
+            headers={"Authorization": f"License {key}"},
         )
         assert response.status_code == 302
         location = response.headers["Location"]
         assert location.startswith(s3_server.endpoint_url)
-        assert "must-not-travel" not in location
+        assert key not in location
+        assert "X-Amz-Expires=300&" in location + "&", "a bearer link: 300 s at most"
         with urllib.request.urlopen(location) as fetched:
             data = fetched.read()
         assert hashlib.sha256(data).hexdigest() == download["sha256"]
