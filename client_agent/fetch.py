@@ -399,7 +399,10 @@ class UrllibFetcher:
             )
         except urllib.error.HTTPError as exc:
             with exc:
-                raise _http_error(deadline.host, exc, what) from None
+                error = _http_error(deadline.host, exc, what)
+            if deadline.expired:  # the explanation was trickled: a timeout, not an answer
+                raise _timed_out(deadline, what) from None
+            raise error from None
         except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
             reason = getattr(exc, "reason", None) or exc
             if deadline.expired or isinstance(reason, TimeoutError):

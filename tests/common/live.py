@@ -100,6 +100,14 @@ class TamperingProxy:
         self.upstream = ""
         self.mode: str | None = None
         self.check_hook: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+        # Rewrites the JSON body of POST /api/v1/check on its way to the server.
+        self.request_hook: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+        # Another license key to present instead of the agent's, on paths with this prefix.
+        self.replace_license: tuple[str, str] | None = None  # (path prefix, key)
+        # Answers on paths with this prefix go out one byte every ``trickle_interval`` seconds
+        # (headers whole; the body trickled). "/api/v1/root/" trickles root 1 for any root.
+        self.trickle: str | None = None
+        self.trickle_interval = 0.2
         self.recorded_check: bytes | None = None
         self.seen_headers: list[dict[str, str]] = []
         proxy = self
@@ -136,12 +144,22 @@ class ProxyHandler(BaseHTTPRequestHandler):
     def _forward(self, method: str, body: bytes | None) -> None:
         proxy = self.owner
         proxy.seen_headers.append(dict(self.headers.items()))
-        headers = {k: v for k, v in self.headers.items() if k.lower() not in {"host", "connection"}}
+        skip = {"host", "connection", "content-length"}  # http.client sets the length it sends
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in skip}
         if proxy.mode == "ignore-range":
             headers.pop("Range", None)
             headers.pop("If-Range", None)
+        if proxy.request_hook is not None and self.path == "/api/v1/check" and body:
+            body = json.dumps(proxy.request_hook(json.loads(body))).encode()
+        if proxy.replace_license and self.path.startswith(proxy.replace_license[0]):
+            headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
+            headers["Authorization"] = f"License {proxy.replace_license[1]}"
+        path = self.path
+        trickled = proxy.trickle is not None and path.startswith(proxy.trickle)
+        if trickled and path.startswith("/api/v1/root/"):
+            path = "/api/v1/root.json"  # a real root file, whatever version was asked for
         conn = http.client.HTTPConnection(proxy.upstream.removeprefix("http://"), timeout=30)
-        conn.request(method, self.path, body=body, headers=headers)
+        conn.request(method, path, body=body, headers=headers)
         upstream = conn.getresponse()
         data = upstream.read()
         out_headers = {
@@ -151,6 +169,9 @@ class ProxyHandler(BaseHTTPRequestHandler):
         }
         status = upstream.status
         conn.close()
+        if trickled:
+            self._trickle(status, out_headers, data)
+            return
         if self.path == "/api/v1/check" and status == 200:
             data = self._tamper_check(data)
         elif self.path.startswith("/api/v1/download/") and status in (200, 206):
@@ -187,6 +208,24 @@ class ProxyHandler(BaseHTTPRequestHandler):
             data = gzip.compress(data)
             headers["Content-Encoding"] = "gzip"
         return data, headers
+
+    def _trickle(self, status: int, headers: dict[str, str], data: bytes) -> None:
+        """Honest headers, then the body one byte per interval, until the agent hangs up."""
+        self.send_response(status)
+        for key, value in headers.items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.close_connection = True
+        try:
+            self.wfile.flush()
+            for index in range(len(data)):
+                self.wfile.write(data[index : index + 1])
+                self.wfile.flush()
+                time.sleep(self.owner.trickle_interval)
+        except OSError:
+            pass  # the agent hung up, as it should
 
     def _endless(self, status: int, headers: dict[str, str], data: bytes) -> None:
         self.send_response(status)

@@ -55,6 +55,9 @@ def honest_proxy(request: pytest.FixtureRequest) -> Iterator[None]:
         proxy = request.getfixturevalue("deployment").proxy
         proxy.mode = None
         proxy.check_hook = None
+        proxy.request_hook = None
+        proxy.replace_license = None
+        proxy.trickle = None
         proxy.recorded_check = None
         proxy.seen_headers.clear()
 
@@ -119,6 +122,7 @@ def make_installation(
     archive: bytes | None = None,
     license_key: str | None = None,
     server_url: str | None = None,
+    limits: dict[str, float] | None = None,
 ) -> Installation:
     app = tmp / "app"
     extract(archive or demo_archive(version), app / "versions" / version)
@@ -133,5 +137,6 @@ def make_installation(
         'state_dir = "state"\n'
         f'trusted_root = "{deployment.root_file}"\n'
         'health_check = ["bin/acme-erp", "--version"]\n'
+        + ("[limits]\n" + "".join(f"{k} = {v!r}\n" for k, v in limits.items()) if limits else "")
     )
     return Installation(tmp, config)
