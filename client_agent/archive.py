@@ -11,6 +11,10 @@ A signed artifact is still only as careful as whoever built it, so every entry i
 
 After unpacking, every symlink is resolved once more by the kernel's rules (``realpath``): a
 chain of individually harmless links that together leave the directory is refused too.
+
+Before anything is written, the sizes the archive declares are held against the expansion
+limits (:func:`check_expansion`): a zip or tar bomb is refused as a suspicious archive, not
+reported as a lack of disk space.
 """
 
 from __future__ import annotations
@@ -24,10 +28,12 @@ from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import IO
 
-from client_agent.errors import ArchiveRefusedError, InstallError
+from client_agent.errors import ArchiveRefusedError, InstallError, SuspiciousArchiveError
 from client_agent.files import CHUNK, crash_point, fsync_dir
 
 __all__ = [
+    "RATIO_FLOOR",
+    "check_expansion",
     "extract",
     "is_zip",
     "unpacked_size",
@@ -194,6 +200,34 @@ def unpacked_size(archive: Path, filename: str) -> int:
             return sum(m.size for m in tar.getmembers() if m.isfile())
     except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as exc:
         raise InstallError(f"{filename}: not a readable .tar.gz or .zip archive: {exc}") from None
+
+
+# The ratio is judged against at least this many bytes of archive: a small archive of text may
+# compress far better than 100:1 and still be harmless.
+RATIO_FLOOR = 1024 * 1024
+
+
+def check_expansion(
+    archive: Path, filename: str, unpacked: int, max_ratio: float, max_bytes: int
+) -> None:
+    """Refuse an archive whose files would take more than ``max_bytes``, or more than
+    ``max_ratio`` times the archive's own size (judged on at least ``RATIO_FLOOR`` bytes).
+
+    Raises:
+        SuspiciousArchiveError: over either limit (nothing was written).
+    """
+    size = archive.stat().st_size
+    if unpacked > max_bytes:
+        raise SuspiciousArchiveError(
+            f"suspicious archive: {filename} would unpack to {unpacked} bytes, more than "
+            f"limits.max_unpacked_bytes ({max_bytes}); refusing to install"
+        )
+    if unpacked > max_ratio * max(size, RATIO_FLOOR):
+        raise SuspiciousArchiveError(
+            f"suspicious archive: {filename} ({size} bytes) would unpack to {unpacked} bytes, "
+            f"{unpacked / max(size, 1):.0f} times its size (limits.max_expansion_ratio is "
+            f"{max_ratio:g}); refusing to install"
+        )
 
 
 def extract(archive: Path, filename: str, target: Path, version: str) -> None:

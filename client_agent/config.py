@@ -82,6 +82,8 @@ class AgentConfig:
     max_root_walk: int = 1000  # root versions walked in one update of trust (a loop guard)
     health_check_seconds: float = 120.0  # the health check must finish within this
     free_space_margin: int = 64 * 1024 * 1024  # bytes left free beyond a download or an install
+    max_expansion_ratio: float = 100.0  # unpacked bytes per archive byte (over at least 1 MiB)
+    max_unpacked_bytes: int = 16 * 1024**3  # the most a release may unpack to
     max_pending_reports: int = 100  # undelivered reports kept; the oldest are dropped first
     check_jitter: float = 0.1  # `run` waits check_interval ± this fraction, spreading the load
 
@@ -103,6 +105,8 @@ LIMITS: dict[str, type] = {
     "max_root_walk": int,
     "health_check_seconds": float,
     "free_space_margin": int,
+    "max_expansion_ratio": float,
+    "max_unpacked_bytes": int,
     "max_pending_reports": int,
     "check_jitter": float,
 }

@@ -119,5 +119,12 @@ class BusyError(AgentError):
 class ArchiveRefusedError(InstallError):
     """The artifact holds an entry that could write outside its version directory."""
 
+    def __init__(self, message: str, code: str = "archive_refused") -> None:
+        super().__init__(message, code=code)
+
+
+class SuspiciousArchiveError(ArchiveRefusedError):
+    """The artifact would unpack to far more than its size or than any release should."""
+
     def __init__(self, message: str) -> None:
-        super().__init__(message, code="archive_refused")
+        super().__init__(message, code="archive_suspicious")

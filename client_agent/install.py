@@ -167,15 +167,27 @@ def check_free_space(directory: Path, needed: int, margin: int, what: str) -> No
         )
 
 
-def stage(layout: Layout, artifact: Path, filename: str, version: str, margin: int) -> Path:
-    """Unpack ``artifact`` into ``versions/<version>`` (complete or absent, never half)."""
+def stage(
+    layout: Layout,
+    artifact: Path,
+    filename: str,
+    version: str,
+    margin: int,
+    max_ratio: float = 100.0,
+    max_bytes: int = 16 * 1024**3,
+) -> Path:
+    """Unpack ``artifact`` into ``versions/<version>`` (complete or absent, never half).
+
+    The archive's declared sizes are held against ``max_ratio`` and ``max_bytes`` (a bomb is
+    refused as suspicious) before the free space is checked.
+    """
     final = layout.version_dir(version)
     if layout.current_version() == version:
         raise InstallError(f"version {version} is already current")
     layout.versions.mkdir(parents=True, exist_ok=True)
-    check_free_space(
-        layout.versions, archive.unpacked_size(artifact, filename), margin, f"version {version}"
-    )
+    unpacked = archive.unpacked_size(artifact, filename)
+    archive.check_expansion(artifact, filename, unpacked, max_ratio, max_bytes)
+    check_free_space(layout.versions, unpacked, margin, f"version {version}")
     staging = layout.versions / f"{STAGING_PREFIX}{version}-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()

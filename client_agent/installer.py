@@ -127,7 +127,15 @@ class Installer:
         from_version = Version(old) if old else None
         filename = "content.tar" if content_sha256 else manifest.artifact.filename
         try:
-            install.stage(self.layout, artifact, filename, new, self.config.free_space_margin)
+            install.stage(
+                self.layout,
+                artifact,
+                filename,
+                new,
+                self.config.free_space_margin,
+                self.config.max_expansion_ratio,
+                self.config.max_unpacked_bytes,
+            )
         except InstallError as exc:
             self.report(new, from_version, "failure", exc.code, str(exc))
             raise

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
+import shutil
+import tarfile
 import time
+import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from client_agent import install
-from client_agent.errors import InstallError
+from client_agent.errors import InstallError, SuspiciousArchiveError
 from tests.common.agent_sim import app_files, tar_gz
 
 
@@ -150,3 +155,70 @@ def test_kept_artifact_digests_name_only_sha256_files(layout: install.Layout) ->
     assert layout.kept_artifact_digests("9.9.9") == [], "no manifest kept"
     layout.kept_manifest("1.0.0").write_text("{not json")
     assert layout.kept_artifact_digests("1.0.0") == [], "an unreadable manifest names nothing"
+
+
+BOMB = 110 * 1024 * 1024  # zeros: compresses about 1000:1, past the default ratio of 100
+
+
+class Zeros(io.RawIOBase):
+    """``size`` zero bytes, read in pieces (a bomb is made without holding it in memory)."""
+
+    def __init__(self, size: int) -> None:
+        self.left = size
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        count = min(len(buffer), self.left)
+        buffer[:count] = bytes(count)
+        self.left -= count
+        return count
+
+
+def zip_bomb(path: Path) -> Path:
+    with (
+        zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as zf,
+        zf.open("bin/data", "w") as out,
+    ):
+        shutil.copyfileobj(Zeros(BOMB), out, 1024 * 1024)
+    return path
+
+
+def tar_bomb(path: Path) -> Path:
+    with tarfile.open(path, "w:gz", compresslevel=9) as tar:
+        info = tarfile.TarInfo("bin/data")
+        info.size = BOMB
+        tar.addfile(info, io.BufferedReader(Zeros(BOMB)))
+    return path
+
+
+def nothing_staged(layout: install.Layout) -> None:
+    assert sorted(p.name for p in layout.versions.iterdir()) == ["1.0.0", "1.1.0"]
+    assert not (layout.versions / "1.1.0" / "bin").exists()
+
+
+def test_a_zip_bomb_is_refused_as_suspicious_not_as_a_lack_of_space(
+    layout: install.Layout, tmp_path: Path
+) -> None:
+    bomb = zip_bomb(tmp_path / "a.zip")
+    assert bomb.stat().st_size < 1024 * 1024
+    # A margin no disk has: were the expansion not judged first, this would say "free space".
+    with pytest.raises(SuspiciousArchiveError, match=r"^suspicious archive: a\.zip \(\d+ bytes\)"):
+        install.stage(layout, bomb, bomb.name, "1.2.0", margin=1 << 60)
+    nothing_staged(layout)
+
+
+def test_a_tar_bomb_over_the_absolute_limit_is_refused_as_suspicious(
+    layout: install.Layout, tmp_path: Path
+) -> None:
+    bomb = tar_bomb(tmp_path / "a.tar.gz")
+    with pytest.raises(SuspiciousArchiveError, match=r"more than limits\.max_unpacked_bytes") as e:
+        install.stage(
+            layout, bomb, bomb.name, "1.2.0", margin=0, max_ratio=1e6, max_bytes=64 * 1024**2
+        )
+    assert e.value.code == "archive_suspicious" and e.value.exit_code == 40
+    nothing_staged(layout)
+    # Within limits raised by the configuration, the same archive unpacks.
+    install.stage(layout, bomb, bomb.name, "1.2.0", margin=0, max_ratio=1e6, max_bytes=BOMB)
+    assert (layout.versions / "1.2.0" / "bin" / "data").stat().st_size == BOMB
