@@ -148,7 +148,7 @@ def judge_time(now: datetime, issued: datetime) -> tuple[datetime, str | None]:
     """The time to judge expiry by: the clock, or the bundle's signed time when the clock is wrong."""
     if now < EARLIEST_PLAUSIBLE or now < issued:
         note = (
-            f"this machine's clock says {now:%Y-%m-%d %H:%M}, which cannot be right; "
+            f"this machine's clock says {now:%Y-%m-%d %H:%M} UTC, which cannot be right; "
             f"expiry was judged by the bundle's signed time ({issued:%Y-%m-%d %H:%M} UTC)"
         )
         return issued, note

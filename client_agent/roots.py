@@ -205,6 +205,13 @@ def verify_next_root(trusted: TrustedRoot, document: Any) -> TrustedRoot:
     return new
 
 
+# What a customer can do about an expired root: only the vendor can sign a new one.
+RENEW_ROOT = (
+    "ask the vendor to renew it (`vigor keys write-root` on the update server); updates "
+    "resume by themselves once the server has a fresh root"
+)
+
+
 def check_root_fresh(root: TrustedRoot, now: datetime) -> None:
     """Refuse an expired root, and a clock too wrong to tell (it could not spot a stale root).
 
@@ -220,9 +227,10 @@ def check_root_fresh(root: TrustedRoot, now: datetime) -> None:
         return
     hint = ""
     if (now - root.expires).days > 365:
-        hint = f" — or this machine's clock ({now:%Y-%m-%d}) is far ahead: check it"
+        hint = f" — or this machine's clock ({now:%Y-%m-%d %H:%M} UTC) is far ahead: check it"
     raise ExpiredRootError(
-        f"the trusted root (version {root.version}) expired on {root.expires:%Y-%m-%d}{hint}"
+        f"the trusted root (version {root.version}) expired on "
+        f"{root.expires:%Y-%m-%d %H:%M} UTC{hint}; {RENEW_ROOT}"
     )
 
 
@@ -236,9 +244,10 @@ def check_clock_against(root: TrustedRoot, signed_time: datetime, now: datetime)
     if signed_time < root.expires:
         return
     raise ExpiredRootError(
-        f"the trusted root (version {root.version}) expired on {root.expires:%Y-%m-%d}, "
-        f"as the server's signed time ({signed_time:%Y-%m-%d}) shows; this machine's clock "
-        f"({now:%Y-%m-%d}) is behind: set it"
+        f"the trusted root (version {root.version}) expired on "
+        f"{root.expires:%Y-%m-%d %H:%M} UTC, as the server's signed time "
+        f"({signed_time:%Y-%m-%d %H:%M} UTC) shows; this machine's clock "
+        f"({now:%Y-%m-%d %H:%M} UTC) is behind: set it"
     )
 
 

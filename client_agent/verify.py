@@ -218,8 +218,8 @@ def verify_check(
     if expires + CLOCK_SKEW < now:
         hint = ""
         if (now - expires).days >= 1:
-            hint = f" — or this machine's clock ({now:%Y-%m-%d %H:%M}) is ahead: check it"
-        raise ReplayError(f"the check response expired at {expires:%Y-%m-%d %H:%M}{hint}")
+            hint = f" — or this machine's clock ({now:%Y-%m-%d %H:%M} UTC) is ahead: check it"
+        raise ReplayError(f"the check response expired at {expires:%Y-%m-%d %H:%M} UTC{hint}")
     update = signed.get("update")
     if update is None:
         return CheckAnswer(signed, None, None, None, issued)

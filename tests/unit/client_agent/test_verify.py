@@ -26,6 +26,7 @@ from client_agent.errors import (
 )
 from client_agent.roots import (
     EARLIEST_PLAUSIBLE,
+    RENEW_ROOT,
     TrustedRoot,
     check_root_fresh,
     trust_initial_root,
@@ -619,20 +620,20 @@ EXPIRED_ROOT_MESSAGES = {
     ),
     "really-expired": (
         datetime(2026, 6, 2, tzinfo=UTC),
-        "the trusted root (version 1) expired on 2026-06-01",
+        "the trusted root (version 1) expired on 2026-06-01 00:00 UTC; " + RENEW_ROOT,
     ),
     "the-instant-it-expires": (
         datetime(2026, 6, 1, tzinfo=UTC),
-        "the trusted root (version 1) expired on 2026-06-01",
+        "the trusted root (version 1) expired on 2026-06-01 00:00 UTC; " + RENEW_ROOT,
     ),
     "a-year-late": (
         datetime(2027, 6, 1, tzinfo=UTC),
-        "the trusted root (version 1) expired on 2026-06-01",
+        "the trusted root (version 1) expired on 2026-06-01 00:00 UTC; " + RENEW_ROOT,
     ),
     "a-year-and-a-day-late": (
         datetime(2027, 6, 2, tzinfo=UTC),
-        "the trusted root (version 1) expired on 2026-06-01 — or this machine's clock "
-        "(2027-06-02) is far ahead: check it",
+        "the trusted root (version 1) expired on 2026-06-01 00:00 UTC — or this machine's "
+        "clock (2027-06-02 00:00 UTC) is far ahead: check it; " + RENEW_ROOT,
     ),
 }
 
@@ -660,16 +661,16 @@ def test_a_few_minutes_of_clock_skew_are_tolerated() -> None:
 EXPIRED_CHECK_MESSAGES = {
     "two-hours-late": (
         timedelta(hours=2),
-        "the check response expired at 2026-11-25 13:00",
+        "the check response expired at 2026-11-25 13:00 UTC",
     ),
     "a-minute-short-of-a-day-late": (
         timedelta(hours=23, minutes=59),
-        "the check response expired at 2026-11-25 13:00",
+        "the check response expired at 2026-11-25 13:00 UTC",
     ),
     "a-day-late": (
         timedelta(days=1),
-        "the check response expired at 2026-11-25 13:00 — or this machine's clock "
-        "(2026-11-26 13:00) is ahead: check it",
+        "the check response expired at 2026-11-25 13:00 UTC — or this machine's clock "
+        "(2026-11-26 13:00 UTC) is ahead: check it",
     ),
 }
 
