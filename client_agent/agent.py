@@ -40,7 +40,6 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from packaging.version import InvalidVersion, Version
 
@@ -54,7 +53,7 @@ from client_agent.errors import (
     RateLimitedError,
     VerificationError,
 )
-from client_agent.fetch import Fetcher, UrllibFetcher
+from client_agent.fetch import Fetcher, UrllibFetcher, same_origin
 from client_agent.files import write_atomic
 from client_agent.installer import Installer, Outcome
 from client_agent.reports import ReportQueue
@@ -149,8 +148,7 @@ class Agent:
 
     def auth_for(self, url: str) -> dict[str, str]:
         """The license for a download from the server itself; nothing for any other host."""
-        same = urlsplit(url)[:2] == urlsplit(self.config.server_url)[:2]
-        return self._license_headers() if same else {}
+        return self._license_headers() if same_origin(url, self.config.server_url) else {}
 
     # ------------------------------------------------------------------ trust
 

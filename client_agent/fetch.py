@@ -50,6 +50,7 @@ __all__ = [
     "Progress",
     "UrllibFetcher",
     "retry_after_seconds",
+    "same_origin",
 ]
 
 Progress = Callable[[int], None]
@@ -270,7 +271,16 @@ class _HTTPSHandler(urllib.request.HTTPSHandler):
 def _origin(url: str) -> tuple[str, str, int | None]:
     parts = urlsplit(url)
     default = {"http": 80, "https": 443}.get(parts.scheme)
-    return parts.scheme, (parts.hostname or "").lower(), parts.port or default
+    try:
+        port = parts.port
+    except ValueError:  # not a number: an origin of its own, matching nothing configured
+        return parts.scheme, parts.netloc.lower(), -1
+    return parts.scheme.lower(), (parts.hostname or "").lower(), port or default
+
+
+def same_origin(url: str, other: str) -> bool:
+    """Whether two URLs share scheme, host and port (``https://h`` is ``https://h:443``)."""
+    return _origin(url) == _origin(other)
 
 
 def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:

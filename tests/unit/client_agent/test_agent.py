@@ -247,3 +247,22 @@ def test_report_queue_keeps_what_the_network_could_not_take(tmp_path: Path) -> N
     queue.add({"n": 9})
     assert queue.flush(network, "https://x/report", {"Authorization": "License vgl_x"}) == 1
     assert network.reports == [{"n": 9}]
+
+
+@pytest.mark.parametrize(
+    ("url", "sent"),
+    [
+        ("https://updates.invalid/api/v1/download/t", True),
+        ("https://updates.invalid:443/api/v1/download/t", True),  # the same origin, spelled out
+        ("https://UPDATES.invalid/api/v1/download/t", True),
+        ("http://updates.invalid/api/v1/download/t", False),  # another scheme
+        ("https://updates.invalid:8443/api/v1/download/t", False),  # another port
+        ("https://bucket.s3.invalid/blob?X-Amz-Signature=x", False),  # a storage host
+        ("https://updates.invalid.evil.example/api/v1/download/t", False),
+    ],
+)
+def test_the_license_goes_with_downloads_to_the_server_s_origin_only(
+    config: AgentConfig, network: FakeNetwork, url: str, sent: bool
+) -> None:
+    headers = Agent(config, fetcher=network).auth_for(url)
+    assert headers == ({"Authorization": "License vgl_x"} if sent else {})
