@@ -321,7 +321,11 @@ def _request(url: str, **kwargs: Any) -> urllib.request.Request:
 
 def _http_error(host: str, exc: urllib.error.HTTPError, what: str) -> Exception:
     """The agent's error for an HTTP error status from ``host`` (the caller raises it)."""
-    explained = _error_message(exc.read(4096))
+    try:
+        body = exc.read(4096)
+    except (OSError, http.client.HTTPException, ValueError):
+        body = b""  # the explanation broke off: the status says enough
+    explained = _error_message(body)
     said = f"HTTP {exc.code} from {host}" + (f": {explained}" if explained else "")
     if exc.code == 429:
         wait = retry_after_seconds(exc.headers.get("Retry-After"))
@@ -430,15 +434,15 @@ class UrllibFetcher:
         self, response: http.client.HTTPResponse, max_bytes: int, what: str, deadline: _Deadline
     ) -> Any:
         data = bytearray()
-        while True:
+        while not (data and response.isclosed()):  # closed: the announced length is all in
             try:
                 deadline.arm()
                 chunk = response.read1(min(65536, max_bytes + 1 - len(data)))
             except (OSError, http.client.HTTPException, ValueError) as exc:
                 raise _broke_off(deadline, what, exc) from None
-            if deadline.expired:  # the watchdog shut the socket: what came is not all
-                raise _timed_out(deadline, what)
             if not chunk:
+                if deadline.expired:  # the watchdog shut the socket: what came is not all
+                    raise _timed_out(deadline, what)
                 break
             data += chunk
             if len(data) > max_bytes:

@@ -345,3 +345,25 @@ def test_an_error_names_the_host_that_answered_after_a_redirect(serve: Any, scri
     port, _ = serve(redirect_to=f"http://localhost:{storage.port}/blob")
     with pytest.raises(DownloadError, match=f"HTTP 503 from localhost:{storage.port}$"):
         UrllibFetcher().get_json(f"http://127.0.0.1:{port}/start", 4096)
+
+
+@pytest.mark.parametrize(
+    ("url", "script"),
+    [
+        # A plain-HTTP request through the proxy, whose answer trickles.
+        ("http://updates.example.invalid/x", [(head(len(BODY)), 0), *trickled(BODY, 0.1)]),
+        # HTTPS through the proxy: its answer to CONNECT trickles, before any TLS.
+        (
+            "https://updates.example.invalid/x",
+            trickled(b"HTTP/1.1 200 Connection established\r\n\r\n", 0.1),
+        ),
+    ],
+    ids=["http", "https-connect"],
+)
+def test_a_trickling_proxy_is_cut_at_the_deadline_too(scripted: Any, url: str, script: Any) -> None:
+    proxy = scripted(script)
+    fetcher = UrllibFetcher(timeout=5, proxy=proxy.url, document_seconds=1.0)
+    started = time.monotonic()
+    with pytest.raises(DownloadError, match="timed out"):
+        fetcher.get_json(url, 4096)
+    assert time.monotonic() - started < 2.0
