@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from server.domain.models import CustomerUser, Release
-from server.domain.vocabulary import PortalUserState, ReleaseState
+from server.domain.vocabulary import AccountState, ReleaseState
 
 AT = datetime(2025, 1, 2, tzinfo=UTC)
 
@@ -32,10 +32,10 @@ def test_release_state(
 @pytest.mark.parametrize(
     ("password_hash", "disabled", "state"),
     [
-        (None, False, PortalUserState.INVITED),
-        ("$argon2id$...", False, PortalUserState.ACTIVE),
-        ("$argon2id$...", True, PortalUserState.DISABLED),
-        (None, True, PortalUserState.DISABLED),
+        (None, False, AccountState.INVITED),
+        ("$argon2id$...", False, AccountState.ACTIVE),
+        ("$argon2id$...", True, AccountState.DISABLED),
+        (None, True, AccountState.DISABLED),
     ],
 )
 def test_portal_user_state(password_hash: str | None, disabled: bool, state: str) -> None:
