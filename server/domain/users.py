@@ -131,7 +131,7 @@ def find_user(session: Session, email: str) -> AdminUser:
 
 def get_user(session: Session, user_id: int) -> AdminUser:
     """Raises: NotFoundError: no admin user has this id."""
-    user = session.get(AdminUser, user_id)
+    user = session.get(AdminUser, user_id) if 0 < user_id < 2**63 else None
     if user is None:
         raise NotFoundError(f"no user {user_id}")
     return user

@@ -16,11 +16,13 @@ from sqlalchemy import select
 
 from server.cli import cli
 from server.cli.common import ACTOR
+from server.config import Settings
 from server.domain import customers, portal_users, users
 from server.domain.errors import ConflictError
 from server.domain.models import AdminUser, AuditEvent, utcnow
 from server.domain.vocabulary import AccountState, Role
 from server.services import Services
+from tests.common.apps import vigor_app
 from tests.common.factories import make_customer, make_product
 
 PASSWORD = "correct horse battery"
@@ -417,3 +419,18 @@ def test_two_admins_demoting_each_other_at_the_same_moment_leave_one_admin(
     assert outcomes == ["demoted", "refused"]
     roles = [role for _, role, disabled, _ in everyone(services) if not disabled]
     assert roles.count(Role.ADMIN) == 1
+
+
+def test_guessing_the_current_password_on_the_account_page_is_throttled(
+    settings: Settings, people: dict[str, int]
+) -> None:
+    with vigor_app(settings.with_(rate_limit_login="3/minute")) as app:
+        viewer = signed_in(app, "viewer")
+        form = {"current_password": "guess", "new_password": NEW_PASSWORD, "confirm": NEW_PASSWORD}
+        statuses = [
+            viewer.post(
+                "/admin/account", data={"csrf_token": csrf(viewer, "/admin/account")} | form
+            ).status_code
+            for _ in range(4)
+        ]
+    assert statuses == [400, 400, 400, 429]

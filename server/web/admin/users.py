@@ -17,6 +17,7 @@ from server.web import db_session, services
 from server.web.admin.blueprint import blueprint
 from server.web.auth import requires, sign_in
 from server.web.errors import status_for
+from server.web.ratelimit import rate_limited
 
 USER_ACTIONS = ("disable", "enable", "reset", "remove")
 
@@ -114,8 +115,13 @@ def _after_change() -> ResponseReturnValue:
     return redirect(url_for("admin.users_page"), code=303)
 
 
+def _password_change_limit() -> str:
+    return services().settings.rate_limit_login
+
+
 @blueprint.route("/account", methods=["GET", "POST"])
 @requires(Role.VIEWER)
+@rate_limited(_password_change_limit, methods=["POST"])  # guessing the current password
 def account() -> ResponseReturnValue:
     """Change one's own password: the current one is required; other sessions end."""
     error = None
