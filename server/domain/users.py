@@ -6,8 +6,9 @@ email rules here serve the customers' portal users too (:mod:`server.domain.port
 Every change that must end a person's sessions bumps their ``session_version``: signing out,
 a new password (their own change, a reset, one set through a link), disable and enable. Admins
 add people (who choose a password through a set-password link, :mod:`.password_links`), change
-roles, disable, reset and remove them; there is always at least one active admin left (a change
-that would leave none is refused, and changes nothing). Every change is audited.
+roles, disable, reset and remove them; there is always at least one active admin left — an
+enabled admin with a password, who can sign in — (a change that would leave none is refused, and
+changes nothing). Every change is audited.
 """
 
 from __future__ import annotations
@@ -205,12 +206,16 @@ def reset_password(
     """Clear the password, end every session and earlier link; returns a new link (shown once).
 
     Raises:
-        ConflictError: the user is disabled (enable them first).
+        ConflictError: the user is disabled (enable them first), or is the last active admin.
     """
     if user.disabled:
         raise ConflictError(f"user {user.email} is disabled; enable them first")
-    user.password_hash = ""
-    user.session_version += 1
+
+    def change() -> None:
+        user.password_hash = ""
+        user.session_version += 1
+
+    _keeping_an_admin(session, user, change)
     audit.record(session, actor, "user.reset", user.email)
     session.commit()
     return LINKS.issue(secret_key, user, now)
@@ -242,7 +247,11 @@ def set_password_with_link(
     return user
 
 
-_ACTIVE_ADMIN = (AdminUser.role == Role.ADMIN) & AdminUser.disabled.is_(False)
+# An admin who can sign in: an invited admin, or one whose password was reset, does not count
+# until they have chosen a password.
+_ACTIVE_ADMIN = (
+    (AdminUser.role == Role.ADMIN) & AdminUser.disabled.is_(False) & (AdminUser.password_hash != "")
+)
 
 
 def _keeping_an_admin(session: Session, user: AdminUser, change: Callable[[], None]) -> None:

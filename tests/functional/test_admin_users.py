@@ -212,12 +212,15 @@ def test_the_last_active_admin_cannot_be_disabled_demoted_or_removed(
     app: Flask, services: Services, people: dict[str, int]
 ) -> None:
     admin = signed_in(app, "admin")
-    before = everyone(services)
     me = people["admin"]
+    # An invited admin cannot sign in yet, so does not count as one.
+    assert post(admin, "/admin/users", email="new@v.example", role="admin").status_code == 200
+    before = everyone(services)
     for path, form in [
         (f"/admin/users/{me}/disable", {}),
         (f"/admin/users/{me}/role", {"role": "viewer"}),
         (f"/admin/users/{me}/remove", {}),
+        (f"/admin/users/{me}/reset", {}),
     ]:
         refused = post(admin, path, **form)
         assert refused.status_code == 409, path
@@ -225,6 +228,8 @@ def test_the_last_active_admin_cannot_be_disabled_demoted_or_removed(
     assert everyone(services) == before, "the last admin stays an admin"
     assert admin.get("/admin/users").status_code == 200, "and stays signed in"
 
+    invited = row(services, "new@v.example").id
+    assert post(admin, f"/admin/users/{invited}/remove").status_code == 303
     # A second admin, then one of them may go; a disabled admin does not count as one.
     assert post(admin, f"/admin/users/{people['publisher']}/role", role="admin").status_code == 303
     assert post(admin, f"/admin/users/{people['publisher']}/disable").status_code == 303
@@ -378,6 +383,7 @@ CLI_REFUSALS = [
     (("disable", "admin@v.example"), "admin@v.example is the last active admin"),
     (("role", "admin@v.example", "viewer"), "admin@v.example is the last active admin"),
     (("remove", "admin@v.example"), "admin@v.example is the last active admin"),
+    (("reset", "admin@v.example"), "admin@v.example is the last active admin"),
     (("disable", "nobody@v.example"), "no user 'nobody@v.example'"),
     (("role", "viewer@v.example", "root"), "role: must be one of admin, publisher, viewer"),
     (("password", "viewer@v.example", "--password-env", "PW"), "at least 10 characters"),
