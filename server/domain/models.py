@@ -30,12 +30,12 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from server.domain.columns import UTCDateTime, one_of
 from server.domain.vocabulary import (
     DEFAULT_CHANNEL,
+    AccountState,
     ApplyOutcome,
     ContractKind,
     LapsePolicy,
     LicenseStatus,
     LineStatus,
-    PortalUserState,
     ReleaseKind,
     ReleaseState,
     Role,
@@ -335,7 +335,12 @@ class ApplyReport(Base):
 
 
 class AdminUser(Base):
-    """A person who runs the vendor side; ``session_version`` invalidates copied cookies."""
+    """A person who runs the vendor side.
+
+    Bumping ``session_version`` ends every session of theirs, copied cookies included, and voids
+    every set-password link issued before (sign out, a new password, disable, reset).
+    ``password_hash`` is empty (``""``) after a reset, until they choose one with the link.
+    """
 
     __tablename__ = "admin_users"
 
@@ -346,6 +351,12 @@ class AdminUser(Base):
     session_version: Mapped[int] = mapped_column(Integer, default=1)
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    @property
+    def state(self) -> AccountState:
+        if self.disabled:
+            return AccountState.DISABLED
+        return AccountState.ACTIVE if self.password_hash else AccountState.INVITED
 
 
 class CustomerUser(Base):
@@ -372,10 +383,31 @@ class CustomerUser(Base):
     customer: Mapped[Customer] = relationship(back_populates="portal_users")
 
     @property
-    def state(self) -> PortalUserState:
+    def state(self) -> AccountState:
         if self.disabled:
-            return PortalUserState.DISABLED
-        return PortalUserState.ACTIVE if self.password_hash else PortalUserState.INVITED
+            return AccountState.DISABLED
+        return AccountState.ACTIVE if self.password_hash else AccountState.INVITED
+
+
+class PortalKeySession(Base):
+    """A portal session opened with a license key; the session cookie holds its random token.
+
+    Signing out deletes the row, so a copied cookie dies with it. (Portal users and admin users
+    have a ``session_version`` instead; a license key is shared by a customer's people and
+    installations, and one person signing out must not sign out the others.)
+    """
+
+    __tablename__ = "portal_key_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)  # SHA-256 of the token
+    license_id: Mapped[int] = mapped_column(
+        ForeignKey("licenses.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+
+    license: Mapped[License] = relationship()
 
 
 class ApiToken(Base):

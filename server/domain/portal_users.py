@@ -3,7 +3,7 @@
 The invitation workflow, as vendors run it:
 
 1. An admin adds a person by email (:func:`invite`). They get no password; the admin is shown,
-   once, a set-password link valid for :data:`INVITATION_TTL`.
+   once, a set-password link valid for seven days (:mod:`server.domain.password_links`).
 2. The person opens the link and chooses a password (:func:`set_password_with_link`). The link
    names the user and a fingerprint of their current password hash and session version, signed
    with the server's secret key; setting the password changes both, so the link works once.
@@ -17,61 +17,30 @@ signed-in person may see is every active license of their customer, and nothing 
 
 from __future__ import annotations
 
-import hashlib
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
-from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from server.domain import audit
+from server.domain import audit, password_links
 from server.domain.errors import (
     ConflictError,
     InvalidInputError,
-    InvitationExpiredError,
-    InvitationInvalidError,
     NotFoundError,
     SignInRefusedError,
 )
 from server.domain.models import Customer, CustomerUser, License, Product
+from server.domain.password_links import LinkSigner
 from server.domain.users import hash_password, normalize_email, password_matches
 from server.domain.vocabulary import LicenseStatus
 
-INVITATION_TTL = timedelta(days=7)
 MIN_PASSWORD_LENGTH = 12
-_SALT = "vigor.portal.set-password.v1"
-
-
-@dataclass(frozen=True)
-class Invitation:
-    """A set-password link's token, shown once; it is not stored anywhere."""
-
-    user: CustomerUser
-    token: str
-    expires_at: datetime
+LINKS = LinkSigner("vigor.portal.set-password.v1")
+Invitation = password_links.Invitation[CustomerUser]
 
 
 def _target(user: CustomerUser) -> str:
     return f"{user.customer.slug}/{user.email}"
-
-
-def _fingerprint(user: CustomerUser) -> str:
-    """Changes whenever the password or the session version does: links then stop working."""
-    material = f"{user.id}:{user.session_version}:{user.password_hash or ''}"
-    return hashlib.sha256(material.encode()).hexdigest()[:32]
-
-
-def _serializer(secret_key: str) -> URLSafeSerializer:
-    return URLSafeSerializer(secret_key, salt=_SALT)
-
-
-def _invitation(secret_key: str, user: CustomerUser, now: datetime) -> Invitation:
-    expires_at = now + INVITATION_TTL
-    token = _serializer(secret_key).dumps(
-        [user.id, _fingerprint(user), int(expires_at.timestamp())]
-    )
-    return Invitation(user, token if isinstance(token, str) else token.decode(), expires_at)
 
 
 def find_user(session: Session, email: str) -> CustomerUser:
@@ -103,7 +72,7 @@ def invite(
     session.add(user)
     audit.record(session, actor, "portal_user.add", _target(user))
     session.commit()
-    return _invitation(secret_key, user, now)
+    return LINKS.issue(secret_key, user, now)
 
 
 def reset(
@@ -120,7 +89,7 @@ def reset(
     user.session_version += 1
     audit.record(session, actor, "portal_user.reset", _target(user))
     session.commit()
-    return _invitation(secret_key, user, now)
+    return LINKS.issue(secret_key, user, now)
 
 
 def set_disabled(
@@ -140,22 +109,9 @@ def read_invitation(session: Session, secret_key: str, token: str, now: datetime
     """The user a set-password link is for, while it is unused, current and unexpired.
 
     Raises:
-        InvitationExpiredError: older than :data:`INVITATION_TTL`.
-        InvitationInvalidError: tampered with, used already, replaced by a newer link, or the
-            user is disabled or gone.
+        InvitationExpiredError, InvitationInvalidError: see :meth:`LinkSigner.read`.
     """
-    try:
-        user_id, fingerprint, expires = _serializer(secret_key).loads(token)
-    except (BadSignature, ValueError, TypeError):
-        raise InvitationInvalidError("this link is not valid") from None
-    if not isinstance(user_id, int) or not isinstance(expires, int):
-        raise InvitationInvalidError("this link is not valid")
-    user = session.get(CustomerUser, user_id)
-    if user is None or user.disabled or fingerprint != _fingerprint(user):
-        raise InvitationInvalidError("this link is not valid or was used already", user=user)
-    if now >= datetime.fromtimestamp(expires, UTC):
-        raise InvitationExpiredError("this link has expired", user=user)
-    return user
+    return LINKS.read(secret_key, token, now, lambda user_id: session.get(CustomerUser, user_id))
 
 
 def set_password_with_link(

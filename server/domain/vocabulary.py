@@ -96,8 +96,9 @@ class ReleaseState(StrEnum):
     YANKED = "yanked"
 
 
-class PortalUserState(StrEnum):
-    """Where a portal user stands (computed from their row)."""
+class AccountState(StrEnum):
+    """Where a person who signs in stands, a portal user or an admin user (computed from the
+    row)."""
 
     INVITED = "invited"  # no password set yet
     ACTIVE = "active"

@@ -1,7 +1,10 @@
-"""Signing in to the admin web: flask-login, Argon2id, CSRF, throttling, safe redirects.
+"""Signing in to the admin web: flask-login, Argon2id, CSRF, throttling, safe redirects, and
+the set-password links an admin hands out.
 
-Sessions carry the user's ``session_version``; logging out (or changing the password) bumps it,
-so a copied cookie stops working — Flask's signed cookie alone would outlive a logout.
+Sessions carry the user's ``session_version``; signing out, a new password and disable bump it,
+so a copied cookie stops working — Flask's signed cookie alone would outlive a logout. Signing
+in starts a fresh session (:func:`fresh_session`): nothing a browser held before, a CSRF secret
+planted by someone else included, survives it.
 """
 
 from __future__ import annotations
@@ -12,19 +15,30 @@ from datetime import timedelta
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Flask, abort, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Flask,
+    abort,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask.typing import ResponseReturnValue
 from flask_login import LoginManager, current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
 from flask_wtf.csrf import CSRFProtect
-from sqlalchemy import select
 from werkzeug.wrappers import Response
 from wtforms import EmailField, PasswordField
 from wtforms.validators import DataRequired, Length
 
-from server.domain import audit
-from server.domain.models import AdminUser
-from server.domain.users import password_matches
+from server.domain import users
+from server.domain.errors import DomainError, InvalidInputError, InvitationExpiredError
+from server.domain.models import AdminUser, utcnow
 from server.domain.vocabulary import Role
 from server.web import db_session, services
 from server.web.ratelimit import rate_limited
@@ -65,10 +79,21 @@ def _load(user_id: str) -> SignedInUser | None:
     ident, _, version = user_id.partition(":")
     if not ident.isdigit() or not version.isdigit():
         return None
-    user = db_session().get(AdminUser, int(ident))
-    if user is None or user.disabled or user.session_version != int(version):
-        return None  # logged out elsewhere, password changed, or disabled: the cookie is dead
-    return SignedInUser(user)
+    user = users.signed_in(db_session(), int(ident), int(version))
+    return None if user is None else SignedInUser(user)
+
+
+def fresh_session() -> None:
+    """Start a new session at sign-in: drop everything the old one held, the CSRF secret
+    included (a token fixed before sign-in is dead after it), whichever area signs in."""
+    session.clear()
+    g.pop(current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token"), None)
+
+
+def sign_in(user: AdminUser) -> None:
+    """Start a fresh session for ``user`` at their current session version."""
+    fresh_session()
+    login_user(SignedInUser(user))
 
 
 def requires(role: Role | str) -> Callable[[F], F]:
@@ -115,30 +140,75 @@ def _login_limit() -> str:
 def login() -> ResponseReturnValue:
     form = LoginForm()
     if form.validate_on_submit():
-        email = (form.email.data or "").strip().lower()
-        user = db_session().scalar(select(AdminUser).where(AdminUser.email == email))
-        # The hash is verified even for an unknown email: the answer takes as long either way.
-        matches = password_matches(user.password_hash if user else None, form.password.data or "")
-        if user is not None and not user.disabled and matches:
-            login_user(SignedInUser(user))
-            audit.record(db_session(), user.email, "user.login", user.email)
-            db_session().commit()
+        try:
+            user = users.authenticate(db_session(), form.email.data or "", form.password.data or "")
+        except DomainError:
+            form.password.errors.append("Wrong email or password.")
+        else:
+            sign_in(user)
             return redirect(safe_next(request.args.get("next")), code=303)
-        form.password.errors.append("Wrong email or password.")
     return render_template("auth/login.html", form=form), 200 if request.method == "GET" else 400
 
 
 @blueprint.post("/logout")
 @login_required
 def logout() -> Response:
-    user = db_session().get(AdminUser, current_user.user.id)
-    if user is not None:
-        user.session_version += 1  # every copy of this session's cookie dies too
-        audit.record(db_session(), user.email, "user.logout", user.email)
-        db_session().commit()
+    users.sign_out(db_session(), current_user.user)  # every copy of this cookie dies too
     logout_user()
     flash("Signed out.")
     return redirect(url_for("auth.login"), code=303)
+
+
+class SetPasswordForm(FlaskForm):
+    password = PasswordField("New password", validators=[DataRequired(), Length(max=200)])
+    confirm = PasswordField("The same password again", validators=[DataRequired()])
+
+
+@blueprint.route("/set-password/<token>", methods=["GET", "POST"])
+@rate_limited(_login_limit, methods=["POST"])
+def set_password(token: str) -> ResponseReturnValue:
+    """The link an admin handed out: choose a password (once), and be signed in."""
+    secret_key = services().settings.secret_key
+    try:
+        user = users.read_invitation(db_session(), secret_key, token, utcnow())
+    except InvitationExpiredError:
+        return _set_password_page(
+            None, None, "This link has expired. Ask an admin for a new one.", 410
+        )
+    except DomainError:
+        refused = "This link is not valid or was used already. Ask an admin for a new one."
+        return _set_password_page(None, None, refused, 400)
+    form = SetPasswordForm()
+    error: str | None = None
+    if form.validate_on_submit():
+        if form.password.data != form.confirm.data:
+            error = "The two passwords are not the same."
+        else:
+            try:
+                user = users.set_password_with_link(
+                    db_session(), secret_key, token, form.password.data or "", now=utcnow()
+                )
+            except InvalidInputError:
+                error = f"The password must have at least {users.MIN_PASSWORD_LENGTH} characters."
+            else:
+                sign_in(user)
+                flash("Your password is set.")
+                return redirect(url_for("admin.dashboard"), code=303)
+    elif request.method == "POST":
+        error = "Please fill in both fields."
+    return _set_password_page(form, user, error, 400 if error else 200)
+
+
+def _set_password_page(
+    form: SetPasswordForm | None, user: AdminUser | None, error: str | None, status: int
+) -> ResponseReturnValue:
+    return render_template(
+        "auth/set_password.html",
+        form=form,
+        user=user,
+        error=error,
+        min_length=users.MIN_PASSWORD_LENGTH,
+    ), status
 
 
 def init_app(app: Flask) -> None:

@@ -243,7 +243,13 @@ def test_pages_fit_a_phone(browser: Browser, deployment: Deployment) -> None:
         fits("the portal")
         shot(page, "portal-phone")
         admin_sign_in(page, deployment)
-        for path in ("/admin/", "/admin/releases/new", "/admin/customers/initech"):
+        for path in (
+            "/admin/",
+            "/admin/releases/new",
+            "/admin/customers/initech",
+            "/admin/users",
+            "/admin/account",
+        ):
             page.goto(f"{deployment.server.url}{path}")
             fits(path)
         page.goto(f"{deployment.server.url}/admin/")
@@ -285,3 +291,54 @@ def test_admin_adds_a_portal_user_who_sets_a_password_and_lands_on_the_portal(
     page.goto(f"{deployment.server.url}/admin/customers/umbrella")
     assert link not in page.content(), "the link is shown once"
     assert "buyer@umbrella.example" in page.locator("#portal-users ~ table").inner_text()
+
+
+def test_admin_adds_a_user_who_sets_a_password_and_changes_it_on_their_account_page(
+    browser: Browser, page: Page, deployment: Deployment
+) -> None:
+    admin_sign_in(page, deployment)
+    page.click("nav a:has-text('Users')")
+    page.fill("#user-email", "Release.Manager@example.com")
+    page.select_option("#user-role", "publisher")
+    page.click("button:has-text('Add and make a set-password link')")
+    link = page.locator("#new-link").inner_text().strip()
+    assert link.startswith(f"{deployment.proxy.url}/admin/set-password/"), "the public address"
+    row = page.locator("tr", has_text="release.manager@example.com")
+    assert "invited, no password yet" in row.inner_text()
+    shot(page, "admin-users")
+    context = browser.new_context(viewport={"width": 1280, "height": 900})  # their own browser
+    try:
+        person = context.new_page()
+        person.goto(link.replace(deployment.proxy.url, deployment.server.url))
+        person.fill("#password", "release manager 2026")
+        person.fill("#confirm", "release manager 2026")
+        person.click("button:has-text('Save and sign in')")
+        person.wait_for_url("**/admin/")
+        assert "release.manager@example.com · publisher" in person.locator(".who").inner_text()
+        person.click(".who")
+        person.fill("#current-password", "release manager 2026")
+        person.fill("#new-password", "release manager 2027")
+        person.fill("#confirm-password", "release manager 2027")
+        person.click("button:has-text('Change password')")
+        assert "Password changed" in person.locator("[role=status]").inner_text()
+        shot(person, "admin-account")
+    finally:
+        context.close()
+
+
+def test_a_copied_portal_key_cookie_is_dead_after_signing_out(
+    browser: Browser, page: Page, deployment: Deployment
+) -> None:
+    portal_sign_in(page, deployment, "initech")
+    thief = browser.new_context(viewport={"width": 1280, "height": 900})
+    try:
+        thief.add_cookies(page.context.cookies())
+        stolen = thief.new_page()
+        stolen.goto(f"{deployment.server.url}/portal/")
+        assert stolen.url.endswith("/portal/"), "the copy works while the session is open"
+        page.click("form[action$='/portal/logout'] button")
+        page.wait_for_url("**/portal/login")
+        stolen.goto(f"{deployment.server.url}/portal/")
+        assert stolen.url.endswith("/portal/login"), "a copy of the old cookie no longer works"
+    finally:
+        thief.close()

@@ -5,8 +5,9 @@ invited by an admin; see :mod:`server.domain.portal_users`). A key sign-in shows
 a portal user sees their customer's active licenses (picking one when there are several) and
 then the same page for it, under ``/portal/licenses/<id>/``.
 
-The portal session holds only ids and what is checked again on every page: the license id and
-the key's hash, or the portal user's id and session version; never a key or a password. Text
+The portal session holds only what is checked again on every page: the token of a key session
+recorded server-side, or the portal user's id and session version; never a key or a password.
+Signing out ends it server-side, so a copied cookie dies with it. Text
 comes from the gettext catalogues (:mod:`server.web.i18n`), in the customer's language setting,
 else the browser's.
 """

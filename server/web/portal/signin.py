@@ -1,16 +1,18 @@
 """Signing in to the portal: with a license key, or as a portal user with email and password
 (set once through the link an admin handed out); signing out ends the session server-side for
-portal users.
+both, so a copied cookie dies with it.
 
-The portal session holds only ids and what is checked again on every page: the license id and
-the key's hash, or the portal user's id and session version; never a key or a password.
+The portal session holds only what is checked again on every page: the token of a key session
+recorded in the database (:mod:`server.domain.portal_sessions`), or the portal user's id and
+session version; never a key or a password. Signing in starts a fresh session, CSRF secret
+included.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import redirect, render_template, request, session, url_for
+from flask import current_app, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
 from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
@@ -18,12 +20,12 @@ from wtforms import EmailField, PasswordField
 from wtforms.validators import DataRequired, Length
 
 from server.db.licenses import LicenseReads
-from server.domain import portal_users
+from server.domain import portal_sessions, portal_users
 from server.domain.errors import DomainError, InvalidInputError, InvitationExpiredError
 from server.domain.licensing import authenticate_license
 from server.domain.models import CustomerUser, License, utcnow
-from server.domain.vocabulary import LicenseStatus
 from server.web import db_session, services
+from server.web.auth import fresh_session
 from server.web.i18n import gettext as _
 from server.web.i18n import use_language
 from server.web.portal.blueprint import blueprint
@@ -84,8 +86,12 @@ def login() -> ResponseReturnValue:
         else:
             lic = db_session().get(License, view.id)
             assert lic is not None
-            session.clear()
-            session["portal"] = {"license": lic.id, "key_hash": lic.key_hash}
+            fresh_session()  # no session fixation: a fresh cookie and CSRF secret
+            session["portal"] = {
+                "key_session": portal_sessions.open_session(
+                    db_session(), lic, now=utcnow(), lifetime=current_app.permanent_session_lifetime
+                )
+            }
             session.permanent = True
             return redirect(url_for("portal.home"), code=303)
     elif request.method == "POST":
@@ -102,7 +108,7 @@ def login() -> ResponseReturnValue:
 
 
 def _sign_in_user(user: CustomerUser) -> None:
-    session.clear()  # no session fixation: a fresh cookie
+    fresh_session()  # no session fixation: a fresh cookie and CSRF secret
     session["portal"] = {"user": user.id, "version": user.session_version}
     session.permanent = True
 
@@ -112,6 +118,8 @@ def logout() -> Response:
     user = current_user()
     if user is not None:
         portal_users.sign_out(db_session(), user)  # copies of this cookie die too
+    elif "key_session" in _held():
+        portal_sessions.close_session(db_session(), _held()["key_session"])  # and these
     session.pop("portal", None)
     return redirect(url_for("portal.login"), code=303)
 
@@ -122,14 +130,8 @@ def _held() -> dict[str, Any]:
 
 
 def current_license() -> License | None:
-    """The license a key sign-in holds, while its key and status are unchanged."""
-    license_id = _held().get("license")
-    if not isinstance(license_id, int):
-        return None
-    lic = db_session().get(License, license_id)
-    if lic is None or lic.key_hash != _held().get("key_hash") or lic.status != LicenseStatus.ACTIVE:
-        return None  # revoked or suspended since: the portal closes too
-    return lic
+    """The license a key sign-in holds, while its session is open and the license active."""
+    return portal_sessions.session_license(db_session(), _held().get("key_session"), now=utcnow())
 
 
 def current_user() -> CustomerUser | None:

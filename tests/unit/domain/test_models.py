@@ -1,4 +1,5 @@
-"""Where a release and a portal user stand, computed from their rows, in the vocabulary's words."""
+"""Where a release, a portal user and an admin user stand, computed from their rows, in the
+vocabulary's words."""
 
 from __future__ import annotations
 
@@ -6,8 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from server.domain.models import CustomerUser, Release
-from server.domain.vocabulary import PortalUserState, ReleaseState
+from server.domain.models import AdminUser, CustomerUser, Release
+from server.domain.vocabulary import AccountState, ReleaseState
 
 AT = datetime(2025, 1, 2, tzinfo=UTC)
 
@@ -32,11 +33,15 @@ def test_release_state(
 @pytest.mark.parametrize(
     ("password_hash", "disabled", "state"),
     [
-        (None, False, PortalUserState.INVITED),
-        ("$argon2id$...", False, PortalUserState.ACTIVE),
-        ("$argon2id$...", True, PortalUserState.DISABLED),
-        (None, True, PortalUserState.DISABLED),
+        (None, False, AccountState.INVITED),
+        ("$argon2id$...", False, AccountState.ACTIVE),
+        ("$argon2id$...", True, AccountState.DISABLED),
+        (None, True, AccountState.DISABLED),
     ],
 )
-def test_portal_user_state(password_hash: str | None, disabled: bool, state: str) -> None:
+def test_account_state(password_hash: str | None, disabled: bool, state: str) -> None:
     assert CustomerUser(password_hash=password_hash, disabled=disabled).state is state
+    admin_hash = (
+        password_hash or ""
+    )  # an admin user's empty password is "" (the column is NOT NULL)
+    assert AdminUser(password_hash=admin_hash, disabled=disabled).state is state
