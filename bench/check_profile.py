@@ -164,6 +164,7 @@ def run(url: str, work: Path, sample: list[tuple[str, str]], args: argparse.Name
             "VIGOR_STORAGE_ROOT": str(work / "releases"),
             "VIGOR_DATABASE_URL": url,
             "VIGOR_RATE_LIMIT_CHECK": "10000000/minute",
+            "VIGOR_RATE_LIMIT_CHECK_ADDRESS": "10000000/minute",
         }
     )
     import logging

@@ -43,6 +43,7 @@ class LiveServer:
             "VIGOR_STORAGE_ROOT": str(base / "releases"),
             "VIGOR_PUBLIC_URL": public_url,
             "VIGOR_RATE_LIMIT_CHECK": "100000/minute",
+            "VIGOR_RATE_LIMIT_CHECK_ADDRESS": "100000/minute",
         }
         self.proc: subprocess.Popen[bytes] | None = None
 
