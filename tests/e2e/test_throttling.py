@@ -1,7 +1,7 @@
 """Sign-in throttling as an attacker meets it: ``vigor serve`` with two workers, fresh connections,
-on SQLite and on PostgreSQL. The counters are in the database, so both workers share them: the
-configured limit holds exactly, per address and per account (addresses told by a trusted proxy's
-``X-Forwarded-For``, as behind a load balancer)."""
+on SQLite and on PostgreSQL, and with Redis. The counters are in the database (or Redis), so both
+workers share them: the configured limit holds exactly, per address and per account (addresses
+told by a trusted proxy's ``X-Forwarded-For``, as behind a load balancer)."""
 
 from __future__ import annotations
 
@@ -17,8 +17,9 @@ import requests
 from server.db import Database
 from server.domain import users
 from server.domain.vocabulary import Role
-from tests.common.live import LiveServer
+from tests.common.live import LiveServer, free_port
 from tests.common.postgres import PostgresCluster
+from tests.common.redis import RedisServer
 
 ADMIN, OTHER_ADMIN, PASSWORD = "ops@example.com", "audit@example.com", "correct horse battery"
 PER_ADDRESS, PER_ACCOUNT = 10, 5
@@ -176,3 +177,40 @@ def the_counters_are_rows_of_the_database_holding_no_secret(site: Site) -> None:
         db.dispose()
     assert any("198.51.100.3" in key for key in keys), "per address"
     assert not any("@" in key or "vgl_" in key for key in keys), "accounts and keys as digests"
+
+
+def test_with_a_redis_storage_url_both_workers_count_in_redis(tmp_path: Path) -> None:
+    """``VIGOR_RATE_LIMIT_STORAGE_URL=redis://…`` on a fresh install: the client is a dependency,
+    and the counters live in Redis, not the database."""
+    store = RedisServer()
+    try:
+        url = f"sqlite:///{tmp_path / 'vigor.db'}"
+        server = start_site(tmp_path, url, VIGOR_RATE_LIMIT_STORAGE_URL=store.url)
+        try:
+            thirty_admin_sign_ins_from_one_address_stop_at_the_limit(Site(server, url))
+        finally:
+            server.stop()
+        keys = [key.decode() for key in store.client.keys("*")]
+    finally:
+        store.stop()
+    assert any("198.51.100.1" in key for key in keys)
+    db = Database(url)
+    try:
+        with db.engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT count(*) FROM throttle_windows").scalar() == 0
+    finally:
+        db.dispose()
+
+
+@pytest.mark.parametrize("command", [("init",), ("serve", "--port", "9")])
+def test_an_unreachable_storage_url_is_one_line_at_startup(
+    tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    server = LiveServer(tmp_path, public_url="http://127.0.0.1:9")
+    server.env["VIGOR_RATE_LIMIT_STORAGE_URL"] = f"redis://127.0.0.1:{free_port()}/0"
+    result = server.vigor(*command)
+    assert result.returncode != 0
+    assert result.stderr.startswith("error: VIGOR_RATE_LIMIT_STORAGE_URL: "), result.stderr
+    assert "does not answer" in result.stderr
+    assert result.stderr.count("\n") == 1, "one line, no traceback"
+    assert not (tmp_path / "instance" / "vigor.db").exists(), "nothing was created"
