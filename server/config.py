@@ -80,7 +80,7 @@ class Settings:
     rollout_failure_min_reports: int = 5
     patch_from_releases: int = 3  # delta patches to each new release from this many earlier ones
     # Rate limits ("120/minute", several joined by ";"), counted in the database unless a storage
-    # URL is given (redis://..., or memory:// for one process). docs/operations.md explains them.
+    # URL is given (redis://..., or memory:// for one process). README.md, "Rate limits".
     rate_limit_check: str = "120/minute"  # checks and reports per license
     # Checks per client address: a customer's office behind one NAT shares it, so it is far
     # looser than the per-license limit (which bounds each installation's license already).

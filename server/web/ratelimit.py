@@ -112,8 +112,9 @@ class BatchedWindows:
     """Counts in this process, added to ``shared`` counts at most once per ``interval`` seconds.
 
     For update checks and reports, where a write to the shared storage on every request would
-    cost more than the check itself (bench/check_profile.py on SQLite: 1,257 µs of CPU and
-    2,705 µs of wall time per check against 991 and 1,321 without; docs/operations.md). The
+    cost more than the limit is worth: on SQLite, 110-130 µs of CPU and 400 µs of wall time per
+    check (2 keys, one statement), against 4 µs for counting here (``bench/check_profile.py``,
+    "rate limiter"; a whole check is 850-1,000 µs of CPU). The
     first hit after ``interval`` adds every hit this process counted since its last sync to the
     shared windows, in one call, and learns their totals; meanwhile a key's count is its last
     known total plus this process's hits since. Hits in other processes are thus seen at most

@@ -40,7 +40,7 @@ def _check_address_limit() -> str:
 
 
 # Every installation behind one address (an office's NAT) shares the address's count; each
-# license has its own, much tighter one (docs/operations.md, "Rate limits").
+# license has its own, much tighter one (README.md, "Rate limits").
 PER_LICENSE_AND_ADDRESS = (Per(_check_limit, _license_bucket), Per(_check_address_limit))
 
 
