@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from typing import cast
 
 from sqlalchemy import Connection, Table, delete, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from server.db.engine import Database
 from server.domain.models import ThrottleWindow
@@ -38,6 +39,10 @@ ON CONFLICT (key) DO UPDATE SET
 hits = CASE WHEN w.closes_at <= {mark} THEN excluded.hits ELSE w.hits + excluded.hits END,
 closes_at = CASE WHEN w.closes_at <= {mark} THEN excluded.closes_at ELSE w.closes_at END
 RETURNING key, hits, closes_at"""
+
+
+class CounterStorageError(Exception):
+    """The rate limiter's storage (the database, Redis…) could not count a hit."""
 
 
 def stored_key(key: str) -> str:
@@ -87,13 +92,28 @@ class DatabaseWindows:
 
     def count(self, hits: Sequence[tuple[str, int, int]]) -> list[tuple[int, float]]:
         """Add ``amount`` hits to each ``(key, period, amount)``'s window, in one statement;
-        each window's count and when it closes."""
+        each window's count and when it closes.
+
+        Raises:
+            CounterStorageError: the database did not answer or refused.
+        """
         now = self._clock()
         offered: dict[str, tuple[float, int]] = {}
         for key, period, amount in hits:
             stored = stored_key(key)
             amount += offered.get(stored, (0.0, 0))[1]
             offered[stored] = (now + period, amount)
+        try:
+            counted = self._upsert(offered, now)
+        except SQLAlchemyError as exc:
+            raise CounterStorageError(
+                f"the database did not count: {exc.__class__.__name__}"
+            ) from exc
+        return [counted[stored_key(key)] for key, _, _ in hits]
+
+    def _upsert(
+        self, offered: dict[str, tuple[float, int]], now: float
+    ) -> dict[str, tuple[int, float]]:
         counted: dict[str, tuple[int, float]] = {}
         # Sorted: two statements lock shared rows in the same order (no deadlock on PostgreSQL).
         keys = sorted(offered)
@@ -110,7 +130,7 @@ class DatabaseWindows:
                 self._next_sweep = now + self._sweep_interval
                 self._sweep(conn, now)
                 conn.commit()
-        return [counted[stored_key(key)] for key, _, _ in hits]
+        return counted
 
     def _sql(self, rows: int) -> str:
         sql = self._statements.get(rows)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import logging
 import math
 import threading
 import time
@@ -33,13 +34,14 @@ from flask import Flask, current_app, make_response, request
 from limits import RateLimitItem, parse_many
 from limits.errors import ConfigurationError
 from limits.storage import Storage, storage_from_string
-from werkzeug.exceptions import TooManyRequests
+from werkzeug.exceptions import ServiceUnavailable, TooManyRequests
 
 from server.config import ConfigError
 from server.db import Database
-from server.db.throttle import DatabaseWindows
+from server.db.throttle import CounterStorageError, DatabaseWindows
 
 F = TypeVar("F", bound=Callable[..., Any])
+log = logging.getLogger(__name__)
 
 
 class Windows(Protocol):
@@ -105,7 +107,12 @@ class SharedWindows:
         return self._storage.incr(key, period, amount), self._storage.get_expiry(key)
 
     def count(self, hits: Sequence[tuple[str, int, int]]) -> list[tuple[int, float]]:
-        return [self.hit(key, period, amount) for key, period, amount in hits]
+        """Raises:
+        CounterStorageError: the storage did not answer (its client's error stops here)."""
+        try:
+            return [self.hit(key, period, amount) for key, period, amount in hits]
+        except Exception as exc:
+            raise CounterStorageError(f"the rate-limit storage did not count: {exc}") from exc
 
 
 class BatchedWindows:
@@ -304,7 +311,14 @@ def _hit(windows: Windows, scope: str, counted: Sequence[Per]) -> dict[str, str]
         return {}
     tightest: tuple[int, float, int] | None = None  # remaining, closes_at, amount
     refused_until = 0.0
-    for amount, (count, closes_at) in zip(amounts, windows.count(asked), strict=True):
+    try:
+        counts = windows.count(asked)
+    except CounterStorageError as exc:
+        log.error("rate limits not counted on %s %s: %s", request.method, request.path, exc)
+        raise ServiceUnavailable(
+            "the rate-limit storage does not answer; try again shortly", retry_after=5
+        ) from exc
+    for amount, (count, closes_at) in zip(amounts, counts, strict=True):
         remaining = max(0, amount - count)
         if count > amount:
             refused_until = max(refused_until, closes_at)

@@ -39,6 +39,8 @@ class RedisServer:
                 time.sleep(0.05)
 
     def stop(self) -> None:
+        """Stop the server (again: nothing)."""
         self.client.close()
-        self.proc.terminate()
-        self.proc.wait(timeout=15)
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=15)

@@ -188,9 +188,21 @@ def test_with_a_redis_storage_url_both_workers_count_in_redis(tmp_path: Path) ->
         server = start_site(tmp_path, url, VIGOR_RATE_LIMIT_STORAGE_URL=store.url)
         try:
             thirty_admin_sign_ins_from_one_address_stop_at_the_limit(Site(server, url))
+            keys = [key.decode() for key in store.client.keys("*")]
+            cookies, token = form(server, "/admin/login", "198.51.100.9")
+            store.stop()
+            down = requests.post(
+                server.url + "/admin/login",
+                data={"email": ADMIN, "password": PASSWORD, "csrf_token": token},
+                cookies=cookies,
+                headers=_headers("198.51.100.9"),
+                allow_redirects=False,
+                timeout=10,
+            )
+            assert down.status_code == 503, "Redis gone: refused until it is back, not a 500"
+            assert down.headers["Retry-After"] == "5"
         finally:
             server.stop()
-        keys = [key.decode() for key in store.client.keys("*")]
     finally:
         store.stop()
     assert any("198.51.100.1" in key for key in keys)

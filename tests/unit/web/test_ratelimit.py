@@ -10,7 +10,7 @@ import pytest
 
 from server.config import ConfigError
 from server.db import Database
-from server.db.throttle import DatabaseWindows
+from server.db.throttle import CounterStorageError, DatabaseWindows
 from server.web.ratelimit import (
     BatchedWindows,
     LocalWindows,
@@ -72,6 +72,13 @@ def test_shared_windows_count_through_a_limits_storage() -> None:
     assert windows.hit("k", 60) == (2, closes_at)
     [(k_count, k_closes), (j_count, _)] = windows.count([("k", 60, 1), ("j", 60, 1)])
     assert (k_count, k_closes, j_count) == (3, closes_at, 1)
+
+
+def test_a_database_that_cannot_count_says_so_in_the_limiter_s_terms(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'vigor.db'}")  # not migrated: no throttle_windows
+    with pytest.raises(CounterStorageError, match="the database did not count: OperationalError"):
+        DatabaseWindows(db).hit("k", 60)
+    db.dispose()
 
 
 def test_the_storage_url_chooses_the_counters(tmp_path: Path) -> None:
