@@ -8,11 +8,12 @@ let through 10 per worker).
 
 A hit is one statement in a transaction of its own, whatever the request's session is doing:
 ``INSERT … ON CONFLICT (key) DO UPDATE … RETURNING``, atomic on SQLite and PostgreSQL alike
-(SQLite lets one writer in at a time; PostgreSQL locks the row). The
-update reopens a closed window (counting from the hits offered, closing one period from now) or
-adds them to an open one, and returns the count and closing time the caller decides on; several
-keys (a license and an address, or a process's hits of the last second) go in one statement. Closed windows are deleted at most once a ``sweep_interval`` per
-process, so the table holds about the keys seen in the last period.
+(SQLite lets one writer in at a time; PostgreSQL locks the row). The update reopens a closed
+window (counting from the hits offered, closing one period from now) or adds them to an open one,
+and returns the count and closing time the caller decides on; several keys (a license and an
+address, or a process's hits of the last second) go in one statement. Closed windows are deleted
+at most once a ``sweep_interval`` per process, so the table holds about the keys seen in the last
+period.
 """
 
 from __future__ import annotations
@@ -68,7 +69,6 @@ class DatabaseWindows:
         clock: Callable[[], float] = time.time,
         sweep_interval: float = 60.0,
     ) -> None:
-        self._db = db
         self._clock = clock
         self._sweep_interval = sweep_interval
         self._next_sweep = 0.0

@@ -121,10 +121,10 @@ class BatchedWindows:
     For update checks and reports, where a write to the shared storage on every request would
     cost more than the limit is worth: on SQLite, 110-130 µs of CPU and 400 µs of wall time per
     check (2 keys, one statement), against 4 µs for counting here (``bench/check_profile.py``,
-    "rate limiter"; a whole check is 850-1,000 µs of CPU). The
-    first hit after ``interval`` adds every hit this process counted since its last sync to the
-    shared windows, in one call, and learns their totals; meanwhile a key's count is its last
-    known total plus this process's hits since. Hits in other processes are thus seen at most
+    "rate limiter"; a whole check is 850-1,000 µs of CPU). The first hit after ``interval``
+    adds every hit this process counted since its last sync to the shared windows, in one call,
+    and learns their totals; meanwhile a key's count is its last known total plus this process's
+    hits since. Hits in other processes are thus seen at most
     ``interval`` late (plus their own idle time): a limit of 120 per minute lets through at most
     about one second's worth of other processes' hits more.
     """
