@@ -270,6 +270,7 @@ def run_one(db: str, args: argparse.Namespace, work: Path) -> dict[str, float]:
             "VIGOR_STORAGE_ROOT": str(work / "releases"),
             "VIGOR_DATABASE_URL": url,
             "VIGOR_RATE_LIMIT_CHECK": "10000000/minute",
+            "VIGOR_RATE_LIMIT_CHECK_ADDRESS": "10000000/minute",
         }
         set_installations(url, 1000, args.licenses)
         print(f"  built in {time.monotonic() - started:.0f} s", flush=True)

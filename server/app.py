@@ -67,7 +67,7 @@ def create_app(settings: Settings | None = None, *, store: ArtifactStore | None 
 
     from server.web import api, ratelimit, updates
 
-    ratelimit.init_app(app, settings.rate_limit_storage_url)
+    ratelimit.init_app(app, settings.rate_limit_storage_url, services.db)
     app.register_blueprint(api.blueprint)
     app.register_blueprint(updates.blueprint)
 

@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from limits import parse_many
+
 # A fixed secret that is only good enough for a demo on 127.0.0.1; production refuses it.
 DEMO_SECRET_KEY = "vigor-demo-secret-key-not-for-production"  # noqa: S105
 
@@ -78,10 +80,15 @@ class Settings:
     rollout_failure_threshold: float = 0.2  # share of failed reports that halts a rollout
     rollout_failure_min_reports: int = 5
     patch_from_releases: int = 3  # delta patches to each new release from this many earlier ones
-    # Rate limits ("120/minute", several joined by ";") and their storage (memory:// or redis://...)
-    rate_limit_check: str = "120/minute"
-    rate_limit_storage_url: str = "memory://"
-    rate_limit_login: str = "10/minute"
+    # Rate limits ("120/minute", several joined by ";"), counted in the database unless a storage
+    # URL is given (redis://..., or memory:// for one process). README.md, "Rate limits".
+    rate_limit_check: str = "120/minute"  # checks and reports per license
+    # Checks per client address: a customer's office behind one NAT shares it, so it is far
+    # looser than the per-license limit (which bounds each installation's license already).
+    rate_limit_check_address: str = "1200/minute"
+    rate_limit_storage_url: str = ""
+    rate_limit_login: str = "10/minute"  # sign-in attempts per client address
+    rate_limit_login_account: str = "5/minute;20/hour"  # sign-in attempts per account named
     trust_proxy_hops: int = 0  # ProxyFix only when configured
     renewal_url: str = "https://vendor.example/renew"
     # Demo server
@@ -123,8 +130,10 @@ class Settings:
             s3_presign_seconds=_int(env, "VIGOR_S3_PRESIGN_SECONDS", 300, minimum=10),
             check_response_ttl=_int(env, "VIGOR_CHECK_RESPONSE_TTL", 60 * 60, minimum=60),
             rate_limit_check=env.get("VIGOR_RATE_LIMIT_CHECK", "120/minute"),
-            rate_limit_storage_url=env.get("VIGOR_RATE_LIMIT_STORAGE_URL", "memory://"),
+            rate_limit_check_address=env.get("VIGOR_RATE_LIMIT_CHECK_ADDRESS", "1200/minute"),
+            rate_limit_storage_url=env.get("VIGOR_RATE_LIMIT_STORAGE_URL", "").strip(),
             rate_limit_login=env.get("VIGOR_RATE_LIMIT_LOGIN", "10/minute"),
+            rate_limit_login_account=env.get("VIGOR_RATE_LIMIT_LOGIN_ACCOUNT", "5/minute;20/hour"),
             trust_proxy_hops=_int(env, "VIGOR_TRUST_PROXY_HOPS", 0),
             patch_from_releases=_int(env, "VIGOR_PATCH_FROM_RELEASES", 3),
             renewal_url=env.get("VIGOR_RENEWAL_URL", "https://vendor.example/renew"),
@@ -138,6 +147,19 @@ class Settings:
         """Refuse combinations that cannot work or are unsafe."""
         if self.storage_backend == "s3" and not self.s3_bucket:
             raise ConfigError("VIGOR_S3_BUCKET is required when VIGOR_STORAGE=s3")
+        for name, limit in (
+            ("VIGOR_RATE_LIMIT_CHECK", self.rate_limit_check),
+            ("VIGOR_RATE_LIMIT_CHECK_ADDRESS", self.rate_limit_check_address),
+            ("VIGOR_RATE_LIMIT_LOGIN", self.rate_limit_login),
+            ("VIGOR_RATE_LIMIT_LOGIN_ACCOUNT", self.rate_limit_login_account),
+        ):
+            try:
+                parse_many(limit)
+            except ValueError:
+                raise ConfigError(
+                    f"{name} must be limits such as '10/minute' or '5/minute;20/hour', "
+                    f"not {limit!r}"
+                ) from None
         if self.production:
             if self.secret_key == DEMO_SECRET_KEY or len(self.secret_key) < 32:
                 raise ConfigError(

@@ -16,6 +16,7 @@ from sqlalchemy import (
     CheckConstraint,
     Column,
     Date,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -447,3 +448,19 @@ class TrustRoot(Base):
     version: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
     document: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ThrottleWindow(Base):
+    """One fixed rate-limit window: ``hits`` counted under ``key`` until ``closes_at``.
+
+    The database's rate-limit storage (server/db/throttle.py), shared by every process serving
+    the database. A key names the limit and who is counted: a client address, or a digest of
+    the account or license key submitted (never a secret itself). Closed windows are reopened
+    by the next hit or swept.
+    """
+
+    __tablename__ = "throttle_windows"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    closes_at: Mapped[float] = mapped_column(Float, index=True)  # seconds since the epoch
+    hits: Mapped[int] = mapped_column(Integer)

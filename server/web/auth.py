@@ -41,7 +41,7 @@ from server.domain.errors import DomainError, InvalidInputError, InvitationExpir
 from server.domain.models import AdminUser, utcnow
 from server.domain.vocabulary import Role
 from server.web import db_session, services
-from server.web.ratelimit import rate_limited
+from server.web.ratelimit import Per, rate_limited, submitted
 
 blueprint = Blueprint("auth", __name__)
 login_manager = LoginManager()
@@ -135,8 +135,14 @@ def _login_limit() -> str:
     return services().settings.rate_limit_login
 
 
+def _account_limit() -> str:
+    return services().settings.rate_limit_login_account
+
+
 @blueprint.route("/login", methods=["GET", "POST"])
-@rate_limited(_login_limit, methods=["POST"])  # password guessing, per client address
+@rate_limited(  # password guessing: per client address, and per account from any address
+    Per(_login_limit), Per(_account_limit, submitted("email", fold_case=True)), methods=["POST"]
+)
 def login() -> ResponseReturnValue:
     form = LoginForm()
     if form.validate_on_submit():

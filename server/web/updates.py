@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-
 from flask import Blueprint, Response, jsonify, redirect, request, send_file
 
 from server.db.licenses import LicenseReads
@@ -16,7 +14,7 @@ from server.domain.errors import (
 from server.domain.models import utcnow
 from server.storage.base import StorageError
 from server.web import db_session, services
-from server.web.ratelimit import rate_limited, remote_address
+from server.web.ratelimit import Per, digest, rate_limited
 
 blueprint = Blueprint("updates", __name__)
 
@@ -26,18 +24,28 @@ def _license_key() -> str | None:
     return key.strip() if scheme == "License" and key.strip() else None
 
 
-def _license_bucket() -> str:
-    """Rate-limit key per license (a digest: raw keys never sit in limiter storage)."""
+def _license_bucket() -> str | None:
+    """Rate-limit key per license (a digest: raw keys never sit in limiter storage); a request
+    without a key is counted by its address only."""
     key = _license_key()
-    return "license:" + hashlib.sha256(key.encode()).hexdigest()[:32] if key else "license:none"
+    return "license:" + digest(key) if key else None
 
 
 def _check_limit() -> str:
     return services().settings.rate_limit_check
 
 
+def _check_address_limit() -> str:
+    return services().settings.rate_limit_check_address
+
+
+# Every installation behind one address (an office's NAT) shares the address's count; each
+# license has its own, much tighter one (README.md, "Rate limits").
+PER_LICENSE_AND_ADDRESS = (Per(_check_limit, _license_bucket), Per(_check_address_limit))
+
+
 @blueprint.post("/api/v1/check")
-@rate_limited(_check_limit, _license_bucket, remote_address)
+@rate_limited(*PER_LICENSE_AND_ADDRESS, batched=True)
 def check() -> Response:
     """Answer an update check with a signed document (docs/protocol.md)."""
     svc = services()
@@ -113,7 +121,7 @@ def range_start() -> int:
 
 
 @blueprint.post("/api/v1/report")
-@rate_limited(_check_limit, _license_bucket)
+@rate_limited(*PER_LICENSE_AND_ADDRESS, batched=True)
 def report() -> tuple[Response, int]:
     """Record an apply outcome; enough failures halt the release's staged rollout."""
     session = db_session()

@@ -10,6 +10,7 @@ import gzip
 import http.client
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -43,6 +44,7 @@ class LiveServer:
             "VIGOR_STORAGE_ROOT": str(base / "releases"),
             "VIGOR_PUBLIC_URL": public_url,
             "VIGOR_RATE_LIMIT_CHECK": "100000/minute",
+            "VIGOR_RATE_LIMIT_CHECK_ADDRESS": "100000/minute",
         }
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -56,21 +58,15 @@ class LiveServer:
             check=False,
         )
 
-    def start(self) -> None:
+    def start(self, *, vigor_serve: bool = False) -> None:
+        """Two workers: gunicorn on ``wsgi:app``, or ``vigor serve`` (its threaded workers)."""
+        gunicorn = ["-m", "gunicorn", "-w", "2", "-b", f"127.0.0.1:{self.port}"]
+        gunicorn += ["--log-level", "warning", "wsgi:app"]
+        serve = ["-m", "server.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port)]
+        serve += ["--workers", "2"]
         self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "-w",
-                "2",
-                "-b",
-                f"127.0.0.1:{self.port}",
-                "--log-level",
-                "warning",
-                "wsgi:app",
-            ],
-            cwd=ROOT,
+            [sys.executable, *(serve if vigor_serve else gunicorn)],
+            cwd=self.base if vigor_serve else ROOT,
             env=self.env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -87,7 +83,7 @@ class LiveServer:
 
     def stop(self) -> None:
         if self.proc is not None:
-            self.proc.terminate()
+            self.proc.send_signal(signal.SIGINT)  # gunicorn's quick shutdown
             self.proc.wait(timeout=15)
 
 

@@ -26,6 +26,7 @@ from server.domain import customers, releases, users
 from server.domain.models import AuditEvent, DownloadEvent, Installation
 from server.domain.trust import verify_role, verify_root
 from server.services import Services
+from server.web import ratelimit
 from tests.common.apps import vigor_app
 from tests.common.factories import make_customer, make_license, make_product, make_release
 
@@ -327,6 +328,14 @@ class SqlLog:
         self.commits += 1
 
 
+@pytest.fixture
+def limits_in_memory(app: Flask, services: Services) -> None:
+    """Rate limits counted in this process: the statements seen are then the check's own (the
+    limiter adds one write per process and second to the database: bench/check_profile.py)."""
+    app.extensions[ratelimit.EXTENSION] = ratelimit.rate_limits_for("memory://", services.db)
+
+
+@pytest.mark.usefixtures("limits_in_memory")
 def test_a_known_installation_polling_costs_one_read_and_no_transaction(
     client: FlaskClient, services: Services, scenario: dict[str, str]
 ) -> None:
@@ -395,6 +404,7 @@ def test_download_urls_name_the_route_under_a_script_root(
     assert "/vigor/api/v1/download/" in url
 
 
+@pytest.mark.usefixtures("limits_in_memory")
 def test_a_poll_is_one_round_trip_to_the_database(
     client: FlaskClient, services: Services, scenario: dict[str, str]
 ) -> None:
@@ -422,6 +432,7 @@ def test_a_poll_is_one_round_trip_to_the_database(
         assert trips[0].startswith("SELECT"), "no BEGIN, no COMMIT"
 
 
+@pytest.mark.usefixtures("limits_in_memory")
 def test_an_installation_is_written_when_it_changes_or_once_the_hour_is_up(
     client: FlaskClient, services: Services, scenario: dict[str, str]
 ) -> None:
@@ -731,19 +742,35 @@ def test_rate_limit_answers_429_with_retry_after(scenario: dict[str, str], setti
         other, _ = check(elsewhere, scenario["expiring"])
         assert other.status_code == 200, "another license from another address is not"
         assert other.headers["X-RateLimit-Limit"] == "3"
-        assert other.headers["X-RateLimit-Remaining"] == "1", "the address's count is the tighter"
+        assert other.headers["X-RateLimit-Remaining"] == "2", "the license's count is the tighter"
+
+
+def test_an_office_behind_one_address_is_limited_per_license_not_by_its_address(
+    scenario: dict[str, str], settings: Any
+) -> None:
+    """One NAT address, the installations of four licenses: each license reaches its own limit;
+    the address's default limit is far from reached."""
+    with vigor_app(settings.with_(rate_limit_check="3/minute")) as app:
+        office = app.test_client()
+        keys = [scenario[c] for c in ("active", "expiring", "lapsed", "renewed")]
+        codes = [check(office, key)[0].status_code for key in keys for _ in range(3)]
+        assert codes == [200] * 12
+        assert check(office, scenario["active"])[0].status_code == 429
 
 
 def test_rate_limit_counts_every_license_of_one_address(
     scenario: dict[str, str], settings: Any
 ) -> None:
-    with vigor_app(settings.with_(rate_limit_check="3/minute")) as app:
+    with vigor_app(settings.with_(rate_limit_check_address="3/minute")) as app:
         client = app.test_client()
         keys = [scenario[c] for c in ("active", "expiring", "lapsed")]
         assert [check(client, key)[0].status_code for key in keys] == [200, 200, 200]
         limited, _ = check(client, scenario["renewed"])
-        assert limited.status_code == 429, "one address cannot poll past the limit with many keys"
+        assert limited.status_code == 429, "one address cannot poll past its limit with many keys"
         assert int(limited.headers["Retry-After"]) > 0
+        elsewhere = app.test_client()
+        elsewhere.environ_base["REMOTE_ADDR"] = "192.0.2.7"
+        assert check(elsewhere, scenario["renewed"])[0].status_code == 200
 
 
 def test_carve_out_release_offered_after_a_lapse_can_be_downloaded(

@@ -557,6 +557,31 @@ def test_portal_sign_in_is_throttled(settings: Settings, world: dict[str, str]) 
     assert statuses == [400, 400, 400, 429]
 
 
+def test_a_set_password_link_is_throttled_from_any_address(
+    settings: Settings, world: dict[str, str]
+) -> None:
+    """Attempts on one link are counted per link as well as per address: a link handed around
+    cannot be tried from many addresses without end; once its window is full, even a good
+    password waits, and nothing was set."""
+    with vigor_app(settings.with_(rate_limit_login_account="2/minute")) as app:
+        services: Services = app.extensions["vigor"]
+        link = invite(services, "lapsed", "ana@lapsed.example")
+        answers = []
+        for n in range(3):
+            client = app.test_client()
+            client.environ_base["REMOTE_ADDR"] = f"192.0.2.{n + 1}"
+            answers.append(set_password(client, link, PASSWORD, confirm="not the same"))
+        assert [a.status_code for a in answers] == [400, 400, 429]
+        late = app.test_client()
+        late.environ_base["REMOTE_ADDR"] = "192.0.2.99"
+        assert set_password(late, link, PASSWORD).status_code == 429
+        assert user_row(services, "ana@lapsed.example").password_hash is None, "nothing set"
+        other = app.test_client()  # another link is not held back by this one's count
+        other.environ_base["REMOTE_ADDR"] = "192.0.2.99"
+        other_link = invite(services, "lapsed", "bo@lapsed.example")
+        assert set_password(other, other_link, PASSWORD).status_code == 303
+
+
 def test_the_demo_portal_user_signs_in_with_the_printed_password(
     client: FlaskClient, services: Services
 ) -> None:

@@ -1,7 +1,7 @@
 """portal key sessions: a server-side record of each portal session opened with a license key
 
 Revision ID: 0007_sessions
-Revises: 0005
+Revises: 0006_throttle
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0007_sessions"
-down_revision = "0005"
+down_revision = "0006_throttle"
 branch_labels = None
 depends_on = None
 

@@ -23,7 +23,7 @@ from server.web.i18n import gettext as _
 from server.web.i18n import use_language
 from server.web.portal.blueprint import blueprint
 from server.web.portal.signin import current_license, current_user
-from server.web.ratelimit import rate_limited
+from server.web.ratelimit import Per, rate_limited
 from server.web.updates import range_start, serve_download
 
 
@@ -146,7 +146,7 @@ def _bundle_limit() -> str:
 
 
 @blueprint.get("/bundle")
-@rate_limited(_bundle_limit)
+@rate_limited(Per(_bundle_limit))
 def bundle() -> ResponseReturnValue:
     """An offline bundle for the license signed in with its key."""
     lic = current_license()
@@ -156,7 +156,7 @@ def bundle() -> ResponseReturnValue:
 
 
 @blueprint.get("/licenses/<int:license_id>/bundle")
-@rate_limited(_bundle_limit)
+@rate_limited(Per(_bundle_limit))
 def license_bundle(license_id: int) -> ResponseReturnValue:
     """An offline bundle for one license of a portal user's customer (404 for any other)."""
     found = _user_license(license_id)

@@ -29,7 +29,7 @@ from server.web.auth import fresh_session
 from server.web.i18n import gettext as _
 from server.web.i18n import use_language
 from server.web.portal.blueprint import blueprint
-from server.web.ratelimit import rate_limited
+from server.web.ratelimit import Per, digest, rate_limited, submitted
 
 
 class KeyForm(FlaskForm):
@@ -52,8 +52,22 @@ def _portal_login_limit() -> str:
     return services().settings.rate_limit_login
 
 
+def _account_limit() -> str:
+    return services().settings.rate_limit_login_account
+
+
+def _invitation() -> str | None:
+    token = (request.view_args or {}).get("token")
+    return "invitation:" + digest(token) if isinstance(token, str) else None
+
+
 @blueprint.route("/login", methods=["GET", "POST"])
-@rate_limited(_portal_login_limit, methods=["POST"])  # one counter for both ways to sign in
+@rate_limited(  # one counter per address for both ways in; one per email, and per license key
+    Per(_portal_login_limit),
+    Per(_account_limit, submitted("user-email", fold_case=True)),
+    Per(_account_limit, submitted("key")),
+    methods=["POST"],
+)
 def login() -> ResponseReturnValue:
     """Two ways in on one page: a license key, or a portal user's email and password."""
     key_form = KeyForm()
@@ -141,7 +155,7 @@ def current_user() -> CustomerUser | None:
 
 
 @blueprint.route("/set-password/<token>", methods=["GET", "POST"])
-@rate_limited(_portal_login_limit, methods=["POST"])
+@rate_limited(Per(_portal_login_limit), Per(_account_limit, _invitation), methods=["POST"])
 def set_password(token: str) -> ResponseReturnValue:
     """The link an admin handed out: choose a password (once), and be signed in."""
     try:
