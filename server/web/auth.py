@@ -41,7 +41,7 @@ from server.domain.errors import DomainError, InvalidInputError, InvitationExpir
 from server.domain.models import AdminUser, utcnow
 from server.domain.vocabulary import Role
 from server.web import db_session, services
-from server.web.ratelimit import Per, rate_limited, submitted
+from server.web.ratelimit import Per, link_token, rate_limited, submitted
 
 blueprint = Blueprint("auth", __name__)
 login_manager = LoginManager()
@@ -171,7 +171,7 @@ class SetPasswordForm(FlaskForm):
 
 
 @blueprint.route("/set-password/<token>", methods=["GET", "POST"])
-@rate_limited(_login_limit, methods=["POST"])
+@rate_limited(Per(_login_limit), Per(_account_limit, link_token), methods=["POST"])
 def set_password(token: str) -> ResponseReturnValue:
     """The link an admin handed out: choose a password (once), and be signed in."""
     secret_key = services().settings.secret_key

@@ -232,6 +232,13 @@ def digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
+def link_token() -> str | None:
+    """A key naming the capability link a request presents (its ``token`` path part), as a
+    digest: guesses at one link's form are counted together from any address."""
+    token = (request.view_args or {}).get("token")
+    return "link:" + digest(token) if isinstance(token, str) else None
+
+
 def submitted(field: str, *, fold_case: bool = False) -> Callable[[], str | None]:
     """A key naming the account a form submits in ``field`` (an email, a license key), as a
     digest; None (not counted) when the form has no such field."""

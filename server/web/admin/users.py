@@ -17,7 +17,7 @@ from server.web import db_session, services
 from server.web.admin.blueprint import blueprint
 from server.web.auth import requires, sign_in
 from server.web.errors import status_for
-from server.web.ratelimit import rate_limited
+from server.web.ratelimit import Per, rate_limited
 
 USER_ACTIONS = ("disable", "enable", "reset", "remove")
 
@@ -119,9 +119,21 @@ def _password_change_limit() -> str:
     return services().settings.rate_limit_login
 
 
+def _password_change_account_limit() -> str:
+    return services().settings.rate_limit_login_account
+
+
+def _signed_in_account() -> str:
+    return f"user:{current_user.get_id()}"
+
+
 @blueprint.route("/account", methods=["GET", "POST"])
 @requires(Role.VIEWER)
-@rate_limited(_password_change_limit, methods=["POST"])  # guessing the current password
+@rate_limited(
+    Per(_password_change_limit),
+    Per(_password_change_account_limit, _signed_in_account),
+    methods=["POST"],
+)  # guessing the current password
 def account() -> ResponseReturnValue:
     """Change one's own password: the current one is required; other sessions end."""
     error = None

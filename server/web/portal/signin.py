@@ -29,7 +29,7 @@ from server.web.auth import fresh_session
 from server.web.i18n import gettext as _
 from server.web.i18n import use_language
 from server.web.portal.blueprint import blueprint
-from server.web.ratelimit import Per, digest, rate_limited, submitted
+from server.web.ratelimit import Per, link_token, rate_limited, submitted
 
 
 class KeyForm(FlaskForm):
@@ -54,11 +54,6 @@ def _portal_login_limit() -> str:
 
 def _account_limit() -> str:
     return services().settings.rate_limit_login_account
-
-
-def _invitation() -> str | None:
-    token = (request.view_args or {}).get("token")
-    return "invitation:" + digest(token) if isinstance(token, str) else None
 
 
 @blueprint.route("/login", methods=["GET", "POST"])
@@ -155,7 +150,7 @@ def current_user() -> CustomerUser | None:
 
 
 @blueprint.route("/set-password/<token>", methods=["GET", "POST"])
-@rate_limited(Per(_portal_login_limit), Per(_account_limit, _invitation), methods=["POST"])
+@rate_limited(Per(_portal_login_limit), Per(_account_limit, link_token), methods=["POST"])
 def set_password(token: str) -> ResponseReturnValue:
     """The link an admin handed out: choose a password (once), and be signed in."""
     try:
