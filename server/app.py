@@ -33,9 +33,21 @@ class WebSessions(SecureCookieSessionInterface):
         return super().open_session(app, request)
 
 
-def create_app(settings: Settings | None = None, *, store: ArtifactStore | None = None) -> Flask:
-    """Build a Vigor app: ``settings`` default to ``Settings.from_env()``."""
+def create_app(
+    settings: Settings | None = None,
+    *,
+    store: ArtifactStore | None = None,
+    serving: bool = True,
+) -> Flask:
+    """Build a Vigor app: ``settings`` default to ``Settings.from_env()``.
+
+    An app that serves requests refuses (``ConfigError``) a missing, weak or published secret
+    key; the ``vigor`` command builds its app with ``serving=False`` so that ``vigor init`` can
+    run before the instance has a secret, and checks the secret where it serves or signs.
+    """
     settings = settings or Settings.from_env()
+    if serving:
+        settings.require_secret()
     app = Flask(
         __name__,
         instance_path=str(settings.instance_dir.resolve()),
