@@ -77,8 +77,9 @@ def create_app(
         if session is not None:
             session.close()
 
-    from server.web import api, headers, ratelimit, updates
+    from server.web import api, converters, headers, ratelimit, updates
 
+    converters.init_app(app)
     headers.init_app(app, settings.public_base_url)
 
     ratelimit.init_app(app, settings.rate_limit_storage_url)

@@ -43,7 +43,7 @@ from server.domain.errors import InvalidInputError
 from server.domain.facts import ContractFacts, LicenseFacts
 from server.domain.models import License, TrustRoot
 from server.domain.trust import Signer, iso, sign_document
-from server.domain.vocabulary import LicenseStatus, LineStatus
+from server.domain.vocabulary import PLATFORM_RE, LicenseStatus, LineStatus
 from server.storage.base import CHUNK_SIZE, ArtifactStore
 
 BUNDLE_LIFETIME = timedelta(days=90)
@@ -58,6 +58,11 @@ class BundlePlan:
     artifacts: dict[str, tuple[str, int]]  # version -> (sha256, size)
 
 
+def offered_platforms(catalog: Catalog) -> list[str]:
+    """The platforms ``catalog``'s releases have artifacts for, by name."""
+    return sorted({p for r in catalog.index.newest_first for p in r.platforms})
+
+
 def plan_bundle(
     lic: License,
     catalog: Catalog,
@@ -67,7 +72,17 @@ def plan_bundle(
     channel: str,
     now: datetime,
 ) -> BundlePlan:
-    """The entitled releases newer than ``since`` for ``platform``, and the signed statement."""
+    """The entitled releases newer than ``since`` for ``platform``, and the signed statement.
+
+    Raises:
+        InvalidInputError: ``platform`` is not a platform name (it names the bundle's file), or
+            the license is not active.
+    """
+    if not PLATFORM_RE.match(platform):
+        raise InvalidInputError(
+            "platform",
+            f"unknown platform {platform[:40]!r}; one of: {', '.join(offered_platforms(catalog))}",
+        )
     facts = LicenseFacts(
         lic.status,
         lic.product.slug,
