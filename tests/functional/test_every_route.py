@@ -96,7 +96,7 @@ def methods(rule: Rule) -> list[str]:
 def path_for(rule: Rule, values_by_name: dict[str, str]) -> str:
     """The rule's path with each variable replaced by its (percent-encoded) value."""
     path = rule.rule
-    for name, converter in rule._converters.items():  # noqa: SLF001 - the rule's own variables
+    for name, converter in rule._converters.items():
         value = values_by_name.get(name, "1")
         encoded = quote(value, safe="") if converter.regex != "[^/].*?" else quote(value)
         start = path.index("<")
@@ -112,7 +112,9 @@ def world(app: Flask, services: Services, tmp_path: Path) -> dict[str, str]:
     make_release(services, tmp_path, "1.0.0")
     today = datetime.now(UTC).date()
     make_customer(
-        services, "initech", ("maintenance", today - timedelta(days=30), today + timedelta(days=300))
+        services,
+        "initech",
+        ("maintenance", today - timedelta(days=30), today + timedelta(days=300)),
     )
     key = make_license(services, "initech")
     with services.db.sessions() as s:
@@ -167,7 +169,7 @@ def test_hsts_when_the_public_url_is_https(settings, tmp_path: Path) -> None:  #
 
 def hostile_requests(rule: Rule) -> Iterator[tuple[str, dict[str, str]]]:
     """Paths with one hostile path variable at a time, then hostile query parameters."""
-    for name in rule._converters:  # noqa: SLF001
+    for name in rule._converters:
         for value in HOSTILE:
             yield path_for(rule, {**EXISTING, name: value}), {}
     path = path_for(rule, EXISTING)
