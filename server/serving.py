@@ -2,11 +2,36 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
+from gunicorn.glogging import Logger
 
 from server.config import Settings
+
+# Capability URLs: whoever holds one may download an artifact or set a portal password, so the
+# token in them never reaches a log file.
+CAPABILITY_PATH = re.compile(r"(/api/v1/download/|/portal/set-password/)[^/?#\s\"]+")
+REDACTED = "[redacted]"
+
+
+def redact(text: str) -> str:
+    """``text`` (a request line, path, referrer…) with the token of every capability URL hidden."""
+    return CAPABILITY_PATH.sub(r"\1" + REDACTED, text)
+
+
+class RedactingLogger(Logger):  # type: ignore[misc]
+    """gunicorn's logger, with capability tokens hidden in every access-log field (the request
+    line, path, query, referrer and any header or environ value a custom format names).
+
+    ``vigor serve`` uses it; to run gunicorn yourself, pass
+    ``--logger-class server.serving.RedactingLogger``.
+    """
+
+    def atoms(self, resp: Any, req: Any, environ: Any, request_time: Any) -> dict[str, Any]:
+        atoms: dict[str, Any] = super().atoms(resp, req, environ, request_time)
+        return {k: redact(v) if isinstance(v, str) else v for k, v in atoms.items()}
 
 
 class _Gunicorn(BaseApplication):  # type: ignore[misc]
@@ -42,6 +67,7 @@ def serve(settings: Settings, host: str, port: int, workers: int = 2) -> None:
             "timeout": 60,  # the worker's heartbeat, not a request's duration
             "graceful_timeout": 10,
             "accesslog": "-",
+            "logger_class": "server.serving.RedactingLogger",
             "errorlog": "-",
             "loglevel": "info",
         },
