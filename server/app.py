@@ -15,6 +15,7 @@ from server.domain.vocabulary import (
     ContractKind,
     ReleaseKind,
     Severity,
+    is_web_url,
     values,
 )
 from server.services import Services
@@ -89,6 +90,7 @@ def create_app(
     from server.web import admin, auth, notes
 
     app.add_template_filter(notes.render, "markdown")
+    app.add_template_test(is_web_url, "web_url")  # hrefs from settings are http(s) or absent
     # The closed sets the admin forms offer, from the vocabulary (templates never list them).
     app.jinja_env.globals.update(
         release_kinds=values(ReleaseKind),

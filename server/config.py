@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from server.domain.vocabulary import is_web_url
+
 SECRET_FILE = "secret_key"  # noqa: S105 - a file name, not a secret
 """The instance's own session and link-signing secret, written by ``vigor init``/``vigor demo``."""
 
@@ -200,6 +202,12 @@ class Settings:
         """Refuse combinations that cannot work or are unsafe."""
         if self.storage_backend == "s3" and not self.s3_bucket:
             raise ConfigError("VIGOR_S3_BUCKET is required when VIGOR_STORAGE=s3")
+        for variable, url in (
+            ("VIGOR_PUBLIC_URL", self.public_base_url),
+            ("VIGOR_RENEWAL_URL", self.renewal_url),
+        ):
+            if not is_web_url(url):
+                raise ConfigError(f"{variable} must be an http:// or https:// URL, not {url!r}")
         if self.production:
             self.require_secret()
             if not self.public_base_url.startswith("https://"):
