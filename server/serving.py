@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
 from gunicorn.glogging import Logger
 
 from server.config import Settings
-
-# Capability URLs: whoever holds one may download an artifact or set a portal password, so the
-# token in them never reaches a log file.
-CAPABILITY_PATH = re.compile(r"(/api/v1/download/|/portal/set-password/)[^/?#\s\"]+")
-REDACTED = "[redacted]"
-
-
-def redact(text: str) -> str:
-    """``text`` (a request line, path, referrer…) with the token of every capability URL hidden."""
-    return CAPABILITY_PATH.sub(r"\1" + REDACTED, text)
+from server.web.redaction import redact
 
 
 class RedactingLogger(Logger):  # type: ignore[misc]
