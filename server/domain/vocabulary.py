@@ -136,6 +136,7 @@ SLUG_RE = re.compile(SLUG_PATTERN)
 OPERATING_SYSTEMS = ("linux", "windows", "macos", "freebsd")
 ARCHITECTURES = ("x86_64", "aarch64", "armv7", "i686", "universal")
 PLATFORM_RE = re.compile(rf"\A(any|({'|'.join(OPERATING_SYSTEMS)})-({'|'.join(ARCHITECTURES)}))\Z")
+PLATFORMS = tuple(f"{system}-{arch}" for system in OPERATING_SYSTEMS for arch in ARCHITECTURES)
 INSTALLATION_ID_RE = re.compile(r"\A[A-Za-z0-9_-]{16,64}\Z")
 NONCE_RE = re.compile(r"\A[0-9a-f]{16,128}\Z")
 

@@ -88,6 +88,21 @@ def test_serve_refuses_a_missing_short_or_published_secret(
     assert "VIGOR_SECRET_KEY" in lines[0]
 
 
+def test_wsgi_refuses_to_build_an_app_without_a_secret_in_one_line(tmp_path: Path) -> None:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("VIGOR_")}
+    result = subprocess.run(
+        [sys.executable, "-c", "import wsgi"],
+        cwd=ROOT,
+        env={**clean, "VIGOR_INSTANCE_DIR": str(tmp_path / "instance")},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1 and "no secret key is configured" in result.stderr
+
+
 @pytest.mark.parametrize("secret", ["", "x" * 31, PUBLISHED_DEMO_SECRET])
 def test_an_app_that_serves_is_never_built_on_a_weak_secret(
     settings: Settings, secret: str
