@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import re
 
-CAPABILITY_PATH = re.compile(r"(/api/v1/download/|/portal/set-password/)[^/?#\s\"]+")
+# Download links, and the set-password links of portal users and of admins.
+CAPABILITY_PATH = re.compile(r"(/api/v1/download/|/(?:portal|admin)/set-password/)[^/?#\s\"]+")
 REDACTED = "[redacted]"
 
 
