@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import secrets
 import subprocess
 import sys
 import tempfile
@@ -45,6 +46,7 @@ def build(url: str, work: Path, licenses: int, releases: int) -> list[tuple[str,
         database_url=url,
         storage_root=work / "releases",
         keys_dir=work / "instance" / "keys",
+        secret_key=secrets.token_urlsafe(32),
     )
     services = Services.from_settings(settings)
     services.db.upgrade()
@@ -268,6 +270,7 @@ def run_one(db: str, args: argparse.Namespace, work: Path) -> dict[str, float]:
         env = {
             "VIGOR_INSTANCE_DIR": str(work / "instance"),
             "VIGOR_STORAGE_ROOT": str(work / "releases"),
+            "VIGOR_SECRET_KEY": secrets.token_urlsafe(32),
             "VIGOR_DATABASE_URL": url,
             "VIGOR_RATE_LIMIT_CHECK": "10000000/minute",
             "VIGOR_RATE_LIMIT_CHECK_ADDRESS": "10000000/minute",

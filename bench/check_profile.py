@@ -176,6 +176,7 @@ def run(url: str, work: Path, sample: list[tuple[str, str]], args: argparse.Name
         {
             "VIGOR_INSTANCE_DIR": str(work / "instance"),
             "VIGOR_STORAGE_ROOT": str(work / "releases"),
+            "VIGOR_SECRET_KEY": secrets.token_urlsafe(32),
             "VIGOR_DATABASE_URL": url,
             "VIGOR_RATE_LIMIT_CHECK": "10000000/minute",
             "VIGOR_RATE_LIMIT_CHECK_ADDRESS": "10000000/minute",

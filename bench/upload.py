@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import os
+import secrets
 import subprocess
 import sys
 import tempfile
@@ -72,6 +73,7 @@ def main() -> None:
         env = {
             "VIGOR_INSTANCE_DIR": str(work / "instance"),
             "VIGOR_STORAGE_ROOT": str(work / "releases"),
+            "VIGOR_SECRET_KEY": secrets.token_urlsafe(32),
             "RAW_UPLOAD_DIR": str(work),
         }
         vigor = [sys.executable, "-m", "server.cli"]

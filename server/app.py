@@ -15,6 +15,7 @@ from server.domain.vocabulary import (
     ContractKind,
     ReleaseKind,
     Severity,
+    is_web_url,
     values,
 )
 from server.services import Services
@@ -33,9 +34,21 @@ class WebSessions(SecureCookieSessionInterface):
         return super().open_session(app, request)
 
 
-def create_app(settings: Settings | None = None, *, store: ArtifactStore | None = None) -> Flask:
-    """Build a Vigor app: ``settings`` default to ``Settings.from_env()``."""
+def create_app(
+    settings: Settings | None = None,
+    *,
+    store: ArtifactStore | None = None,
+    serving: bool = True,
+) -> Flask:
+    """Build a Vigor app: ``settings`` default to ``Settings.from_env()``.
+
+    An app that serves requests refuses (``ConfigError``) a missing, weak or published secret
+    key; the ``vigor`` command builds its app with ``serving=False`` so that ``vigor init`` can
+    run before the instance has a secret, and checks the secret where it serves or signs.
+    """
     settings = settings or Settings.from_env()
+    if serving:
+        settings.require_secret()
     app = Flask(
         __name__,
         instance_path=str(settings.instance_dir.resolve()),
@@ -65,7 +78,10 @@ def create_app(settings: Settings | None = None, *, store: ArtifactStore | None 
         if session is not None:
             session.close()
 
-    from server.web import api, ratelimit, updates
+    from server.web import api, converters, headers, ratelimit, updates
+
+    converters.init_app(app)
+    headers.init_app(app, settings.public_base_url)
 
     ratelimit.init_app(app, settings.rate_limit_storage_url, services.db)
     app.register_blueprint(api.blueprint)
@@ -74,6 +90,7 @@ def create_app(settings: Settings | None = None, *, store: ArtifactStore | None 
     from server.web import admin, auth, notes
 
     app.add_template_filter(notes.render, "markdown")
+    app.add_template_test(is_web_url, "web_url")  # hrefs from settings are http(s) or absent
     # The closed sets the admin forms offer, from the vocabulary (templates never list them).
     app.jinja_env.globals.update(
         release_kinds=values(ReleaseKind),

@@ -6,15 +6,27 @@ SQLite and local storage under ``instance/`` and ``releases/`` in the working di
 
 from __future__ import annotations
 
+import hashlib
 import os
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from limits import parse_many
 
-# A fixed secret that is only good enough for a demo on 127.0.0.1; production refuses it.
-DEMO_SECRET_KEY = "vigor-demo-secret-key-not-for-production"  # noqa: S105
+from server.domain.vocabulary import is_web_url
+
+SECRET_FILE = "secret_key"  # noqa: S105 - a file name, not a secret
+"""The instance's own session and link-signing secret, written by ``vigor init``/``vigor demo``."""
+
+MIN_SECRET_LENGTH = 32
+
+# SHA-256 of secrets that were published (in earlier versions' source code): anyone can sign
+# session cookies, download links and set-password links with them, so no server accepts them.
+_PUBLIC_SECRET_DIGESTS = frozenset(
+    {"bf0417ba01b33187e81b83fc07f19ba0f5ebbbf0fce526977e3974cafddcbe60"}
+)
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -49,13 +61,67 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> i
     return value
 
 
+def secret_problem(secret: str) -> str | None:
+    """Why ``secret`` must not sign anything, or None when it is fit to."""
+    if not secret:
+        return "no secret key is configured"
+    if hashlib.sha256(secret.encode()).hexdigest() in _PUBLIC_SECRET_DIGESTS:
+        return "the secret key is a published value (the old demo secret)"
+    if len(secret) < MIN_SECRET_LENGTH:
+        return f"the secret key is too short ({len(secret)} characters)"
+    return None
+
+
+def read_secret_file(instance_dir: Path) -> str:
+    """The secret ``vigor init`` wrote to the instance directory, or "" when there is none."""
+    try:
+        return (instance_dir / SECRET_FILE).read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return ""
+    except OSError as exc:
+        raise ConfigError(f"cannot read {instance_dir / SECRET_FILE}: {exc.strerror}") from None
+
+
+def ensure_secret_file(instance_dir: Path) -> tuple[str, bool]:
+    """The instance's secret, created (random, mode 0600, in a 0700 directory) if missing.
+
+    Returns the secret and whether this call created it.
+    """
+    existing = read_secret_file(instance_dir)
+    if existing:
+        return existing, False
+    ensure_private_dir(instance_dir)
+    secret = secrets.token_urlsafe(48)
+    path = instance_dir / SECRET_FILE
+    tmp = path.with_name(f".{SECRET_FILE}.tmp-{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(secret + "\n")
+        os.link(tmp, path)  # complete or absent, and never replaces another process's secret
+    except FileExistsError:
+        return read_secret_file(instance_dir), False
+    finally:
+        tmp.unlink(missing_ok=True)
+    return secret, True
+
+
+def ensure_private_dir(path: Path) -> None:
+    """Create ``path`` readable by its owner only (0700); an existing one is left as it is."""
+    if not path.exists():
+        path.mkdir(parents=True, mode=0o700)
+        path.chmod(0o700)  # mkdir's mode is filtered by the umask
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything Vigor can be configured with. Build with :meth:`from_env`."""
 
     instance_dir: Path = Path("instance")
     database_url: str = ""
-    secret_key: str = DEMO_SECRET_KEY
+    # Empty until ``vigor init`` writes the instance's secret file (or VIGOR_SECRET_KEY is set):
+    # a process that serves or signs refuses to start without a strong one.
+    secret_key: str = ""
     production: bool = False
     public_base_url: str = "http://127.0.0.1:8000"
     # Storage
@@ -112,7 +178,7 @@ class Settings:
         settings = cls(
             instance_dir=instance_dir,
             database_url=env.get("VIGOR_DATABASE_URL", ""),
-            secret_key=env.get("VIGOR_SECRET_KEY", DEMO_SECRET_KEY),
+            secret_key=env.get("VIGOR_SECRET_KEY") or read_secret_file(instance_dir),
             production=_bool(env, "VIGOR_PRODUCTION", False),
             public_base_url=env.get("VIGOR_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/"),
             storage_backend=backend,
@@ -160,14 +226,28 @@ class Settings:
                     f"{name} must be limits such as '10/minute' or '5/minute;20/hour', "
                     f"not {limit!r}"
                 ) from None
+        for variable, url in (
+            ("VIGOR_PUBLIC_URL", self.public_base_url),
+            ("VIGOR_RENEWAL_URL", self.renewal_url),
+        ):
+            if not is_web_url(url):
+                raise ConfigError(f"{variable} must be an http:// or https:// URL, not {url!r}")
         if self.production:
-            if self.secret_key == DEMO_SECRET_KEY or len(self.secret_key) < 32:
-                raise ConfigError(
-                    "VIGOR_SECRET_KEY must be set to a random value of at least 32 characters "
-                    "in production (the demo secret is refused)"
-                )
+            self.require_secret()
             if not self.public_base_url.startswith("https://"):
                 raise ConfigError("VIGOR_PUBLIC_URL must be an https:// URL in production")
+
+    def require_secret(self) -> str:
+        """The secret that signs sessions and links; ``ConfigError`` (one line) when it is
+        missing, shorter than :data:`MIN_SECRET_LENGTH` or a value known to the public."""
+        problem = secret_problem(self.secret_key)
+        if problem:
+            raise ConfigError(
+                f"{problem}: set VIGOR_SECRET_KEY to a random value of at least "
+                f"{MIN_SECRET_LENGTH} characters, or run `vigor init` to write one to "
+                f"{self.instance_dir / SECRET_FILE}"
+            )
+        return self.secret_key
 
     def with_(self, **changes: object) -> Settings:
         """A copy with some fields changed (tests and the demo use it)."""

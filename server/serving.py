@@ -5,8 +5,23 @@ from __future__ import annotations
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
+from gunicorn.glogging import Logger
 
 from server.config import Settings
+from server.web.redaction import redact
+
+
+class RedactingLogger(Logger):  # type: ignore[misc]
+    """gunicorn's logger, with capability tokens hidden in every access-log field (the request
+    line, path, query, referrer and any header or environ value a custom format names).
+
+    ``vigor serve`` uses it; to run gunicorn yourself, pass
+    ``--logger-class server.serving.RedactingLogger``.
+    """
+
+    def atoms(self, resp: Any, req: Any, environ: Any, request_time: Any) -> dict[str, Any]:
+        atoms: dict[str, Any] = super().atoms(resp, req, environ, request_time)
+        return {k: redact(v) if isinstance(v, str) else v for k, v in atoms.items()}
 
 
 class _Gunicorn(BaseApplication):  # type: ignore[misc]
@@ -42,6 +57,7 @@ def serve(settings: Settings, host: str, port: int, workers: int = 2) -> None:
             "timeout": 60,  # the worker's heartbeat, not a request's duration
             "graceful_timeout": 10,
             "accesslog": "-",
+            "logger_class": "server.serving.RedactingLogger",
             "errorlog": "-",
             "loglevel": "info",
         },

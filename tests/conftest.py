@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -62,6 +63,7 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
         storage_root=tmp_path / "releases",
         keys_dir=tmp_path / "instance" / "keys",
         public_base_url="http://localhost",
+        secret_key=secrets.token_urlsafe(32),  # each test's own, as `vigor init` would make
     )
 
 

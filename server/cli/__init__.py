@@ -52,7 +52,7 @@ COMMANDS: tuple[click.Command, ...] = (
 
 def _create_app() -> Flask:
     try:
-        return create_app()
+        return create_app(serving=False)  # `vigor serve` checks the secret itself
     except ConfigError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)

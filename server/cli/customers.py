@@ -71,7 +71,7 @@ def _print_new_link(
     """Start an invitation (``portal_users.invite`` or ``reset``) and print its link, once."""
     vigor = services()
     invitation = start(
-        session, *target, secret_key=vigor.settings.secret_key, actor=ACTOR, now=now()
+        session, *target, secret_key=vigor.settings.require_secret(), actor=ACTOR, now=now()
     )
     click.echo(portal_users.set_password_link(vigor.settings.public_base_url, invitation.token))
     click.echo(

@@ -12,6 +12,7 @@ from sqlalchemy.engine import make_url
 from server import serving
 from server.bootstrap import ensure_trust
 from server.cli.common import command, fail, from_env, services, transaction
+from server.config import SECRET_FILE, ensure_secret_file
 from server.demo import load_demo
 from server.domain import releases
 
@@ -32,6 +33,7 @@ from server.domain import releases
 def init_cmd(root_key: Path | None, passphrase_env: str | None) -> None:
     """Create or upgrade the database, and create the root of trust if there is none."""
     vigor = services()
+    _ensure_secret()
     vigor.db.upgrade()
     click.echo(f"database ready: {make_url(vigor.db.url).render_as_string(hide_password=True)}")
     passphrase = from_env(passphrase_env) if passphrase_env else None
@@ -41,6 +43,19 @@ def init_cmd(root_key: Path | None, passphrase_env: str | None) -> None:
     click.echo(f"root of trust: version {vigor.root().version}")
 
 
+def _ensure_secret() -> None:
+    """Give the instance its own random secret unless VIGOR_SECRET_KEY is set; the services of
+    this command then sign with it, as the server will. A weak or published one is refused."""
+    vigor = services()
+    if not vigor.settings.secret_key:  # neither VIGOR_SECRET_KEY nor a secret file yet
+        secret, created = ensure_secret_file(vigor.settings.instance_dir)
+        if created:
+            path = vigor.settings.instance_dir / SECRET_FILE
+            click.echo(f"created secret key {path} (mode 0600)")
+        vigor.settings = vigor.settings.with_(secret_key=secret)
+    vigor.settings.require_secret()
+
+
 @command(None, "serve")
 @click.option("--host", default=None, help="Address to bind (default VIGOR_HOST or 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Port (default VIGOR_PORT or 8000).")
@@ -48,6 +63,7 @@ def init_cmd(root_key: Path | None, passphrase_env: str | None) -> None:
 def serve_cmd(host: str | None, port: int | None, workers: int) -> None:
     """Serve the app with gunicorn."""
     settings = services().settings
+    settings.require_secret()  # one line and exit 1 before gunicorn starts
     serving.serve(settings, host or settings.host, port or settings.port, workers)
 
 
@@ -59,6 +75,7 @@ def demo_cmd(port: int | None, no_serve: bool) -> None:
     vigor = services()
     if vigor.settings.production:
         raise fail("the demo refuses to run with VIGOR_PRODUCTION set")
+    _ensure_secret()
     report = load_demo(vigor)
     settings = vigor.settings
     port = port or settings.port

@@ -43,7 +43,7 @@ from server.domain.errors import InvalidInputError
 from server.domain.facts import ContractFacts, LicenseFacts
 from server.domain.models import License, TrustRoot
 from server.domain.trust import Signer, iso, sign_document
-from server.domain.vocabulary import LicenseStatus, LineStatus
+from server.domain.vocabulary import ANY_PLATFORM, PLATFORMS, LicenseStatus, LineStatus
 from server.storage.base import CHUNK_SIZE, ArtifactStore
 
 BUNDLE_LIFETIME = timedelta(days=90)
@@ -58,6 +58,15 @@ class BundlePlan:
     artifacts: dict[str, tuple[str, int]]  # version -> (sha256, size)
 
 
+def offered_platforms(catalog: Catalog) -> list[str]:
+    """The platforms a bundle can be made for: those ``catalog``'s releases have artifacts for,
+    or every platform name when some artifact runs on any platform."""
+    named = {p for r in catalog.index.newest_first for p in r.platforms}
+    if ANY_PLATFORM in named:
+        named |= set(PLATFORMS)
+    return sorted(named)
+
+
 def plan_bundle(
     lic: License,
     catalog: Catalog,
@@ -67,7 +76,18 @@ def plan_bundle(
     channel: str,
     now: datetime,
 ) -> BundlePlan:
-    """The entitled releases newer than ``since`` for ``platform``, and the signed statement."""
+    """The entitled releases newer than ``since`` for ``platform``, and the signed statement.
+
+    Raises:
+        InvalidInputError: ``platform`` is not one of :func:`offered_platforms` (it names the
+            bundle's file), or the license is not active.
+    """
+    if platform not in offered_platforms(catalog):
+        raise InvalidInputError(
+            "platform",
+            f"{platform[:40]!r} is not a platform of this product; one of: "
+            f"{', '.join(offered_platforms(catalog))}",
+        )
     facts = LicenseFacts(
         lic.status,
         lic.product.slug,

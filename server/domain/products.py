@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from server.domain import audit
 from server.domain.errors import ConflictError, InvalidInputError, NotFoundError
 from server.domain.models import Product, ProductLine
-from server.domain.vocabulary import SLUG_RE, LapsePolicy, LineStatus, parse
+from server.domain.vocabulary import SLUG_RE, LapsePolicy, LineStatus, is_web_url, parse
 
 
 def check_slug(field: str, slug: str) -> str:
@@ -53,6 +53,10 @@ def add_product(
         ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError):
         raise InvalidInputError("timezone", f"unknown time zone {timezone!r}") from None
+    if renewal_url is not None and not is_web_url(renewal_url):
+        raise InvalidInputError(
+            "renewal_url", f"{renewal_url[:80]!r} must be an http:// or https:// URL"
+        )
     if session.scalar(select(Product.id).where(Product.slug == slug)) is not None:
         raise ConflictError(f"product {slug!r} already exists", field="slug")
     product = Product(

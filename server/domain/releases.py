@@ -26,12 +26,24 @@ from server.domain.models import (
 )
 from server.storage.base import ArtifactStore
 
+MAX_VERSION_LENGTH = 64
+
 
 def parse_version(text: str, field_name: str = "version") -> Version:
+    """``text`` as a PEP 440 version.
+
+    Raises:
+        InvalidInputError: not a version, or longer than :data:`MAX_VERSION_LENGTH` (packaging
+            would spend its time on, or refuse with a ``ValueError``, thousands of digits).
+    """
     try:
+        if len(text) > MAX_VERSION_LENGTH:
+            raise InvalidVersion(text)
         return Version(text)
     except (InvalidVersion, TypeError):
-        raise InvalidInputError(field_name, f"{text!r} is not a valid version (PEP 440)") from None
+        raise InvalidInputError(
+            field_name, f"{str(text)[:80]!r} is not a valid version (PEP 440)"
+        ) from None
 
 
 def default_line(version: Version) -> str:

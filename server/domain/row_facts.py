@@ -7,7 +7,7 @@ from packaging.version import Version
 
 from server.domain.facts import ContractFacts, LicenseFacts, ProductPolicy, ReleaseFacts
 from server.domain.models import Contract, License, Product, Release
-from server.domain.vocabulary import Severity
+from server.domain.vocabulary import Severity, is_web_url
 
 
 def contract_facts(contract: Contract) -> ContractFacts:
@@ -41,7 +41,8 @@ def product_policy(product: Product, renewal_url: str) -> ProductPolicy:
             Severity.SERIOUS: product.deadline_serious_hours,
             Severity.MINOR: product.deadline_minor_hours,
         },
-        renewal_url=product.renewal_url or renewal_url,
+        # A stored URL that is not http(s) (from before it was checked) is never shown.
+        renewal_url=product.renewal_url if is_web_url(product.renewal_url) else renewal_url,
     )
 
 

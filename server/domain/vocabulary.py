@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any, TypeGuard, TypeVar
+from urllib.parse import urlsplit
 
 from server.domain.errors import InvalidInputError
 
@@ -136,5 +137,23 @@ SLUG_RE = re.compile(SLUG_PATTERN)
 OPERATING_SYSTEMS = ("linux", "windows", "macos", "freebsd")
 ARCHITECTURES = ("x86_64", "aarch64", "armv7", "i686", "universal")
 PLATFORM_RE = re.compile(rf"\A(any|({'|'.join(OPERATING_SYSTEMS)})-({'|'.join(ARCHITECTURES)}))\Z")
+PLATFORMS = tuple(f"{system}-{arch}" for system in OPERATING_SYSTEMS for arch in ARCHITECTURES)
 INSTALLATION_ID_RE = re.compile(r"\A[A-Za-z0-9_-]{16,64}\Z")
 NONCE_RE = re.compile(r"\A[0-9a-f]{16,128}\Z")
+
+
+MAX_URL_LENGTH = 500
+_URL_FORBIDDEN = re.compile(r"[\x00-\x20\x7f\\\"'<>`]")
+
+
+def is_web_url(text: str | None) -> TypeGuard[str]:
+    """Whether ``text`` is an absolute ``http://`` or ``https://`` URL with a host — the only
+    kind a renewal link or the public URL may be (``javascript:``, ``data:`` and relative URLs
+    would run or resolve in the customer's browser)."""
+    if not text or len(text) > MAX_URL_LENGTH or _URL_FORBIDDEN.search(text):
+        return False
+    try:
+        parts = urlsplit(text)
+    except ValueError:
+        return False
+    return parts.scheme in {"http", "https"} and bool(parts.hostname)

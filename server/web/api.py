@@ -30,7 +30,7 @@ def root_newest() -> Response:
     return _root(None)
 
 
-@blueprint.get("/api/v1/root/<int:version>.json")
+@blueprint.get("/api/v1/root/<id:version>.json")
 def root_version(version: int) -> Response:
     return _root(version)
 

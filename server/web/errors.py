@@ -28,6 +28,7 @@ from server.domain.errors import (
     StorageUnavailableError,
     WrongProductError,
 )
+from server.web.redaction import redact
 
 log = logging.getLogger(__name__)
 
@@ -114,12 +115,14 @@ def register_error_handlers(app: Flask) -> None:
     def _same_moment(error: IntegrityError) -> Response | HTTPException:
         # Views check for duplicates before writing, so a constraint fails only when two
         # requests add the same thing at the same moment; the session is rolled back at teardown.
-        log.warning("constraint failed on %s %s: %s", request.method, request.path, error.orig)
+        log.warning(
+            "constraint failed on %s %s: %s", request.method, redact(request.path), error.orig
+        )
         return _http(
             Conflict("this was changed by another request at the same moment; reload and retry")
         )
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> Response:
-        log.exception("unhandled error on %s %s", request.method, request.path)
+        log.exception("unhandled error on %s %s", request.method, redact(request.path))
         return error_response(500, "internal_error", "the server failed; the error was logged")

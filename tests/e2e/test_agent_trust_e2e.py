@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from server.bootstrap import write_root
-from server.config import Settings
+from server.config import Settings, read_secret_file
 from server.domain.models import utcnow
 from server.keyring import load_key_file
 from server.services import Services
@@ -48,6 +48,7 @@ def test_expired_root_is_refused_and_nothing_changes(fresh: Deployment, tmp_path
         instance_dir=base / "instance",
         storage_root=base / "releases",
         keys_dir=base / "instance" / "keys",
+        secret_key=read_secret_file(base / "instance"),
     )
     services = Services.from_settings(settings)
     try:

@@ -336,7 +336,7 @@ def test_versions_in_use_with_their_share(
         add_installation(services, "initech", f"initech-inst-{n:04d}", version, first_seen=seen)
     versions = section(page(viewer), "versions-heading")
     rows = re.findall(
-        r'<th scope="row">([^<]+)</th>\s*<td>.*?</span> (\d+) <span class="muted">\((\d+%)\)',
+        r'<th scope="row">([^<]+)</th>\s*<td>.*?</svg> (\d+) <span class="muted">\((\d+%)\)',
         versions,
         re.S,
     )

@@ -80,8 +80,10 @@ def test_vigor_command_runs_as_a_module(tmp_path) -> None:  # type: ignore[no-un
 
 def test_flask_app_wsgi_reaches_the_vigor_commands(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """The app factory registers no command: `flask` finds them through the package's entry
-    points, and runs them in the app that wsgi.py builds."""
+    points, and runs them in the app that wsgi.py builds (an app that serves, so it needs a
+    strong secret before it is built: `vigor init` writes one, `flask` needs one given)."""
     import os
+    import secrets
     import subprocess
     import sys
     from pathlib import Path
@@ -90,6 +92,7 @@ def test_flask_app_wsgi_reaches_the_vigor_commands(tmp_path) -> None:  # type: i
         **os.environ,
         "VIGOR_INSTANCE_DIR": str(tmp_path / "instance"),
         "VIGOR_STORAGE_ROOT": str(tmp_path / "releases"),
+        "VIGOR_SECRET_KEY": secrets.token_urlsafe(32),
     }
     result = subprocess.run(
         [sys.executable, "-m", "flask", "--app", "wsgi", "init"],

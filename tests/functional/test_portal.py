@@ -202,7 +202,10 @@ def test_offline_bundle_from_the_portal(
     [
         ("platform=linux-x86_64&since=not-a-version", "not-a-version is not a version number."),
         ("platform=linux-x86_64&since=9.0", "No release newer than 9.0 is available to you"),
-        ("platform=solaris-sparc", "on solaris-sparc"),
+        (
+            "platform=solaris-sparc",
+            "solaris-sparc is not a platform of this product; choose one of: linux-x86_64.",
+        ),
     ],
 )
 def test_a_bundle_that_cannot_be_made_is_explained_on_the_page(

@@ -19,6 +19,7 @@ from server.domain.vocabulary import ContractKind, Role
 from server.web import db_session, services
 from server.web.admin.blueprint import blueprint
 from server.web.auth import requires
+from server.web.converters import small_int
 
 
 @blueprint.get("/customers")
@@ -80,7 +81,7 @@ def issue_license(slug: str) -> ResponseReturnValue:
             product,
             actor=current_user.email,
             label=request.form.get("label", ""),
-            max_installations=int(cap) if cap.isdigit() else None,
+            max_installations=small_int(cap),
         )
     except DomainError as exc:
         return _customer(slug, error=exc.message, status=400)
@@ -88,7 +89,7 @@ def issue_license(slug: str) -> ResponseReturnValue:
     return _customer(slug, new_key=key)
 
 
-@blueprint.post("/customers/<slug>/licenses/<int:license_id>/<action>")
+@blueprint.post("/customers/<slug>/licenses/<id:license_id>/<action>")
 @requires(Role.ADMIN)
 def license_action(slug: str, license_id: int, action: str) -> ResponseReturnValue:
     session = db_session()
@@ -126,7 +127,7 @@ def add_portal_user(slug: str) -> ResponseReturnValue:
     return _customer(slug, new_link=invitation)
 
 
-@blueprint.post("/customers/<slug>/portal-users/<int:user_id>/<action>")
+@blueprint.post("/customers/<slug>/portal-users/<id:user_id>/<action>")
 @requires(Role.ADMIN)
 def portal_user_action(slug: str, user_id: int, action: str) -> ResponseReturnValue:
     """``link``: a new set-password link (the password is cleared); ``disable``, ``enable``."""
@@ -192,7 +193,7 @@ def set_language(slug: str) -> ResponseReturnValue:
     return redirect(url_for("admin.customer_page", slug=slug), code=303)
 
 
-@blueprint.post("/customers/<slug>/contracts/<int:contract_id>/renew")
+@blueprint.post("/customers/<slug>/contracts/<id:contract_id>/renew")
 @requires(Role.ADMIN)
 def renew_contract(slug: str, contract_id: int) -> ResponseReturnValue:
     session = db_session()

@@ -17,6 +17,7 @@ from server.domain.vocabulary import Role
 from server.web import db_session, services
 from server.web.admin.blueprint import blueprint
 from server.web.auth import requires
+from server.web.converters import small_int
 
 
 @blueprint.get("/releases")
@@ -79,10 +80,10 @@ def yank(product: str, version: str) -> ResponseReturnValue:
 def rollout(product: str, version: str) -> ResponseReturnValue:
     session = db_session()
     found = release_service.find_release(session, product, version)
-    raw = request.form.get("percent", "")
+    percent = small_int(request.form.get("percent"))
     try:
         release_service.set_rollout(
-            session, found, int(raw) if raw.strip().isdigit() else -1, actor=current_user.email
+            session, found, -1 if percent is None else percent, actor=current_user.email
         )
     except DomainError as exc:
         flash(exc.message, "error")

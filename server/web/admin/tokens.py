@@ -50,7 +50,7 @@ def create_token() -> ResponseReturnValue:
     return _tokens(new_secret=secret)
 
 
-@blueprint.post("/tokens/<int:token_id>/revoke")
+@blueprint.post("/tokens/<id:token_id>/revoke")
 @requires(Role.ADMIN)
 def revoke_token(token_id: int) -> ResponseReturnValue:
     revoked = api_tokens.revoke_token(db_session(), token_id, actor=current_user.email)

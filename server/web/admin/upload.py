@@ -19,6 +19,7 @@ from server.storage.base import SizeLimitError, StorageError
 from server.web import db_session, services
 from server.web.admin.blueprint import blueprint
 from server.web.auth import csrf, requires
+from server.web.converters import small_int
 from server.web.uploads import MAX_FILE_PARTS, parse_streamed
 
 
@@ -29,7 +30,7 @@ def upload() -> ResponseReturnValue:
     products = [p.slug for p in product_service.list_products(db_session())]
     if request.method == "GET":
         wanted = request.args.get("files", "1")
-        rows = min(int(wanted), MAX_FILE_PARTS) if wanted.isdigit() and wanted != "0" else 1
+        rows = min(small_int(wanted) or 1, MAX_FILE_PARTS)
         return _upload_page(products, {}, {}, ["linux-x86_64"] + [""] * (rows - 1))
     svc = services()
     request.max_content_length = svc.settings.max_upload_bytes * 4 + 1024 * 1024

@@ -67,7 +67,7 @@ def add_user() -> ResponseReturnValue:
     return _users(new_link=invitation)
 
 
-@blueprint.post("/users/<int:user_id>/role")
+@blueprint.post("/users/<id:user_id>/role")
 @requires(Role.ADMIN)
 def change_role(user_id: int) -> ResponseReturnValue:
     session = db_session()
@@ -80,7 +80,7 @@ def change_role(user_id: int) -> ResponseReturnValue:
     return _after_change()
 
 
-@blueprint.post("/users/<int:user_id>/<action>")
+@blueprint.post("/users/<id:user_id>/<action>")
 @requires(Role.ADMIN)
 def user_action(user_id: int, action: str) -> ResponseReturnValue:
     """``disable``, ``enable``, ``reset`` (a new set-password link) or ``remove``."""

@@ -9,14 +9,14 @@ from pathlib import Path
 
 from flask import abort, redirect, render_template, request, send_file, url_for
 from flask.typing import ResponseReturnValue
-from packaging.version import InvalidVersion, Version
 
 from server.domain import bundles, portal_users
 from server.domain.download_links import read_token
 from server.domain.downloads import LinkHolder, authorize_download
-from server.domain.errors import DownloadWrongLicenseError, NotFoundError
+from server.domain.errors import DownloadWrongLicenseError, InvalidInputError, NotFoundError
 from server.domain.models import CustomerUser, License, utcnow
 from server.domain.portal import bundle_filename, license_overview
+from server.domain.releases import parse_version
 from server.domain.vocabulary import DEFAULT_CHANNEL
 from server.web import db_session, services
 from server.web.i18n import gettext as _
@@ -53,7 +53,7 @@ def _user_license(license_id: int) -> tuple[CustomerUser, License] | None:
         abort(404)
 
 
-@blueprint.get("/licenses/<int:license_id>/")
+@blueprint.get("/licenses/<id:license_id>/")
 def license_home(license_id: int) -> ResponseReturnValue:
     """The same page as a key sign-in shows, for one license of a portal user's customer."""
     found = _user_license(license_id)
@@ -155,7 +155,7 @@ def bundle() -> ResponseReturnValue:
     return _bundle(lic, url_for("portal.bundle"))
 
 
-@blueprint.get("/licenses/<int:license_id>/bundle")
+@blueprint.get("/licenses/<id:license_id>/bundle")
 @rate_limited(Per(_bundle_limit))
 def license_bundle(license_id: int) -> ResponseReturnValue:
     """An offline bundle for one license of a portal user's customer (404 for any other)."""
@@ -172,12 +172,20 @@ def _bundle(lic: License, bundle_url: str, choose_url: str | None = None) -> Res
     platform = request.args.get("platform", "").strip()
     since_text = request.args.get("since", "").strip()
     try:
-        since = Version(since_text) if since_text else None
-    except InvalidVersion:
+        since = parse_version(since_text, "since") if since_text else None
+    except InvalidInputError:
         error = _("{since} is not a version number.", since=since_text[:40])
         return _home(lic, bundle_url, choose_url, error)
     svc = services()
     catalog = svc.catalogs.for_license(db_session(), lic, svc.settings.renewal_url)
+    offered = bundles.offered_platforms(catalog)
+    if platform not in offered:  # it also names the file: only a name from this list
+        error = _(
+            "{platform} is not a platform of this product; choose one of: {platforms}.",
+            platform=platform[:40],
+            platforms=", ".join(offered),
+        )
+        return _home(lic, bundle_url, choose_url, error)
     plan = bundles.plan_bundle(
         lic, catalog, since=since, platform=platform, channel=DEFAULT_CHANNEL, now=utcnow()
     )

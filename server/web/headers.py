@@ -1,0 +1,49 @@
+"""Browser security headers, set in one place on every response (pages, JSON, files, errors).
+
+The pages need nothing the policy forbids: scripts and styles are static files under
+``/static/`` (no inline ``<script>``, ``<style>``, ``style=`` or ``on…=`` handlers), the charts are
+SVG drawn by the server. Download and set-password links are capability URLs, so no page ever
+sends its address to another site (``Referrer-Policy: no-referrer``).
+"""
+
+from __future__ import annotations
+
+from flask import Flask
+from werkzeug.wrappers import Response
+
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ]
+)
+
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+# Browsers that reached the server over https keep to https for a year (only sent when the
+# public URL is https: a plain-http demo must stay reachable).
+STRICT_TRANSPORT_SECURITY = "max-age=31536000; includeSubDomains"
+
+
+def init_app(app: Flask, public_base_url: str) -> None:
+    """Add the headers to every response ``app`` sends."""
+    headers = dict(SECURITY_HEADERS)
+    if public_base_url.lower().startswith("https://"):
+        headers["Strict-Transport-Security"] = STRICT_TRANSPORT_SECURITY
+
+    @app.after_request
+    def _security_headers(response: Response) -> Response:
+        for name, value in headers.items():
+            response.headers.setdefault(name, value)
+        return response

@@ -1,0 +1,16 @@
+"""Capability URLs out of logs: whoever holds a download or set-password link may use it, so the
+token in one is replaced before a path reaches any log (the access log: ``server.serving``; the
+error log: ``server.web.errors``)."""
+
+from __future__ import annotations
+
+import re
+
+# Download links, and the set-password links of portal users and of admins.
+CAPABILITY_PATH = re.compile(r"(/api/v1/download/|/(?:portal|admin)/set-password/)[^/?#\s\"]+")
+REDACTED = "[redacted]"
+
+
+def redact(text: str) -> str:
+    """``text`` (a request line, path, referrer…) with the token of every capability URL hidden."""
+    return CAPABILITY_PATH.sub(r"\1" + REDACTED, text)
