@@ -72,9 +72,14 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     """An engine for ``url``; SQLite gets WAL, foreign keys and a busy timeout."""
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
-        if path and path != ":memory:" and not path.startswith("file:"):
-            _create_private_file(Path(path.split("?", 1)[0]))
         engine = create_engine(url, **kwargs)
+        if path and path != ":memory:" and not path.startswith("file:"):
+            file = Path(path.split("?", 1)[0])
+
+            @event.listens_for(engine, "do_connect")
+            def _private_file(*_args: Any) -> None:  # at the first connection, not before
+                _create_private_file(file)
+
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     if url.startswith("postgresql://"):

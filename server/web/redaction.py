@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import re
 
-# Download links, and the set-password links of portal users and of admins.
-CAPABILITY_PATH = re.compile(r"(/api/v1/download/|/(?:portal|admin)/set-password/)[^/?#\s\"]+")
+# Download links (the agents' and the portal's), and the set-password links of portal users and admins.
+CAPABILITY_PATH = re.compile(
+    r"(/(?:api/v1|portal)/download/|/(?:portal|admin)/set-password/)[^/?#\s\"]+"
+)
 REDACTED = "[redacted]"
 
 

@@ -164,7 +164,9 @@ def test_the_access_log_holds_no_capability_token(served: Served) -> None:
         answer = response.read().decode()
     download = re.search(r"/api/v1/download/([^\"?]+)", answer)
     assert download, answer[:500]
-    status, _, data = fetch(url + download.group(0))
+    status, _, data = fetch(
+        url + download.group(0), Authorization=f"License {served.licenses['initech']}"
+    )
     assert status == 200 and data
     invited = served.server.vigor("customer", "user", "add", "initech", "buyer@initech.example")
     assert invited.returncode == 0, invited.stderr

@@ -20,6 +20,7 @@ from server.web.redaction import redact
             "http://h/api/v1/download/[redacted] http://h/portal/set-password/[redacted]",
         ),
         ("/admin/set-password/WzMsIm.Ab-c", "/admin/set-password/[redacted]"),
+        ("/portal/download/eyJhIjo.x-Y_z", "/portal/download/[redacted]"),
         ("GET /portal/licenses/3/ HTTP/1.1", "GET /portal/licenses/3/ HTTP/1.1"),
         ("/api/v1/check", "/api/v1/check"),
     ],
