@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 import click
 
 from server import bootstrap
-from server.cli.common import command, fail, from_env, services, transaction
+from server.cli.common import command, fail, from_env, now, services, transaction
 from server.domain import roots
 from server.domain.trust import Signer, iso
 from server.keyring import create_key_file, is_encrypted, load_key_file
@@ -132,15 +132,17 @@ def keys_add_online() -> None:
 def _load_signers(
     paths: tuple[Path, ...], passphrase_env: str | None, passphrase_file: Path | None
 ) -> list[Signer]:
-    """Root keys; an encrypted one without a given passphrase is asked for when interactive."""
+    """Root keys; the passphrase opens the encrypted ones, and is asked for when none is given
+    and the terminal is interactive."""
     passphrase = given_passphrase(passphrase_env, passphrase_file)
     signers: list[Signer] = []
     for path in paths:
-        if passphrase is None and is_encrypted(path) and interactive():
-            asked = click.prompt(f"Passphrase of {path}", hide_input=True)
-            signers.append(load_key_file(path, asked))
-        else:
-            signers.append(load_key_file(path, passphrase))
+        if not is_encrypted(path):
+            signers.append(load_key_file(path))
+            continue
+        if passphrase is None and interactive():
+            passphrase = click.prompt(f"Passphrase of {path}", hide_input=True)
+        signers.append(load_key_file(path, passphrase))
     return signers
 
 
@@ -257,3 +259,10 @@ def keys_status() -> None:
             mark = " (online key present)" if kid in present else ""
             click.echo(f"  {name:8} {kid}{mark}")
         click.echo(f"  {name:8} threshold {role.threshold}")
+    if root.shared_online_keys():
+        click.echo(
+            "warning: the release and check roles share a key; "
+            "run `vigor keys separate-roles --root-key PATH`"
+        )
+    if root.expires <= now():
+        click.echo("warning: this root has expired; agents refuse it: run `vigor keys write-root`")
