@@ -395,3 +395,26 @@ MALFORMED_ROOTS = {
 def test_malformed_roots_are_refused(change: Any, message: str) -> None:
     with pytest.raises(TrustError, match=message):
         verify_root(_resigned(change), None)
+
+
+def test_a_document_with_non_ascii_text_signs_and_verifies_on_both_sides() -> None:
+    # Every Spanish answer: the signature covers UTF-8 bytes, which both implementations encode
+    # alike; an ASCII-escaped encoding of the same text would be other bytes.
+    from client_agent.roots import verify_role as agent_verify_role
+
+    root_key, release = signer(), signer()
+    document = make_root(1, [root_key], release, [root_key])
+    root = verify_root(document, None)
+    message = {"type": "check", "message": "El mantenimiento terminó; renuévelo — año 2027."}
+    signed = sign_document(message, [CHECK])
+    verify_role(signed, root, "check", "check")
+    assert agent_verify_role(signed, trust_initial_root(document), "check", "check") == message
+    wire = json.loads(signed_document_bytes(message, [CHECK]))
+    verify_role(wire, root, "check", "check")
+    escaped = json.dumps(message, sort_keys=True, separators=(",", ":")).encode()
+    forged = {
+        "signed": message,
+        "signatures": [{"keyid": CHECK.keyid, "sig": CHECK.sign(escaped).hex()}],
+    }
+    with pytest.raises(TrustError):
+        verify_role(forged, root, "check", "check")
