@@ -13,7 +13,6 @@ neither is given and the terminal is interactive, a prompt; scripts stay non-int
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -21,7 +20,17 @@ from typing import Any, TypeVar
 import click
 
 from server import bootstrap
-from server.cli.common import command, fail, from_env, now, services, transaction
+from server.cli.common import (
+    PASSPHRASE_FILE,
+    command,
+    fail,
+    given_passphrase,
+    interactive,
+    new_key_passphrase,
+    now,
+    services,
+    transaction,
+)
 from server.domain import roots
 from server.domain.trust import Signer, iso
 from server.keyring import create_key_file, is_encrypted, load_key_file
@@ -33,12 +42,6 @@ PASSPHRASE_ENV = click.option(
     default=None,
     metavar="VAR",
     help="Encrypt the key with the passphrase in this environment variable.",
-)
-PASSPHRASE_FILE = click.option(
-    "--passphrase-file",
-    default=None,
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="Encrypt the key with the passphrase in this file (its first line).",
 )
 ROOT_KEYS = click.option(
     "--root-key",
@@ -65,42 +68,6 @@ ROOT_PASSPHRASE_FILE = click.option(
 def root_passphrase_options(func: F) -> F:
     """``--passphrase-env`` and ``--passphrase-file`` for commands that read root keys."""
     return ROOT_PASSPHRASE_ENV(ROOT_PASSPHRASE_FILE(func))
-
-
-def given_passphrase(env: str | None, file: Path | None) -> str | None:
-    """The passphrase named by ``--passphrase-env`` or ``--passphrase-file``, if either."""
-    if env and file:
-        raise fail("give --passphrase-env or --passphrase-file, not both")
-    if env:
-        return from_env(env)
-    if file:
-        try:
-            lines = file.read_text().splitlines()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise fail(f"cannot read the passphrase file {file}: {exc}") from None
-        if not lines or not lines[0]:
-            raise fail(f"the passphrase file {file} is empty")
-        return lines[0]
-    return None
-
-
-def interactive() -> bool:
-    """Whether a person is at the terminal to answer a prompt."""
-    return sys.stdin.isatty()
-
-
-def new_key_passphrase(env: str | None, file: Path | None, what: str) -> str | None:
-    """The passphrase for a new key: given, or asked for when interactive (empty: none)."""
-    passphrase = given_passphrase(env, file)
-    if passphrase is None and interactive():
-        passphrase = click.prompt(
-            f"Passphrase to encrypt the {what} (empty: leave it unencrypted)",
-            default="",
-            show_default=False,
-            hide_input=True,
-            confirmation_prompt=True,
-        )
-    return passphrase or None
 
 
 @click.group()

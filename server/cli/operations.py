@@ -11,8 +11,14 @@ from sqlalchemy.engine import make_url
 
 from server import serving
 from server.bootstrap import ensure_trust
-from server.cli.common import command, fail, services, transaction
-from server.cli.keys import PASSPHRASE_FILE, new_key_passphrase
+from server.cli.common import (
+    PASSPHRASE_FILE,
+    command,
+    fail,
+    new_key_passphrase,
+    services,
+    transaction,
+)
 from server.demo import load_demo
 from server.domain import releases
 

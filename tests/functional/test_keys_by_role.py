@@ -188,3 +188,51 @@ def test_rotation_reads_the_root_key_passphrase_from_a_file(
     result = runner.invoke(cli, args=[*rotate, "--passphrase-file", str(passphrase)])
     assert result.exit_code == 0, result.output
     assert root_versions(services) == 2
+
+
+def test_at_a_terminal_the_passphrases_are_asked_for(
+    app: Flask, services: Services, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("server.cli.common.interactive", lambda: True)
+    monkeypatch.setattr("server.cli.keys.interactive", lambda: True)
+    runner = app.test_cli_runner()
+    new_key = tmp_path / "root-2.pem"
+    made = runner.invoke(
+        cli, args=["keys", "create-root", str(new_key)], input="tr0ub4dor\ntr0ub4dor\n"
+    )
+    assert made.exit_code == 0, made.output
+    assert "(encrypted)" in made.output
+    assert load_key_file(new_key, "tr0ub4dor").keyid
+    old_key = str(services.settings.keys_dir / "root.pem")
+    rotate = ["keys", "write-root", "--root-key", old_key, "--new-root-key", str(new_key)]
+    result = runner.invoke(cli, args=rotate, input="tr0ub4dor\n")
+    assert result.exit_code == 0, result.output
+    assert f"Passphrase of {new_key}" in result.output
+    assert root_versions(services) == 2
+    # An empty answer leaves a new key unencrypted, and says so.
+    plain = tmp_path / "plain.pem"
+    made = runner.invoke(cli, args=["keys", "create-root", str(plain)], input="\n\n")
+    assert made.exit_code == 0, made.output
+    assert "(NOT encrypted)" in made.output
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(None, "cannot read the passphrase file"), ("", "is empty"), (b"\xff\xfe", "is not text")],
+    ids=["missing", "empty", "not-text"],
+)
+def test_a_bad_passphrase_file_is_one_clear_error_and_writes_no_key(
+    app: Flask, tmp_path: Path, content: str | bytes | None, message: str
+) -> None:
+    passphrase = tmp_path / "passphrase"
+    if isinstance(content, bytes):
+        passphrase.write_bytes(content)
+    elif content is not None:
+        passphrase.write_text(content)
+    key = tmp_path / "root-2.pem"
+    result = app.test_cli_runner().invoke(
+        cli, args=["keys", "create-root", str(key), "--passphrase-file", str(passphrase)]
+    )
+    assert result.exit_code == 1
+    assert message in result.output
+    assert not key.exists()
