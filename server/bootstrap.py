@@ -102,14 +102,17 @@ def separate_roles(services: Services, root_signers: list[Signer]) -> Root:
             f"root version {current.version} already names different keys for release and check"
         )
     check = services.keyring.create()
-    release_ids = [k for k in current.role("release").keyids if k != check.keyid]
-    return write_root(
-        services,
-        old_signers=root_signers,
-        release_keys=release_ids,
-        check_keys=[check.keyid],
-        threshold=current.role("root").threshold,
-    )
+    try:
+        return write_root(
+            services,
+            old_signers=root_signers,
+            release_keys=list(current.role("release").keyids),
+            check_keys=[check.keyid],
+            threshold=current.role("root").threshold,
+        )
+    except TrustError:
+        services.keyring.path_for(check.keyid).unlink()  # no root names it: leave nothing
+        raise
 
 
 def rotate_online_key(services: Services, root_signers: list[Signer]) -> tuple[Root, int]:
@@ -120,13 +123,18 @@ def rotate_online_key(services: Services, root_signers: list[Signer]) -> tuple[R
     trust the new root verify old releases (and their patches) too.
     """
     release_key, check_key = services.keyring.create(), services.keyring.create()
-    root = write_root(
-        services,
-        old_signers=root_signers,
-        release_keys=[release_key.keyid],
-        check_keys=[check_key.keyid],
-        threshold=services.root().role("root").threshold,
-    )
+    try:
+        root = write_root(
+            services,
+            old_signers=root_signers,
+            release_keys=[release_key.keyid],
+            check_keys=[check_key.keyid],
+            threshold=services.root().role("root").threshold,
+        )
+    except TrustError:
+        for key in (release_key, check_key):  # no root names them: leave nothing
+            services.keyring.path_for(key.keyid).unlink()
+        raise
     count = 0
     with services.db.session() as session:
         for release in session.scalars(select(Release).where(Release.manifest.is_not(None))):

@@ -112,11 +112,34 @@ def test_separate_roles_gives_an_older_instance_a_check_key(app: Flask, services
     assert services.signer("check").keyid == check
     answer = sign_document({"type": "check"}, [services.signer("check")])
     verify_role(answer, root, "check", "check")
-    # Once separate, there is nothing left to separate, and no root is written.
+    # Once separate, there is nothing left to separate, and no root or key is written.
+    keys_before = sorted(services.settings.keys_dir.iterdir())
     again = runner.invoke(cli, args=["keys", "separate-roles", "--root-key", root_key])
     assert again.exit_code == 1
     assert f"root version {root.version} already names different keys" in again.output
     assert root_versions(services) == root.version
+    assert sorted(services.settings.keys_dir.iterdir()) == keys_before
+
+
+def test_a_refused_rotation_leaves_no_root_and_no_key(
+    app: Flask, services: Services, tmp_path: Path
+) -> None:
+    share_one_key(services)
+    stranger = tmp_path / "stranger.pem"
+    assert (
+        app.test_cli_runner().invoke(cli, args=["keys", "create-root", str(stranger)]).exit_code
+        == 0
+    )
+    keys_before = sorted(services.settings.keys_dir.iterdir())
+    versions = root_versions(services)
+    for command in ("separate-roles", "rotate-online"):
+        result = app.test_cli_runner().invoke(
+            cli, args=["keys", command, "--root-key", str(stranger)]
+        )
+        assert result.exit_code == 1, result.output
+        assert "is not signed by root" in result.output
+        assert sorted(services.settings.keys_dir.iterdir()) == keys_before
+        assert root_versions(services) == versions
 
 
 def _init(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
