@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from client_agent.downloads import Downloads
+from client_agent.errors import DownloadError
 from client_agent.install import Layout
 from client_agent.patching import download_patch
 from client_agent.state import StateStore
@@ -30,17 +31,27 @@ URL = "https://updates.example/p/1"
 
 
 class Network:
-    """``download`` from a dictionary of URL → bytes; records what was asked."""
+    """``download`` from a dictionary of URL → bytes; records what was asked (the URL, and the
+    size, SHA-256 and progress callback it was asked with)."""
 
-    def __init__(self, files: dict[str, bytes]) -> None:
+    def __init__(self, files: dict[str, bytes], reported: str | None = None) -> None:
         self.files = files
+        self.reported = reported  # the SHA-256 the download reports, if not the bytes' own
         self.asked: list[str] = []
+        self.with_: list[tuple[int, str, Any]] = []
 
-    def download(self, url: str, part: Path, size: int, etag: str, *rest: Any) -> str:
+    def download(self, url: str, part: Path, size: int, etag: str, progress: Any, *_: Any) -> str:
         self.asked.append(url)
+        self.with_.append((size, etag, progress))
         data = self.files[url][:size]
         part.write_bytes(data)
-        return hashlib.sha256(data).hexdigest()
+        return self.reported or hashlib.sha256(data).hexdigest()
+
+
+class Unreachable(Network):
+    def download(self, url: str, *args: Any) -> str:
+        self.asked.append(url)
+        raise DownloadError(f"cannot connect to {url}")
 
 
 def content(archive: bytes, work: Path) -> tuple[Path, str, int]:
@@ -102,7 +113,17 @@ def leftovers(layout: Layout) -> list[str]:
     return sorted(p.name for p in layout.downloads.iterdir() if p.name.endswith((".part", ".tmp")))
 
 
-def test_a_good_patch_rebuilds_the_signed_content(layout: Layout, work: Path) -> None:
+def test_a_good_patch_rebuilds_the_signed_content(
+    layout: Layout, work: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shown: list[int] = []
+    totals: list[int] = []
+
+    def progress(total: int) -> Any:
+        totals.append(total)
+        return shown.append
+
+    monkeypatch.setattr("client_agent.patching.terminal_progress", progress)
     patch, data = offer(work)
     network = Network({URL: data})
     state = StateStore(layout.state_dir)
@@ -110,6 +131,10 @@ def test_a_good_patch_rebuilds_the_signed_content(layout: Layout, work: Path) ->
     assert result is not None
     built, size = result
     assert size == patch.size
+    assert built.name == f"content-{patch.content_sha256}"
+    # Fetched at most the signed size, for the signed SHA-256, with a progress bar that size.
+    assert network.with_ == [(patch.size, patch.sha256, shown.append)]
+    assert totals == [patch.size]
     assert hashlib.sha256(built.read_bytes()).hexdigest() == patch.content_sha256
     assert built.read_bytes() == (work / hashlib.sha256(NEW).hexdigest()).read_bytes()
     assert state.get("failed_patches") is None
@@ -188,6 +213,45 @@ def test_no_patch_offered_or_nothing_installed_means_the_full_download(
 def test_a_kept_artifact_that_is_not_an_archive_is_skipped(layout: Layout, work: Path) -> None:
     patch, data = offer(work)
     layout.downloaded(hashlib.sha256(OLD).hexdigest()).write_bytes(b"not a gzip file")
+    network = Network({URL: data})
+    refused(layout, patch, network)
+    assert network.asked == []
+
+
+def test_bytes_the_download_reports_another_hash_for_are_refused(
+    layout: Layout, work: Path
+) -> None:
+    patch, data = offer(work)
+    state = refused(layout, patch, Network({URL: data}, reported="0" * 64))
+    assert state.get("failed_patches") == [patch.sha256]
+
+
+def test_a_patch_that_cannot_be_fetched_falls_back_to_the_full_download(
+    layout: Layout, work: Path
+) -> None:
+    patch, _ = offer(work)
+    network = Unreachable({})
+    refused(layout, patch, network)
+    assert network.asked == [URL]
+
+
+def test_every_kept_artifact_of_the_installed_version_is_tried(layout: Layout, work: Path) -> None:
+    # The kept manifest names a platform's artifact that is gone, then one that is kept.
+    digest = hashlib.sha256(OLD).hexdigest()
+    gone = {"sha256": "a" * 64}
+    manifest = {"signed": {"artifacts": {"any": gone, "linux-x86_64": {"sha256": digest}}}}
+    layout.kept_manifest("1.0.0").write_text(json.dumps(manifest))
+    patch, data = offer(work)
+    assert download_patch(
+        downloads(layout, Network({URL: data})), StateStore(layout.state_dir), answer(patch)
+    )
+
+
+def test_a_kept_artifact_that_cannot_be_read_is_skipped(layout: Layout, work: Path) -> None:
+    patch, data = offer(work)
+    source = layout.downloaded(hashlib.sha256(OLD).hexdigest())
+    source.unlink()
+    source.mkdir()  # unreadable as a file: no content, and no temporary file to clean up
     network = Network({URL: data})
     refused(layout, patch, network)
     assert network.asked == []
