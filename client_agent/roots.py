@@ -83,13 +83,11 @@ class TrustedRoot:
     document: Mapping[str, Any]
 
     def role(self, name: str) -> Role:
-        """The role ``name``; a root without a ``check`` role lets ``release`` sign checks.
+        """The role ``name``: each document is checked against the keys of its own role only.
 
         Raises:
             VerificationError: this root does not define the role.
         """
-        if name == "check" and "check" not in self.roles:
-            name = "release"
         role = self.roles.get(name)
         if role is None:
             raise VerificationError(f"root version {self.version} has no {name!r} role")
@@ -147,7 +145,9 @@ def _parse_root(document: Any) -> TrustedRoot:
         keys: dict[str, Ed25519PublicKey] = {}
         for keyid, spec in signed["keys"].items():
             raw = bytes.fromhex(spec["public"])
-            if spec.get("scheme") != "ed25519" or hashlib.sha256(raw).hexdigest() != keyid:
+            if spec.get("scheme") != "ed25519":
+                raise VerificationError(f"root key {keyid[:12]}… has an unknown scheme")
+            if hashlib.sha256(raw).hexdigest() != keyid:
                 raise VerificationError(f"root key {keyid[:12]}… does not match its id")
             keys[keyid] = Ed25519PublicKey.from_public_bytes(raw)
         roles = {
@@ -160,7 +160,7 @@ def _parse_root(document: Any) -> TrustedRoot:
         raise VerificationError(f"malformed root metadata: {exc}") from None
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise VerificationError("root version must be a positive integer")
-    for name in ("root", "release"):
+    for name in ("root", "release", "check"):
         if name not in roles:
             raise VerificationError(f"root metadata lacks the {name!r} role")
     for name, role in roles.items():

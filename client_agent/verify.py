@@ -338,8 +338,9 @@ def verify_patch(
 
     Raises:
         SignatureError: the patches document is not signed by the threshold of ``release``.
-        VerificationError: the offer or the document is malformed, is for another release, lists
-            no patch from the offered version, or disagrees with the download offered.
+        VerificationError: the offer or the document is malformed, is for another release (its
+            product, version, or the artifact its content stands for: the manifest's SHA-256),
+            lists no patch from the offered version, or disagrees with the download offered.
     """
     offer = update.get("patch")
     if offer is None:
@@ -359,6 +360,10 @@ def verify_patch(
         or not isinstance(from_version, str)
     ):
         raise VerificationError("the offered patch is malformed")
+    if entry.get("artifact_sha256") != manifest.artifact.sha256:
+        raise VerificationError(
+            "the patches document rebuilds another artifact than the manifest's"
+        )
     patches = entry.get("patches")
     described = patches.get(from_version) if isinstance(patches, Mapping) else None
     if not isinstance(described, Mapping):

@@ -20,7 +20,8 @@ from server.storage.base import CHUNK_SIZE, StorageError
 def ensure_trust(
     services: Services, root_key_path: Path | None = None, passphrase: str | None = None
 ) -> Path | None:
-    """Create root version 1 and an online key if the instance has no root yet.
+    """Create root version 1 and two online keys, one for the ``release`` role and one for the
+    ``check`` role, if the instance has no root yet.
 
     Returns the path of the root key file when one was created or used, else None.
     """
@@ -31,9 +32,16 @@ def ensure_trust(
         root_signer = (
             load_key_file(path, passphrase) if path.exists() else create_key_file(path, passphrase)
         )
-        available = services.keyring.available()
-        online = services.keyring.load(available[0]) if available else services.keyring.create()
-        roots.write_next_root(session, old_root_signers=[root_signer], release_keys=[online.public])
+        # Online keys left from an earlier attempt are reused rather than piled up.
+        available = services.keyring.available()[:2]
+        online = [services.keyring.load(kid) for kid in available]
+        online += [services.keyring.create() for _ in range(2 - len(online))]
+        roots.write_next_root(
+            session,
+            old_root_signers=[root_signer],
+            release_keys=[online[0].public],
+            check_keys=[online[1].public],
+        )
     services.forget_root()
     return path
 
@@ -58,13 +66,15 @@ def write_root(
     threshold: int = 1,
     expires_days: int = 365,
 ) -> Root:
-    """Write root N+1; online roles default to the current root's keys (given as key ids)."""
+    """Write root N+1; each online role defaults to the current root's keys for it (key ids).
+
+    Raises:
+        TrustError: the two online roles would share a key (see :func:`separate_roles`).
+    """
     with services.db.session() as session:
         current = roots.current_root(session)
         release_ids = release_keys or list(current.role("release").keyids)
-        check_ids = check_keys or (
-            release_keys if release_keys else list(current.role("check").keyids)
-        )
+        check_ids = check_keys or list(current.role("check").keyids)
         root = roots.write_next_root(
             session,
             old_root_signers=old_signers,
@@ -78,24 +88,64 @@ def write_root(
     return root
 
 
-def rotate_online_key(services: Services, root_signers: list[Signer]) -> tuple[Root, int]:
-    """A new online key for release and check roles; every published manifest is re-signed.
+def separate_roles(services: Services, root_signers: list[Signer]) -> Root:
+    """Give the ``check`` role a key of its own, for an instance whose root names one online key
+    for both roles (as ``vigor init`` did before): root N+1 keeps the release keys and names a new
+    check key. Nothing is re-signed: manifests and patches documents stay with the release role.
 
-    Manifests' signed content never changes; only the signature over it is replaced, so agents
-    that trust the new root verify old releases too.
+    Raises:
+        TrustError: the roles already have different keys.
     """
-    new = services.keyring.create()
-    root = write_root(
-        services, old_signers=root_signers, release_keys=[new.keyid], check_keys=[new.keyid]
-    )
+    current = services.root()
+    if not current.shared_online_keys():
+        raise TrustError(
+            f"root version {current.version} already names different keys for release and check"
+        )
+    check = services.keyring.create()
+    try:
+        return write_root(
+            services,
+            old_signers=root_signers,
+            release_keys=list(current.role("release").keyids),
+            check_keys=[check.keyid],
+            threshold=current.role("root").threshold,
+        )
+    except TrustError:
+        services.keyring.path_for(check.keyid).unlink()  # no root names it: leave nothing
+        raise
+
+
+def rotate_online_key(services: Services, root_signers: list[Signer]) -> tuple[Root, int]:
+    """New online keys for the release and the check role; every published manifest and patches
+    document is re-signed by the new release key.
+
+    Their signed content never changes; only the signature over it is replaced, so agents that
+    trust the new root verify old releases (and their patches) too.
+    """
+    release_key, check_key = services.keyring.create(), services.keyring.create()
+    try:
+        root = write_root(
+            services,
+            old_signers=root_signers,
+            release_keys=[release_key.keyid],
+            check_keys=[check_key.keyid],
+            threshold=services.root().role("root").threshold,
+        )
+    except TrustError:
+        for key in (release_key, check_key):  # no root names them: leave nothing
+            services.keyring.path_for(key.keyid).unlink()
+        raise
     count = 0
     with services.db.session() as session:
         for release in session.scalars(select(Release).where(Release.manifest.is_not(None))):
             assert release.manifest is not None
             document = json.loads(release.manifest)
-            resigned = sign_document(document["signed"], [new])
+            resigned = sign_document(document["signed"], [release_key])
             release.manifest = json.dumps(resigned, sort_keys=True)
-            release.manifest_keyid = new.keyid
+            release.manifest_keyid = release_key.keyid
+            if release.patch_manifest:
+                patches = json.loads(release.patch_manifest)
+                release.patch_manifest = json.dumps(sign_document(patches["signed"], [release_key]))
             count += 1
         for release in session.scalars(select(Release).where(Release.manifest.is_not(None))):
             release.product.catalog_changed()
@@ -105,11 +155,24 @@ def rotate_online_key(services: Services, root_signers: list[Signer]) -> tuple[R
 def verify_release(services: Services, release: Release) -> list[str]:
     """Problems found re-checking a release: its manifest signature and every artifact's bytes."""
     problems: list[str] = []
+    now = utcnow()
     if release.manifest:
         try:
-            verify_role(json.loads(release.manifest), services.root(), "release", "release")
+            verify_role(json.loads(release.manifest), services.root(), "release", "release", now)
         except TrustError as exc:
             problems.append(f"manifest: {exc}")
+    if release.patch_manifest:
+        try:
+            patches = json.loads(release.patch_manifest)
+            verify_role(patches, services.root(), "release", "patches", now)
+            signed = patches["signed"]
+            if (signed.get("product"), signed.get("version")) != (
+                release.product.slug,
+                release.version,
+            ):
+                raise TrustError("it is for another release")
+        except TrustError as exc:
+            problems.append(f"patches document: {exc}")
     for artifact in release.artifacts:
         digest = hashlib.sha256()
         size = 0

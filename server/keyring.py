@@ -26,9 +26,27 @@ class KeyFileError(Exception):
     """A key file is missing, unreadable, of the wrong kind, or its passphrase is wrong."""
 
 
+def is_encrypted(path: Path) -> bool:
+    """Whether the key file at ``path`` is passphrase-encrypted (False if it cannot be read)."""
+    try:
+        return path.read_bytes().startswith(b"-----BEGIN ENCRYPTED PRIVATE KEY-----")
+    except OSError:
+        return False
+
+
+def _private_dir(path: Path) -> None:
+    """Create directory ``path`` (and missing parents) readable by its owner only."""
+    if path.is_dir():
+        return
+    _private_dir(path.parent)
+    path.mkdir(mode=0o700, exist_ok=True)
+    path.chmod(0o700)  # mkdir's mode is filtered by the umask
+
+
 def _write_private(path: Path, data: bytes) -> None:
-    """Write a secret file atomically with mode 0600; never overwrite an existing key."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    """Write a secret file atomically with mode 0600, in a directory it creates with mode 0700;
+    never overwrite an existing key."""
+    _private_dir(path.parent)
     if path.exists():
         raise KeyFileError(f"{path} already exists; refusing to overwrite a key")
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")

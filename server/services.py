@@ -74,6 +74,11 @@ class Services:
             self._root = (now, root)
         return root
 
+    def has_root(self) -> bool:
+        """Whether a root of trust exists yet (``vigor init`` made one)."""
+        with self.db.sessions() as session:
+            return roots.newest_version(session) > 0
+
     def forget_root(self) -> None:
         with self._lock:
             self._root = None

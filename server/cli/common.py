@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
 import traceback
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from datetime import datetime
 from enum import StrEnum
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -165,3 +167,49 @@ def from_env(variable: str) -> str:
     if not value:
         raise fail(f"environment variable {variable} is empty or not set")
     return value
+
+
+PASSPHRASE_FILE = click.option(
+    "--passphrase-file",
+    default=None,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Encrypt the key with the passphrase in this file (its first line).",
+)
+
+
+def given_passphrase(env: str | None, file: Path | None) -> str | None:
+    """The passphrase named by ``--passphrase-env`` or ``--passphrase-file``, if either."""
+    if env and file:
+        raise fail("give --passphrase-env or --passphrase-file, not both")
+    if env:
+        return from_env(env)
+    if file:
+        try:
+            lines = file.read_text().splitlines()
+        except OSError as exc:
+            raise fail(f"cannot read the passphrase file {file}: {exc.strerror or exc}") from None
+        except UnicodeDecodeError:
+            raise fail(f"the passphrase file {file} is not text") from None
+        if not lines or not lines[0]:
+            raise fail(f"the passphrase file {file} is empty")
+        return lines[0]
+    return None
+
+
+def interactive() -> bool:
+    """Whether a person is at the terminal to answer a prompt."""
+    return sys.stdin.isatty()
+
+
+def new_key_passphrase(env: str | None, file: Path | None, what: str) -> str | None:
+    """The passphrase for a new key: given, or asked for when interactive (empty: none)."""
+    passphrase = given_passphrase(env, file)
+    if passphrase is None and interactive():
+        passphrase = click.prompt(
+            f"Passphrase to encrypt the {what} (empty: leave it unencrypted)",
+            default="",
+            show_default=False,
+            hide_input=True,
+            confirmation_prompt=True,
+        )
+    return passphrase or None

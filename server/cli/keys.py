@@ -1,23 +1,41 @@
 """``vigor keys``: the root of trust and the online keys.
 
 Root keys stay offline and sign each new root version (``create-root``, ``write-root``); online
-keys live in the keys directory and sign manifests and check answers once a root names them
-(``add-online``, ``rotate-online``). ``export-root`` writes the file agents ship with.
+keys live in the keys directory and sign once a root names them: the ``release`` role's key signs
+manifests and patches documents, the ``check`` role's key check answers and bundle statements
+(``add-online``, ``rotate-online``, ``separate-roles``). ``export-root`` writes the file agents
+ship with.
+
+A root key's passphrase comes from ``--passphrase-env VAR``, ``--passphrase-file PATH``, or, when
+neither is given and the terminal is interactive, a prompt; scripts stay non-interactive.
 """
 
 from __future__ import annotations
 
 import json
-import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
 from server import bootstrap
-from server.cli.common import command, fail, from_env, services, transaction
+from server.cli.common import (
+    PASSPHRASE_FILE,
+    command,
+    fail,
+    given_passphrase,
+    interactive,
+    new_key_passphrase,
+    now,
+    services,
+    transaction,
+)
 from server.domain import roots
 from server.domain.trust import Signer, iso
-from server.keyring import create_key_file, load_key_file
+from server.keyring import create_key_file, is_encrypted, load_key_file
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 PASSPHRASE_ENV = click.option(
     "--passphrase-env",
@@ -39,6 +57,17 @@ ROOT_PASSPHRASE_ENV = click.option(
     metavar="VAR",
     help="The passphrase of encrypted root keys is in this environment variable.",
 )
+ROOT_PASSPHRASE_FILE = click.option(
+    "--passphrase-file",
+    default=None,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="The passphrase of encrypted root keys is in this file (its first line).",
+)
+
+
+def root_passphrase_options(func: F) -> F:
+    """``--passphrase-env`` and ``--passphrase-file`` for commands that read root keys."""
+    return ROOT_PASSPHRASE_ENV(ROOT_PASSPHRASE_FILE(func))
 
 
 @click.group()
@@ -49,23 +78,39 @@ def keys() -> None:
 @command(keys, "create-root", needs_app=False)
 @click.argument("path", type=click.Path(path_type=Path))
 @PASSPHRASE_ENV
-def keys_create_root(path: Path, passphrase_env: str | None) -> None:
+@PASSPHRASE_FILE
+def keys_create_root(path: Path, passphrase_env: str | None, passphrase_file: Path | None) -> None:
     """Create a root key file at PATH (keep it offline)."""
-    signer = create_key_file(path, from_env(passphrase_env) if passphrase_env else None)
-    click.echo(f"root key {signer.keyid} written to {path}")
+    passphrase = new_key_passphrase(passphrase_env, passphrase_file, "root key")
+    signer = create_key_file(path, passphrase)
+    state = "encrypted" if passphrase else "NOT encrypted"
+    click.echo(f"root key {signer.keyid} written to {path} ({state}); keep it offline")
 
 
 @command(keys, "add-online")
 def keys_add_online() -> None:
-    """Create an online key (release/check role) in the keys directory; a new root must name it."""
+    """Create an online key (for the release or check role) in the keys directory; a new root
+    must name it (`vigor keys write-root --release-key/--check-key`)."""
     keyring = services().keyring
     signer = keyring.create()
     click.echo(f"online key {signer.keyid} written to {keyring.path_for(signer.keyid)}")
 
 
-def _load_signers(paths: tuple[Path, ...], passphrase_env: str | None) -> list[Signer]:
-    passphrase = os.environ.get(passphrase_env) if passphrase_env else None
-    return [load_key_file(p, passphrase) for p in paths]
+def _load_signers(
+    paths: tuple[Path, ...], passphrase_env: str | None, passphrase_file: Path | None
+) -> list[Signer]:
+    """Root keys; the passphrase opens the encrypted ones, and is asked for when none is given
+    and the terminal is interactive."""
+    passphrase = given_passphrase(passphrase_env, passphrase_file)
+    signers: list[Signer] = []
+    for path in paths:
+        if not is_encrypted(path):
+            signers.append(load_key_file(path))
+            continue
+        if passphrase is None and interactive():
+            passphrase = click.prompt(f"Passphrase of {path}", hide_input=True)
+        signers.append(load_key_file(path, passphrase))
+    return signers
 
 
 @command(keys, "write-root")
@@ -87,11 +132,12 @@ def _load_signers(paths: tuple[Path, ...], passphrase_env: str | None) -> list[S
     "--check-key",
     "check_keys",
     multiple=True,
-    help="Key id of an online key for the check role (default: same as release).",
+    help="Key id of an online key for the check role (default: the current ones); never a "
+    "release key.",
 )
 @click.option("--threshold", type=click.IntRange(1, 16), default=1, show_default=True)
 @click.option("--expires-days", type=click.IntRange(1, 3650), default=365, show_default=True)
-@ROOT_PASSPHRASE_ENV
+@root_passphrase_options
 def keys_write_root(
     root_keys: tuple[Path, ...],
     new_root_keys: tuple[Path, ...],
@@ -100,12 +146,15 @@ def keys_write_root(
     threshold: int,
     expires_days: int,
     passphrase_env: str | None,
+    passphrase_file: Path | None,
 ) -> None:
     """Write the next root version (signed by the current root keys and the new ones)."""
+    old = _load_signers(root_keys, passphrase_env, passphrase_file)
+    new = _load_signers(new_root_keys, passphrase_env, passphrase_file) if new_root_keys else None
     root = bootstrap.write_root(
         services(),
-        old_signers=_load_signers(root_keys, passphrase_env),
-        new_signers=_load_signers(new_root_keys, passphrase_env) if new_root_keys else None,
+        old_signers=old,
+        new_signers=new,
         release_keys=list(release_keys) or None,
         check_keys=list(check_keys) or None,
         threshold=threshold,
@@ -116,15 +165,37 @@ def keys_write_root(
 
 @command(keys, "rotate-online")
 @ROOT_KEYS
-@ROOT_PASSPHRASE_ENV
-def keys_rotate_online(root_keys: tuple[Path, ...], passphrase_env: str | None) -> None:
-    """Replace the online key: new key, new root naming only it, manifests re-signed."""
+@root_passphrase_options
+def keys_rotate_online(
+    root_keys: tuple[Path, ...], passphrase_env: str | None, passphrase_file: Path | None
+) -> None:
+    """Replace the online keys: a new release key and a new check key, a new root naming only
+    them, manifests and patches documents re-signed."""
     root, resigned = bootstrap.rotate_online_key(
-        services(), _load_signers(root_keys, passphrase_env)
+        services(), _load_signers(root_keys, passphrase_env, passphrase_file)
     )
     click.echo(
-        f"root version {root.version} names the new online key; {resigned} manifests re-signed"
+        f"root version {root.version} names the new online keys; {resigned} manifests re-signed "
+        "(and their patches documents)"
     )
+
+
+@command(keys, "separate-roles")
+@ROOT_KEYS
+@root_passphrase_options
+def keys_separate_roles(
+    root_keys: tuple[Path, ...], passphrase_env: str | None, passphrase_file: Path | None
+) -> None:
+    """Give the check role a key of its own (instances set up with one online key for both).
+
+    Creates a check key and writes root N+1 naming it; the release key and every signed
+    manifest stay as they are. Agents walk to root N+1 on their next check.
+    """
+    root = bootstrap.separate_roles(
+        services(), _load_signers(root_keys, passphrase_env, passphrase_file)
+    )
+    (check,) = root.role("check").keyids
+    click.echo(f"root version {root.version} names check key {check}, apart from the release key")
 
 
 @command(keys, "export-root")
@@ -155,3 +226,10 @@ def keys_status() -> None:
             mark = " (online key present)" if kid in present else ""
             click.echo(f"  {name:8} {kid}{mark}")
         click.echo(f"  {name:8} threshold {role.threshold}")
+    if root.shared_online_keys():
+        click.echo(
+            "warning: the release and check roles share a key; "
+            "run `vigor keys separate-roles --root-key PATH`"
+        )
+    if root.expires <= now():
+        click.echo("warning: this root has expired; agents refuse it: run `vigor keys write-root`")

@@ -11,7 +11,14 @@ from sqlalchemy.engine import make_url
 
 from server import serving
 from server.bootstrap import ensure_trust
-from server.cli.common import command, fail, from_env, services, transaction
+from server.cli.common import (
+    PASSPHRASE_FILE,
+    command,
+    fail,
+    new_key_passphrase,
+    services,
+    transaction,
+)
 from server.config import SECRET_FILE, ensure_secret_file
 from server.demo import load_demo
 from server.domain import releases
@@ -30,17 +37,37 @@ from server.domain import releases
     metavar="VAR",
     help="Encrypt a new root key with the passphrase in this environment variable.",
 )
-def init_cmd(root_key: Path | None, passphrase_env: str | None) -> None:
-    """Create or upgrade the database, and create the root of trust if there is none."""
+@PASSPHRASE_FILE
+def init_cmd(
+    root_key: Path | None, passphrase_env: str | None, passphrase_file: Path | None
+) -> None:
+    """Create or upgrade the database, and create the root of trust if there is none.
+
+    The root of trust is a root key (offline: it signs only new root versions) and two online
+    keys, one for the release role and one for the check role. When the terminal is
+    interactive and no passphrase is given, it asks for one to encrypt a new root key.
+    """
     vigor = services()
     _ensure_secret()
     vigor.db.upgrade()
     click.echo(f"database ready: {make_url(vigor.db.url).render_as_string(hide_password=True)}")
-    passphrase = from_env(passphrase_env) if passphrase_env else None
+    passphrase = None
+    if not vigor.has_root():
+        passphrase = new_key_passphrase(passphrase_env, passphrase_file, "new root key")
     made = ensure_trust(vigor, root_key_path=root_key, passphrase=passphrase)
     if made:
-        click.echo(f"created root key {made} — keep it offline; it signs every future root")
-    click.echo(f"root of trust: version {vigor.root().version}")
+        state = "encrypted with your passphrase" if passphrase else "NOT encrypted"
+        click.echo(
+            f"root key: {made.resolve()} ({state}).\n"
+            "  It signs every future root version and nothing else: move it offline now "
+            "(a USB stick, a vault) and give it to `vigor keys write-root --root-key PATH` "
+            "when the root changes."
+        )
+    root = vigor.root()
+    click.echo(
+        f"root of trust: version {root.version}; online keys in {vigor.settings.keys_dir.resolve()}"
+        f" (release {root.role('release').keyids[0][:12]}…, check {root.role('check').keyids[0][:12]}…)"
+    )
 
 
 def _ensure_secret() -> None:

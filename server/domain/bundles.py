@@ -125,7 +125,7 @@ def plan_bundle(
         "platform": platform,
         "since": str(since) if since else None,
         "entitlement": entitlement_json(
-            status, catalog.policy.renewal_url, messages.negotiate(lic.customer.language)
+            status, catalog.policy, messages.negotiate(lic.customer.language)
         ),
         "issued_at": iso(now),
         "valid_until": iso(now + BUNDLE_LIFETIME),

@@ -26,7 +26,7 @@ from server.domain.catalog import Catalog, CatalogCache, artifact_for
 from server.domain.coverage import MaintenanceStatus
 from server.domain.download_links import DownloadGrant, make_token
 from server.domain.errors import InvalidInputError
-from server.domain.facts import LicenseFacts
+from server.domain.facts import LicenseFacts, ProductPolicy
 from server.domain.licensing import (
     LicenseLookup,
     authenticate_license,
@@ -294,7 +294,7 @@ def answer(
         "issued_at": iso(now),
         "expires_at": iso(now + ttl),
         "language": language,
-        "entitlement": entitlement_json(status, catalog.policy.renewal_url, language),
+        "entitlement": entitlement_json(status, catalog.policy, language),
         "update": update,
         "renewal": _renewal_json(summary, catalog.policy.renewal_url, language),
         "notices": [{**n, "message": n["message"].in_language(language)} for n in result.notices],
@@ -302,16 +302,18 @@ def answer(
 
 
 def entitlement_json(
-    status: MaintenanceStatus, renewal_url: str, language: str = DEFAULT_LANGUAGE
+    status: MaintenanceStatus, policy: ProductPolicy, language: str = DEFAULT_LANGUAGE
 ) -> dict[str, Any]:
-    """The ``entitlement`` object of check responses and bundle statements."""
+    """The ``entitlement`` object of check responses and bundle statements (``cutoff`` null
+    when nothing is entitled by it: none ever covered, or lapsed under the revoke policy)."""
+    cutoff = status.signed_cutoff(policy.lapse_policy)
     return {
         "status": status.status,
         "maintenance_ends_on": status.maintenance_ends_on.isoformat()
         if status.maintenance_ends_on
         else None,
-        "cutoff": iso(status.cutoff) if status.cutoff else None,
-        "renewal_url": renewal_url,
+        "cutoff": iso(cutoff) if cutoff else None,
+        "renewal_url": policy.renewal_url,
         "message": status.message.in_language(language),
     }
 

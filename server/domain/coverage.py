@@ -107,6 +107,13 @@ class MaintenanceStatus:
             return published_at < self.cutoff
         return published_at <= self.cutoff
 
+    def signed_cutoff(self, lapse_policy: LapsePolicy) -> datetime | None:
+        """The cutoff a signed answer or bundle statement carries: none once lapsed under the
+        ``revoke`` policy, which takes every download away (rule 6), else :attr:`cutoff`."""
+        if self.status == _LAPSED and lapse_policy == LapsePolicy.REVOKE:
+            return None
+        return self.cutoff
+
 
 def covered_now(now: datetime) -> MaintenanceStatus:
     """The status a license would have with maintenance active at ``now`` (for "what would

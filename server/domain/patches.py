@@ -3,10 +3,11 @@
 For each artifact of the release, patches are made from the same platform's artifacts of the
 previous ``count`` releases (by version). A patch larger than ``max_ratio`` of the full artifact
 is not kept. The result is described in a signed ``patches`` document (release role) stored on
-the release; the release manifest itself never changes::
+the release; the release manifest itself never changes. ``artifact_sha256`` (the manifest's hash
+of the artifact whose content a patch rebuilds) binds each entry to the signed manifest::
 
     {"type": "patches", "product", "version",
-     "artifacts": {"<platform>": {"content_sha256", "content_size",
+     "artifacts": {"<platform>": {"artifact_sha256", "content_sha256", "content_size",
                                   "patches": {"<from version>": {"sha256", "size",
                                                                  "from_content_sha256"}}}}}
 """
@@ -122,6 +123,7 @@ def patch_document(session: Session, release: Release) -> dict[str, object]:
                 "from_content_sha256": source.content_sha256,
             }
         artifacts[artifact.platform] = {
+            "artifact_sha256": artifact.sha256,
             "content_sha256": artifact.content_sha256,
             "content_size": artifact.content_size,
             "patches": patches,

@@ -57,7 +57,7 @@ def write_next_root(
     old_root_signers: list[Signer],
     new_root_signers: list[Signer] | None = None,
     release_keys: list[str],
-    check_keys: list[str] | None = None,
+    check_keys: list[str],
     root_threshold: int = 1,
     expires: datetime | None = None,
 ) -> Root:
@@ -65,8 +65,15 @@ def write_next_root(
 
     ``old_root_signers`` must meet root N's threshold (for version 1 they are the new root keys).
     ``new_root_signers`` become root N+1's root role; when None the root role keeps its keys and
-    the old signers sign for both.
+    the old signers sign for both. The ``release`` and ``check`` roles must name different keys
+    (DESIGN.md, "Online keys by role"): a leaked check key must not sign a release.
     """
+    shared = set(release_keys) & set(check_keys)
+    if shared:
+        raise TrustError(
+            "the release and check roles must have different keys; "
+            f"{len(shared)} key(s) named for both (run `vigor keys separate-roles`)"
+        )
     previous = newest_version(session)
     new_signers = new_root_signers if new_root_signers is not None else old_root_signers
     if previous:

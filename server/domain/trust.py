@@ -20,6 +20,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 ROLES = ("root", "release", "check")
+# The only key scheme root metadata may name (docs/protocol.md).
+SCHEME = "ed25519"
 
 
 class TrustError(Exception):
@@ -170,12 +172,22 @@ class Root:
     document: Mapping[str, Any]
 
     def role(self, name: str) -> Role:
-        if name == "check" and "check" not in self.roles:
-            name = "release"  # a root without a check role lets release keys sign checks
         try:
             return self.roles[name]
         except KeyError:
             raise TrustError(f"root version {self.version} has no {name!r} role") from None
+
+    def check_fresh(self, now: datetime) -> None:
+        """Refuse to trust this root at ``now`` once it has expired."""
+        if now >= self.expires:
+            raise TrustError(
+                f"root version {self.version} expired at {iso(self.expires)}: "
+                "write a new root with `vigor keys write-root`"
+            )
+
+    def shared_online_keys(self) -> set[str]:
+        """Key ids that both the ``release`` and the ``check`` role name (none by default)."""
+        return set(self.role("release").keyids) & set(self.role("check").keyids)
 
 
 def count_valid_signatures(
@@ -206,11 +218,20 @@ def count_valid_signatures(
     return len(valid)
 
 
-def verify_role(document: Mapping[str, Any], root: Root, role: str, expected_type: str) -> None:
-    """Raise ``TrustError`` unless ``document`` is of ``expected_type`` and meets the role's threshold."""
+def verify_role(
+    document: Mapping[str, Any],
+    root: Root,
+    role: str,
+    expected_type: str,
+    now: datetime | None = None,
+) -> None:
+    """Raise ``TrustError`` unless ``document`` is of ``expected_type`` and meets the role's
+    threshold, and (``now`` given) ``root`` has not expired."""
     signed = document.get("signed")
     if not isinstance(signed, Mapping) or signed.get("type") != expected_type:
         raise TrustError(f"expected a signed {expected_type!r} document")
+    if now is not None:
+        root.check_fresh(now)
     spec = root.role(role)
     if count_valid_signatures(document, root.keys, spec.keyids) < spec.threshold:
         raise TrustError(f"{expected_type} document is not signed by the {role} role's threshold")
@@ -223,26 +244,35 @@ def parse_root(document: Mapping[str, Any]) -> Root:
         raise TrustError("not root metadata")
     try:
         keys = {kid: spec["public"] for kid, spec in signed["keys"].items()}
-        for kid, public in keys.items():
-            if key_id(public) != kid:
+        for kid, spec in signed["keys"].items():
+            if spec["scheme"] != SCHEME:
+                raise TrustError(f"key {kid} has the unknown scheme {spec['scheme']!r}")
+            if key_id(spec["public"]) != kid:
                 raise TrustError(f"key id {kid} does not match its public key")
         roles = {
-            name: Role(tuple(spec["keyids"]), int(spec["threshold"]))
+            name: Role(tuple(spec["keyids"]), _whole(spec["threshold"], "threshold"))
             for name, spec in signed["roles"].items()
         }
         version = signed["version"]
         expires = parse_iso(signed["expires"])
     except (KeyError, TypeError, AttributeError, ValueError) as exc:
         raise TrustError(f"malformed root metadata: {exc}") from None
-    if not isinstance(version, int) or version < 1:
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise TrustError("root version must be a positive integer")
-    for name in ("root", "release"):
+    for name in ROLES:
         if name not in roles:
             raise TrustError(f"root metadata lacks the {name!r} role")
     for name, spec in roles.items():
         if spec.threshold < 1 or spec.threshold > len(set(spec.keyids)):
             raise TrustError(f"role {name!r} has an impossible threshold")
     return Root(version, expires, keys, roles, document)
+
+
+def _whole(value: Any, what: str) -> int:
+    # bool is an int in Python; a root saying `true` for a count is malformed.
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TrustError(f"{what} must be an integer")
+    return value
 
 
 def verify_root(document: Mapping[str, Any], trusted: Root | None) -> Root:
@@ -268,17 +298,16 @@ def build_root(
     expires: datetime,
     root_keys: Sequence[str],
     release_keys: Sequence[str],
-    check_keys: Sequence[str] | None = None,
+    check_keys: Sequence[str],
     root_threshold: int = 1,
 ) -> dict[str, Any]:
     """The ``signed`` part of root metadata from public keys in hex."""
-    check_keys = list(check_keys) if check_keys is not None else list(release_keys)
     all_keys = {*root_keys, *release_keys, *check_keys}
     return {
         "type": "root",
         "version": version,
         "expires": iso(expires),
-        "keys": {key_id(pub): {"scheme": "ed25519", "public": pub} for pub in sorted(all_keys)},
+        "keys": {key_id(pub): {"scheme": SCHEME, "public": pub} for pub in sorted(all_keys)},
         "roles": {
             "root": {"keyids": sorted(key_id(k) for k in root_keys), "threshold": root_threshold},
             "release": {"keyids": sorted(key_id(k) for k in release_keys), "threshold": 1},

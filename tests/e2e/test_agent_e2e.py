@@ -139,9 +139,11 @@ def test_server_ignoring_range_means_starting_again(deployment: Deployment, tmp_
 # --------------------------------------------------------------------------- the refusal suite
 
 
-def online_signer(deployment: Deployment) -> KeySigner:
-    (path,) = (deployment.server.base / "instance" / "keys").glob("online-*.pem")
-    return load_key_file(path)
+def online_signer(deployment: Deployment, role: str) -> KeySigner:
+    """The server's own key for ``role`` (``release`` or ``check``), as its root names it."""
+    root = json.loads(deployment.root_file.read_text())["signed"]
+    (keyid,) = root["roles"][role]["keyids"]
+    return load_key_file(deployment.server.base / "instance" / "keys" / f"online-{keyid}.pem")
 
 
 def manifest_of(deployment: Deployment, version: str) -> dict[str, Any]:
@@ -159,15 +161,22 @@ def resigned(
     def hook(document: dict[str, Any]) -> dict[str, Any]:
         signed = copy.deepcopy(document["signed"])
         change(signed)
-        return sign_document(signed, [online_signer(deployment)])
+        return sign_document(signed, [online_signer(deployment, "check")])
 
     return hook
 
 
-def signed_manifest(deployment: Deployment, version: str, **changes: Any) -> dict[str, Any]:
+def signed_manifest(
+    deployment: Deployment, version: str, role: str = "release", **changes: Any
+) -> dict[str, Any]:
     signed = copy.deepcopy(manifest_of(deployment, version)["signed"])
     signed.update(changes)
-    return sign_document(signed, [online_signer(deployment)])
+    return sign_document(signed, [online_signer(deployment, role)])
+
+
+def signed_by(role: str) -> Callable[[Deployment], Callable[[dict[str, Any]], dict[str, Any]]]:
+    """A check hook that signs the server's answer again with the server's own ``role`` key."""
+    return lambda d: lambda document: sign_document(document["signed"], [online_signer(d, role)])
 
 
 def offer(deployment: Deployment, manifest: dict[str, Any]) -> Callable[[dict[str, Any]], None]:
@@ -247,6 +256,16 @@ REFUSALS: dict[str, tuple[Setup, int, str]] = {
         ),
         REFUSED,
         "no artifact for linux-x86_64",
+    ),
+    "manifest-signed-by-the-check-key": (
+        hook(lambda d: resigned(d, offer(d, signed_manifest(d, "5.0.1", role="check")))),
+        REFUSED,
+        "not signed by the keys root names for 'release'",
+    ),
+    "check-signed-by-the-release-key": (
+        hook(signed_by("release")),
+        REFUSED,
+        "not signed by the keys root names for 'check'",
     ),
     "check-for-another-installation": (
         hook(lambda d: resigned(d, lambda s: s.update(installation_id="inst-someone-else-000"))),

@@ -10,6 +10,7 @@ import hashlib
 import json
 import re
 import secrets
+import tarfile
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,6 +23,7 @@ from flask import Flask, url_for
 from flask.testing import FlaskClient
 from sqlalchemy import Engine, event, func, select, update
 
+from server.cli import cli
 from server.domain import customers, releases, users
 from server.domain.models import AuditEvent, DownloadEvent, Installation
 from server.domain.trust import verify_role, verify_root
@@ -845,3 +847,38 @@ def test_messages_speak_the_customer_s_language(
     )
     assert signed["notices"][0]["code"] == "yanked", "codes do not change with the language"
     assert "breaks payroll" in signed["notices"][0]["message"]
+
+
+def test_under_the_revoke_policy_a_lapsed_license_is_told_no_cutoff(
+    app: Flask, client: FlaskClient, services: Services, tmp_path: Path
+) -> None:
+    """Nothing is entitled once lapsed under ``revoke``: the signed answer and the offline
+    bundle's statement both say ``cutoff: null`` (docs/protocol.md), not the end of coverage."""
+    make_product(services, lapse_policy="revoke")
+    make_release(services, tmp_path, "1.0.0", kind="version", published_at=ago(400))
+    make_release(services, tmp_path, "1.1.0", published_at=ago(200))
+    make_customer(services, "lapsed", ("maintenance", days(-500), days(-150)))
+    make_customer(services, "active", ("maintenance", days(-300), days(200)))
+    lapsed, active = make_license(services, "lapsed"), make_license(services, "active")
+
+    signed = verified(client, *check(client, lapsed))
+    assert signed["entitlement"]["status"] == "lapsed"
+    assert signed["entitlement"]["maintenance_ends_on"] == days(-150).isoformat()
+    assert signed["entitlement"]["cutoff"] is None
+    assert signed["update"] is None
+    still = verified(client, *check(client, active))
+    assert still["entitlement"]["cutoff"] is not None, "revoke takes nothing before a lapse"
+
+    root = verify_root(client.get("/api/v1/root.json").get_json(), None)
+    for key, cutoff_given in ((lapsed, False), (active, True)):
+        out = tmp_path / f"{key[:12]}.tar"
+        result = app.test_cli_runner().invoke(
+            cli, args=["bundle", "export", "--license", key, "--out", str(out)]
+        )
+        assert result.exit_code == 0, result.output
+        with tarfile.open(out) as tar:
+            member = tar.extractfile("bundle.json")
+            assert member is not None
+            statement = json.loads(member.read())
+        verify_role(statement, root, "check", "bundle")
+        assert (statement["signed"]["entitlement"]["cutoff"] is not None) == cutoff_given

@@ -17,11 +17,13 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
+from server.bootstrap import write_root
 from server.cli import cli
 from server.domain import api_tokens, products, publishing, releases
 from server.domain.errors import SigningError, StorageUnavailableError
 from server.domain.models import Artifact, AuditEvent, Release
-from server.domain.trust import verify_role
+from server.domain.trust import sign_document, verify_role
+from server.keyring import load_key_file
 from server.services import Services
 from server.storage.base import StorageError
 
@@ -113,6 +115,84 @@ def test_flipped_byte_in_stored_artifact_is_detected(
     )
     assert bad.exit_code == 1
     assert "do not match the recorded SHA-256" in bad.output
+
+
+def _tamper_release(services: Services, change: Any) -> None:
+    with services.db.session() as s:
+        change(releases.find_release(s, "acme-erp", "1.0.0"))
+
+
+def _resigned_as(services: Services, role: str, **changes: Any) -> Any:
+    def change(release: Any) -> None:
+        signed = {**json.loads(release.manifest)["signed"], **changes}
+        release.manifest = json.dumps(sign_document(signed, [services.signer(role)]))
+
+    return change
+
+
+def _patches(services: Services, role: str, **changes: Any) -> Any:
+    def change(release: Any) -> None:
+        signed = {"type": "patches", "product": "acme-erp", "version": "1.0.0", "artifacts": {}}
+        release.patch_manifest = json.dumps(
+            sign_document({**signed, **changes}, [services.signer(role)])
+        )
+
+    return change
+
+
+VERIFY_REFUSALS = {
+    "manifest-of-another-type": (
+        lambda svc: _resigned_as(svc, "release", type="check"),
+        "manifest: expected a signed 'release' document",
+    ),
+    "manifest-signed-by-the-check-key": (
+        lambda svc: _resigned_as(svc, "check"),
+        "manifest: release document is not signed by the release role's threshold",
+    ),
+    "patches-signed-by-the-check-key": (
+        lambda svc: _patches(svc, "check"),
+        "patches document: patches document is not signed by the release role's threshold",
+    ),
+    "patches-of-another-type": (
+        lambda svc: _patches(svc, "release", type="bundle"),
+        "patches document: expected a signed 'patches' document",
+    ),
+    "patches-for-another-version": (
+        lambda svc: _patches(svc, "release", version="1.0.1"),
+        "patches document: it is for another release",
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("tamper", "message"), VERIFY_REFUSALS.values(), ids=VERIFY_REFUSALS.keys()
+)
+def test_release_verify_checks_each_signed_document_by_type_and_role(
+    app: Flask, services: Services, product: str, tmp_path: Path, tamper: Any, message: str
+) -> None:
+    assert publish_cli(app, tmp_path, "--version", "1.0.0", "--kind", "update").exit_code == 0
+    verify = ["release", "verify", "--product", "acme-erp", "--version", "1.0.0"]
+    _tamper_release(services, _patches(services, "release"))
+    assert app.test_cli_runner().invoke(cli, args=verify).exit_code == 0
+    _tamper_release(services, tamper(services))
+    result = app.test_cli_runner().invoke(cli, args=verify)
+    assert result.exit_code == 1
+    assert f"error: {message}" in result.output
+
+
+def test_release_verify_refuses_an_expired_root(
+    app: Flask, services: Services, product: str, tmp_path: Path
+) -> None:
+    assert publish_cli(app, tmp_path, "--version", "1.0.0", "--kind", "update").exit_code == 0
+    root = write_root(
+        services,
+        old_signers=[load_key_file(services.settings.keys_dir / "root.pem")],
+        expires_days=-1,
+    )
+    verify = ["release", "verify", "--product", "acme-erp", "--version", "1.0.0"]
+    result = app.test_cli_runner().invoke(cli, args=verify)
+    assert result.exit_code == 1
+    assert f"manifest: root version {root.version} expired at" in result.output
 
 
 @pytest.mark.parametrize(

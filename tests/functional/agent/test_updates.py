@@ -15,7 +15,14 @@ from tests.common.agent_sim import (
     now,
     zip_archive,
 )
-from tests.functional.agent.conftest import APPLIED, AVAILABLE, BUSY, INSTALL_FAILED, NETWORK
+from tests.functional.agent.conftest import (
+    APPLIED,
+    AVAILABLE,
+    BUSY,
+    INSTALL_FAILED,
+    NETWORK,
+    assert_unchanged,
+)
 
 
 def test_update_to_newest_then_rollback_and_forward_again(
@@ -195,10 +202,26 @@ def test_rotated_root_is_walked_persisted_and_trusted(sim: AgentSim, inst: Insta
     assert stored == sim.roots[1]
 
 
-def test_root_without_a_check_role_lets_the_release_key_sign_checks(
+def test_a_root_without_a_check_role_is_refused_and_nothing_changes(
     sim: AgentSim, inst: Installation
 ) -> None:
     sim.add_root(expires=now() + timedelta(days=400), check_role=False)
+    result = inst.cli("update")
+    assert result.code == 20, result
+    assert "lacks the 'check' role" in result.stderr
+    assert_unchanged(inst)
+    assert sorted(p.name for p in (inst.state / "root").iterdir()) == ["1.json"]
+
+
+def test_a_check_answer_signed_only_by_the_release_key_is_refused(
+    sim: AgentSim, inst: Installation
+) -> None:
+    sim.check_role = False  # the server signs answers with its release key; root 1 names another
+    result = inst.cli("update")
+    assert result.code == 20, result
+    assert "not signed by the keys root names for 'check'" in result.stderr
+    assert_unchanged(inst)
+    sim.check_role = True
     assert inst.cli("update").code == APPLIED
 
 

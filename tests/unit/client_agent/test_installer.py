@@ -36,7 +36,7 @@ class RecordedReports(list[tuple[str, str | None, str, str | None]]):
 
 
 def trusted() -> TrustedRoot:
-    return trust_initial_root(sign(root_signed(1, FAR, [ROOT], [RELEASE], None), [ROOT]))
+    return trust_initial_root(sign(root_signed(1, FAR, [ROOT], [RELEASE], [RELEASE]), [ROOT]))
 
 
 class Releases:

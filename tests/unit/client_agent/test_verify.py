@@ -7,6 +7,7 @@ no code with the agent.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -214,6 +215,52 @@ REFUSALS: dict[str, tuple[Callable[[], Any], type[Exception], str]] = {
         VerificationError,
         "lacks the 'release' role",
     ),
+    "root-without-a-check-role": (
+        lambda: trust_initial_root(sign(root_signed(1, FAR, [ROOT], [RELEASE], None), [ROOT])),
+        VerificationError,
+        "lacks the 'check' role",
+    ),
+    "root-without-a-root-role": (
+        lambda: trust_initial_root(changed_root(lambda s: s["roles"].pop("root"))),
+        VerificationError,
+        "lacks the 'root' role",
+    ),
+    "root-of-another-type": (
+        lambda: trust_initial_root(changed_root(lambda s: s.update(type="release"))),
+        VerificationError,
+        "not a signed 'root' document",
+    ),
+    "root-key-of-an-unknown-scheme": (
+        lambda: trust_initial_root(
+            changed_root(lambda s: [spec.update(scheme="rsa") for spec in s["keys"].values()])
+        ),
+        VerificationError,
+        "has an unknown scheme",
+    ),
+    "role-threshold-zero": (
+        lambda: trust_initial_root(
+            changed_root(lambda s: s["roles"]["release"].update(threshold=0))
+        ),
+        VerificationError,
+        "root role 'release' has an impossible threshold",
+    ),
+    "check-threshold-zero": (
+        lambda: trust_initial_root(changed_root(lambda s: s["roles"]["check"].update(threshold=0))),
+        VerificationError,
+        "root role 'check' has an impossible threshold",
+    ),
+    "root-version-not-an-integer": (
+        lambda: trust_initial_root(changed_root(lambda s: s.update(version="1"))),
+        VerificationError,
+        "root version must be a positive integer",
+    ),
+    "next-root-of-another-type": (
+        lambda: verify_next_root(
+            trusted(), sign({**next_root([ROOT], [ROOT])["signed"], "type": "check"}, [ROOT])
+        ),
+        VerificationError,
+        "not a signed 'root' document",
+    ),
     "role-the-root-does-not-define": (
         lambda: trusted().role("snapshot"),
         VerificationError,
@@ -254,6 +301,36 @@ REFUSALS: dict[str, tuple[Callable[[], Any], type[Exception], str]] = {
         lambda: run_check(unsigned(sign(check_signed(), [CHECK]))),
         SignatureError,
         "the check document carries no signatures",
+    ),
+    "check-for-another-product-offering-nothing": (
+        lambda: run_check(sign(check_signed(product="acme-crm", update=None), [CHECK])),
+        WrongTargetError,
+        "the check response is for 'acme-crm', not 'acme-erp'",
+    ),
+    "check-for-another-platform-offering-nothing": (
+        lambda: run_check(sign(check_signed(platform="windows-x86_64", update=None), [CHECK])),
+        WrongTargetError,
+        "platform",
+    ),
+    "check-signed-only-by-the-release-key-offering-nothing": (
+        lambda: run_check(sign(check_signed(update=None), [RELEASE])),
+        SignatureError,
+        "not signed by the keys root names for 'check'",
+    ),
+    "check-signed-by-the-root-key": (
+        lambda: run_check(sign(check_signed(), [ROOT])),
+        SignatureError,
+        "not signed by the keys root names for 'check'",
+    ),
+    "check-whose-manifest-is-signed-only-by-the-check-key": (
+        lambda: run_check(sign(check_signed(sign(manifest_signed(), [CHECK])), [CHECK])),
+        SignatureError,
+        "not signed by the keys root names for 'release'",
+    ),
+    "check-whose-manifest-is-a-check": (
+        lambda: run_check(sign(check_signed(sign(check_signed(), [RELEASE])), [CHECK])),
+        VerificationError,
+        "not a signed 'release' document",
     ),
     "check-for-another-product": (
         lambda: run_check(sign(check_signed(product="acme-crm"), [CHECK])),
@@ -433,6 +510,21 @@ REFUSALS: dict[str, tuple[Callable[[], Any], type[Exception], str]] = {
         DowngradeError,
         "not newer",
     ),
+    "manifest-min-from-just-above-installed": (
+        lambda: run_manifest(sign(manifest_signed(min_from="1.0.1"), [RELEASE])),
+        WrongTargetError,
+        "only be installed over 1.0.1",
+    ),
+    "manifest-signed-by-the-root-key": (
+        lambda: run_manifest(sign(manifest_signed(), [ROOT])),
+        SignatureError,
+        "not signed by the keys root names for 'release'",
+    ),
+    "manifest-of-another-type": (
+        lambda: run_manifest(sign({**manifest_signed(), "type": "patches"}, [RELEASE])),
+        VerificationError,
+        "not a signed 'release' document",
+    ),
     "manifest-min-from-not-met": (
         lambda: run_manifest(sign(manifest_signed(min_from="1.0.5"), [RELEASE])),
         WrongTargetError,
@@ -574,9 +666,30 @@ def test_a_signed_text_in_any_language_verifies() -> None:
     assert answer.entitlement == entitlement
 
 
-def test_root_without_a_check_role_lets_the_release_key_sign_checks() -> None:
-    root = trust_initial_root(sign(root_signed(1, FAR, [ROOT], [RELEASE], None), [ROOT]))
+def test_a_signature_covers_the_utf8_text_not_an_ascii_escape_of_it() -> None:
+    # Signed over "\u00f1" escapes, the same text must not verify: the bytes are UTF-8.
+    entitlement = {"message": "El mantenimiento terminó: renuévelo en España."}
+    signed = check_signed(entitlement=entitlement)
+    escaped = json.dumps(signed, sort_keys=True, separators=(",", ":")).encode()
+    document = {
+        "signed": signed,
+        "signatures": [{"keyid": CHECK.keyid, "sig": CHECK.private.sign(escaped).hex()}],
+    }
+    with pytest.raises(SignatureError):
+        run_check(document)
+
+
+def test_a_root_of_an_older_instance_naming_one_key_for_both_roles_still_verifies() -> None:
+    root = trust_initial_root(sign(root_signed(1, FAR, [ROOT], [RELEASE], [RELEASE]), [ROOT]))
     assert run_check(sign(check_signed(), [RELEASE]), root=root).manifest is not None
+
+
+def test_each_role_verifies_its_own_documents_with_separate_keys() -> None:
+    # The keys of one role never stand in for the other, whichever of them signs alone.
+    assert run_check(sign(check_signed(), [CHECK])).manifest is not None
+    assert run_manifest(sign(manifest_signed(), [RELEASE])).version == Version("1.1.0")
+    both = sign(check_signed(), [RELEASE, CHECK])
+    assert run_check(both).manifest is not None
 
 
 def test_rotation_to_new_root_keys_is_accepted() -> None:
@@ -697,6 +810,7 @@ def patches_signed(**changes: Any) -> dict[str, Any]:
         "version": "1.1.0",
         "artifacts": {
             "linux-x86_64": {
+                "artifact_sha256": hashlib.sha256(ARTIFACT).hexdigest(),
                 "content_sha256": "c" * 64,
                 "content_size": 2048,
                 "patches": {
@@ -775,6 +889,41 @@ PATCH_REFUSALS: dict[str, tuple[Any, type[Exception], str]] = {
     ),
     "for-another-version": (
         signed_patches(version="1.2.0"),
+        VerificationError,
+        "the patches document is for another release",
+    ),
+    "for-another-artifact-of-the-release": (
+        signed_patches(artifacts={"linux-x86_64": patch_entry(artifact_sha256="f" * 64)}),
+        VerificationError,
+        "the patches document rebuilds another artifact than the manifest's",
+    ),
+    "without-the-artifact-it-rebuilds": (
+        signed_patches(
+            artifacts={
+                "linux-x86_64": {k: v for k, v in patch_entry().items() if k != "artifact_sha256"}
+            }
+        ),
+        VerificationError,
+        "the patches document rebuilds another artifact than the manifest's",
+    ),
+    "signature-over-another-version": (
+        {
+            **patch_offer(),
+            "document": {
+                **sign(patches_signed(), [RELEASE]),
+                "signed": patches_signed(version="1.2.0"),
+            },
+        },
+        SignatureError,
+        "not signed by the keys root names for 'release'",
+    ),
+    "unsigned": (
+        patch_offer(unsigned(sign(patches_signed(), [RELEASE]))),
+        SignatureError,
+        "the patches document carries no signatures",
+    ),
+    "for-another-product-and-version-alike": (
+        signed_patches(product="acme-crm", version="1.2.0"),
         VerificationError,
         "the patches document is for another release",
     ),

@@ -1081,3 +1081,21 @@ def test_the_carve_out_runs_in_the_vendors_zone_not_this_machines(
     assert str(status.message).endswith(
         "Security revisions of the versions you own continue until 2027-04-30."
     )
+
+
+@pytest.mark.parametrize(
+    ("lapse_policy", "now", "signed"),
+    [
+        ("revoke", AFTER, None),
+        ("fallback", AFTER, utc(2027, 1, 1, 0)),
+        ("revoke", DURING, DURING),
+    ],
+    ids=["revoke-lapsed-none", "fallback-lapsed-keeps-it", "revoke-covered-keeps-it"],
+)
+def test_the_signed_cutoff_is_none_once_lapsed_under_revoke(
+    lapse_policy: str, now: datetime, signed: datetime | None
+) -> None:
+    p = policy(lapse_policy=lapse_policy, timezone="UTC")
+    status = maintenance_status(LAPSED_2026, p, now)
+    assert status.cutoff is not None, "the rules still know where coverage ended"
+    assert status.signed_cutoff(p.lapse_policy) == signed

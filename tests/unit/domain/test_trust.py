@@ -37,18 +37,23 @@ def signer() -> KeySigner:
     return KeySigner(Ed25519PrivateKey.generate())
 
 
+CHECK = signer()
+
+
 def make_root(
     version: int,
     root_signers: list[KeySigner],
     release: KeySigner,
     sign_with: list[KeySigner],
     threshold: int = 1,
+    check: KeySigner | None = None,
 ) -> dict:
     signed = build_root(
         version,
         FUTURE,
         [s.public for s in root_signers],
         [release.public],
+        [(check or CHECK).public],
         root_threshold=threshold,
     )
     return sign_document(signed, sign_with)
@@ -168,7 +173,7 @@ def test_root_v1_verifies_by_its_own_keys_and_release_docs_by_release_role() -> 
     root = verify_root(make_root(1, [root_key], release, [root_key]), None)
     manifest = sign_document({"type": "release", "version": "1.0"}, [release])
     verify_role(manifest, root, "release", "release")
-    verify_role(sign_document({"type": "check"}, [release]), root, "check", "check")
+    verify_role(sign_document({"type": "check"}, [CHECK]), root, "check", "check")
 
 
 @pytest.mark.parametrize(
@@ -241,12 +246,48 @@ def test_mismatched_key_id_is_malformed() -> None:
         parse_root(doc)
 
 
-def test_root_without_check_role_lets_release_sign_checks() -> None:
+def test_each_role_verifies_only_with_its_own_keys() -> None:
     a, release = signer(), signer()
-    signed = build_root(1, FUTURE - timedelta(days=1), [a.public], [release.public])
-    del signed["roles"]["check"]
-    root = verify_root(sign_document(signed, [a]), None)
-    verify_role(sign_document({"type": "check"}, [release]), root, "check", "check")
+    root = verify_root(make_root(1, [a], release, [a]), None)
+    with pytest.raises(TrustError, match="check role's threshold"):
+        verify_role(sign_document({"type": "check"}, [release]), root, "check", "check")
+    with pytest.raises(TrustError, match="release role's threshold"):
+        verify_role(sign_document({"type": "release"}, [CHECK]), root, "release", "release")
+    with pytest.raises(TrustError, match="release role's threshold"):
+        verify_role(sign_document({"type": "patches"}, [CHECK]), root, "release", "patches")
+    with pytest.raises(TrustError, match="check role's threshold"):
+        verify_role(sign_document({"type": "bundle"}, [release]), root, "check", "bundle")
+
+
+def test_a_root_of_an_older_instance_naming_one_key_for_both_roles_still_verifies() -> None:
+    a, online = signer(), signer()
+    root = verify_root(make_root(1, [a], online, [a], check=online), None)
+    assert root.shared_online_keys() == {online.keyid}
+    verify_role(sign_document({"type": "check"}, [online]), root, "check", "check")
+    verify_role(sign_document({"type": "release"}, [online]), root, "release", "release")
+
+
+def test_a_root_made_with_separate_keys_shares_none() -> None:
+    a, release = signer(), signer()
+    assert verify_root(make_root(1, [a], release, [a]), None).shared_online_keys() == set()
+
+
+def test_an_expired_root_verifies_nothing_once_the_time_is_given() -> None:
+    a, release = signer(), signer()
+    root = verify_root(make_root(1, [a], release, [a]), None)
+    manifest = sign_document({"type": "release"}, [release])
+    verify_role(manifest, root, "release", "release", FUTURE - timedelta(seconds=1))
+    for now in (FUTURE, FUTURE + timedelta(days=1)):
+        with pytest.raises(TrustError, match="root version 1 expired at 2030-01-01T00:00:00Z"):
+            verify_role(manifest, root, "release", "release", now)
+    verify_role(manifest, root, "release", "release")  # no time: the caller checks elsewhere
+
+
+def test_the_type_is_checked_before_anything_else_even_with_an_expired_root() -> None:
+    a, release = signer(), signer()
+    root = verify_root(make_root(1, [a], release, [a]), None)
+    with pytest.raises(TrustError, match="expected a signed 'release' document"):
+        verify_role(sign_document({"type": "check"}, [release]), root, "release", "release", FUTURE)
 
 
 def test_a_well_signed_document_of_another_type_is_refused() -> None:
@@ -258,7 +299,7 @@ def test_a_well_signed_document_of_another_type_is_refused() -> None:
 
 def test_junk_among_the_signatures_is_skipped_not_fatal() -> None:
     root_key, release = signer(), signer()
-    signed = build_root(1, FUTURE, [root_key.public], [release.public])
+    signed = build_root(1, FUTURE, [root_key.public], [release.public], [CHECK.public])
     unlisted = "ab" * 32  # the release role names it, the root lists no such key
     signed["roles"]["release"]["keyids"].append(unlisted)
     root = verify_root(sign_document(signed, [root_key]), None)
@@ -302,7 +343,7 @@ def test_a_verified_root_says_until_when_and_keeps_its_document() -> None:
 
 def _resigned(change: Any) -> dict[str, Any]:
     root_key, release = signer(), signer()
-    signed = build_root(1, FUTURE, [root_key.public], [release.public])
+    signed = build_root(1, FUTURE, [root_key.public], [release.public], [CHECK.public])
     change(signed)
     return sign_document(signed, [root_key])
 
@@ -312,6 +353,39 @@ MALFORMED_ROOTS = {
     "version-not-an-integer": (lambda s: s.update(version="2"), "positive integer"),
     "without-a-release-role": (lambda s: s["roles"].pop("release"), "lacks the 'release' role"),
     "of-another-type": (lambda s: s.update(type="check"), "not root metadata"),
+    "version-true": (lambda s: s.update(version=True), "positive integer"),
+    "without-a-check-role": (lambda s: s["roles"].pop("check"), "lacks the 'check' role"),
+    "without-a-root-role": (lambda s: s["roles"].pop("root"), "lacks the 'root' role"),
+    "release-threshold-zero": (
+        lambda s: s["roles"]["release"].update(threshold=0),
+        "role 'release' has an impossible threshold",
+    ),
+    "check-threshold-zero": (
+        lambda s: s["roles"]["check"].update(threshold=0),
+        "role 'check' has an impossible threshold",
+    ),
+    "root-threshold-negative": (
+        lambda s: s["roles"]["root"].update(threshold=-1),
+        "role 'root' has an impossible threshold",
+    ),
+    "threshold-true": (
+        lambda s: s["roles"]["check"].update(threshold=True),
+        "threshold must be an integer",
+    ),
+    "threshold-a-string": (
+        lambda s: s["roles"]["check"].update(threshold="1"),
+        "threshold must be an integer",
+    ),
+    "threshold-missing": (lambda s: s["roles"]["check"].pop("threshold"), "malformed root"),
+    "key-of-an-unknown-scheme": (
+        lambda s: [spec.update(scheme="rsa-pss") for spec in s["keys"].values()],
+        "unknown scheme 'rsa-pss'",
+    ),
+    "key-without-a-scheme": (
+        lambda s: [spec.pop("scheme") for spec in s["keys"].values()],
+        "malformed root",
+    ),
+    "expiry-not-a-time": (lambda s: s.update(expires="soon"), "not an ISO-8601 time"),
 }
 
 
@@ -321,3 +395,26 @@ MALFORMED_ROOTS = {
 def test_malformed_roots_are_refused(change: Any, message: str) -> None:
     with pytest.raises(TrustError, match=message):
         verify_root(_resigned(change), None)
+
+
+def test_a_document_with_non_ascii_text_signs_and_verifies_on_both_sides() -> None:
+    # Every Spanish answer: the signature covers UTF-8 bytes, which both implementations encode
+    # alike; an ASCII-escaped encoding of the same text would be other bytes.
+    from client_agent.roots import verify_role as agent_verify_role
+
+    root_key, release = signer(), signer()
+    document = make_root(1, [root_key], release, [root_key])
+    root = verify_root(document, None)
+    message = {"type": "check", "message": "El mantenimiento terminó; renuévelo — año 2027."}
+    signed = sign_document(message, [CHECK])
+    verify_role(signed, root, "check", "check")
+    assert agent_verify_role(signed, trust_initial_root(document), "check", "check") == message
+    wire = json.loads(signed_document_bytes(message, [CHECK]))
+    verify_role(wire, root, "check", "check")
+    escaped = json.dumps(message, sort_keys=True, separators=(",", ":")).encode()
+    forged = {
+        "signed": message,
+        "signatures": [{"keyid": CHECK.keyid, "sig": CHECK.sign(escaped).hex()}],
+    }
+    with pytest.raises(TrustError):
+        verify_role(forged, root, "check", "check")
