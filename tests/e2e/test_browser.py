@@ -384,9 +384,9 @@ def test_no_page_breaks_the_content_security_policy(
             "/admin/customers/initech",
             "/admin/audit",
             "/admin/tokens",
-            "/admin/releases/new",
             "/admin/users",
             "/admin/account",
+            "/admin/releases/new",
         ):
             visit(path)
         page.click("#add-file")  # upload.js runs under the policy too

@@ -305,7 +305,7 @@ REFUSALS: dict[str, tuple[Callable[[], Any], type[Exception], str]] = {
     "check-for-another-product-offering-nothing": (
         lambda: run_check(sign(check_signed(product="acme-crm", update=None), [CHECK])),
         WrongTargetError,
-        "the check response is for 'acme-crm', not 'acme-erp'",
+        "the update server's answer is for product 'acme-crm', not 'acme-erp'",
     ),
     "check-for-another-platform-offering-nothing": (
         lambda: run_check(sign(check_signed(platform="windows-x86_64", update=None), [CHECK])),
