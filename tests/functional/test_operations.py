@@ -80,10 +80,9 @@ def test_vigor_command_runs_as_a_module(tmp_path) -> None:  # type: ignore[no-un
 
 def test_flask_app_wsgi_reaches_the_vigor_commands(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """The app factory registers no command: `flask` finds them through the package's entry
-    points, and runs them in the app that wsgi.py builds (an app that serves, so it needs a
-    strong secret before it is built: `vigor init` writes one, `flask` needs one given)."""
+    points, and runs them in the app that wsgi.py builds for a command (as `vigor` does: init
+    writes the instance's secret; gunicorn's app refuses to start without one)."""
     import os
-    import secrets
     import subprocess
     import sys
     from pathlib import Path
@@ -92,8 +91,8 @@ def test_flask_app_wsgi_reaches_the_vigor_commands(tmp_path) -> None:  # type: i
         **os.environ,
         "VIGOR_INSTANCE_DIR": str(tmp_path / "instance"),
         "VIGOR_STORAGE_ROOT": str(tmp_path / "releases"),
-        "VIGOR_SECRET_KEY": secrets.token_urlsafe(32),
     }
+    env.pop("VIGOR_SECRET_KEY", None)  # a fresh instance: init writes the instance's own
     result = subprocess.run(
         [sys.executable, "-m", "flask", "--app", "wsgi", "init"],
         cwd=Path(__file__).resolve().parents[2],  # where wsgi.py is
@@ -105,6 +104,7 @@ def test_flask_app_wsgi_reaches_the_vigor_commands(tmp_path) -> None:  # type: i
     assert result.returncode == 0, result.stderr
     assert "root of trust: version 1" in result.stdout
     assert (tmp_path / "instance" / "vigor.db").exists()
+    assert (tmp_path / "instance" / "secret_key").stat().st_mode & 0o777 == 0o600
 
 
 def test_api_requests_carry_no_cookie_session(app: Flask, client: FlaskClient) -> None:
