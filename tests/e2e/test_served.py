@@ -5,6 +5,7 @@ the security headers, and the access log holds no capability token."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import secrets
 import stat
@@ -183,3 +184,17 @@ def test_the_access_log_holds_no_capability_token(served: Served) -> None:
     assert token not in log
     assert 'GET /api/v1/download/[redacted] HTTP/1.1" 200' in log
     assert 'GET /portal/set-password/[redacted] HTTP/1.1" 200' in log
+
+
+def test_gunicorn_started_in_the_project_folder_logs_through_the_redacting_logger() -> None:
+    """`gunicorn wsgi:app` run by hand reads gunicorn.conf.py: its access log hides tokens too."""
+    shown = subprocess.run(
+        [sys.executable, "-m", "gunicorn", "--print-config", "wsgi:app"],
+        cwd=Path(__file__).resolve().parents[2],
+        env={**os.environ, "VIGOR_SECRET_KEY": secrets.token_urlsafe(32)},  # it loads the app
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert re.search(r"^logger_class\s*=\s*server\.serving\.RedactingLogger$", shown.stdout, re.M)
