@@ -153,7 +153,7 @@ def login() -> ResponseReturnValue:
         else:
             sign_in(user)
             return redirect(safe_next(request.args.get("next")), code=303)
-    return render_template("auth/login.html", form=form), 200 if request.method == "GET" else 400
+    return render_template("auth/login.html", form=form), 400 if request.method == "POST" else 200
 
 
 @blueprint.post("/logout")

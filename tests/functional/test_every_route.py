@@ -168,6 +168,24 @@ def test_every_route_sends_the_security_headers(app: Flask, world: dict[str, str
     assert seen > 5 * 35
 
 
+def test_every_page_answers_head_as_it_answers_get(app: Flask, world: dict[str, str]) -> None:
+    """HEAD (what link checkers and `curl -I` send) is GET without the body, for each identity:
+    the sign-in and upload pages used to take it for a submitted form."""
+    compared = 0
+    for who, client in clients(app, world):
+        for rule in rules(app):
+            if "GET" not in (rule.methods or set()) or rule.endpoint in {"static"}:
+                continue
+            path = path_for(rule, EXISTING)
+            got, head = client.get(path), client.head(path)
+            got.close()
+            head.close()
+            assert head.status_code == got.status_code, (who, rule.rule)
+            assert head.data == b"", (who, rule.rule)
+            compared += 1
+    assert compared > 5 * 25
+
+
 def test_hsts_when_the_public_url_is_https(settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from tests.common.apps import vigor_app
 

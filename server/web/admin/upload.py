@@ -28,7 +28,7 @@ from server.web.uploads import MAX_FILE_PARTS, parse_streamed
 @requires(Role.PUBLISHER)
 def upload() -> ResponseReturnValue:
     products = [p.slug for p in product_service.list_products(db_session())]
-    if request.method == "GET":
+    if request.method != "POST":  # GET, and HEAD (answered as GET without the body)
         wanted = request.args.get("files", "1")
         rows = min(small_int(wanted) or 1, MAX_FILE_PARTS)
         return _upload_page(products, {}, {}, ["linux-x86_64"] + [""] * (rows - 1))
