@@ -66,6 +66,7 @@ class Manifest:
     published_at: datetime
     artifact: Artifact
     document: Mapping[str, Any]
+    channel: str
 
 
 def version_of(text: Any, what: str) -> Version:
@@ -96,7 +97,8 @@ def verify_manifest(
         WrongTargetError: for another product, no artifact for this platform (nor ``any``), or
             its ``min_from`` is above the installed version.
         DowngradeError: not newer than ``installed`` (unless ``allow_downgrade``).
-        VerificationError: not a release document, or malformed (artifacts, version, time).
+        VerificationError: not a release document, or malformed (artifacts, channel, version,
+            time).
     """
     signed = verify_role(document, root, "release", "release")
     if signed.get("product") != product:
@@ -116,6 +118,9 @@ def verify_manifest(
         raise VerificationError("the manifest's artifact entry is malformed") from None
     if artifact.size < 0 or len(artifact.sha256) != 64:
         raise VerificationError("the manifest's artifact size or hash is malformed")
+    channel = signed.get("channel")
+    if not isinstance(channel, str):
+        raise VerificationError("the manifest names no channel")
     version = version_of(signed.get("version"), "manifest version")
     if installed is not None and version <= installed and not allow_downgrade:
         raise DowngradeError(f"refusing {version}: it is not newer than the installed {installed}")
@@ -132,6 +137,7 @@ def verify_manifest(
         published_at=parse_time(signed.get("published_at"), "publication time"),
         artifact=artifact,
         document=document,
+        channel=channel,
     )
 
 
@@ -309,8 +315,7 @@ def compare_echoes(
 
 def _check_manifest_channel(manifest: Manifest, channel: str) -> None:
     """An installation on channel C takes C's releases and stable ones, never another's."""
-    signed = manifest.document.get("signed")
-    got = signed.get("channel") if isinstance(signed, Mapping) else None
+    got = manifest.channel
     if got not in (channel, "stable"):
         raise WrongTargetError(
             f"the offered release is for channel {got!r}, not {channel!r} (refused; the channel "

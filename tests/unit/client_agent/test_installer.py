@@ -55,6 +55,7 @@ class Releases:
             "product": "acme-erp",
             "version": version,
             "kind": "update",
+            "channel": "stable",
             "severity": None,
             "published_at": iso(PUBLISHED),
             "min_from": None,

@@ -388,6 +388,13 @@ REFUSALS: dict[str, tuple[Callable[[], Any], type[Exception], str]] = {
         WrongTargetError,
         "the offered release is for channel 'beta', not 'stable'",
     ),
+    "check-offering-a-release-naming-no-channel": (
+        lambda: run_check(
+            sign(check_signed(sign(manifest_signed(channel=None), [RELEASE])), [CHECK])
+        ),
+        VerificationError,
+        "the manifest names no channel",
+    ),
     "check-issue-time-missing": (
         lambda: run_check(sign(check_signed(issued_at=None), [CHECK])),
         VerificationError,
@@ -602,6 +609,7 @@ def test_a_good_check_with_its_manifest_verifies_into_what_they_say() -> None:
                 "linux-x86_64", "a.tar.gz", len(ARTIFACT), hashlib.sha256(ARTIFACT).hexdigest()
             ),
             document=manifest,
+            channel="stable",
         ),
         download_url="https://updates.example/d/1",
         apply_by=NOW + timedelta(hours=8),
