@@ -45,6 +45,9 @@ class LiveServer:
             "VIGOR_PUBLIC_URL": public_url,
             "VIGOR_RATE_LIMIT_CHECK": "100000/minute",
             "VIGOR_RATE_LIMIT_CHECK_ADDRESS": "100000/minute",
+            # Tests sign in often from one address as one account (the throttle tests set theirs).
+            "VIGOR_RATE_LIMIT_LOGIN": "100000/minute",
+            "VIGOR_RATE_LIMIT_LOGIN_ACCOUNT": "100000/minute",
         }
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -207,13 +210,7 @@ class ProxyHandler(BaseHTTPRequestHandler):
 
     def _trickle(self, status: int, headers: dict[str, str], data: bytes) -> None:
         """Honest headers, then the body one byte per interval, until the agent hangs up."""
-        self.send_response(status)
-        for key, value in headers.items():
-            self.send_header(key, value)
-        self.send_header("Content-Length", str(len(data)))
-        self.send_header("Connection", "close")
-        self.end_headers()
-        self.close_connection = True
+        self._head(status, headers, len(data))
         try:
             self.wfile.flush()
             for index in range(len(data)):
@@ -224,11 +221,7 @@ class ProxyHandler(BaseHTTPRequestHandler):
             pass  # the agent hung up, as it should
 
     def _endless(self, status: int, headers: dict[str, str], data: bytes) -> None:
-        self.send_response(status)
-        for key, value in headers.items():
-            self.send_header(key, value)
-        self.send_header("Connection", "close")
-        self.end_headers()
+        self._head(status, headers, None)
         try:
             self.wfile.write(data)
             for _ in range(64):  # 64 MiB of junk past the manifest's size, then give up
@@ -237,11 +230,16 @@ class ProxyHandler(BaseHTTPRequestHandler):
             pass  # the agent hung up, as it should
 
     def _send(self, status: int, headers: dict[str, str], data: bytes) -> None:
+        self._head(status, headers, len(data))
+        self.wfile.write(data)
+
+    def _head(self, status: int, headers: dict[str, str], length: int | None) -> None:
+        """The status line and headers of a one-answer connection (no length: read to close)."""
         self.send_response(status)
         for key, value in headers.items():
             self.send_header(key, value)
-        self.send_header("Content-Length", str(len(data)))
+        if length is not None:
+            self.send_header("Content-Length", str(length))
         self.send_header("Connection", "close")
         self.end_headers()
-        self.wfile.write(data)
         self.close_connection = True
