@@ -169,6 +169,12 @@ def from_env(variable: str) -> str:
     return value
 
 
+PASSPHRASE_ENV = click.option(
+    "--passphrase-env",
+    default=None,
+    metavar="VAR",
+    help="Encrypt the key with the passphrase in this environment variable.",
+)
 PASSPHRASE_FILE = click.option(
     "--passphrase-file",
     default=None,

@@ -21,6 +21,7 @@ import click
 
 from server import bootstrap
 from server.cli.common import (
+    PASSPHRASE_ENV,
     PASSPHRASE_FILE,
     command,
     fail,
@@ -37,12 +38,6 @@ from server.keyring import create_key_file, is_encrypted, load_key_file
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-PASSPHRASE_ENV = click.option(
-    "--passphrase-env",
-    default=None,
-    metavar="VAR",
-    help="Encrypt the key with the passphrase in this environment variable.",
-)
 ROOT_KEYS = click.option(
     "--root-key",
     "root_keys",

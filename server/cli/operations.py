@@ -12,6 +12,7 @@ from sqlalchemy.engine import make_url
 from server import serving
 from server.bootstrap import ensure_trust
 from server.cli.common import (
+    PASSPHRASE_ENV,
     PASSPHRASE_FILE,
     command,
     fail,
@@ -31,12 +32,7 @@ from server.domain import releases
     default=None,
     help="Where to write a new root key (default: KEYS_DIR/root.pem; move it offline).",
 )
-@click.option(
-    "--passphrase-env",
-    default=None,
-    metavar="VAR",
-    help="Encrypt a new root key with the passphrase in this environment variable.",
-)
+@PASSPHRASE_ENV
 @PASSPHRASE_FILE
 def init_cmd(
     root_key: Path | None, passphrase_env: str | None, passphrase_file: Path | None
