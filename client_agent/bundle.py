@@ -5,14 +5,16 @@ The order of the checks (see server/domain/bundles.py for the format):
 1. Every member is a regular file with an expected name; ``bundle.json`` is last.
 2. The root chain in the bundle is walked from the agent's trusted root, each link verified.
 3. ``bundle.json`` is canonical JSON signed by the check role, for this license (the SHA-256 of
-   the configured key) and product; the SHA-256 of every byte before it matches its ``content``,
+   the configured key), product and channel (the configured one, or ``stable``, whose releases
+   every channel takes); the SHA-256 of every byte before it matches its ``content``,
    and only zeros follow it: a one-byte change anywhere is refused.
 4. Time: the machine's clock, unless it is implausible (before 2024, or before the bundle was
    issued), in which case the bundle's own signed ``issued_at`` is used and the user is told.
    The root and the bundle must both be unexpired at that time.
 5. The newest release in the bundle newer than installed (respecting ``min_from``) whose manifest
-   verifies; its artifact is copied out with a size cap and checked by SHA-256; then the normal
-   atomic apply with health check and rollback. Reports are queued for the next online run.
+   verifies (on the configured channel or stable: another channel refuses the bundle); its
+   artifact is copied out with a size cap and checked by SHA-256; then the normal atomic apply
+   with health check and rollback. Reports are queued for the next online run.
 """
 
 from __future__ import annotations
@@ -29,7 +31,12 @@ from typing import IO, Any
 from packaging.version import Version
 
 from client_agent.agent import Agent
-from client_agent.errors import ArtifactError, ExpiredRootError, VerificationError
+from client_agent.errors import (
+    ArtifactError,
+    ExpiredRootError,
+    VerificationError,
+    WrongTargetError,
+)
 from client_agent.files import write_atomic
 from client_agent.installer import Outcome
 from client_agent.roots import (
@@ -41,7 +48,12 @@ from client_agent.roots import (
     verify_next_root,
     verify_role,
 )
-from client_agent.verify import Manifest, verify_manifest, version_of
+from client_agent.verify import (
+    Manifest,
+    check_manifest_channel,
+    verify_manifest,
+    version_of,
+)
 
 __all__ = [
     "BundleResult",
@@ -202,6 +214,11 @@ def _import(agent: Agent, path: Path, allow_downgrade: bool) -> BundleResult:
             raise VerificationError(
                 f"this bundle is for {statement.get('product')!r}, not {agent.config.product!r}"
             )
+        channel = agent.config.channel
+        if statement.get("channel") not in (channel, "stable"):
+            raise WrongTargetError(
+                f"this bundle is for channel {statement.get('channel')!r}, not {channel!r}"
+            )
         issued = parse_time(statement.get("issued_at"), "bundle issue time")
         when, note = judge_time(agent.clock(), issued)
         _check_fresh(root, statement, when)
@@ -249,6 +266,7 @@ def _newest(
             platform=agent.config.platform,
             installed=None,
         )
+        check_manifest_channel(manifest, agent.config.channel)
         if (
             str(manifest.version) != version
             or releases[version].get("sha256") != manifest.artifact.sha256

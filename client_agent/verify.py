@@ -33,6 +33,7 @@ __all__ = [
     "Manifest",
     "PatchOffer",
     "check_artifact",
+    "check_manifest_channel",
     "compare_echoes",
     "license_fingerprint",
     "verify_check",
@@ -239,7 +240,7 @@ def verify_check(
         installed=installed,
         allow_downgrade=allow_downgrade,
     )
-    _check_manifest_channel(manifest, channel)
+    check_manifest_channel(manifest, channel)
     if update.get("version", str(manifest.version)) != str(manifest.version):
         raise VerificationError(
             f"the offer names {update.get('version')!r} but its manifest is {manifest.version}"
@@ -313,8 +314,12 @@ def compare_echoes(
         )
 
 
-def _check_manifest_channel(manifest: Manifest, channel: str) -> None:
-    """An installation on channel C takes C's releases and stable ones, never another's."""
+def check_manifest_channel(manifest: Manifest, channel: str) -> None:
+    """An installation on channel C takes C's releases and stable ones, never another's.
+
+    Raises:
+        WrongTargetError: the manifest is for another channel.
+    """
     got = manifest.channel
     if got not in (channel, "stable"):
         raise WrongTargetError(

@@ -143,6 +143,25 @@ def test_bundle_for_another_license_or_product_is_refused(
     assert inst.runs() == "acme-erp 4.0.0"
 
 
+def test_bundle_for_another_channel_is_refused_and_a_stable_one_serves_every_channel(
+    offline: Deployment, tmp_path: Path
+) -> None:
+    beta = export(offline, "initech", tmp_path / "beta.vgb", "--channel", "beta")
+    inst = installation(offline, tmp_path)  # on the stable channel
+    refused = inst.agent("import", str(beta))
+    assert refused.returncode == REFUSED
+    assert "this bundle is for channel 'beta', not 'stable'" in refused.stderr
+    assert inst.runs() == "acme-erp 4.0.0"
+    config = inst.config.read_text().replace(
+        'product = "acme-erp"', 'product = "acme-erp"\nchannel = "beta"'
+    )
+    inst.config.write_text(config)
+    stable = export(offline, "initech", tmp_path / "stable.vgb")
+    applied = inst.agent("import", str(stable))
+    assert applied.returncode == APPLIED, applied.stderr
+    assert inst.runs() == "acme-erp 5.0.1"
+
+
 def agent_at(inst: Installation, when: datetime) -> Agent:
     return Agent(load_config(inst.config), clock=lambda: when)
 
