@@ -27,6 +27,7 @@ from server.storage.base import (
     BlobNotFoundError,
     SizeLimitError,
     StorageError,
+    Sweep,
     copy_into,
 )
 from server.storage.local import LocalStore
@@ -60,7 +61,7 @@ def leftovers(store: ArtifactStore) -> list[str]:
     if isinstance(store, LocalStore):
         return sorted(p.name for p in store.temp_dir.glob("*")) if store.temp_dir.exists() else []
     assert isinstance(store, S3Store)
-    uploads = store.client.list_multipart_uploads(Bucket=store.bucket).get("Uploads", [])
+    uploads = list(store._open_uploads(""))
     temp = store.client.list_objects_v2(Bucket=store.bucket, Prefix=f"{store.prefix}tmp/")
     return [u["Key"] for u in uploads] + [o["Key"] for o in temp.get("Contents", [])]
 
@@ -313,7 +314,7 @@ def test_local_digests_ignore_what_is_not_a_blob(tmp_path: Path) -> None:
 
 def test_local_sweep_removes_only_old_temp_files(tmp_path: Path) -> None:
     store = LocalStore(tmp_path / "releases")
-    assert store.sweep_temp(0) == 0  # no temp dir yet
+    assert store.sweep_incomplete(0) == Sweep()  # no temp dir yet
     abandoned = store.writer()
     abandoned.write(b"crashed half way")
     live = store.writer()
@@ -322,7 +323,7 @@ def test_local_sweep_removes_only_old_temp_files(tmp_path: Path) -> None:
     for path in store.temp_dir.iterdir():
         if path.read_bytes() == b"crashed half way":
             os.utime(path, (old, old))
-    assert store.sweep_temp(3600) == 1
+    assert store.sweep_incomplete(3600) == Sweep(temporary=1)
     assert len(list(store.temp_dir.iterdir())) == 1
     blob = live.commit()
     assert store.exists(blob.sha256)
