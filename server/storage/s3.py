@@ -432,7 +432,10 @@ class S3Store:
         head = self._head(digest)
         if head is None:
             raise BlobNotFoundError(digest)
-        return int(head["ContentLength"])
+        try:
+            return int(head["ContentLength"])
+        except BACKEND_ERRORS as exc:
+            raise _translate(exc, "lookup") from exc
 
     def _body(self, digest: str, **extra: Any) -> _BodyReader:
         try:
