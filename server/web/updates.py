@@ -141,7 +141,11 @@ def _stream(served: Download) -> Response:
         "Cache-Control": "no-cache",
     }
     wanted = request.range
-    if wanted is not None and request.if_range and request.if_range.etag != served.digest:
+    if (
+        wanted is not None
+        and "If-Range" in request.headers
+        and request.if_range.etag != served.digest
+    ):
         wanted = None  # the client's copy is of other bytes: send the whole blob
     span = wanted.range_for_length(size) if wanted is not None else None
     if wanted is not None and span is None:
