@@ -104,7 +104,8 @@ def _etag(answer: Any, *path: str) -> str:
     for name in path:
         value = value.get(name) if isinstance(value, dict) else None
     if not isinstance(value, str) or not value:
-        raise StorageError(f"the S3 server's answer has no ETag at {'.'.join(path)}")
+        # Not a StorageError yet: the caller's _translate counts it as the failure it is.
+        raise ValueError(f"the S3 server's answer has no ETag at {'.'.join(path)}")
     return value
 
 
