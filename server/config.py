@@ -113,6 +113,9 @@ def ensure_private_dir(path: Path) -> None:
         path.chmod(0o700)  # mkdir's mode is filtered by the umask
 
 
+DOWNLOAD_MODES = ("redirect", "stream", "accel")
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything Vigor can be configured with. Build with :meth:`from_env`."""
@@ -133,6 +136,11 @@ class Settings:
     s3_endpoint_url: str | None = None
     s3_access_key: str | None = None
     s3_secret_key: str | None = None
+    # How artifact bytes reach a client (docs/storage.md): "redirect" to a presigned S3 URL
+    # (local storage: served here), "stream" through this process (for clients that reach only
+    # Vigor's host), or "accel": X-Accel-Redirect to nginx's internal location below.
+    downloads: str = "redirect"
+    accel_location: str = "/_vigor_blobs/"
     # Trust: online release/check keys live here; root keys belong offline.
     keys_dir: Path = Path("instance/keys")
     key_passphrase: str | None = None
@@ -175,6 +183,12 @@ class Settings:
         backend = env.get("VIGOR_STORAGE", "local").strip().lower()
         if backend not in {"local", "s3"}:
             raise ConfigError(f"VIGOR_STORAGE must be 'local' or 's3', not {backend!r}")
+        downloads = env.get("VIGOR_DOWNLOADS", "redirect").strip().lower()
+        if downloads not in DOWNLOAD_MODES:
+            raise ConfigError(
+                f"VIGOR_DOWNLOADS must be one of {', '.join(DOWNLOAD_MODES)}, not {downloads!r}"
+            )
+        accel = "/" + env.get("VIGOR_ACCEL_LOCATION", "/_vigor_blobs/").strip("/") + "/"
         settings = cls(
             instance_dir=instance_dir,
             database_url=env.get("VIGOR_DATABASE_URL", ""),
@@ -189,6 +203,8 @@ class Settings:
             s3_endpoint_url=env.get("VIGOR_S3_ENDPOINT_URL") or None,
             s3_access_key=env.get("VIGOR_S3_ACCESS_KEY_ID") or None,
             s3_secret_key=env.get("VIGOR_S3_SECRET_ACCESS_KEY") or None,
+            downloads=downloads,
+            accel_location=accel,
             keys_dir=Path(env.get("VIGOR_KEYS_DIR", str(instance_dir / "keys"))),
             key_passphrase=env.get("VIGOR_KEY_PASSPHRASE") or None,
             max_upload_bytes=_int(env, "VIGOR_MAX_UPLOAD_BYTES", 8 * 1024**3, minimum=1),

@@ -1,5 +1,6 @@
 """Running an instance: ``vigor init`` (database and root of trust), ``vigor serve``,
-``vigor demo`` and ``vigor gc`` (blobs no artifact references)."""
+``vigor demo`` and ``vigor gc`` (blobs no artifact references, and what unfinished uploads
+left)."""
 
 from __future__ import annotations
 
@@ -112,10 +113,23 @@ def demo_cmd(port: int | None, no_serve: bool) -> None:
 
 
 @command(None, "gc")
-@click.option("--dry-run", is_flag=True)
-def gc_cmd(dry_run: bool) -> None:
-    """Delete stored blobs that no artifact references (run when no publish is in progress)."""
+@click.option("--dry-run", is_flag=True, help="Say what would go; remove nothing.")
+@click.option(
+    "--uploads-older-than",
+    type=click.FloatRange(min=0),
+    default=24.0,
+    show_default=True,
+    metavar="HOURS",
+    help="Also abort incomplete multipart uploads and delete temporary upload files started "
+    "more than this many hours ago (uploads cut off by a crash or an outage).",
+)
+def gc_cmd(dry_run: bool, uploads_older_than: float) -> None:
+    """Delete stored blobs that no artifact references (run when no publish is in progress),
+    and what uploads that never finished left in the store."""
+    store = services().store
     with transaction() as session:
-        orphans = releases.garbage_collect(session, services().store, dry_run=dry_run)
+        orphans = releases.garbage_collect(session, store, dry_run=dry_run)
     verb = "would delete" if dry_run else "deleted"
     click.echo(f"{verb} {len(orphans)} unreferenced blob(s)")
+    swept = releases.sweep_incomplete_uploads(store, uploads_older_than * 3600, dry_run=dry_run)
+    click.echo(f"{swept.describe(dry_run)} older than {uploads_older_than:g} h")

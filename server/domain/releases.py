@@ -24,7 +24,7 @@ from server.domain.models import (
     Release,
     utcnow,
 )
-from server.storage.base import ArtifactStore
+from server.storage.base import ArtifactStore, Sweep
 
 MAX_VERSION_LENGTH = 64
 
@@ -109,6 +109,14 @@ def garbage_collect(session: Session, store: ArtifactStore, *, dry_run: bool = F
         for digest in orphans:
             store.delete(digest)
     return orphans
+
+
+def sweep_incomplete_uploads(
+    store: ArtifactStore, older_than_seconds: float, *, dry_run: bool = False
+) -> Sweep:
+    """Remove what unfinished uploads left in the store (temporary files and objects, open
+    multipart uploads) once older than ``older_than_seconds``."""
+    return store.sweep_incomplete(older_than_seconds, dry_run=dry_run)
 
 
 def yank(

@@ -11,6 +11,7 @@ from server.storage.base import (
     SizeLimitError,
     StorageError,
     StoredBlob,
+    Sweep,
 )
 
 __all__ = [
@@ -19,6 +20,7 @@ __all__ = [
     "SizeLimitError",
     "StorageError",
     "StoredBlob",
+    "Sweep",
     "make_store",
 ]
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +54,17 @@ def check_digest(digest: str) -> str:
     return digest
 
 
+def content_disposition(filename: str) -> str:
+    """An ``attachment`` header value that no filename can break (RFC 6266 ``filename*``)."""
+    fallback = "".join(
+        c if c.isascii() and c.isprintable() and c not in '"\\/;' else "_" for c in filename
+    )
+    value = f'attachment; filename="{fallback or "download"}"'
+    if fallback != filename:
+        value += f"; filename*=UTF-8''{urllib.parse.quote(filename, safe='')}"
+    return value
+
+
 def check_range(start: int, end: int) -> None:
     """Refuse a byte range no blob can satisfy (``start < 0`` or ``end < start``)."""
     if start < 0 or end < start:
@@ -77,6 +89,22 @@ class WriteMeter:
     def blob(self) -> StoredBlob:
         """The digest and size of everything added so far."""
         return StoredBlob(self._hash.hexdigest(), self.size)
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """What ``sweep_incomplete`` removed: open multipart uploads aborted, temporary files or
+    objects deleted."""
+
+    uploads: int = 0
+    temporary: int = 0
+
+    def describe(self, dry_run: bool = False) -> str:
+        abort, delete = ("would abort", "would delete") if dry_run else ("aborted", "deleted")
+        return (
+            f"{abort} {self.uploads} incomplete multipart upload(s), "
+            f"{delete} {self.temporary} stale temporary file(s)"
+        )
 
 
 class BlobWriter(Protocol):
@@ -152,6 +180,12 @@ class ArtifactStore(Protocol):
 
     def ping(self) -> None:
         """Raise ``StorageError`` when the store is not usable (for /healthz)."""
+        ...
+
+    def sweep_incomplete(self, older_than_seconds: float, *, dry_run: bool = False) -> Sweep:
+        """Remove what uploads that never finished left behind (temporary files, temporary
+        objects, open multipart uploads), if older than ``older_than_seconds``; ``dry_run``
+        only counts them."""
         ...
 
 

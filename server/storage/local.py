@@ -3,7 +3,7 @@
 A write streams into ``root/.tmp/upload-*`` while it is hashed; ``commit`` fsyncs the file, makes it
 read-only, renames it to ``root/<aa>/<bb>/<sha256>`` and fsyncs the directory, so a blob is either
 absent or complete, even across a crash. Temp files a crash leaves behind are removed by
-``sweep_temp``.
+``sweep_incomplete`` (``vigor gc``).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from server.storage.base import (
     SizeLimitError,
     StorageError,
     StoredBlob,
+    Sweep,
     WriteMeter,
     check_digest,
     check_range,
@@ -225,23 +226,25 @@ class LocalStore:
         except OSError as exc:
             raise StorageError(f"{self.root} is not a writable directory: {exc.strerror}") from exc
 
-    def sweep_temp(self, older_than_seconds: float) -> int:
-        """Remove temp files that crashed uploads left behind; returns how many went.
+    def sweep_incomplete(self, older_than_seconds: float, *, dry_run: bool = False) -> Sweep:
+        """Remove temp files that crashed uploads left behind (last written more than
+        ``older_than_seconds`` ago); says how many went.
 
         A live upload keeps touching its file, so a generous ``older_than_seconds`` (an hour)
-        only ever catches the abandoned ones.
+        only ever catches the abandoned ones; ``dry_run`` only counts them.
         """
         if not self.temp_dir.is_dir():
-            return 0
+            return Sweep()
         cutoff = time.time() - older_than_seconds
         removed = 0
         for path in self.temp_dir.iterdir():
             try:
                 if path.is_file() and path.stat().st_mtime < cutoff:
-                    path.unlink()
+                    if not dry_run:
+                        path.unlink()
                     removed += 1
             except FileNotFoundError:
                 continue  # finished or swept by someone else meanwhile
             except OSError as exc:
                 raise StorageError(f"cannot remove {path}: {exc.strerror}") from exc
-        return removed
+        return Sweep(temporary=removed)

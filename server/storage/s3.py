@@ -3,30 +3,36 @@
 A write fills one part-sized buffer while it is hashed. A blob smaller than one part goes up in a
 single ``put_object`` straight to ``<prefix>blobs/<sha256>`` at ``commit``, when its digest is known.
 A larger one streams part by part into a multipart upload at ``<prefix>tmp/<uuid>``; ``commit``
-completes it, copies it to ``<prefix>blobs/<sha256>`` with the managed copy (multipart above
-5 GB) unless that blob already exists, and deletes the temporary key. So a blob only ever appears
-under its digest complete, and memory holds about one part whatever the size.
+completes it, copies it server-side to ``<prefix>blobs/<sha256>`` unless that blob already exists,
+and deletes the temporary key. The copy is one ``copy_object`` up to S3's single-copy limit
+(5 GiB) and an explicit ``upload_part_copy`` loop above it (not boto3's managed copy, which some
+S3 implementations answer without the part ETags it expects). So a blob only ever appears under
+its digest complete, and memory holds about one part whatever the size.
 
 ``abort`` (and any failure) aborts the multipart upload and deletes the temporary key. When the
-backend is unreachable even that cannot happen: give the bucket a lifecycle rule that expires
-``<prefix>tmp/`` objects and aborts incomplete multipart uploads after a day.
+backend is unreachable even that cannot happen: ``sweep_incomplete`` (``vigor gc``) aborts the
+multipart uploads and deletes the temporary keys left under the prefix once they are old enough;
+a bucket lifecycle rule on ``<prefix>tmp/`` does the same without Vigor.
 
-Every botocore error stops here and becomes a ``StorageError`` (or ``BlobNotFoundError``).
+Every exception raised while talking to S3 stops here and becomes a ``StorageError`` (or
+``BlobNotFoundError``): botocore's, and also the ``KeyError``/``ValueError`` a server with
+unexpected answers provokes. Each one counts in ``vigor_storage_failures_total{operation}``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
-import urllib.parse
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 import boto3
-from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
+from prometheus_client import Counter
 
 from server.storage.base import (
     CHUNK_SIZE,
@@ -35,9 +41,11 @@ from server.storage.base import (
     SizeLimitError,
     StorageError,
     StoredBlob,
+    Sweep,
     WriteMeter,
     check_digest,
     check_range,
+    content_disposition,
     copy_into,
 )
 
@@ -50,10 +58,16 @@ if TYPE_CHECKING:
 MIN_PART_SIZE = 5 * 1024 * 1024  # S3's floor for every part but the last
 DEFAULT_PART_SIZE = 8 * 1024 * 1024
 MISSING = {"404", "NoSuchKey", "NotFound"}
-BACKEND_ERRORS = (ClientError, BotoCoreError)
-# Server-side copies move no bytes through this process: large parts mean fewer requests.
-COPY_CONFIG = TransferConfig(
-    multipart_threshold=64 * 1024 * 1024, multipart_chunksize=64 * 1024 * 1024
+# Anything an S3 call raises: botocore's errors, and the KeyError/ValueError/OSError of an answer
+# shaped unlike AWS's. A StorageError raised inside is passed on as it is (see _translate).
+BACKEND_ERRORS = (Exception,)
+SINGLE_COPY_LIMIT = 5 * 1024**3  # S3's largest CopyObject; larger objects are copied in parts
+COPY_PART_SIZE = 512 * 1024 * 1024  # parts of a multipart copy (server-side: no bytes pass here)
+
+STORAGE_FAILURES = Counter(
+    "vigor_storage_failures",
+    "Artifact store operations that failed, by operation",
+    ["operation"],
 )
 
 
@@ -62,21 +76,36 @@ def _error_code(exc: ClientError) -> str:
 
 
 def _translate(exc: Exception, what: str) -> StorageError:
+    """The ``StorageError`` for a failed S3 call (counted once, by operation)."""
+    if isinstance(exc, StorageError):
+        return exc  # already translated (and counted) deeper down
+    STORAGE_FAILURES.labels(operation=what).inc()
     if isinstance(exc, ClientError):
         code = _error_code(exc)
         message = exc.response.get("Error", {}).get("Message", "") or code
         return StorageError(f"S3 {what} failed: {code} {message}".strip())
-    return StorageError(f"S3 {what} failed: {exc}")
+    if isinstance(exc, BotoCoreError):
+        return StorageError(f"S3 {what} failed: {exc}")
+    return StorageError(f"S3 {what} failed: unexpected answer ({type(exc).__name__}: {exc})")
 
 
-def content_disposition(filename: str) -> str:
-    """An ``attachment`` header value that no filename can break (RFC 6266 ``filename*``)."""
-    fallback = "".join(
-        c if c.isascii() and c.isprintable() and c not in '"\\/;' else "_" for c in filename
-    )
-    value = f'attachment; filename="{fallback or "download"}"'
-    if fallback != filename:
-        value += f"; filename*=UTF-8''{urllib.parse.quote(filename, safe='')}"
+def _older(moment: object, cutoff: datetime) -> bool:
+    """Whether an S3 timestamp is before ``cutoff`` (a missing or naive one counts as old)."""
+    if not isinstance(moment, datetime):
+        return True
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment < cutoff
+
+
+def _etag(answer: Any, *path: str) -> str:
+    """The ``ETag`` under ``path`` in an S3 answer; a server that leaves it out fails here."""
+    value = answer
+    for name in path:
+        value = value.get(name) if isinstance(value, dict) else None
+    if not isinstance(value, str) or not value:
+        # Not a StorageError yet: the caller's _translate counts it as the failure it is.
+        raise ValueError(f"the S3 server's answer has no ETag at {'.'.join(path)}")
     return value
 
 
@@ -160,10 +189,10 @@ class _S3Writer:
                 PartNumber=number,
                 Body=_no_copy(body),
             )
+            self._parts.append({"PartNumber": number, "ETag": _etag(answer, "ETag")})
         except BACKEND_ERRORS as exc:
             self.abort()
             raise _translate(exc, "upload") from exc
-        self._parts.append({"PartNumber": number, "ETag": answer["ETag"]})
 
     def _tail(self) -> bytearray:
         """The buffered bytes not yet sent (the last part, or the whole of a small blob)."""
@@ -199,12 +228,7 @@ class _S3Writer:
                     MultipartUpload={"Parts": self._parts},
                 )
                 self._upload_id, self._temp_exists = None, True
-                client.copy(
-                    {"Bucket": store.bucket, "Key": self._temp_key},
-                    store.bucket,
-                    final_key,
-                    Config=COPY_CONFIG,
-                )
+                store.copy_key(self._temp_key, final_key, blob.size)
                 client.delete_object(Bucket=store.bucket, Key=self._temp_key)
                 self._temp_exists = False
         except BACKEND_ERRORS as exc:
@@ -272,6 +296,8 @@ class S3Store:
         self.prefix = (prefix.strip("/") + "/") if prefix.strip("/") else ""
         self.presign_expiry = presign_expiry
         self.part_size = part_size
+        self.single_copy_limit = SINGLE_COPY_LIMIT
+        self.copy_part_size = COPY_PART_SIZE
         options: dict[str, Any] = {}
         if endpoint_url:
             # S3-compatible servers want path-style addressing, and many refuse the checksum
@@ -301,6 +327,89 @@ class S3Store:
         """The object key of blob ``digest``. Raises ``StorageError`` for a non-digest."""
         return f"{self.prefix}blobs/{check_digest(digest)}"
 
+    def copy_key(self, source: str, target: str, size: int) -> None:
+        """Copy object ``source`` (``size`` bytes) to ``target`` inside the bucket, server-side.
+
+        One ``copy_object`` up to ``SINGLE_COPY_LIMIT``; above it a multipart upload whose parts
+        are ``upload_part_copy`` ranges, aborted if any step fails. Raises ``StorageError``.
+        """
+        client, bucket = self.client, self.bucket
+        origin: Any = {"Bucket": bucket, "Key": source}
+        if size <= self.single_copy_limit:
+            try:
+                client.copy_object(Bucket=bucket, Key=target, CopySource=origin)
+            except BACKEND_ERRORS as exc:
+                raise _translate(exc, "copy") from exc
+            return
+        upload_id: str | None = None
+        try:
+            upload_id = client.create_multipart_upload(Bucket=bucket, Key=target)["UploadId"]
+            parts: list[CompletedPartTypeDef] = []
+            for number, start in enumerate(range(0, size, self.copy_part_size), start=1):
+                end = min(start + self.copy_part_size, size) - 1
+                answer = client.upload_part_copy(
+                    Bucket=bucket,
+                    Key=target,
+                    UploadId=upload_id,
+                    PartNumber=number,
+                    CopySource=origin,
+                    CopySourceRange=f"bytes={start}-{end}",
+                )
+                parts.append(
+                    {"PartNumber": number, "ETag": _etag(answer, "CopyPartResult", "ETag")}
+                )
+            client.complete_multipart_upload(
+                Bucket=bucket, Key=target, UploadId=upload_id, MultipartUpload={"Parts": parts}
+            )
+        except BACKEND_ERRORS as exc:
+            if upload_id is not None:
+                with contextlib.suppress(Exception):  # else sweep_incomplete finds it later
+                    client.abort_multipart_upload(Bucket=bucket, Key=target, UploadId=upload_id)
+            raise _translate(exc, "copy") from exc
+
+    def _open_uploads(self, prefix: str) -> Iterator[Any]:
+        """The multipart uploads in progress under ``prefix``."""
+        try:
+            for listing in self.client.get_paginator("list_multipart_uploads").paginate(
+                Bucket=self.bucket, Prefix=prefix
+            ):
+                yield from listing.get("Uploads", [])
+        except ClientError as exc:
+            if _error_code(exc) == "NoSuchUpload":
+                return  # rclone's answer when there is none
+            raise
+
+    def sweep_incomplete(self, older_than_seconds: float, *, dry_run: bool = False) -> Sweep:
+        """Abort the multipart uploads and delete the temporary objects under ``<prefix>tmp/``
+        that were started more than ``older_than_seconds`` ago (crashed or cut-off uploads).
+
+        A live upload is younger than any sensible threshold (a day by default), so only the
+        abandoned ones go; ``dry_run`` only counts them. Raises ``StorageError``.
+        """
+        cutoff = datetime.now(UTC) - timedelta(seconds=older_than_seconds)
+        temp = f"{self.prefix}tmp/"
+        uploads = objects = 0
+        client, bucket = self.client, self.bucket
+        try:
+            for upload in self._open_uploads(temp):
+                if upload["Key"].startswith(temp) and _older(upload.get("Initiated"), cutoff):
+                    if not dry_run:
+                        client.abort_multipart_upload(
+                            Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+                        )
+                    uploads += 1
+            for page in client.get_paginator("list_objects_v2").paginate(
+                Bucket=bucket, Prefix=temp
+            ):
+                for item in page.get("Contents", []):
+                    if _older(item.get("LastModified"), cutoff):
+                        if not dry_run:
+                            client.delete_object(Bucket=bucket, Key=item["Key"])
+                        objects += 1
+        except BACKEND_ERRORS as exc:
+            raise _translate(exc, "sweep") from exc
+        return Sweep(uploads=uploads, temporary=objects)
+
     def writer(self, max_size: int | None = None) -> _S3Writer:
         return _S3Writer(self, max_size)
 
@@ -314,7 +423,7 @@ class S3Store:
             if _error_code(exc) in MISSING:
                 return None
             raise _translate(exc, "lookup") from exc
-        except BotoCoreError as exc:
+        except BACKEND_ERRORS as exc:
             raise _translate(exc, "lookup") from exc
 
     def exists(self, digest: str) -> bool:
@@ -324,7 +433,10 @@ class S3Store:
         head = self._head(digest)
         if head is None:
             raise BlobNotFoundError(digest)
-        return int(head["ContentLength"])
+        try:
+            return int(head["ContentLength"])
+        except BACKEND_ERRORS as exc:
+            raise _translate(exc, "lookup") from exc
 
     def _body(self, digest: str, **extra: Any) -> _BodyReader:
         try:
@@ -333,7 +445,7 @@ class S3Store:
             if _error_code(exc) in MISSING:
                 raise BlobNotFoundError(digest) from None
             raise _translate(exc, "read") from exc
-        except BotoCoreError as exc:
+        except BACKEND_ERRORS as exc:
             raise _translate(exc, "read") from exc
         return _BodyReader(answer["Body"])
 

@@ -12,7 +12,7 @@ from sqlalchemy import text
 
 from server.domain import api_tokens, publishing, roots
 from server.domain import releases as release_service
-from server.domain.errors import InvalidInputError
+from server.domain.errors import InvalidInputError, StorageUnavailableError
 from server.domain.models import ApiToken, utcnow
 from server.domain.trust import parse_iso
 from server.domain.vocabulary import DEFAULT_CHANNEL, Role
@@ -156,7 +156,7 @@ def publish_release() -> tuple[Response, int]:
     except SizeLimitError:
         abort(413, f"an artifact is larger than {svc.settings.max_upload_bytes} bytes")
     except StorageError as exc:
-        abort(503, f"artifact store failed: {exc}")
+        raise StorageUnavailableError(f"artifact store failed: {exc}") from exc
     incoming = []
     try:
         for field_name, storage in upload.files.items(multi=True):

@@ -28,6 +28,7 @@ from server.domain.errors import (
     StorageUnavailableError,
     WrongProductError,
 )
+from server.storage.base import StorageError
 from server.web.redaction import redact
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,11 @@ HTTP_CODES = {
 }
 
 
+# Seconds a client is asked to wait before retrying after a 503 (the store or the signer was
+# unavailable: an outage of a dependency, usually over within a minute or two).
+RETRY_AFTER_SECONDS = 30
+
+
 def status_for(error: DomainError) -> int:
     for cls in type(error).__mro__:
         if cls in STATUS_BY_ERROR:
@@ -98,6 +104,18 @@ def register_error_handlers(app: Flask) -> None:
         )
         if response.status_code == 401:
             response.headers["WWW-Authenticate"] = 'License realm="vigor"'
+        if response.status_code == 503:
+            response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response
+
+    @app.errorhandler(StorageError)
+    def _storage(error: StorageError) -> Response:
+        # Any storage failure a view did not turn into something better, on any route: one code.
+        log.warning("storage failed on %s %s: %s", request.method, redact(request.path), error)
+        response = error_response(
+            503, StorageUnavailableError.code, f"the artifact store is unavailable: {error}"
+        )
+        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
         return response
 
     @app.errorhandler(HTTPException)

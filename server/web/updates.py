@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from urllib.parse import urlsplit
+
 from flask import Blueprint, Response, jsonify, redirect, request, send_file
 
 from server.db.licenses import LicenseReads
@@ -12,7 +15,7 @@ from server.domain.errors import (
     NotFoundError,
 )
 from server.domain.models import utcnow
-from server.storage.base import StorageError
+from server.storage.base import BlobNotFoundError, content_disposition
 from server.web import db_session, services
 from server.web.ratelimit import Per, digest, rate_limited
 
@@ -84,17 +87,31 @@ def download(token: str) -> Response:
 
 
 def serve_download(served: Download) -> Response:
-    """The bytes of an authorized download: from the local store (resumable, with a strong
-    ETag), or a redirect to a presigned storage URL that lives at most
-    ``VIGOR_S3_PRESIGN_SECONDS`` (a bearer link, so kept short)."""
+    """The bytes of an authorized download, as ``VIGOR_DOWNLOADS`` says (docs/storage.md).
+
+    - ``redirect`` (default): a redirect to a presigned storage URL that lives at most
+      ``VIGOR_S3_PRESIGN_SECONDS`` (a bearer link, so kept short); a local store's file is
+      served here (resumable, with a strong ETag).
+    - ``stream``: the bytes go through this process from either store, ``Range`` honoured,
+      a chunk at a time.
+    - ``accel``: an ``X-Accel-Redirect`` to nginx's internal location, which sends the file or
+      fetches the presigned URL itself.
+    """
     svc = services()
-    presigned = svc.store.presigned_url(
-        served.digest, svc.settings.s3_presign_seconds, filename=served.filename
-    )
+    mode = svc.settings.downloads
+    if mode == "accel":
+        return _accel(served)
+    presigned = None
+    if mode == "redirect":
+        presigned = svc.store.presigned_url(
+            served.digest, svc.settings.s3_presign_seconds, filename=served.filename
+        )
     if presigned is not None:
         return redirect(presigned, code=302)  # type: ignore[return-value]
     path = svc.store.local_path(served.digest)
-    if path is None or not path.is_file():
+    if path is None:
+        return _stream(served)
+    if not path.is_file():
         raise NotFoundError("the artifact's bytes are missing from the store")
     response = send_file(
         path,
@@ -108,6 +125,75 @@ def serve_download(served: Download) -> Response:
     response.headers["Accept-Ranges"] = "bytes"
     response.headers.pop("Content-Encoding", None)
     return response
+
+
+def _stream(served: Download) -> Response:
+    """The blob's bytes from the store through this process (one chunk in memory at a time)."""
+    store = services().store
+    try:
+        size = store.size(served.digest)
+    except BlobNotFoundError:
+        raise NotFoundError("the artifact's bytes are missing from the store") from None
+    headers = {
+        "Content-Disposition": content_disposition(served.filename),
+        "ETag": f'"{served.digest}"',
+        "Accept-Ranges": "bytes",
+        "Cache-Control": "no-cache",
+    }
+    wanted = request.range
+    if (
+        wanted is not None
+        and "If-Range" in request.headers
+        and request.if_range.etag != served.digest
+    ):
+        wanted = None  # the client's copy is of other bytes: send the whole blob
+    span = wanted.range_for_length(size) if wanted is not None else None
+    if wanted is not None and span is None:
+        return Response(status=416, headers={**headers, "Content-Range": f"bytes */{size}"})
+    start, stop = span if span is not None else (0, size)
+    if size == 0:
+        chunks: Iterator[bytes] = iter(())
+    else:
+        chunks = store.read_range(served.digest, start, stop - 1)  # raises before the first chunk
+    response = Response(
+        chunks,
+        status=206 if span is not None else 200,
+        mimetype="application/octet-stream",
+        headers=headers,
+        direct_passthrough=True,
+    )
+    response.content_length = stop - start
+    if span is not None:
+        response.headers["Content-Range"] = f"bytes {start}-{stop - 1}/{size}"
+    return response
+
+
+def _accel(served: Download) -> Response:
+    """An empty answer whose ``X-Accel-Redirect`` has nginx send the bytes (docs/storage.md)."""
+    svc = services()
+    location = svc.settings.accel_location
+    path = svc.store.local_path(served.digest)
+    if path is not None:
+        digest = served.digest
+        target = f"{location}local/{digest[:2]}/{digest[2:4]}/{digest}"
+    else:
+        url = svc.store.presigned_url(
+            served.digest, svc.settings.s3_presign_seconds, filename=served.filename
+        )
+        if url is None:  # pragma: no cover - a store is local or presigns
+            raise NotFoundError("the artifact's bytes are missing from the store")
+        parts = urlsplit(url)
+        target = f"{location}s3/{parts.scheme}/{parts.netloc}{parts.path}?{parts.query}"
+    return Response(
+        status=200,
+        mimetype="application/octet-stream",
+        headers={
+            "X-Accel-Redirect": target,
+            "X-Accel-Buffering": "no",
+            "Content-Disposition": content_disposition(served.filename),
+            "ETag": f'"{served.digest}"',
+        },
+    )
 
 
 def range_start() -> int:
@@ -134,8 +220,3 @@ def report() -> tuple[Response, int]:
         now=utcnow(),
     )
     return jsonify({"recorded": True}), 202
-
-
-@blueprint.errorhandler(StorageError)
-def _storage_failed(exc: StorageError) -> tuple[Response, int]:
-    return jsonify({"error": {"code": "storage_unavailable", "message": str(exc)}}), 503

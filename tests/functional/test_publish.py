@@ -447,8 +447,26 @@ def test_gc_removes_only_unreferenced_blobs(
     result = app.test_cli_runner().invoke(cli, args=["gc"])
     assert result.exit_code == 0
     assert "deleted 1 unreferenced blob" in result.output
+    assert "deleted 0 stale temporary file(s) older than 24 h" in result.output
     assert state(services)["blobs"] == [hashlib.sha256(b"app bytes").hexdigest()]
     assert not services.store.exists(stray.sha256)
+
+
+def test_gc_sweeps_what_an_unfinished_upload_left(app: Flask, services: Services) -> None:
+    stranded = services.store.writer()  # as if its process had been killed mid-upload
+    stranded.write(b"half an upload")
+    runner = app.test_cli_runner()
+    dry = runner.invoke(cli, args=["gc", "--dry-run", "--uploads-older-than", "0"])
+    assert "would delete 1 stale temporary file(s) older than 0 h" in dry.output
+    kept = runner.invoke(cli, args=["gc"])  # younger than the default 24 h: may be in flight
+    assert "deleted 0 stale temporary file(s)" in kept.output
+    temp_dir = services.settings.storage_root / ".tmp"
+    assert len(list(temp_dir.iterdir())) == 1
+    swept = runner.invoke(cli, args=["gc", "--uploads-older-than", "0"])
+    assert swept.exit_code == 0
+    assert "deleted 1 stale temporary file(s) older than 0 h" in swept.output
+    assert list(temp_dir.iterdir()) == []
+    stranded.abort()  # closes the handle; the file is gone already
 
 
 # --------------------------------------------------------------------------- the admin API

@@ -31,3 +31,14 @@ def test_a_limit_that_does_not_parse_is_refused_naming_its_variable(name: str) -
         Settings.from_env({name: "ten a minute"})
     assert str(refused.value).startswith(f"{name} must be limits such as '10/minute'")
     assert Settings.from_env({name: "3/second;100/day"}) is not None
+
+
+def test_downloads_default_to_redirect_and_an_unknown_mode_is_refused() -> None:
+    assert Settings.from_env({}).downloads == "redirect"
+    chosen = Settings.from_env({"VIGOR_DOWNLOADS": " Stream ", "VIGOR_ACCEL_LOCATION": "internal"})
+    assert (chosen.downloads, chosen.accel_location) == ("stream", "/internal/")
+    with pytest.raises(ConfigError) as refused:
+        Settings.from_env({"VIGOR_DOWNLOADS": "proxy"})
+    assert str(refused.value) == (
+        "VIGOR_DOWNLOADS must be one of redirect, stream, accel, not 'proxy'"
+    )

@@ -13,13 +13,14 @@ from wtforms import ValidationError
 
 from server.domain import products as product_service
 from server.domain import publishing
-from server.domain.errors import DomainError
+from server.domain.errors import DomainError, StorageUnavailableError
 from server.domain.vocabulary import DEFAULT_CHANNEL, Role
 from server.storage.base import SizeLimitError, StorageError
 from server.web import db_session, services
 from server.web.admin.blueprint import blueprint
 from server.web.auth import csrf, requires
 from server.web.converters import small_int
+from server.web.errors import RETRY_AFTER_SECONDS
 from server.web.uploads import MAX_FILE_PARTS, parse_streamed
 
 
@@ -38,7 +39,9 @@ def upload() -> ResponseReturnValue:
         upload = parse_streamed(request, svc.store, svc.settings.max_upload_bytes)
     except (SizeLimitError, RequestEntityTooLarge):
         return _form_error(products, {}, {"files": "A file is larger than the upload limit."}, 413)
-    except (StorageError, BadRequest) as exc:
+    except StorageError as exc:
+        return _storage_error(products, {}, exc)
+    except BadRequest as exc:
         return _form_error(products, {}, {"files": f"The upload failed: {exc}"}, 400)
     platforms = _file_platforms(upload.form)
     values = {
@@ -104,6 +107,8 @@ def upload() -> ResponseReturnValue:
             actor=current_user.email,
             max_size=svc.settings.max_upload_bytes,
         )
+    except StorageUnavailableError as exc:
+        return _storage_error(products, values, exc, list(platforms.values()))
     except DomainError as exc:
         field = str(exc.context.get("field") or "form")
         return _form_error(products, values, {field: exc.message}, 400, list(platforms.values()))
@@ -156,6 +161,21 @@ def _upload_page(
     return render_template(
         "admin/upload.html", products=products, values=values, errors=errors, file_rows=rows
     )
+
+
+def _storage_error(
+    products: list[str],
+    values: dict[str, str],
+    exc: Exception,
+    platforms: list[str] | None = None,
+) -> ResponseReturnValue:
+    """The form again, saying the store failed and nothing was published (503, Retry-After)."""
+    message = (
+        "The artifact store is unavailable, so nothing was published; try again in a minute. "
+        f"({exc})"
+    )
+    page = _upload_page(products, values, {"files": message}, platforms or [])
+    return page, 503, {"Retry-After": str(RETRY_AFTER_SECONDS)}
 
 
 def _form_error(

@@ -1,4 +1,5 @@
-"""One conformance suite for every ArtifactStore: local directory and S3 over HTTP (moto).
+"""One conformance suite for every ArtifactStore: local directory, and S3 over HTTP on two servers
+(moto and rclone's ``serve s3``).
 
 Every test in the first part runs against both stores through the ``store`` fixture; the tests
 after it cover what only one store has (file modes, temp sweeping, presigned URLs, timeouts).
@@ -16,6 +17,7 @@ import tracemalloc
 import urllib.request
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -27,6 +29,7 @@ from server.storage.base import (
     BlobNotFoundError,
     SizeLimitError,
     StorageError,
+    Sweep,
     copy_into,
 )
 from server.storage.local import LocalStore
@@ -60,7 +63,7 @@ def leftovers(store: ArtifactStore) -> list[str]:
     if isinstance(store, LocalStore):
         return sorted(p.name for p in store.temp_dir.glob("*")) if store.temp_dir.exists() else []
     assert isinstance(store, S3Store)
-    uploads = store.client.list_multipart_uploads(Bucket=store.bucket).get("Uploads", [])
+    uploads = list(store._open_uploads(""))
     temp = store.client.list_objects_v2(Bucket=store.bucket, Prefix=f"{store.prefix}tmp/")
     return [u["Key"] for u in uploads] + [o["Key"] for o in temp.get("Contents", [])]
 
@@ -275,6 +278,31 @@ def test_memory_stays_bounded_while_streaming(store: ArtifactStore) -> None:
     # About one S3 part (5 MiB here) plus a chunk; the local store holds only the chunk.
     assert peak < 2 * PART + 4 * MIB, f"peak {peak / MIB:.1f} MiB while streaming 200 MiB"
     assert leftovers(store) == []
+    # The big blob reads back whole: on S3 it went through a 200 MiB server-side copy.
+    stored = hashlib.sha256()
+    with store.open(blob.sha256) as handle:
+        while piece := handle.read(MIB):
+            stored.update(piece)
+    assert stored.hexdigest() == blob.sha256
+
+
+def test_sweep_removes_only_old_unfinished_uploads(
+    store: ArtifactStore, request: pytest.FixtureRequest
+) -> None:
+    kept = store.put_stream(io.BytesIO(pattern(PART + 1)))
+    abandoned = store.writer()
+    abandoned.write(pattern(PART + 1))  # S3: a multipart upload is open; local: a temp file
+    assert leftovers(store) != []
+    if request.node.callspec.params["store"] != "moto":  # moto dates every upload 2010-11-10
+        assert store.sweep_incomplete(3600) == Sweep()  # younger than an hour: in flight
+    assert store.sweep_incomplete(0, dry_run=True).describe(dry_run=True).startswith("would ")
+    assert leftovers(store) != []
+    swept = store.sweep_incomplete(0)
+    assert swept == (Sweep(temporary=1) if isinstance(store, LocalStore) else Sweep(uploads=1))
+    assert leftovers(store) == []
+    assert list(store.digests()) == [kept.sha256]  # stored blobs are never touched
+    assert store.size(kept.sha256) == PART + 1
+    abandoned.abort()  # its process would be gone; here the handle still needs closing
 
 
 def test_ping(store: ArtifactStore) -> None:
@@ -313,7 +341,7 @@ def test_local_digests_ignore_what_is_not_a_blob(tmp_path: Path) -> None:
 
 def test_local_sweep_removes_only_old_temp_files(tmp_path: Path) -> None:
     store = LocalStore(tmp_path / "releases")
-    assert store.sweep_temp(0) == 0  # no temp dir yet
+    assert store.sweep_incomplete(0) == Sweep()  # no temp dir yet
     abandoned = store.writer()
     abandoned.write(b"crashed half way")
     live = store.writer()
@@ -322,7 +350,7 @@ def test_local_sweep_removes_only_old_temp_files(tmp_path: Path) -> None:
     for path in store.temp_dir.iterdir():
         if path.read_bytes() == b"crashed half way":
             os.utime(path, (old, old))
-    assert store.sweep_temp(3600) == 1
+    assert store.sweep_incomplete(3600) == Sweep(temporary=1)
     assert len(list(store.temp_dir.iterdir())) == 1
     blob = live.commit()
     assert store.exists(blob.sha256)
@@ -392,19 +420,115 @@ def test_s3_keys_live_under_the_prefix(
     )
 
 
+def test_s3_sweep_deletes_old_temporary_objects(make_s3_store: Callable[..., S3Store]) -> None:
+    store = make_s3_store()
+    # What a crash between completing an upload and copying it to its digest leaves.
+    store.client.put_object(Bucket=store.bucket, Key=f"{store.prefix}tmp/crashed", Body=b"x")
+    store.client.put_object(Bucket=store.bucket, Key="elsewhere/tmp/crashed", Body=b"y")
+    assert store.sweep_incomplete(3600) == Sweep()
+    assert store.sweep_incomplete(0) == Sweep(temporary=1)
+    assert leftovers(store) == []
+    others = store.client.list_objects_v2(Bucket=store.bucket).get("Contents", [])
+    assert [o["Key"] for o in others] == ["elsewhere/tmp/crashed"]  # not under the prefix
+
+
+def test_s3_copies_large_blobs_in_parts(
+    make_s3_store: Callable[..., S3Store], s3_server: S3Server
+) -> None:
+    """Above the single-copy limit (5 GiB on S3; 6 MiB here) the commit copies part by part.
+    rclone does not implement UploadPartCopy (its answer has no part ETag): a StorageError, with
+    nothing left behind."""
+    store = make_s3_store()
+    store.single_copy_limit = 6 * MIB
+    store.copy_part_size = PART
+    data = pattern(3 * PART + 17)
+    if s3_server.kind == "rclone":
+        with pytest.raises(StorageError, match="no ETag"):
+            store.put_stream(io.BytesIO(data))
+        assert_empty(store)
+        return
+    blob = store.put_stream(io.BytesIO(data))
+    with store.open(blob.sha256) as handle:
+        assert handle.read() == data
+    assert leftovers(store) == []
+
+
+class QuirkyS3(BaseHTTPRequestHandler):
+    """Answers every request 200 with an empty XML document: no ETag, no UploadId, no size."""
+
+    def log_message(self, format: str, *args: object) -> None:
+        return
+
+    def _answer(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            self.rfile.read(length)
+        body = b"" if self.command == "HEAD" else b"<?xml version='1.0'?><Result/>"
+        self.send_response(200)
+        self.send_header("Content-Type", "application/xml")
+        if self.command != "HEAD":
+            self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:
+        self._answer()
+
+    def do_HEAD(self) -> None:
+        self._answer()
+
+    def do_PUT(self) -> None:
+        self._answer()
+
+    def do_POST(self) -> None:
+        self._answer()
+
+    def do_DELETE(self) -> None:
+        self._answer()
+
+
+def test_unexpected_answers_become_storage_errors() -> None:
+    """A server whose answers lack what AWS sends (a KeyError or ValueError in the client's
+    hands) fails with StorageError like an outage, never with the raw exception."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), QuirkyS3)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        store = S3Store(
+            "quirky",
+            endpoint_url=f"http://127.0.0.1:{server.server_address[1]}",
+            region="us-east-1",
+            access_key="x",
+            secret_key="y",
+            part_size=PART,
+            max_attempts=1,
+        )
+        digest = hashlib.sha256(b"x").hexdigest()
+        calls: list[Callable[[], object]] = [
+            lambda: store.size(digest),
+            lambda: store.put_stream(io.BytesIO(pattern(PART + 1))),
+        ]
+        for call in calls:
+            with pytest.raises(StorageError):
+                call()
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def test_s3_refuses_parts_smaller_than_s3_allows() -> None:
     with pytest.raises(StorageError):
         S3Store("bucket", part_size=MIB)
 
 
-def test_missing_bucket_is_a_storage_error(make_s3_store: Callable[..., S3Store]) -> None:
+def test_missing_bucket_is_a_storage_error(
+    make_s3_store: Callable[..., S3Store], s3_server: S3Server
+) -> None:
     store = make_s3_store()
     gone = S3Store(
         store.bucket + "-gone",
         endpoint_url=store.client.meta.endpoint_url,
-        region="us-east-1",
-        access_key="testing",
-        secret_key="testing",
+        **s3_server.credentials(),
     )
     with pytest.raises(StorageError):
         gone.ping()
