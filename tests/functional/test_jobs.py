@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import os
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -14,17 +15,21 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from huey import RedisHuey
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from sqlalchemy import func, select
 
 from server.cli import cli
+from server.config import Settings
 from server.domain import api_tokens, jobs, publishing, users
 from server.domain.models import AuditEvent, Job, Patch, Release
 from server.domain.vocabulary import JobKind, JobState
 from server.jobs.health import worker_health
 from server.jobs.metrics import JobsCollector
 from server.services import Services
+from tests.common.apps import vigor_app
 from tests.common.factories import make_product, make_release, tar_gz
+from tests.common.redis import RedisServer
 from tests.functional.test_admin_web import PASSWORD, sign_in, token
 
 
@@ -372,3 +377,50 @@ def test_vigor_jobs_commands(app: Flask, tmp_path: Path) -> None:
         refused.output.strip()
         == f"error: job {listed[0]['id']} is done; only a failed or queued job is retried"
     )
+
+
+@pytest.fixture
+def redis_queue(settings: Settings) -> Iterator[tuple[Services, RedisServer]]:
+    server = RedisServer()
+    try:
+        with vigor_app(settings.with_(queue_url=server.url)) as application:
+            yield application.extensions["vigor"], server
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_with_a_redis_queue_the_job_travels_through_redis_to_the_runner(
+    redis_queue: tuple[Services, RedisServer], tmp_path: Path
+) -> None:
+    services, redis_server = redis_queue
+    assert isinstance(services.jobs.huey, RedisHuey)
+    record = tmp_path / "rec"
+    with services.db.sessions() as s:
+        jobs.enqueue(s, JobKind.PROBE, "probe:redis", {"record": str(record)})
+        assert services.jobs.huey.pending_count() == 0, "nothing is sent before the commit"
+        s.commit()
+    assert redis_server.client.llen("huey.redis.vigor") == 1
+    huey = services.jobs.huey
+    huey.execute(huey.dequeue())  # what the consumer does with the message
+    assert job_rows(services)[0]["state"] == JobState.DONE
+    assert record.read_text() == "probe done\n"
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_an_unreachable_queue_loses_no_job_the_sweep_sends_it_later(
+    redis_queue: tuple[Services, RedisServer], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    services, redis_server = redis_queue
+    redis_server.stop()
+    with services.db.sessions() as s:
+        jobs.enqueue(s, JobKind.PROBE, "probe:later", {})
+        s.commit()  # no error: the job's row is the truth
+    assert "waits for the sweep: the queue is unreachable" in caplog.text
+    assert [r["state"] for r in job_rows(services)] == [JobState.QUEUED]
+    assert services.jobs.runner.due() == [job_rows_ids(services)[0]]
+
+
+def job_rows_ids(services: Services) -> list[int]:
+    with services.db.sessions() as s:
+        return list(s.scalars(select(Job.id).order_by(Job.id)))
