@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from server.domain import jobs
+from server.domain.vocabulary import JobKind, JobState
 
 HEARTBEAT_STALE_SECONDS = 120.0
 """No heartbeat for this long (several beat intervals): no worker is running."""
@@ -24,8 +25,8 @@ def worker_health(session: Session) -> dict[str, Any]:
     summary = jobs.summary(session, now)
     age = None if summary.last_beat is None else (now - summary.last_beat).total_seconds()
     lag = summary.oldest_queued_seconds(now)
-    queued = sum(n for (_kind, state), n in summary.counts.items() if state == "queued")
-    failed = sum(n for (_kind, state), n in summary.counts.items() if state == "failed")
+    queued = sum(summary.count(kind, JobState.QUEUED) for kind in JobKind)
+    failed = sum(summary.count(kind, JobState.FAILED) for kind in JobKind)
     no_worker = age is None or age > HEARTBEAT_STALE_SECONDS
     return {
         "ok": not (no_worker and lag > 0) and lag < QUEUE_LAG_SECONDS,

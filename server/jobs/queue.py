@@ -80,17 +80,16 @@ class JobQueue:
 
     def dispatch(self, job_ids: Iterable[int]) -> None:
         """Send each job id to the workers now (a job that is not due is left for later)."""
-        run_job = self._task()
         for job_id in job_ids:
             try:
-                run_job(job_id)
+                self._task()(job_id)
             except _SEND_ERRORS as exc:
                 log.warning(
                     "job %d waits for the sweep: the queue is unreachable (%s)", job_id, exc
                 )
 
     def _task(self) -> Any:
-        self.huey  # noqa: B018 - made at first use, with its tasks
+        self.huey  # noqa: B018 - made at first use (opening its storage), with its tasks
         return self._run_job
 
     def close(self) -> None:
