@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -121,6 +122,9 @@ def demo_cmd(port: int | None, no_serve: bool) -> None:
     try:
         serving.serve(settings, settings.host, port, workers=2)
     finally:
+        # gunicorn's arbiter (this process) has closed its wake-up pipe: its SIGCHLD handler
+        # must not see the worker exit.
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         worker.terminate()
         try:
             worker.wait(timeout=30)
