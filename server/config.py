@@ -154,6 +154,13 @@ class Settings:
     rollout_failure_threshold: float = 0.2  # share of failed reports that halts a rollout
     rollout_failure_min_reports: int = 5
     patch_from_releases: int = 3  # delta patches to each new release from this many earlier ones
+    # Background jobs (server/jobs, docs/worker.md): the queue that carries job ids to workers is
+    # a SQLite file in the instance directory unless a Redis URL is given (several hosts).
+    queue_url: str = ""
+    job_max_attempts: int = 5  # a failing job is tried this many times, then marked failed
+    job_retry_seconds: int = 30  # the wait before the 2nd try, doubled for each try after
+    job_lease_seconds: int = 60  # a claimed job returns to the queue this long after its
+    # worker's last sign of life (the worker renews it while the job runs)
     # Rate limits ("120/minute", several joined by ";"), counted in the database unless a storage
     # URL is given (redis://..., or memory:// for one process). README.md, "Rate limits".
     rate_limit_check: str = "120/minute"  # checks and reports per license
@@ -218,6 +225,10 @@ class Settings:
             rate_limit_login_account=env.get("VIGOR_RATE_LIMIT_LOGIN_ACCOUNT", "5/minute;20/hour"),
             trust_proxy_hops=_int(env, "VIGOR_TRUST_PROXY_HOPS", 0),
             patch_from_releases=_int(env, "VIGOR_PATCH_FROM_RELEASES", 3),
+            queue_url=env.get("VIGOR_QUEUE_URL", "").strip(),
+            job_max_attempts=_int(env, "VIGOR_JOB_MAX_ATTEMPTS", 5, minimum=1),
+            job_retry_seconds=_int(env, "VIGOR_JOB_RETRY_SECONDS", 30, minimum=1),
+            job_lease_seconds=_int(env, "VIGOR_JOB_LEASE_SECONDS", 60, minimum=2),
             renewal_url=env.get("VIGOR_RENEWAL_URL", "https://vendor.example/renew"),
             host=env.get("VIGOR_HOST", "127.0.0.1"),
             port=_int(env, "VIGOR_PORT", 8000, minimum=1),
@@ -227,6 +238,10 @@ class Settings:
 
     def validate(self) -> None:
         """Refuse combinations that cannot work or are unsafe."""
+        if self.queue_url and not self.queue_url.startswith(("redis://", "rediss://")):
+            raise ConfigError(
+                f"VIGOR_QUEUE_URL must be a redis:// or rediss:// URL, not {self.queue_url!r}"
+            )
         if self.storage_backend == "s3" and not self.s3_bucket:
             raise ConfigError("VIGOR_S3_BUCKET is required when VIGOR_STORAGE=s3")
         for name, limit in (
@@ -268,6 +283,11 @@ class Settings:
     def with_(self, **changes: object) -> Settings:
         """A copy with some fields changed (tests and the demo use it)."""
         return replace(self, **changes)  # type: ignore[arg-type]
+
+    @property
+    def queue_file(self) -> Path:
+        """The embedded queue's SQLite file (when no VIGOR_QUEUE_URL is set)."""
+        return self.instance_dir / "queue.sqlite3"
 
     @property
     def is_sqlite(self) -> bool:

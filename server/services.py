@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from server.config import Settings
 from server.db import Database
@@ -12,7 +13,12 @@ from server.domain import roots
 from server.domain.catalog import CatalogCache
 from server.domain.checks import CheckService
 from server.domain.errors import SigningError
+from server.domain.jobs import RetryPolicy
 from server.domain.trust import KeySigner, Root, TrustError
+from server.domain.vocabulary import JobKind
+from server.jobs.probe import run_probe
+from server.jobs.queue import JobQueue, dispatch_after_commit
+from server.jobs.runner import JobRunner
 from server.keyring import KeyFileError, Keyring
 from server.storage import make_store
 from server.storage.base import ArtifactStore
@@ -47,11 +53,19 @@ class Services:
     catalogs: CatalogCache = field(default_factory=CatalogCache, repr=False)
     checks: CheckService = field(init=False, repr=False)
     _root: tuple[float, Root] | None = field(default=None, repr=False)
-    _background: list[threading.Thread] = field(default_factory=list, repr=False)
+    jobs: JobQueue = field(init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __post_init__(self) -> None:
         self.checks = CheckService(self.catalogs, lambda: self.signer("check"), self.settings)
+        runner = JobRunner(
+            self.db,
+            {JobKind.PATCHES: self._patches_job, JobKind.PROBE: run_probe},
+            RetryPolicy(self.settings.job_max_attempts, self.settings.job_retry_seconds),
+            self.settings.job_lease_seconds,
+        )
+        self.jobs = JobQueue(self.settings, runner)
+        dispatch_after_commit(self.db.sessions, self.jobs)
 
     @classmethod
     def from_settings(cls, settings: Settings, store: ArtifactStore | None = None) -> Services:
@@ -83,23 +97,14 @@ class Services:
         with self._lock:
             self._root = None
 
-    def patches_in_background(self, release_id: int, label: str) -> None:
-        """Make patches to a just-published release without delaying the answer."""
-        from server.domain.patches import generate_in_background
-
-        with self._lock:
-            self._background = [t for t in self._background if t.is_alive()]
-            self._background.append(
-                generate_in_background(lambda: self.make_patches(release_id), label)
-            )
-
-    def close(self, timeout: float = 60.0) -> None:
-        """Let background work finish, then release database connections."""
-        with self._lock:
-            pending = list(self._background)
-        for thread in pending:
-            thread.join(timeout)
+    def close(self) -> None:
+        """Release the queue and the database connections."""
+        self.jobs.close()
         self.db.dispose()
+
+    def _patches_job(self, payload: dict[str, Any]) -> None:
+        """The ``patches`` job (queued by every publish): ``{"release_id": N}``."""
+        self.make_patches(int(payload["release_id"]))
 
     def make_patches(self, release_id: int) -> int:
         """Generate the missing patches to a published release (its own session)."""

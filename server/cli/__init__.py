@@ -21,6 +21,7 @@ from server.app import create_app
 from server.cli import (
     bundles,
     customers,
+    jobs,
     keys,
     licenses,
     operations,
@@ -47,6 +48,8 @@ COMMANDS: tuple[click.Command, ...] = (
     users.user,
     bundles.bundle,
     bundles.installation,
+    jobs.worker_cmd,
+    jobs.jobs_group,
 )
 
 

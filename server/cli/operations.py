@@ -1,10 +1,13 @@
 """Running an instance: ``vigor init`` (database and root of trust), ``vigor serve``,
-``vigor demo`` and ``vigor gc`` (blobs no artifact references, and what unfinished uploads
-left)."""
+``vigor demo`` (with a worker beside it) and ``vigor gc`` (blobs no artifact references, and
+what unfinished uploads left)."""
 
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import click
@@ -106,10 +109,29 @@ def demo_cmd(port: int | None, no_serve: bool) -> None:
     base = f"http://{settings.host}:{port}"
     if "VIGOR_PUBLIC_URL" not in os.environ:
         settings = settings.with_(public_base_url=base)  # download links must reach this server
-    click.echo(report.describe(base))
-    if not no_serve:
-        click.echo(f"serving on {base} (Ctrl-C to stop)")
+    if no_serve:
+        click.echo(report.describe(base))
+        return
+    # The worker that makes the delta patches of what is published, as in production: its own
+    # process, stopped (gracefully) with the demo.
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "server.cli", "worker", "--workers", "1"],
+        start_new_session=True,  # Ctrl-C reaches the demo, which stops the worker gracefully
+    )
+    click.echo(report.describe(base, worker_pid=worker.pid))
+    click.echo(f"serving on {base} (Ctrl-C to stop)")
+    try:
         serving.serve(settings, settings.host, port, workers=2)
+    finally:
+        # gunicorn's arbiter (this process) has closed its wake-up pipe: its SIGCHLD handler
+        # must not see the worker exit.
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        worker.terminate()
+        try:
+            worker.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
 
 
 @command(None, "gc")

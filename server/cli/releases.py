@@ -2,8 +2,9 @@
 
 ``publish`` stores and hashes each file, signs the manifest and makes the release visible in one
 transaction (or keeps it as a draft for ``publish-draft``); delta patches from earlier releases
-are made afterwards (``patches`` makes any that are missing). ``yank`` and ``rollout`` change
-what is offered; ``verify`` re-hashes the stored bytes and checks the manifest signature.
+are made afterwards by the worker, as a job queued in the same transaction (``patches`` makes any
+that are missing, here and now). ``yank`` and ``rollout`` change what is offered; ``verify``
+re-hashes the stored bytes and checks the manifest signature.
 """
 
 from __future__ import annotations
@@ -126,13 +127,12 @@ def release_publish(
         click.echo(f"{r.product.slug} {r.version} {state}")
         for a in r.artifacts:
             click.echo(f"  {a.platform:16} {a.size:>12} bytes  sha256 {a.sha256}")
-        release_id = r.id
-    if not draft:
-        _patches(release_id)
+        if not draft:
+            click.echo("  delta patches from earlier releases: queued for the worker")
 
 
 def _patches(release_id: int) -> None:
-    """The release is visible already; patches to it are made now, after the fact."""
+    """Make the patches to a release now, in this process (the worker's job does the same)."""
     try:
         made = services().make_patches(release_id)
     except (StorageError, OSError, ValueError) as exc:

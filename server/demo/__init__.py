@@ -59,7 +59,7 @@ class DemoReport:
     licenses: dict[str, str] = field(default_factory=dict)
     license_file: Path | None = None
 
-    def describe(self, base: str) -> str:
+    def describe(self, base: str, worker_pid: int | None = None) -> str:
         lines = [
             "",
             "Vigor demo",
@@ -71,6 +71,11 @@ class DemoReport:
             f"  Portal:        {base}/portal/  ({PORTAL_EMAIL} / {PORTAL_PASSWORD}, "
             "or a license key below)",
         ]
+        if worker_pid is not None:
+            lines.append(
+                f"  Worker:        background jobs (delta patches) in process {worker_pid}; "
+                f"queue at {base}/admin/jobs"
+            )
         if self.created:
             lines.append(
                 "  Demo licenses (shown once; also saved for the demo only in "

@@ -34,6 +34,8 @@ from server.domain.vocabulary import (
     AccountState,
     ApplyOutcome,
     ContractKind,
+    JobKind,
+    JobState,
     LapsePolicy,
     LicenseStatus,
     LineStatus,
@@ -464,3 +466,39 @@ class ThrottleWindow(Base):
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
     closes_at: Mapped[float] = mapped_column(Float, index=True)  # seconds since the epoch
     hits: Mapped[int] = mapped_column(Integer)
+
+
+class Job(Base):
+    """A background job, the truth of the queue (an outbox): written in the transaction of what
+    asked for it, claimed by one worker at a time under a lease, retried with backoff.
+
+    The task queue (huey) only carries the job's id to a worker promptly; a lost message, a
+    killed worker or a queue emptied by a restart loses nothing, because due rows are dispatched
+    again (server/jobs). ``key`` makes a job idempotent: one row per piece of work.
+    """
+
+    __tablename__ = "jobs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[JobKind] = mapped_column(one_of(JobKind, "kind"))
+    key: Mapped[str] = mapped_column(String(200), unique=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    state: Mapped[JobState] = mapped_column(
+        one_of(JobState, "state"), default=JobState.QUEUED, index=True
+    )
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    run_after: Mapped[datetime] = mapped_column(default=utcnow)
+    lease_until: Mapped[datetime | None] = mapped_column(default=None)
+    last_error: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class WorkerBeat(Base):
+    """The last sign of life of one ``vigor worker`` process (what /healthz reads)."""
+
+    __tablename__ = "worker_beats"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)  # host:pid
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    beat_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)

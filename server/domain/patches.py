@@ -17,8 +17,6 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
-import threading
-from collections.abc import Callable
 from pathlib import Path
 
 from packaging.version import Version
@@ -28,7 +26,7 @@ from sqlalchemy.orm import Session, selectinload
 from server.domain import delta
 from server.domain.models import Artifact, Patch, Release
 from server.domain.trust import Signer, sign_document
-from server.storage.base import ArtifactStore, StorageError
+from server.storage.base import ArtifactStore
 
 log = logging.getLogger(__name__)
 
@@ -134,18 +132,3 @@ def patch_document(session: Session, release: Release) -> dict[str, object]:
         "version": release.version,
         "artifacts": artifacts,
     }
-
-
-def generate_in_background(run: Callable[[], int], what: str) -> threading.Thread:
-    """Start patch generation without holding up the caller (the release is already visible)."""
-
-    def target() -> None:
-        try:
-            made = run()
-            log.info("made %d patch(es) for %s", made, what)
-        except (StorageError, OSError, ValueError) as exc:
-            log.warning("patches for %s were not made: %s (run `vigor release patches`)", what, exc)
-
-    thread = threading.Thread(target=target, name=f"patches {what}", daemon=True)
-    thread.start()
-    return thread

@@ -7,7 +7,8 @@ The workflow, in the order that keeps a failure harmless:
 2. Stream each artifact into the content-addressed store, hashing as it goes. Empty files and
    files over the size limit are refused.
 3. Build and sign the release manifest (unless the release is a draft).
-4. One database transaction inserts the release and its artifacts.
+4. One database transaction inserts the release and its artifacts, and (unless it is a draft)
+   the background job that makes its delta patches (``server/domain/jobs.py``).
 
 A failure at 2, 3 or 4 rolls the transaction back and deletes the blobs that this publish stored
 and no other release references; ``vigor gc`` sweeps whatever a crash left behind.
@@ -28,7 +29,7 @@ from packaging.version import Version
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from server.domain import audit
+from server.domain import audit, jobs
 from server.domain.errors import (
     ConflictError,
     InvalidInputError,
@@ -50,6 +51,7 @@ from server.domain.vocabulary import (
     DEFAULT_CHANNEL,
     PLATFORM_RE,
     SLUG_RE,
+    JobKind,
     LineStatus,
     ReleaseKind,
     Severity,
@@ -289,6 +291,8 @@ def publish(
             channel=release.channel,
             platforms=[a.platform for a in release.artifacts],
         )
+        if not spec.draft:
+            ask_for_patches(session, release)
         session.commit()
     except BaseException:
         session.rollback()
@@ -343,5 +347,15 @@ def publish_draft(session: Session, release: Release, signer: Signer | None, act
         raise ConflictError(f"{release.product.slug} {release.version} is already published")
     _make_public(release, signer, utcnow())
     audit.record(session, actor, "release.publish", f"{release.product.slug} {release.version}")
+    ask_for_patches(session, release)
     session.commit()
     return release
+
+
+def ask_for_patches(session: Session, release: Release) -> None:
+    """Queue the job that makes the delta patches to ``release``, in the publish's transaction:
+    a publish that rolls back leaves no job, and a committed one always has its job."""
+    session.flush()  # the release's id
+    jobs.enqueue(
+        session, JobKind.PATCHES, f"patches:release:{release.id}", {"release_id": release.id}
+    )

@@ -106,6 +106,24 @@ class AccountState(StrEnum):
     DISABLED = "disabled"
 
 
+class JobKind(StrEnum):
+    """What a background job does (``server/jobs``); each kind has one handler in the worker."""
+
+    PATCHES = "patches"  # delta patches to a just-published release: {"release_id": N}
+    # A job that does nothing but prove the worker runs jobs end to end (`vigor jobs probe`);
+    # it can wait for a file to appear, so an operator (or a test) can watch one in flight.
+    PROBE = "probe"
+
+
+class JobState(StrEnum):
+    """Where a background job stands."""
+
+    QUEUED = "queued"  # waiting for its run_after time and a worker
+    RUNNING = "running"  # claimed by a worker until its lease ends
+    DONE = "done"
+    FAILED = "failed"  # out of attempts; its last error is kept, an operator may retry it
+
+
 E = TypeVar("E", bound=StrEnum)
 
 

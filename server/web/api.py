@@ -199,8 +199,6 @@ def publish_release() -> tuple[Response, int]:
         actor=f"token:{token.name}",
         max_size=svc.settings.max_upload_bytes,
     )
-    if not release.is_draft:
-        svc.patches_in_background(release.id, f"{release.product.slug} {release.version}")
     return jsonify(release_service.release_json(release)), 201
 
 

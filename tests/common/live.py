@@ -89,6 +89,17 @@ class LiveServer:
             self.proc.send_signal(signal.SIGINT)  # gunicorn's quick shutdown
             self.proc.wait(timeout=15)
 
+    def start_worker(self, log: Path) -> subprocess.Popen[bytes]:
+        """A real ``vigor worker`` process on this instance (its output in ``log``)."""
+        with log.open("ab") as out:
+            return subprocess.Popen(
+                [sys.executable, "-m", "server.cli", "worker", "--workers", "2"],
+                cwd=self.base,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+
 
 class TamperingProxy:
     """Forwards to ``upstream``; ``self.mode`` selects a misbehaviour (None: honest)."""

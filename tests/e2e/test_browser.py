@@ -383,6 +383,7 @@ def test_no_page_breaks_the_content_security_policy(
             "/admin/customers",
             "/admin/customers/initech",
             "/admin/audit",
+            "/admin/jobs",
             "/admin/tokens",
             "/admin/users",
             "/admin/account",
@@ -396,6 +397,6 @@ def test_no_page_breaks_the_content_security_policy(
         visit("/portal/")
     finally:
         context.close()
-    assert len(visited) == 16
+    assert len(visited) == 17
     # A missing favicon and the 404 page's own status are the console errors expected.
     assert not [c for c in complaints if "Failed to load resource" not in c], complaints

@@ -21,7 +21,7 @@ from server.bootstrap import write_root
 from server.cli import cli
 from server.domain import api_tokens, products, publishing, releases
 from server.domain.errors import SigningError, StorageUnavailableError
-from server.domain.models import Artifact, AuditEvent, Release
+from server.domain.models import Artifact, AuditEvent, Job, Release
 from server.domain.trust import sign_document, verify_role
 from server.keyring import load_key_file
 from server.services import Services
@@ -43,10 +43,13 @@ def token(services: Services) -> str:
 
 
 def state(services: Services) -> dict[str, Any]:
-    """What a user could observe: releases, artifacts, and stored blobs (incl. temp files)."""
+    """What a user could observe: releases, artifacts, stored blobs (incl. temp files), and the
+    background jobs a publish queues (a refused publish queues none) and their messages."""
     with services.db.sessions() as s:
         return {
             "releases": s.scalar(select(func.count()).select_from(Release)),
+            "jobs": s.scalar(select(func.count()).select_from(Job)),
+            "messages": services.jobs.huey.pending_count(),
             "artifacts": s.scalar(select(func.count()).select_from(Artifact)),
             "blobs": sorted(services.store.digests()),
             "temp": sorted(

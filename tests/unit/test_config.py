@@ -3,6 +3,8 @@ in one line naming the variable."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from server.config import ConfigError, Settings
@@ -42,3 +44,26 @@ def test_downloads_default_to_redirect_and_an_unknown_mode_is_refused() -> None:
     assert str(refused.value) == (
         "VIGOR_DOWNLOADS must be one of redirect, stream, accel, not 'proxy'"
     )
+
+
+def test_the_job_queue_is_embedded_unless_a_redis_url_is_given(tmp_path: Path) -> None:
+    embedded = Settings.from_env({"VIGOR_INSTANCE_DIR": str(tmp_path)})
+    assert embedded.queue_url == "" and embedded.queue_file == tmp_path / "queue.sqlite3"
+    assert (embedded.job_max_attempts, embedded.job_retry_seconds) == (5, 30)
+    redis = Settings.from_env({"VIGOR_QUEUE_URL": "redis://queue.internal:6379/2"})
+    assert redis.queue_url == "redis://queue.internal:6379/2"
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"VIGOR_QUEUE_URL": "amqp://broker"}, "VIGOR_QUEUE_URL must be a redis:// or rediss://"),
+        ({"VIGOR_JOB_MAX_ATTEMPTS": "0"}, "VIGOR_JOB_MAX_ATTEMPTS must be at least 1"),
+        ({"VIGOR_JOB_LEASE_SECONDS": "soon"}, "VIGOR_JOB_LEASE_SECONDS must be a whole number"),
+    ],
+)
+def test_a_bad_queue_setting_is_refused_naming_its_variable(
+    env: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        Settings.from_env(env)

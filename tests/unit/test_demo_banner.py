@@ -21,3 +21,11 @@ def test_a_second_run_points_at_the_saved_keys_instead_of_showing_them() -> None
     text = report.describe("http://127.0.0.1:8000")
     assert "http://127.0.0.1:8000/portal/" in text
     assert "/srv/instance/demo-licenses.json" in text and "vgl_" not in text
+
+
+def test_the_banner_names_the_worker_the_demo_started() -> None:
+    report = DemoReport(False, {}, Path("/srv/instance/demo-licenses.json"))
+    text = report.describe("http://127.0.0.1:8000", worker_pid=4242)
+    assert "Worker:" in text and "4242" in text
+    assert "http://127.0.0.1:8000/admin/jobs" in text
+    assert "Worker:" not in report.describe("http://127.0.0.1:8000")

@@ -112,8 +112,6 @@ def upload() -> ResponseReturnValue:
     except DomainError as exc:
         field = str(exc.context.get("field") or "form")
         return _form_error(products, values, {field: exc.message}, 400, list(platforms.values()))
-    if not published.is_draft:
-        svc.patches_in_background(published.id, f"{published.product.slug} {published.version}")
     flash(
         f"{published.product.slug} {published.version} {'saved as a draft' if spec.draft else 'published'}."
     )
