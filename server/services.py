@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import cast
 
 from server.config import Settings
 from server.db import Database
@@ -14,6 +15,7 @@ from server.domain.checks import CheckService
 from server.domain.errors import SigningError
 from server.domain.trust import KeySigner, Root, TrustError
 from server.keyring import KeyFileError, Keyring
+from server.metrics import MeteredStore
 from server.storage import make_store
 from server.storage.base import ArtifactStore
 
@@ -58,7 +60,11 @@ class Services:
         return cls(
             settings=settings,
             db=Database(settings.database_url),
-            store=store if store is not None else store_from_settings(settings),
+            # Failures and uploaded bytes are counted around any store (/metrics).
+            store=cast(
+                ArtifactStore,
+                MeteredStore(store if store is not None else store_from_settings(settings)),
+            ),
             keyring=Keyring(settings.keys_dir, settings.key_passphrase),
         )
 

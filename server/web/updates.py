@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, redirect, request, send_file
 
+from server import metrics
 from server.db.licenses import LicenseReads
 from server.domain import reports
 from server.domain.download_links import read_token
@@ -91,6 +92,7 @@ def serve_download(served: Download) -> Response:
     presigned = svc.store.presigned_url(
         served.digest, svc.settings.s3_presign_seconds, filename=served.filename
     )
+    metrics.DOWNLOADS.inc()
     if presigned is not None:
         return redirect(presigned, code=302)  # type: ignore[return-value]
     path = svc.store.local_path(served.digest)
@@ -107,6 +109,9 @@ def serve_download(served: Download) -> Response:
     )
     response.headers["Accept-Ranges"] = "bytes"
     response.headers.pop("Content-Encoding", None)
+    metrics.DOWNLOAD_BYTES.inc(
+        response.content_length or 0
+    )  # a range's length; 0 when not modified
     return response
 
 
@@ -133,6 +138,8 @@ def report() -> tuple[Response, int]:
         services().settings,
         now=utcnow(),
     )
+    body = request.get_json(silent=True)  # accepted above: a dict with a known outcome
+    metrics.APPLY_REPORTS.labels(str(body["outcome"] if isinstance(body, dict) else "")).inc()
     return jsonify({"recorded": True}), 202
 
 
