@@ -12,8 +12,8 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from server.services import Services
-from server.web import health
 from server.storage.base import StorageError
+from server.web import health
 from tests.common.factories import make_customer, make_license, make_product
 
 
