@@ -13,10 +13,13 @@ if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
 
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="vigor-metrics-")
 
-from server.config import Settings
+from server.config import ConfigError, Settings
 from server.serving import child_exit, on_exit  # noqa: F401 - gunicorn hooks
 
-_settings = Settings.from_env()
+try:
+    _settings = Settings.from_env()
+except ConfigError as exc:  # a bad setting: one line, not a traceback
+    raise SystemExit(f"error: {exc}") from None
 
 logger_class = "server.serving.RedactingLogger"
 workers = _settings.workers

@@ -14,7 +14,7 @@ from server.domain.errors import (
 )
 from server.domain.models import utcnow
 from server.storage.base import StorageError
-from server.web import db_session, services
+from server.web import db_session, instrument, services
 from server.web.ratelimit import Per, digest, rate_limited
 
 blueprint = Blueprint("updates", __name__)
@@ -60,6 +60,7 @@ def check() -> Response:
         accept_language=request.accept_languages,
         now=utcnow(),
     )
+    instrument.answered(document)
     return Response(document, mimetype="application/json", headers={"Cache-Control": "no-store"})
 
 
