@@ -20,6 +20,7 @@ from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, jsonify
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
 from sqlalchemy.orm import Session
 
 from server.db import Database
@@ -53,6 +54,15 @@ PROBES = "vigor.health_probes"
 def add_probe(app: Flask, name: str, run: Callable[[Services], ProbeResult]) -> None:
     """Add a probe to ``/healthz`` (after the database and storage probes)."""
     app.extensions[PROBES].append(Probe(name, run))
+
+
+COLLECTORS = "vigor.metrics_collectors"
+
+
+def add_collector(app: Flask, collector: Collector) -> None:
+    """Add a collector read at scrape time to ``/metrics`` (a gauge of state, such as the job
+    queue's depth); counters and histograms need none: they are defined at import time."""
+    app.extensions[COLLECTORS].append(collector)
 
 
 def in_session(run: Callable[[Session], ProbeResult]) -> Callable[[Services], ProbeResult]:
@@ -129,6 +139,7 @@ def _ping() -> str | None:
 def init_app(app: Flask, svc: Services) -> None:
     app.extensions["vigor.ping"] = TimedPing(svc.db)
     app.extensions[PROBES] = [Probe("database", _database), Probe("storage", _storage)]
+    app.extensions[COLLECTORS] = []
     app.register_blueprint(blueprint)
 
 
@@ -171,4 +182,5 @@ def _since(started: float) -> float:
 
 @blueprint.get("/metrics")
 def metrics() -> Response:
-    return Response(exposition(services().db), content_type=CONTENT_TYPE_LATEST)
+    extra = tuple(current_app.extensions[COLLECTORS])
+    return Response(exposition(services().db, extra), content_type=CONTENT_TYPE_LATEST)

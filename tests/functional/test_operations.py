@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 
 from flask import Flask, session
 from flask.sessions import NullSession, SecureCookieSession
 from flask.testing import FlaskClient
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
@@ -71,6 +74,17 @@ def test_a_probe_added_by_another_part_joins_healthz(app: Flask, client: FlaskCl
     assert worker["name"] == "worker" and worker["oldest_queued_seconds"] == 12
     assert seen == [1]
     assert client.get("/readyz").status_code == 200  # the worker is not the checks' business
+
+
+def test_a_collector_added_by_another_part_joins_metrics(app: Flask, client: FlaskClient) -> None:
+    """How the worker's queue depth plugs in: a gauge read at scrape time."""
+
+    class Queue(Collector):
+        def collect(self) -> Iterator[Metric]:
+            yield GaugeMetricFamily("vigor_jobs_queued", "Jobs waiting", value=7)
+
+    health.add_collector(app, Queue())
+    assert "vigor_jobs_queued 7.0" in client.get("/metrics").get_data(as_text=True)
 
 
 def test_livez_does_no_io(client: FlaskClient, services: Services, monkeypatch) -> None:  # type: ignore[no-untyped-def]
