@@ -35,6 +35,8 @@ class Gunicorn:
             str(workers),
             "-k",
             "sync",
+            "--threads",  # gunicorn.conf.py asks for threads, which would make sync gthread
+            "1",
             "-b",
             f"127.0.0.1:{self.port}",
             "--timeout",

@@ -78,12 +78,18 @@ def create_app(
         if session is not None:
             session.close()
 
-    from server.web import api, converters, headers, ratelimit, updates
+    from server.jobs.health import worker_health
+    from server.jobs.metrics import JobsCollector
+    from server.web import api, converters, headers, health, instrument, ratelimit, updates
 
+    instrument.init_app(app)  # first: its clock runs around every other hook
     converters.init_app(app)
     headers.init_app(app, settings.public_base_url)
 
     ratelimit.init_app(app, settings.rate_limit_storage_url, services.db)
+    health.init_app(app, services)
+    health.add_probe(app, "worker", health.in_session(worker_health))
+    health.add_collector(app, JobsCollector(services.db))
     app.register_blueprint(api.blueprint)
     app.register_blueprint(updates.blueprint)
 
@@ -102,6 +108,7 @@ def create_app(
     auth.init_app(app)
     auth.csrf.exempt(api.blueprint)  # bearer tokens and license keys, not cookies
     auth.csrf.exempt(updates.blueprint)
+    auth.csrf.exempt(health.blueprint)
     app.register_blueprint(admin.blueprint, url_prefix="/admin")
     from server.web import i18n, portal
 

@@ -172,9 +172,15 @@ class Settings:
     rate_limit_login_account: str = "5/minute;20/hour"  # sign-in attempts per account named
     trust_proxy_hops: int = 0  # ProxyFix only when configured
     renewal_url: str = "https://vendor.example/renew"
-    # Demo server
+    # Serving (``vigor serve``; docs/operations.md says why these numbers)
     host: str = "127.0.0.1"
     port: int = 8000
+    workers: int = 2  # processes
+    threads: int = 8  # requests each process serves at once (an upload holds one)
+    timeout: int = 60  # seconds a silent worker lives: its heartbeat, not a request's duration
+    # Seconds in-flight requests get to finish on SIGTERM (a deploy): a 2 GiB upload that has
+    # just begun needs 2 GiB / 600 s = 3.4 MiB/s (about 29 Mbit/s) to finish within them.
+    graceful_timeout: int = 600
     extra: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -232,6 +238,10 @@ class Settings:
             renewal_url=env.get("VIGOR_RENEWAL_URL", "https://vendor.example/renew"),
             host=env.get("VIGOR_HOST", "127.0.0.1"),
             port=_int(env, "VIGOR_PORT", 8000, minimum=1),
+            workers=_int(env, "VIGOR_WORKERS", 2, minimum=1),
+            threads=_int(env, "VIGOR_THREADS", 8, minimum=1),
+            timeout=_int(env, "VIGOR_TIMEOUT", 60, minimum=1),
+            graceful_timeout=_int(env, "VIGOR_GRACEFUL_TIMEOUT", 600, minimum=0),
         )
         settings.validate()
         return settings

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from server.config import Settings
 from server.db import Database
@@ -20,6 +20,7 @@ from server.jobs.probe import run_probe
 from server.jobs.queue import JobQueue, dispatch_after_commit
 from server.jobs.runner import JobRunner
 from server.keyring import KeyFileError, Keyring
+from server.metrics import MeteredStore
 from server.storage import make_store
 from server.storage.base import ArtifactStore
 
@@ -72,7 +73,11 @@ class Services:
         return cls(
             settings=settings,
             db=Database(settings.database_url),
-            store=store if store is not None else store_from_settings(settings),
+            # Failures and uploaded bytes are counted around any store (/metrics).
+            store=cast(
+                ArtifactStore,
+                MeteredStore(store if store is not None else store_from_settings(settings)),
+            ),
             keyring=Keyring(settings.keys_dir, settings.key_passphrase),
         )
 

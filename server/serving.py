@@ -1,14 +1,31 @@
-"""Serving the app with gunicorn from inside the ``vigor`` command."""
+"""Serving the app with gunicorn from inside the ``vigor`` command.
+
+``vigor serve`` checks what it can in its own process (the secret, the schema), then replaces
+itself (``exec``, same process id) with ``python -m server.serving``: a gunicorn master started
+with ``PROMETHEUS_MULTIPROC_DIR`` set to a fresh directory *before* anything imports
+``prometheus_client``, which decides at import whether metrics are shared between processes.
+Every worker then counts in that directory, ``/metrics`` adds all of them up, and the master
+marks each worker that exits as dead and removes the directory when it stops.
+"""
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Mapping
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
 from gunicorn.glogging import Logger
 
-from server.config import Settings
+from server.config import ConfigError, Settings
 from server.web.redaction import redact
+
+METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
 
 class RedactingLogger(Logger):  # type: ignore[misc]
@@ -22,6 +39,52 @@ class RedactingLogger(Logger):  # type: ignore[misc]
     def atoms(self, resp: Any, req: Any, environ: Any, request_time: Any) -> dict[str, Any]:
         atoms: dict[str, Any] = super().atoms(resp, req, environ, request_time)
         return {k: redact(v) if isinstance(v, str) else v for k, v in atoms.items()}
+
+
+def child_exit(_server: Any, worker: Any) -> None:
+    """gunicorn hook: a worker that exited no longer counts in live gauges."""
+    from server.metrics import mark_process_dead
+
+    mark_process_dead(worker.pid)
+
+
+def on_exit(_server: Any) -> None:
+    """gunicorn hook: the master stops; its metrics directory goes with it."""
+    directory = os.environ.get(METRICS_DIR)
+    if directory and os.path.basename(directory).startswith(METRICS_PREFIX):
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+METRICS_PREFIX = "vigor-metrics-"
+
+
+def fresh_metrics_dir() -> str:
+    """A new private directory for one server run's metric files."""
+    return tempfile.mkdtemp(prefix=METRICS_PREFIX)
+
+
+def gunicorn_options(settings: Settings, host: str, port: int) -> dict[str, Any]:
+    """What ``vigor serve`` gives gunicorn (``gunicorn.conf.py`` gives the same by hand).
+
+    Threaded workers: an upload of several GB takes one thread for as long as the client needs
+    to send it, while the worker keeps answering checks on its other threads and keeps telling
+    the arbiter it is alive (a sync worker would be killed at ``timeout`` mid-upload). On
+    SIGTERM, requests in flight get ``graceful_timeout`` seconds to finish.
+    """
+    return {
+        "bind": f"{host}:{port}",
+        "workers": settings.workers,
+        "worker_class": "gthread",
+        "threads": settings.threads,
+        "timeout": settings.timeout,
+        "graceful_timeout": settings.graceful_timeout,
+        "accesslog": "-",
+        "logger_class": "server.serving.RedactingLogger",
+        "errorlog": "-",
+        "loglevel": "info",
+        "child_exit": "server.serving.child_exit",
+        "on_exit": "server.serving.on_exit",
+    }
 
 
 class _Gunicorn(BaseApplication):  # type: ignore[misc]
@@ -40,25 +103,48 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
         return create_app(self.settings)
 
 
-def serve(settings: Settings, host: str, port: int, workers: int = 2) -> None:
-    """Run gunicorn in the foreground until interrupted.
+def _server_command(
+    settings: Settings, host: str, port: int, environ: Mapping[str, str] | None
+) -> tuple[list[str], dict[str, str]]:
+    options = gunicorn_options(settings, host, port)
+    env = {**os.environ, **(environ or {}), METRICS_DIR: fresh_metrics_dir()}
+    return [sys.executable, "-m", "server.serving", json.dumps(options)], env
 
-    Threaded workers: an upload of several GB takes one thread for as long as the client needs
-    to send it, while the worker keeps answering checks on its other threads and keeps telling
-    the arbiter it is alive (a sync worker would be killed at ``timeout`` mid-upload).
+
+def serve(
+    settings: Settings, host: str, port: int, environ: Mapping[str, str] | None = None
+) -> None:
+    """Become the gunicorn master (this process is replaced; it never returns).
+
+    Args:
+        environ: variables to set for the server, over this process's own (the settings the
+            server reads are ``Settings.from_env()``'s).
     """
-    _Gunicorn(
-        settings,
-        {
-            "bind": f"{host}:{port}",
-            "workers": workers,
-            "worker_class": "gthread",
-            "threads": 8,
-            "timeout": 60,  # the worker's heartbeat, not a request's duration
-            "graceful_timeout": 10,
-            "accesslog": "-",
-            "logger_class": "server.serving.RedactingLogger",
-            "errorlog": "-",
-            "loglevel": "info",
-        },
-    ).run()
+    command, env = _server_command(settings, host, port, environ)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, command, env)  # noqa: S606 - this interpreter, no shell
+
+
+def spawn(
+    settings: Settings, host: str, port: int, environ: Mapping[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """The same server as :func:`serve`, as a child process (``vigor demo`` runs a worker too)."""
+    command, env = _server_command(settings, host, port, environ)
+    sys.stdout.flush()
+    return subprocess.Popen(command, env=env)
+
+
+def main(argv: list[str]) -> None:
+    """``python -m server.serving OPTIONS_JSON``: run gunicorn in the foreground."""
+    options = json.loads(argv[1])
+    try:
+        settings = Settings.from_env()
+        settings.require_secret()
+    except ConfigError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    _Gunicorn(settings, options).run()
+
+
+if __name__ == "__main__":
+    main(sys.argv)

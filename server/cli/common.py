@@ -28,6 +28,7 @@ from sqlalchemy.exc import OperationalError, ProgrammingError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from server.config import ConfigError
+from server.db import SchemaError
 from server.domain.errors import DomainError
 from server.domain.models import utcnow
 from server.domain.trust import TrustError
@@ -85,6 +86,7 @@ def explained(func: F) -> F:
             TrustError,
             ConfigError,
             StorageError,
+            SchemaError,
             SQLAlchemyError,
             OSError,
         ) as exc:
@@ -99,7 +101,7 @@ def _one_line(exc: Exception) -> str:
     """What the operator is told, in the order the kinds of failure are tried."""
     if isinstance(exc, DomainError):
         return exc.message
-    if isinstance(exc, KeyFileError | TrustError | ConfigError | StorageError):
+    if isinstance(exc, KeyFileError | TrustError | ConfigError | StorageError | SchemaError):
         return str(exc)
     if isinstance(exc, OperationalError | ProgrammingError):
         return (

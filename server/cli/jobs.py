@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from server.cli.common import ACTOR, choice_option, command, fail, services, transaction
+from server.cli.common import ACTOR, choice_option, command, services, transaction
 from server.domain import jobs
 from server.domain.vocabulary import JobKind, JobState
 from server.jobs.worker import run_worker
@@ -29,8 +29,7 @@ from server.jobs.worker import run_worker
 def worker_cmd(workers: int) -> None:
     """Run background jobs (delta patches…) until stopped; SIGTERM finishes running jobs first."""
     vigor = services()
-    if not vigor.db.is_current():
-        raise fail("the database is not at the newest migration: run `vigor init` first")
+    vigor.db.require_current_schema()  # one line, as `vigor serve` says it
     run_worker(vigor.jobs, workers)
 
 

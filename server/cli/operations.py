@@ -49,12 +49,15 @@ def init_cmd(
     """
     vigor = services()
     _ensure_secret()
-    vigor.db.upgrade()
-    click.echo(f"database ready: {make_url(vigor.db.url).render_as_string(hide_password=True)}")
-    passphrase = None
-    if not vigor.has_root():
-        passphrase = new_key_passphrase(passphrase_env, passphrase_file, "new root key")
-    made = ensure_trust(vigor, root_key_path=root_key, passphrase=passphrase)
+    # One process at a time migrates and makes the root; another started at the same moment
+    # (two hosts deploying) waits, then finds both done.
+    with vigor.db.migration_lock():
+        vigor.db.upgrade()
+        click.echo(f"database ready: {make_url(vigor.db.url).render_as_string(hide_password=True)}")
+        passphrase = None
+        if not vigor.has_root():
+            passphrase = new_key_passphrase(passphrase_env, passphrase_file, "new root key")
+        made = ensure_trust(vigor, root_key_path=root_key, passphrase=passphrase)
     if made:
         state = "encrypted with your passphrase" if passphrase else "NOT encrypted"
         click.echo(
@@ -86,12 +89,53 @@ def _ensure_secret() -> None:
 @command(None, "serve")
 @click.option("--host", default=None, help="Address to bind (default VIGOR_HOST or 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Port (default VIGOR_PORT or 8000).")
-@click.option("--workers", type=click.IntRange(1, 64), default=2, show_default=True)
-def serve_cmd(host: str | None, port: int | None, workers: int) -> None:
-    """Serve the app with gunicorn."""
-    settings = services().settings
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="Processes (default VIGOR_WORKERS or 2).",
+)
+@click.option(
+    "--threads",
+    type=click.IntRange(1, 256),
+    default=None,
+    help="Requests each process serves at once; an upload holds one (default VIGOR_THREADS or 8).",
+)
+@click.option(
+    "--timeout",
+    type=click.IntRange(1),
+    default=None,
+    help="Seconds before a silent worker is restarted (default VIGOR_TIMEOUT or 60).",
+)
+@click.option(
+    "--graceful-timeout",
+    type=click.IntRange(0),
+    default=None,
+    help="Seconds requests in flight get to finish on SIGTERM "
+    "(default VIGOR_GRACEFUL_TIMEOUT or 600).",
+)
+def serve_cmd(
+    host: str | None,
+    port: int | None,
+    workers: int | None,
+    threads: int | None,
+    timeout: int | None,
+    graceful_timeout: int | None,
+) -> None:
+    """Serve the app with gunicorn (threaded workers; docs/operations.md)."""
+    vigor = services()
+    settings = vigor.settings
     settings.require_secret()  # one line and exit 1 before gunicorn starts
-    serving.serve(settings, host or settings.host, port or settings.port, workers)
+    vigor.db.require_current_schema()  # likewise: never serve a schema this code does not know
+    vigor.db.dispose()  # the server opens its own connections
+    chosen = {
+        "workers": workers,
+        "threads": threads,
+        "timeout": timeout,
+        "graceful_timeout": graceful_timeout,
+    }
+    settings = settings.with_(**{k: v for k, v in chosen.items() if v is not None})
+    serving.serve(settings, host or settings.host, port or settings.port)
 
 
 @command(None, "demo")
@@ -107,8 +151,9 @@ def demo_cmd(port: int | None, no_serve: bool) -> None:
     settings = vigor.settings
     port = port or settings.port
     base = f"http://{settings.host}:{port}"
+    environ = {}
     if "VIGOR_PUBLIC_URL" not in os.environ:
-        settings = settings.with_(public_base_url=base)  # download links must reach this server
+        environ["VIGOR_PUBLIC_URL"] = base  # download links must reach this server
     if no_serve:
         click.echo(report.describe(base))
         return
@@ -120,18 +165,36 @@ def demo_cmd(port: int | None, no_serve: bool) -> None:
     )
     click.echo(report.describe(base, worker_pid=worker.pid))
     click.echo(f"serving on {base} (Ctrl-C to stop)")
+    server = serving.spawn(settings, settings.host, port, environ)
+    # SIGTERM to the demo stops the server as Ctrl-C does (Ctrl-C reaches it directly: the
+    # terminal signals the whole foreground process group).
+    signal.signal(signal.SIGTERM, lambda *_: server.terminate())
     try:
-        serving.serve(settings, settings.host, port, workers=2)
+        _wait(server)
     finally:
-        # gunicorn's arbiter (this process) has closed its wake-up pipe: its SIGCHLD handler
-        # must not see the worker exit.
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        worker.terminate()
+        _stop(worker)
+        _stop(server)
+
+
+def _wait(process: subprocess.Popen[bytes]) -> None:
+    while True:
         try:
-            worker.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()
+            process.wait()
+            return
+        except KeyboardInterrupt:
+            continue  # the server got the same Ctrl-C and is stopping: wait for it
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM (a graceful stop), then SIGKILL after 30 s."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 @command(None, "gc")

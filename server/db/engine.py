@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -13,11 +15,42 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, create_engine, event
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import (
+    DisconnectionError,
+    InterfaceError,
+    OperationalError,
+    SQLAlchemyError,
+)
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).parent.parent / "migrations"
+
+# A PostgreSQL server that does not answer at all (a host down, a firewall dropping packets)
+# fails a new connection after this many seconds instead of holding a request (and a thread)
+# for the operating system's TCP timeout, minutes. A URL's own ``connect_timeout`` wins.
+CONNECT_TIMEOUT_SECONDS = 5
+
+# The key of the PostgreSQL advisory lock ``vigor init`` holds (any 64-bit number no other
+# application on the same database uses: "VIGOR" in ASCII).
+MIGRATION_LOCK_KEY = 0x5649474F52
+
+
+class SchemaError(RuntimeError):
+    """The database is not at the migration this code needs (one line, says what to run)."""
+
+
+def is_outage(error: BaseException) -> bool:
+    """Whether ``error`` means the database cannot be reached or used right now (a server down
+    or restarting, a lost connection, a full pool, a locked or missing SQLite file), as opposed
+    to a statement the database refused. Such a failure is worth retrying a little later."""
+    if isinstance(error, DisconnectionError | PoolTimeoutError | OperationalError | InterfaceError):
+        return True
+    return isinstance(error, SQLAlchemyError) and bool(
+        getattr(error, "connection_invalidated", False)
+    )
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -84,6 +117,12 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "postgresql" and "connect_timeout" not in parsed.query:
+        kwargs["connect_args"] = {
+            "connect_timeout": CONNECT_TIMEOUT_SECONDS,
+            **kwargs.get("connect_args", {}),
+        }
     engine = create_engine(url, **kwargs)
     if not kwargs.get("pool_pre_ping"):
         _ping_idle(engine)
@@ -131,11 +170,91 @@ class Database:
         """Create the schema or bring it to the newest migration."""
         command.upgrade(self.alembic_config(), "head")
 
+    @cached_property
+    def _scripts(self) -> ScriptDirectory:
+        return ScriptDirectory.from_config(self.alembic_config())
+
+    @property
+    def head_revision(self) -> str:
+        """The newest migration this code knows (``0007_sessions``...)."""
+        head = self._scripts.get_current_head()
+        assert head is not None  # the package ships its migrations
+        return head
+
+    def current_revision(self) -> str | None:
+        """The migration the database is at; None for a database no migration has run on."""
+        with self.engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+
     def is_current(self) -> bool:
         """True when the database is at the newest migration."""
-        head = ScriptDirectory.from_config(self.alembic_config()).get_current_head()
-        with self.engine.connect() as conn:
-            return MigrationContext.configure(conn).get_current_revision() == head
+        return self.current_revision() == self.head_revision
+
+    def require_current_schema(self) -> None:
+        """Refuse a database behind (or ahead of) this code's migrations.
+
+        Raises:
+            SchemaError: one line naming both revisions and what to do.
+            sqlalchemy.exc.OperationalError: the database cannot be reached.
+        """
+        current, head = self.current_revision(), self.head_revision
+        if current == head:
+            return
+        if current is None:
+            raise SchemaError(
+                f"the database has no Vigor schema yet, this Vigor needs {head}: run `vigor init`"
+            )
+        known = {script.revision for script in self._scripts.walk_revisions()}
+        if current not in known:
+            raise SchemaError(
+                f"the database schema is at {current}, newer than this Vigor knows (it needs "
+                f"{head}): run the Vigor version that migrated it, or a newer one"
+            )
+        raise SchemaError(
+            f"the database schema is at {current}, this Vigor needs {head}: run `vigor init`"
+        )
+
+    @contextmanager
+    def migration_lock(self) -> Iterator[None]:
+        """Hold the instance's migration lock: one process at a time migrates and creates the
+        root of trust; another waits for it, then finds the work done.
+
+        PostgreSQL: a session advisory lock (released by the server too if this process dies).
+        SQLite: an exclusive ``flock`` on a file beside the database (released by the kernel
+        if this process dies); an in-memory database needs none.
+        """
+        if self.engine.dialect.name == "postgresql":
+            with self._autocommit.connect() as conn:
+                conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+                try:
+                    yield
+                finally:
+                    conn.execute(
+                        text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY}
+                    )
+            return
+        database = self.engine.url.database
+        if self.engine.dialect.name != "sqlite" or not database or database == ":memory:":
+            yield
+            return
+        lock_path = Path(database).with_name(Path(database).name + ".migrate-lock")
+        lock_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing the descriptor releases the lock
+
+    def ping(self) -> None:
+        """Read the schema's revision row: the database answers and holds a schema. (``SELECT
+        1`` would not even open a SQLite file.)
+
+        Raises:
+            sqlalchemy.exc.SQLAlchemyError: it does not.
+        """
+        with self.reading() as conn:
+            conn.execute(text("SELECT version_num FROM alembic_version"))
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -16,7 +16,8 @@ QUEUE_LAG_SECONDS = 600.0
 
 
 def worker_health(session: Session) -> dict[str, Any]:
-    """``{"ok", "heartbeat_age_seconds", "queue_lag_seconds", "queued", "failed"}``.
+    """``{"status", "ok", "heartbeat_age_seconds", "queue_lag_seconds", "queued", "failed"}``
+    (``status`` is ``"error"`` when not ``ok``: the form ``/healthz`` probes answer in).
 
     ``ok`` is false when no worker beat recently while jobs wait, or a due job waited too long.
     An idle instance with no worker and nothing queued is ok (nothing is late).
@@ -28,8 +29,10 @@ def worker_health(session: Session) -> dict[str, Any]:
     queued = sum(summary.count(kind, JobState.QUEUED) for kind in JobKind)
     failed = sum(summary.count(kind, JobState.FAILED) for kind in JobKind)
     no_worker = age is None or age > HEARTBEAT_STALE_SECONDS
+    ok = not (no_worker and lag > 0) and lag < QUEUE_LAG_SECONDS
     return {
-        "ok": not (no_worker and lag > 0) and lag < QUEUE_LAG_SECONDS,
+        "status": "ok" if ok else "error",
+        "ok": ok,
         "heartbeat_age_seconds": None if age is None else round(age, 1),
         "queue_lag_seconds": round(lag, 1),
         "queued": queued,

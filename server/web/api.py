@@ -1,4 +1,4 @@
-"""The JSON API under /api/v1, plus /healthz and /metrics."""
+"""The JSON API under /api/v1 (/healthz and /metrics: server/web/health.py)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,6 @@ import json
 from datetime import datetime
 
 from flask import Blueprint, Response, abort, jsonify, request
-from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
-from sqlalchemy import text
 
 from server.domain import api_tokens, publishing, roots
 from server.domain import releases as release_service
@@ -16,7 +13,6 @@ from server.domain.errors import InvalidInputError, StorageUnavailableError
 from server.domain.models import ApiToken, utcnow
 from server.domain.trust import parse_iso
 from server.domain.vocabulary import DEFAULT_CHANNEL, Role
-from server.metrics import VigorCollector
 from server.storage.base import SizeLimitError, StorageError
 from server.web import db_session, services
 from server.web.openapi import openapi_document
@@ -52,30 +48,6 @@ def _root(version: int | None) -> Response:
 @blueprint.get("/api/v1/openapi.json")
 def openapi() -> Response:
     return jsonify(openapi_document(services().settings.public_base_url))
-
-
-@blueprint.get("/healthz")
-def healthz() -> tuple[Response, int]:
-    checks: dict[str, str] = {}
-    try:
-        db_session().execute(text("SELECT 1"))
-        checks["database"] = "ok"
-    except Exception as exc:  # noqa: BLE001 - any failure means unhealthy, reported as such
-        checks["database"] = f"error: {type(exc).__name__}"
-    try:
-        services().store.ping()
-        checks["storage"] = "ok"
-    except StorageError as exc:
-        checks["storage"] = f"error: {exc}"
-    healthy = all(v == "ok" for v in checks.values())
-    return jsonify({"status": "ok" if healthy else "unhealthy", **checks}), 200 if healthy else 503
-
-
-@blueprint.get("/metrics")
-def metrics() -> Response:
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(VigorCollector(services().db))
-    return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
 
 
 def _bearer_token(least: Role) -> ApiToken:

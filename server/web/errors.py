@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, Response, jsonify, request
-from sqlalchemy.exc import IntegrityError
-from werkzeug.exceptions import Conflict, HTTPException
+from flask import Flask, Response, g, jsonify, request
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from werkzeug.exceptions import Conflict, HTTPException, ServiceUnavailable
 
+from server.db import is_outage
 from server.domain.errors import (
     ConflictError,
     DomainError,
@@ -72,6 +73,12 @@ HTTP_CODES = {
 # unavailable: an outage of a dependency, usually over within a minute or two).
 RETRY_AFTER_SECONDS = 30
 
+DATABASE_RETRY_AFTER = 5
+"""Seconds a client is asked to wait (``Retry-After``) when the database is unavailable: a
+PostgreSQL restart or fail-over takes a few seconds, and the pool reconnects by itself."""
+
+DATABASE_UNAVAILABLE = "database_unavailable"
+
 
 def status_for(error: DomainError) -> int:
     for cls in type(error).__mro__:
@@ -85,13 +92,17 @@ def error_response(status: int, code: str, message: str, **extra: object) -> Res
     body.update({k: v for k, v in extra.items() if v is not None})
     response = jsonify({"error": body})
     response.status_code = status
+    g.vigor_error_code = code  # what the request metrics name a refusal by
     return response
+
+
+PLAIN_PATHS = frozenset({"/healthz", "/readyz", "/livez", "/metrics"})
 
 
 def wants_json() -> bool:
     return (
         request.path.startswith("/api/")
-        or request.path in {"/healthz", "/metrics"}
+        or request.path in PLAIN_PATHS
         or (request.accept_mimetypes.best == "application/json")
     )
 
@@ -140,7 +151,30 @@ def register_error_handlers(app: Flask) -> None:
             Conflict("this was changed by another request at the same moment; reload and retry")
         )
 
+    @app.errorhandler(SQLAlchemyError)
+    def _database(error: SQLAlchemyError) -> Response | HTTPException:
+        if not is_outage(error):
+            return _unexpected(error)
+        log.error(
+            "database unavailable on %s %s: %s",
+            request.method,
+            redact(request.path),
+            type(getattr(error, "orig", None) or error).__name__,
+        )
+        return database_unavailable()
+
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, redact(request.path))
         return error_response(500, "internal_error", "the server failed; the error was logged")
+
+
+def database_unavailable() -> Response | HTTPException:
+    """503 with ``Retry-After``: JSON ``database_unavailable`` for the API (and any client that
+    asks for JSON), the site's short error page for a browser."""
+    message = "the database is unavailable; try again shortly"
+    if not wants_json():
+        return ServiceUnavailable(message, retry_after=DATABASE_RETRY_AFTER)
+    response = error_response(503, DATABASE_UNAVAILABLE, message)
+    response.headers["Retry-After"] = str(DATABASE_RETRY_AFTER)
+    return response

@@ -153,11 +153,35 @@ SCHEMAS: dict[str, Any] = {
     },
     "Health": {
         "type": "object",
-        "required": ["status"],
+        "required": ["status", "probes"],
         "properties": {
             "status": {"type": "string", "enum": ["ok", "unhealthy"]},
+            "database": {"type": "string", "description": "ok, or error: why"},
+            "storage": {"type": "string", "description": "ok, or error: why"},
+            "probes": {
+                "type": "array",
+                "description": "Every probe: database (and its schema revision), storage, "
+                "and any other part's (the worker's); a status starting with error makes the "
+                "answer 503",
+                "items": {
+                    "type": "object",
+                    "required": ["name", "status", "seconds"],
+                    "properties": {
+                        "name": {"type": "string"},
+                        "status": {"type": "string"},
+                        "seconds": {"type": "number"},
+                    },
+                    "additionalProperties": True,
+                },
+            },
+        },
+    },
+    "Readiness": {
+        "type": "object",
+        "required": ["status"],
+        "properties": {
+            "status": {"type": "string", "enum": ["ok", "unavailable"]},
             "database": {"type": "string"},
-            "storage": {"type": "string"},
         },
     },
 }
@@ -176,6 +200,7 @@ def _paths() -> dict[str, Any]:
         "401": _error("No license, or an unknown license key"),
         "403": _error("License suspended or revoked, wrong product, or installation cap reached"),
         "429": _error("Too many requests; see Retry-After"),
+        "503": _error("The database is unavailable (code database_unavailable); see Retry-After"),
     }
     return {
         "/api/v1/root.json": {
@@ -340,9 +365,27 @@ def _paths() -> dict[str, Any]:
                 },
             }
         },
+        "/livez": {
+            "get": {
+                "summary": "Liveness: the process answers (no database or storage access)",
+                "security": [],
+                "responses": {"200": _json(_ref("Readiness"), "Alive")},
+            }
+        },
+        "/readyz": {
+            "get": {
+                "summary": "Readiness: update checks can be answered (the database answers "
+                "within 2 s; storage is not part of it)",
+                "security": [],
+                "responses": {
+                    "200": _json(_ref("Readiness"), "Ready"),
+                    "503": _json(_ref("Readiness"), "Not ready; Retry-After says when to retry"),
+                },
+            }
+        },
         "/healthz": {
             "get": {
-                "summary": "Database and storage health",
+                "summary": "Every probe in detail: database and schema, storage, worker",
                 "security": [],
                 "responses": {
                     "200": _json(_ref("Health"), "Healthy"),

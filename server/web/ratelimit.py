@@ -34,11 +34,13 @@ from flask import Flask, current_app, make_response, request
 from limits import RateLimitItem, parse_many
 from limits.errors import ConfigurationError
 from limits.storage import Storage, storage_from_string
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import ServiceUnavailable, TooManyRequests
 
 from server.config import ConfigError
-from server.db import Database
+from server.db import Database, is_outage
 from server.db.throttle import CounterStorageError, DatabaseWindows
+from server.metrics import RATE_LIMITED
 
 F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger(__name__)
@@ -307,6 +309,7 @@ def _hit(windows: Windows, scope: str, counted: Sequence[Per]) -> dict[str, str]
     """Count one hit on every (limit, key); raise 429 when any is over; else the headers."""
     asked: list[tuple[str, int, int]] = []
     amounts: list[int] = []
+    whose: list[str] = []  # who each window counts (the key's kind: address, license...)
     for per in counted:
         key = per.key()
         if key is None:
@@ -314,6 +317,7 @@ def _hit(windows: Windows, scope: str, counted: Sequence[Per]) -> dict[str, str]
         for amount, period, suffix in _windows_of(per.limit()):
             asked.append((f"vigor/{scope}/{key}{suffix}", period, 1))
             amounts.append(amount)
+            whose.append(key.partition(":")[0])
     if not asked:
         return {}
     tightest: tuple[int, float, int] | None = None  # remaining, closes_at, amount
@@ -321,17 +325,23 @@ def _hit(windows: Windows, scope: str, counted: Sequence[Per]) -> dict[str, str]
     try:
         counts = windows.count(asked)
     except CounterStorageError as exc:
+        if isinstance(exc.__cause__, SQLAlchemyError) and is_outage(exc.__cause__):
+            raise exc.__cause__ from None  # the database's outage, answered as such
         log.error("rate limits not counted on %s %s: %s", request.method, request.path, exc)
         raise ServiceUnavailable(
             "the rate-limit storage does not answer; try again shortly", retry_after=5
         ) from exc
-    for amount, (count, closes_at) in zip(amounts, counts, strict=True):
+    refused_by: set[str] = set()
+    for amount, kind, (count, closes_at) in zip(amounts, whose, counts, strict=True):
         remaining = max(0, amount - count)
         if count > amount:
             refused_until = max(refused_until, closes_at)
+            refused_by.add(kind)
         if tightest is None or remaining < tightest[0]:
             tightest = (remaining, closes_at, amount)
     if refused_until:
+        for kind in sorted(refused_by):
+            RATE_LIMITED.labels(f"{request.endpoint}:{kind}").inc()
         raise TooManyRequests(
             "too many requests; wait before trying again",
             retry_after=max(1, math.ceil(refused_until - time.time())),

@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, jsonify, redirect, request, send_file
 
+from server import metrics
 from server.db.licenses import LicenseReads
 from server.domain import reports
 from server.domain.download_links import read_token
@@ -16,7 +17,7 @@ from server.domain.errors import (
 )
 from server.domain.models import utcnow
 from server.storage.base import BlobNotFoundError, content_disposition
-from server.web import db_session, services
+from server.web import db_session, instrument, services
 from server.web.ratelimit import Per, digest, rate_limited
 
 blueprint = Blueprint("updates", __name__)
@@ -62,6 +63,7 @@ def check() -> Response:
         accept_language=request.accept_languages,
         now=utcnow(),
     )
+    instrument.answered(document)
     return Response(document, mimetype="application/json", headers={"Cache-Control": "no-store"})
 
 
@@ -99,8 +101,9 @@ def serve_download(served: Download) -> Response:
     """
     svc = services()
     mode = svc.settings.downloads
+    metrics.DOWNLOADS.inc()
     if mode == "accel":
-        return _accel(served)
+        return _accel(served)  # nginx moves the bytes: they are not counted here
     presigned = None
     if mode == "redirect":
         presigned = svc.store.presigned_url(
@@ -124,6 +127,9 @@ def serve_download(served: Download) -> Response:
     )
     response.headers["Accept-Ranges"] = "bytes"
     response.headers.pop("Content-Encoding", None)
+    metrics.DOWNLOAD_BYTES.inc(
+        response.content_length or 0
+    )  # a range's length; 0 when not modified
     return response
 
 
@@ -163,6 +169,7 @@ def _stream(served: Download) -> Response:
         direct_passthrough=True,
     )
     response.content_length = stop - start
+    metrics.DOWNLOAD_BYTES.inc(stop - start)
     if span is not None:
         response.headers["Content-Range"] = f"bytes {start}-{stop - 1}/{size}"
     return response
@@ -219,4 +226,6 @@ def report() -> tuple[Response, int]:
         services().settings,
         now=utcnow(),
     )
+    body = request.get_json(silent=True)  # accepted above: a dict with a known outcome
+    metrics.APPLY_REPORTS.labels(str(body["outcome"] if isinstance(body, dict) else "")).inc()
     return jsonify({"recorded": True}), 202

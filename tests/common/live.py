@@ -74,7 +74,7 @@ class LiveServer:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60  # a loaded machine; `vigor serve` starts two interpreters
         while True:
             try:
                 with urllib.request.urlopen(self.url + "/healthz", timeout=1):

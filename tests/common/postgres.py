@@ -65,12 +65,17 @@ class PostgresCluster:
             f"-p {self.port} -c fsync=off -c synchronous_commit=off -c full_page_writes=off "
             "-c max_connections=200"
         )
+        self._options = options
+        self.resume()
+
+    def resume(self) -> None:
+        """Start the server (again, after :meth:`pause`), and wait until it answers."""
         self._run(
             str(self.bindir / "pg_ctl"),
             "-D",
             str(self.data),
             "-o",
-            options,
+            self._options,
             "-w",
             "-t",
             "60",
@@ -87,6 +92,13 @@ class PostgresCluster:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.1)
+
+    def pause(self) -> None:
+        """Stop the server as an outage would (connections cut at once); the data stays for
+        :meth:`resume`."""
+        self._run(
+            str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop"
+        )
 
     def dsn(self, dbname: str) -> str:
         return f"host={self.socket_dir} port={self.port} user={self.user} dbname={dbname}"

@@ -2,22 +2,35 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Iterator
+
 from flask import Flask, session
 from flask.sessions import NullSession, SecureCookieSession
 from flask.testing import FlaskClient
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from sqlalchemy import text
+from sqlalchemy.orm import Session
 
 from server.services import Services
 from server.storage.base import StorageError
+from server.web import health
 from tests.common.factories import make_customer, make_license, make_product
 
 
-def test_healthz_reports_database_and_storage(client: FlaskClient) -> None:
+def test_healthz_reports_database_and_storage(client: FlaskClient, services: Services) -> None:
     response = client.get("/healthz")
     assert response.status_code == 200
-    assert response.get_json() == {"status": "ok", "database": "ok", "storage": "ok"}
+    health = response.get_json()
+    assert (health["status"], health["database"], health["storage"]) == ("ok", "ok", "ok")
+    probes = {probe["name"]: probe for probe in health["probes"]}
+    assert list(probes) == ["database", "storage"]
+    assert probes["database"]["revision"] == services.db.head_revision
 
 
-def test_healthz_is_503_when_storage_fails(
+def test_healthz_is_503_when_storage_fails_but_the_instance_stays_ready(
     client: FlaskClient, services: Services, monkeypatch
 ) -> None:  # type: ignore[no-untyped-def]
     def broken() -> None:
@@ -27,19 +40,102 @@ def test_healthz_is_503_when_storage_fails(
     response = client.get("/healthz")
     assert response.status_code == 503
     assert response.get_json()["storage"] == "error: bucket gone"
+    # Checks need only the database: an S3 outage must not pull every instance out of a pool.
+    ready = client.get("/readyz")
+    assert (ready.status_code, ready.get_json()) == (200, {"status": "ok", "database": "ok"})
+    assert client.get("/livez").get_json() == {"status": "ok"}
+
+
+def test_healthz_names_the_schema_it_is_behind(client: FlaskClient, services: Services) -> None:
+    with services.db.engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '0006_throttle'"))
+    probe = client.get("/healthz").get_json()["probes"][0]
+    assert probe == {
+        "name": "database",
+        "status": "error: schema",
+        "revision": "0006_throttle",
+        "needs": services.db.head_revision,
+        "seconds": probe["seconds"],
+    }
+
+
+def test_a_probe_added_by_another_part_joins_healthz(app: Flask, client: FlaskClient) -> None:
+    """How the worker's probe plugs in: a function of a session returning its details."""
+    seen: list[object] = []
+
+    def queue(session: Session) -> dict[str, object]:
+        seen.append(session.scalar(text("SELECT 1")))
+        return {"status": "error: no heartbeat for 300 s", "oldest_queued_seconds": 12}
+
+    health.add_probe(app, "worker", health.in_session(queue))
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    worker = response.get_json()["probes"][-1]
+    assert worker["name"] == "worker" and worker["oldest_queued_seconds"] == 12
+    assert seen == [1]
+    assert client.get("/readyz").status_code == 200  # the worker is not the checks' business
+
+
+def test_a_collector_added_by_another_part_joins_metrics(app: Flask, client: FlaskClient) -> None:
+    """How the worker's queue depth plugs in: a gauge read at scrape time."""
+
+    class Queue(Collector):
+        def collect(self) -> Iterator[Metric]:
+            yield GaugeMetricFamily("vigor_jobs_queued", "Jobs waiting", value=7)
+
+    health.add_collector(app, Queue())
+    assert "vigor_jobs_queued 7.0" in client.get("/metrics").get_data(as_text=True)
+
+
+def test_livez_does_no_io(client: FlaskClient, services: Services, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    def no_io(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("/livez touched the database or the store")
+
+    monkeypatch.setattr(services.db, "sessions", no_io)
+    monkeypatch.setattr(services.db, "reading", no_io)
+    monkeypatch.setattr(services.store, "ping", no_io)
+    assert client.get("/livez").status_code == 200
+
+
+def test_readyz_gives_up_on_a_database_that_does_not_answer(
+    app: Flask, client: FlaskClient, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    release = threading.Event()
+    services: Services = app.extensions["vigor"]
+    monkeypatch.setattr(services.db, "ping", lambda: release.wait(30))
+    monkeypatch.setattr(app.extensions["vigor.ping"], "_timeout", 0.2)
+    try:
+        started = time.monotonic()
+        response = client.get("/readyz")
+        assert time.monotonic() - started < 5
+        assert response.status_code == 503
+        assert response.get_json()["database"] == "no answer within 0.2 s"
+    finally:
+        release.set()
 
 
 def test_metrics_are_prometheus_text(client: FlaskClient) -> None:
     response = client.get("/metrics")
     assert response.status_code == 200
     assert response.mimetype == "text/plain"
-    assert 'vigor_releases{status="published"} 0.0' in response.get_data(as_text=True)
+    text = response.get_data(as_text=True)
+    assert 'vigor_releases{status="published"} 0.0' in text
+    assert "vigor_database_up 1.0" in text
+    assert "# TYPE vigor_downloads_total counter" in text
 
 
 def test_openapi_lists_the_real_endpoints(client: FlaskClient) -> None:
     document = client.get("/api/v1/openapi.json").get_json()
     assert document["openapi"].startswith("3.")
-    for path in ("/api/v1/check", "/api/v1/root.json", "/api/v1/admin/releases", "/healthz"):
+    for path in (
+        "/api/v1/check",
+        "/api/v1/root.json",
+        "/api/v1/admin/releases",
+        "/healthz",
+        "/readyz",
+        "/livez",
+        "/metrics",
+    ):
         assert path in document["paths"]
 
 
