@@ -14,6 +14,8 @@ from prometheus_client.registry import Collector
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from server.domain import jobs
+from server.domain.vocabulary import JobKind
 from server.services import Services
 from server.storage.base import StorageError
 from server.web import health
@@ -26,8 +28,26 @@ def test_healthz_reports_database_and_storage(client: FlaskClient, services: Ser
     health = response.get_json()
     assert (health["status"], health["database"], health["storage"]) == ("ok", "ok", "ok")
     probes = {probe["name"]: probe for probe in health["probes"]}
-    assert list(probes) == ["database", "storage"]
+    assert list(probes) == ["database", "storage", "worker"]
     assert probes["database"]["revision"] == services.db.head_revision
+    assert probes["worker"]["status"] == "ok", "nothing queued: no worker is needed yet"
+
+
+def test_healthz_is_503_when_a_job_waits_and_no_worker_runs(
+    client: FlaskClient, services: Services
+) -> None:
+    with services.db.sessions() as session:
+        jobs.enqueue(session, JobKind.PROBE, "probe:health", {})
+        session.commit()
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    worker = {probe["name"]: probe for probe in response.get_json()["probes"]}["worker"]
+    assert (worker["status"], worker["heartbeat_age_seconds"], worker["queued"]) == (
+        "error",
+        None,
+        1,
+    )
+    assert client.get("/readyz").status_code == 200, "checks do not need the worker"
 
 
 def test_healthz_is_503_when_storage_fails_but_the_instance_stays_ready(
