@@ -1,0 +1,64 @@
+"""patch formats and skipped patches: each patch names its format (rows made before zstd are
+"vigor1"), and why a patch between two artifacts was not made is recorded
+
+Revision ID: 0008_patch_formats
+Revises: 0007_sessions
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0008_patch_formats"
+down_revision = "0007_sessions"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("patches") as batch:
+        # The default fills the rows that exist (all "vigor1"), then goes: new rows name theirs.
+        batch.add_column(
+            sa.Column("format", sa.String(length=16), nullable=False, server_default="vigor1")
+        )
+        batch.create_check_constraint("ck_patches_format", "format IN ('vigor1', 'zstd1')")
+    with op.batch_alter_table("patches") as batch:
+        batch.alter_column("format", server_default=None)
+    op.create_table(
+        "patch_skips",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("artifact_id", sa.Integer(), nullable=False),
+        sa.Column("from_artifact_id", sa.Integer(), nullable=False),
+        sa.Column("reason", sa.String(length=16), nullable=False),
+        sa.Column("detail", sa.Text(), nullable=False),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+        sa.CheckConstraint(
+            "reason IN ('not-worth-it', 'too-slow', 'error')", name="ck_patch_skips_reason"
+        ),
+        sa.ForeignKeyConstraint(
+            ["artifact_id"],
+            ["artifacts.id"],
+            name=op.f("fk_patch_skips_artifact_id_artifacts"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["from_artifact_id"],
+            ["artifacts.id"],
+            name=op.f("fk_patch_skips_from_artifact_id_artifacts"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_patch_skips")),
+        sa.UniqueConstraint(
+            "artifact_id", "from_artifact_id", name=op.f("uq_patch_skips_artifact_id")
+        ),
+    )
+    with op.batch_alter_table("patch_skips") as batch:
+        batch.create_index(batch.f("ix_patch_skips_artifact_id"), ["artifact_id"], unique=False)
+
+
+def downgrade() -> None:
+    op.drop_table("patch_skips")
+    with op.batch_alter_table("patches") as batch:
+        batch.drop_constraint("ck_patches_format", type_="check")
+        batch.drop_column("format")
