@@ -239,6 +239,21 @@ class PatchLine:
     skipped: PatchSkipReason | None
     detail: str
 
+    def describe(self) -> str:
+        """``92 KB (1.0% of 9.5 MB, zstd1)``, or ``skipped (not-worth-it): ...``."""
+        if self.size is None:
+            return f"skipped ({self.skipped}): {self.detail}"
+        share = self.size / max(self.full_size, 1)
+        return f"{_size(self.size)} ({share:.1%} of {_size(self.full_size)}, {self.format})"
+
+
+def _size(size: int) -> str:
+    if size < 1000:
+        return f"{size} bytes"
+    if size < 1000**2:
+        return f"{size / 1000:.0f} KB"
+    return f"{size / 1000**2:.1f} MB"
+
 
 def patch_lines(session: Session, release: Release) -> list[PatchLine]:
     """Every patch to ``release`` and every recorded skip, by platform then newest source."""

@@ -20,6 +20,8 @@ from tests.common.rows import ROWS, check_constraints, insert_rows, schema_shape
 
 BEFORE_CHECKS = "0004"
 CHECKS_ADDED = "0005"  # the data tests stop there: later migrations add tables of their own
+# CHECK constraints later migrations add with their columns and tables.
+LATER_CHECKS = {"ck_patches_format", "ck_patch_skips_reason"}
 
 
 def test_migrations_match_the_models(database_url: str) -> None:
@@ -77,7 +79,7 @@ def test_every_closed_set_column_is_typed_by_its_vocabulary() -> None:
         for column in table.columns
         if isinstance(column.type, Enum)
     ]
-    assert len(enum_columns) == 9
+    assert len(enum_columns) == 11
     for table, column, enum_type in enum_columns:
         assert enum_type.enum_class is not None
         assert enum_type.length == 16, "the VARCHAR(16) the column always had"
@@ -111,7 +113,7 @@ def test_upgrading_a_database_that_holds_data_keeps_every_row_key_and_index(
         assert revision == CHECKS_ADDED
         assert rows_after == rows, "every row, every value"
         assert shape_after == shape, "columns, primary and foreign keys, uniques, indexes"
-        assert set(checks_after) == set(_model_checks())
+        assert set(checks_after) == set(_model_checks()) - LATER_CHECKS
         with db.session() as s:  # the rows read back as the vocabulary's members
             assert s.get(License, 2).status is LicenseStatus.SUSPENDED  # type: ignore[union-attr]
         # The foreign keys of the recreated tables still hold and still cascade.
