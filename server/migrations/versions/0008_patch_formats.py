@@ -22,7 +22,7 @@ def upgrade() -> None:
         batch.add_column(
             sa.Column("format", sa.String(length=16), nullable=False, server_default="vigor1")
         )
-        batch.create_check_constraint("ck_patches_format", "format IN ('vigor1', 'zstd1')")
+        batch.create_check_constraint(op.f("ck_patches_format"), "format IN ('vigor1', 'zstd1')")
     with op.batch_alter_table("patches") as batch:
         batch.alter_column("format", server_default=None)
     op.create_table(
@@ -34,7 +34,7 @@ def upgrade() -> None:
         sa.Column("detail", sa.Text(), nullable=False),
         sa.Column("at", sa.DateTime(timezone=True), nullable=False),
         sa.CheckConstraint(
-            "reason IN ('not-worth-it', 'too-slow', 'error')", name="ck_patch_skips_reason"
+            "reason IN ('not-worth-it', 'too-slow', 'error')", name=op.f("ck_patch_skips_reason")
         ),
         sa.ForeignKeyConstraint(
             ["artifact_id"],
@@ -60,5 +60,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("patch_skips")
     with op.batch_alter_table("patches") as batch:
-        batch.drop_constraint("ck_patches_format", type_="check")
+        batch.drop_constraint(op.f("ck_patches_format"), type_="check")
         batch.drop_column("format")
