@@ -20,6 +20,7 @@ from client_agent.downloads import Downloads
 from client_agent.errors import DownloadError
 from client_agent.install import Layout
 from client_agent.patching import download_patch
+from client_agent.progress import human_size
 from client_agent.state import StateStore
 from client_agent.verify import CheckAnswer, PatchOffer
 from server.domain.delta import make_delta, uncompressed
@@ -281,3 +282,18 @@ def test_a_kept_artifact_that_cannot_be_read_is_skipped(layout: Layout, work: Pa
     network = Network({URL: data})
     refused(layout, patch, network)
     assert network.asked == []
+
+
+@pytest.mark.parametrize(
+    ("size", "told"),
+    [
+        (999, "999 bytes"),
+        (1000, "1 KB"),
+        (102_960, "103 KB"),
+        (999_499, "999 KB"),
+        (9_540_977, "9.5 MB"),
+        (2_000_000_000, "2.0 GB"),
+    ],
+)
+def test_sizes_are_told_in_decimal_units(size: int, told: str) -> None:
+    assert human_size(size) == told
