@@ -139,6 +139,7 @@ def _apply_zstd1(old: Path, patch: Path, out: Path, max_size: int) -> str:
                     digest.update(chunk)
                     sink.write(chunk)
                 written += length
+                del prefix  # before the next segment's is read: one prefix in memory at a time
     except (zstd.ZstdError, OSError, ValueError) as exc:  # ValueError: a prefix too short
         raise ArtifactError(f"the patch could not be applied: {exc}") from None
     return digest.hexdigest()
