@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import lzma
 import os
 from pathlib import Path
@@ -200,6 +201,69 @@ def ops(*parts: bytes) -> bytes:
     ],
 )
 def test_malformed_legacy_patches_are_refused(tmp_path: Path, patch: bytes, message: str) -> None:
+    (tmp_path / "old").write_bytes(b"old content" * 10)
+    (tmp_path / "patch").write_bytes(patch)
+    with pytest.raises(ArtifactError, match=message):
+        apply_delta(tmp_path / "old", tmp_path / "patch", tmp_path / "out", 1000, "vigor1")
+
+
+def test_output_is_counted_across_segments(tmp_path: Path) -> None:
+    (tmp_path / "old").write_bytes(OLD)
+    three = zstd_patch(((0, 0, 2000), FRAME), ((0, 0, 2000), FRAME), ((0, 0, 2000), FRAME))
+    (tmp_path / "patch").write_bytes(three)
+    with pytest.raises(ArtifactError, match="more than the signed size"):
+        apply_delta(tmp_path / "old", tmp_path / "patch", tmp_path / "out", 5000, "zstd1")
+    assert apply_delta(tmp_path / "old", tmp_path / "patch", tmp_path / "out", 6000, "zstd1")
+
+
+BIG = b"".join(b"%d line of a module\n" % i for i in range(200_000))  # ~4 MB, compressible
+BIG_FRAME = zstd.compress(BIG)
+
+
+def test_a_segment_decodes_in_pieces_of_at_most_a_chunk() -> None:
+    pieces = list(agent_delta._segment(io.BytesIO(BIG_FRAME), None, len(BIG_FRAME), len(BIG)))
+    assert b"".join(pieces) == BIG
+    assert len(pieces) > 2 and max(map(len, pieces)) <= agent_delta.CHUNK
+
+
+def test_a_segment_longer_than_it_says_is_refused_as_it_streams() -> None:
+    with pytest.raises(ArtifactError, match="produces more than it says"):
+        list(agent_delta._segment(io.BytesIO(BIG_FRAME), None, len(BIG_FRAME), len(BIG) // 2))
+
+
+def test_a_multi_chunk_round_trip(tmp_path: Path) -> None:
+    roundtrip(tmp_path, BIG, BIG.replace(b"100 line", b"100 lines"))
+
+
+def test_the_agent_refuses_a_window_larger_than_it_allows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old, new = edited_tar_like()
+    roundtrip(tmp_path, old, new)  # a window of 2**19: fine for the real limit
+    monkeypatch.setattr(agent_delta, "WINDOW_LOG_MAX", 12)
+    with pytest.raises(ArtifactError, match="could not be applied"):
+        apply_delta(tmp_path / "old", tmp_path / "patch", tmp_path / "out", len(new), "zstd1")
+
+
+def test_content_of_a_plain_archive_is_the_archive(tmp_path: Path) -> None:
+    (tmp_path / "plain").write_bytes(BIG)
+    digest = agent_delta.content_of(tmp_path / "plain", tmp_path / "content")
+    assert digest == hashlib.sha256(BIG).hexdigest()
+    assert (tmp_path / "content").read_bytes() == BIG
+
+
+@pytest.mark.parametrize(
+    ("patch", "message"),
+    [
+        (ops(b"C" + b"\x80"), "ends in the middle of an instruction"),
+        (ops(b"C" + b"\xff" * 10 + b"\x01"), "impossible number"),
+        # The largest number a 64-bit offset holds is read, and refused as out of range.
+        (ops(b"C" + b"\xff" * 9 + b"\x01" + uvarint(1), b"E"), "outside the installed content"),
+        (ops(*[b"I" + uvarint(400) + b"y" * 400] * 3, b"E"), "more than the signed size"),
+    ],
+    ids=["truncated-number", "number-too-long", "largest-number", "oversize-in-three"],
+)
+def test_legacy_numbers_and_sizes(tmp_path: Path, patch: bytes, message: str) -> None:
     (tmp_path / "old").write_bytes(b"old content" * 10)
     (tmp_path / "patch").write_bytes(patch)
     with pytest.raises(ArtifactError, match=message):
