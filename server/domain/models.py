@@ -219,7 +219,9 @@ class Patch(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # Rows from before zstd hold "vigor1" (migration 0008); only agents that read it get those.
     format: Mapped[PatchFormat] = mapped_column(
-        one_of(PatchFormat, "format"), default=PatchFormat.ZSTD1
+        one_of(PatchFormat, "format"),
+        default=PatchFormat.ZSTD1,
+        server_default=PatchFormat.VIGOR1.value,
     )
 
     artifact: Mapped[Artifact] = relationship(foreign_keys=[artifact_id])

@@ -18,13 +18,12 @@ depends_on = None
 
 def upgrade() -> None:
     with op.batch_alter_table("patches") as batch:
-        # The default fills the rows that exist (all "vigor1"), then goes: new rows name theirs.
+        # The rows that exist are all "vigor1"; so is a row that names no format (the server
+        # always names it).
         batch.add_column(
             sa.Column("format", sa.String(length=16), nullable=False, server_default="vigor1")
         )
         batch.create_check_constraint(op.f("ck_patches_format"), "format IN ('vigor1', 'zstd1')")
-    with op.batch_alter_table("patches") as batch:
-        batch.alter_column("format", server_default=None)
     op.create_table(
         "patch_skips",
         sa.Column("id", sa.Integer(), nullable=False),
