@@ -33,6 +33,7 @@ State directory::
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import secrets
 import time
@@ -45,6 +46,7 @@ from packaging.version import InvalidVersion, Version
 
 from client_agent import install, patching, state
 from client_agent.config import AgentConfig
+from client_agent.delta import PATCH_FORMATS
 from client_agent.downloads import Downloads
 from client_agent.errors import (
     AgentError,
@@ -56,6 +58,7 @@ from client_agent.errors import (
 from client_agent.fetch import Fetcher, UrllibFetcher, same_origin
 from client_agent.files import write_atomic
 from client_agent.installer import Installer, Outcome
+from client_agent.progress import human_size
 from client_agent.reports import ReportQueue
 from client_agent.roots import TrustedRoot, check_root_fresh
 from client_agent.schedule import Schedule
@@ -171,13 +174,14 @@ class Agent:
             root = self.refresh_root()
             nonce = secrets.token_hex(16)
             installed = self.installed_version()
-            body = {
+            body: dict[str, Any] = {
                 "product": self.config.product,
                 "version": str(installed or "0"),
                 "platform": self.config.platform,
                 "channel": self.config.channel,
                 "installation_id": self.installation_id,
                 "nonce": nonce,
+                "patch_formats": list(PATCH_FORMATS),  # only these are offered
             }
             headers = self._license_headers()
             if self.config.language:  # the server writes its sentences in it, if it can
@@ -201,7 +205,7 @@ class Agent:
             installed=installed,
             now=self.clock(),
             channel=self.config.channel,
-            sent_version=body["version"],
+            sent_version=str(installed or "0"),
             license_key=self.config.license_key,
             allow_downgrade=allow_downgrade,
         )
@@ -329,15 +333,17 @@ class Agent:
                     False, version, f"{version} is available but not due yet", False
                 ), answer
             patched = patching.download_patch(self.downloads, self.state, answer)
-            if patched is not None and answer.patch is not None:
-                outcome = self.apply(answer.manifest, patched[0], answer.patch.content_sha256)
-                full = answer.manifest.artifact.size
-                note = (
-                    f" (patch of {patched[1]} bytes instead of {full}; {full - patched[1]} saved)"
-                )
-                return Outcome(True, outcome.version, outcome.message + note), answer
+            full = human_size(answer.manifest.artifact.size)
+            if patched is not None and patched.content is not None and answer.patch is not None:
+                outcome = self.apply(answer.manifest, patched.content, answer.patch.content_sha256)
+                note = f"patch of {human_size(patched.size)} instead of {full}"
+                return dataclasses.replace(outcome, patch=note), answer
             artifact = self.download(answer, allow_downgrade)
-            return self.apply(answer.manifest, artifact), answer
+            outcome = self.apply(answer.manifest, artifact)
+            if patched is not None:  # tried, and it failed: said, and not tried again
+                note = f"patch did not apply ({patched.failure}); downloading the full {full}"
+                outcome = dataclasses.replace(outcome, patch=note)
+            return outcome, answer
 
     def rollback(self) -> Outcome:
         """Return to the version before the last update (kept for this), health-checked."""

@@ -105,7 +105,17 @@ def _emit(args: argparse.Namespace, data: Mapping[str, Any], lines: Sequence[str
 
 
 def _outcome_data(outcome: Outcome) -> dict[str, Any]:
-    return {"applied": outcome.applied, "version": outcome.version, "message": outcome.message}
+    return {
+        "applied": outcome.applied,
+        "version": outcome.version,
+        "message": outcome.message,
+        "patch": outcome.patch,
+    }
+
+
+def _outcome_lines(outcome: Outcome) -> list[str]:
+    """What a terminal shows: what a patch did (if one was offered), then the outcome."""
+    return [*([outcome.patch] if outcome.patch else []), outcome.message]
 
 
 def _installed(agent: Agent) -> str | None:
@@ -177,7 +187,7 @@ def cmd_update(agent: Agent, args: argparse.Namespace) -> int:
     """`update`: everything, with `--when-due` honouring the apply-by time."""
     outcome, answer = agent.update(when_due=args.when_due, allow_downgrade=args.allow_downgrade)
     data = prompts.summary(answer, _installed(agent), agent.is_due(answer), _outcome_data(outcome))
-    _emit(args, data, [outcome.message, *prompts.entitlement_lines(answer)])
+    _emit(args, data, [*_outcome_lines(outcome), *prompts.entitlement_lines(answer)])
     if outcome.applied:
         return errors.EXIT_APPLIED
     return errors.EXIT_AVAILABLE if not outcome.due else errors.EXIT_OK
@@ -230,7 +240,7 @@ def cmd_run(agent: Agent, args: argparse.Namespace) -> int:
         if isinstance(result, errors.AgentError):
             print(f"vigor-agent: {result}", file=sys.stderr, flush=True)
         else:
-            print(result.message, flush=True)
+            print("\n".join(_outcome_lines(result)), flush=True)
 
     agent.run_forever(show, rounds=args.rounds)
     return errors.EXIT_OK

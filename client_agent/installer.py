@@ -50,6 +50,9 @@ class Outcome:
     version: str | None
     message: str
     due: bool = True
+    # What a delta patch did: "patch of 103 KB instead of 9.5 MB", or why it did not apply and
+    # the full download was used instead.
+    patch: str | None = None
 
 
 # How outcomes reach the server (``Agent.report``: queued durably, sent best effort): the

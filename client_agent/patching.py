@@ -1,16 +1,17 @@
-"""Delta patches: the offered release rebuilt from the installed one (format in delta.py).
+"""Delta patches: the offered release rebuilt from the installed one (formats in delta.py).
 
 The check may offer a patch from the installed version, described by the release's signed
 ``patches`` document (verified with the check, see verify.verify_patch). The agent needs the
 uncompressed content of the installed version: kept from an earlier patch, or rebuilt from the
 installed version's artifact kept in ``downloads/``. The result must hash to the signed
-``content_sha256``; anything that goes wrong falls back to the full download, and a patch that
-failed is remembered so that it is not tried again.
+``content_sha256``; anything that goes wrong falls back to the full download, says why, and a
+patch that failed is remembered so that it is not tried again.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from client_agent.delta import apply_delta, content_of
@@ -20,7 +21,16 @@ from client_agent.progress import terminal_progress
 from client_agent.state import StateStore
 from client_agent.verify import CheckAnswer
 
-__all__ = ["download_patch", "installed_content"]
+__all__ = ["PatchResult", "download_patch", "installed_content"]
+
+
+@dataclass(frozen=True)
+class PatchResult:
+    """A patch that was tried: the content it rebuilt, or why it did not apply."""
+
+    content: Path | None  # the offered release's content; None: download the full artifact
+    size: int  # the patch's size in bytes
+    failure: str | None = None  # why it did not apply (when ``content`` is None)
 
 
 def _content_path(downloads: Downloads, sha256: str) -> Path:
@@ -58,9 +68,9 @@ def installed_content(downloads: Downloads, wanted_sha256: str) -> Path | None:
 
 def download_patch(
     downloads: Downloads, state: StateStore, answer: CheckAnswer
-) -> tuple[Path, int] | None:
-    """The offered release's content rebuilt from a patch and its size in bytes, or None to
-    download the full artifact.
+) -> PatchResult | None:
+    """The offered release's content rebuilt from a patch, or why the patch failed; None when
+    no patch was tried (none offered, one that failed before, or no installed content).
 
     Args:
         downloads: how to fetch (the license only to the server) and where files go.
@@ -83,13 +93,14 @@ def download_patch(
         )
         if digest != patch.sha256 or part.stat().st_size != patch.size:
             raise ArtifactError("the patch does not match its signed SHA-256")
-        if apply_delta(old, part, built, patch.content_size) != patch.content_sha256:
+        rebuilt = apply_delta(old, part, built, patch.content_size, patch.format)
+        if rebuilt != patch.content_sha256:
             raise ArtifactError("the patched content does not match its signed SHA-256")
         os.replace(built, target)
-    except AgentError:
+    except AgentError as exc:
         state.set("failed_patches", [*failed, patch.sha256])
         built.unlink(missing_ok=True)
-        return None
+        return PatchResult(None, patch.size, " ".join(str(exc).split()))
     finally:
         part.unlink(missing_ok=True)
-    return target, patch.size
+    return PatchResult(target, patch.size)

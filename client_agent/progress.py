@@ -8,8 +8,20 @@ from collections.abc import Callable
 from typing import TextIO
 
 __all__ = [
+    "human_size",
     "terminal_progress",
 ]
+
+
+def human_size(size: int) -> str:
+    """``103 KB``, ``9.5 MB``: decimal units, as download sizes are usually told."""
+    if size < 1000:
+        return f"{size} bytes"
+    if size < 1000**2:
+        return f"{size / 1000:.0f} KB"
+    if size < 1000**3:
+        return f"{size / 1000**2:.1f} MB"
+    return f"{size / 1000**3:.1f} GB"
 
 
 def terminal_progress(total: int, stream: TextIO | None = None) -> Callable[[int], None] | None:

@@ -17,6 +17,7 @@ from typing import Any
 
 from packaging.version import InvalidVersion, Version
 
+from client_agent.delta import PATCH_FORMATS, VIGOR1
 from client_agent.errors import (
     ArtifactError,
     DowngradeError,
@@ -339,10 +340,14 @@ class PatchOffer:
     from_content_sha256: str
     content_sha256: str
     content_size: int
+    format: str = "vigor1"  # how it is written (the patches document says; absent: vigor1)
 
 
 def verify_patch(
-    update: Mapping[str, Any], root: TrustedRoot, manifest: Manifest
+    update: Mapping[str, Any],
+    root: TrustedRoot,
+    manifest: Manifest,
+    formats: Sequence[str] = PATCH_FORMATS,
 ) -> PatchOffer | None:
     """The patch offered with ``update``, checked against its signed patches document (or None).
 
@@ -350,7 +355,8 @@ def verify_patch(
         SignatureError: the patches document is not signed by the threshold of ``release``.
         VerificationError: the offer or the document is malformed, is for another release (its
             product, version, or the artifact its content stands for: the manifest's SHA-256),
-            lists no patch from the offered version, or disagrees with the download offered.
+            lists no patch from the offered version, or disagrees with the download offered;
+            or the patch is in a format not in ``formats`` (what this agent reads).
     """
     offer = update.get("patch")
     if offer is None:
@@ -387,11 +393,16 @@ def verify_patch(
             from_content_sha256=str(described["from_content_sha256"]),
             content_sha256=str(entry["content_sha256"]),
             content_size=int(entry["content_size"]),
+            format=str(described.get("format", VIGOR1)),
         )
     except (KeyError, TypeError, ValueError):
         raise VerificationError("the patches document is malformed") from None
     if download.get("sha256") != result.sha256 or download.get("size") != result.size:
         raise VerificationError("the patch download does not match the signed patches document")
+    if result.format not in formats:
+        raise VerificationError(
+            f"the patch is in a format this agent cannot read ({result.format})"
+        )
     return result
 
 

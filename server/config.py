@@ -153,7 +153,10 @@ class Settings:
     installation_touch_interval: int = 60 * 60  # at most one DB write per installation per hour
     rollout_failure_threshold: float = 0.2  # share of failed reports that halts a rollout
     rollout_failure_min_reports: int = 5
-    patch_from_releases: int = 3  # delta patches to each new release from this many earlier ones
+    # Delta patches to each new release: from this many earlier releases, and from the versions
+    # installations run (server/domain/patches.py); one patch may take this many seconds.
+    patch_from_releases: int = 1
+    patch_time_limit: int = 120
     # Background jobs (server/jobs, docs/worker.md): the queue that carries job ids to workers is
     # a SQLite file in the instance directory unless a Redis URL is given (several hosts).
     queue_url: str = ""
@@ -230,7 +233,8 @@ class Settings:
             rate_limit_login=env.get("VIGOR_RATE_LIMIT_LOGIN", "10/minute"),
             rate_limit_login_account=env.get("VIGOR_RATE_LIMIT_LOGIN_ACCOUNT", "5/minute;20/hour"),
             trust_proxy_hops=_int(env, "VIGOR_TRUST_PROXY_HOPS", 0),
-            patch_from_releases=_int(env, "VIGOR_PATCH_FROM_RELEASES", 3),
+            patch_from_releases=_int(env, "VIGOR_PATCH_FROM_RELEASES", 1),
+            patch_time_limit=_int(env, "VIGOR_PATCH_TIME_LIMIT", 120, minimum=1),
             queue_url=env.get("VIGOR_QUEUE_URL", "").strip(),
             job_max_attempts=_int(env, "VIGOR_JOB_MAX_ATTEMPTS", 5, minimum=1),
             job_retry_seconds=_int(env, "VIGOR_JOB_RETRY_SECONDS", 30, minimum=1),

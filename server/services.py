@@ -112,7 +112,8 @@ class Services:
         self.make_patches(int(payload["release_id"]))
 
     def make_patches(self, release_id: int) -> int:
-        """Generate the missing patches to a published release (its own session)."""
+        """Generate the missing patches to a published release (its own session); each patch
+        not made is recorded with why (server/domain/patches.py)."""
         from server.domain.models import Release
         from server.domain.patches import generate_patches
 
@@ -126,6 +127,7 @@ class Services:
                 self.signer("release"),
                 release,
                 count=self.settings.patch_from_releases,
+                time_limit=self.settings.patch_time_limit,
             )
 
     def signer(self, role: str) -> KeySigner:

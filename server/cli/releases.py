@@ -20,7 +20,8 @@ import click
 
 from server.bootstrap import verify_release
 from server.cli.common import ACTOR, choice_option, command, fail, services, transaction
-from server.domain import publishing, releases
+from server.domain import patches, publishing, releases
+from server.domain.models import Release
 from server.domain.vocabulary import DEFAULT_CHANNEL, ReleaseKind, Severity
 from server.storage.base import StorageError
 
@@ -143,13 +144,24 @@ def _patches(release_id: int) -> None:
     click.echo(f"  {made} delta patch(es) from earlier releases")
 
 
+def _patch_report(release_id: int) -> None:
+    """Every patch to the release, made or skipped with why (as the admin release page)."""
+    with transaction() as session:
+        release = session.get(Release, release_id)
+        lines = patches.patch_lines(session, release) if release is not None else []
+    for line in lines:
+        click.echo(f"  {line.platform} from {line.from_version}: {line.describe()}")
+
+
 @command(release, "patches")
 @which_release
 def release_patches(product: str, version: str) -> None:
-    """Make the missing delta patches to a release (from the previous releases on each platform)."""
+    """Make the missing delta patches to a release (from the previous release and the versions
+    installations run, on each platform), then list every patch to it, made or skipped."""
     with transaction() as session:
         release_id = releases.find_release(session, product, version).id
     _patches(release_id)
+    _patch_report(release_id)
 
 
 @command(release, "publish-draft")

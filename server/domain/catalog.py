@@ -38,6 +38,7 @@ class OfferedPatch:
     artifact_id: int
     size: int
     sha256: str
+    format: str = "vigor1"
 
 
 @dataclass(frozen=True)
@@ -116,7 +117,9 @@ def load_catalog(session: Session, product: Product, renewal_url: str) -> Catalo
             source = by_artifact.get(patch.from_artifact_id)
             if source is not None:
                 key = (release.id, artifact.platform, source[0].version)
-                patches[key] = OfferedPatch(patch.id, artifact.id, patch.size, patch.sha256)
+                patches[key] = OfferedPatch(
+                    patch.id, artifact.id, patch.size, patch.sha256, patch.format
+                )
     return Catalog(
         revision=product.catalog_revision,
         policy=product_policy(product, renewal_url),

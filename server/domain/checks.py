@@ -41,6 +41,7 @@ from server.domain.vocabulary import (
     NONCE_RE,
     PLATFORM_RE,
     SLUG_RE,
+    PatchFormat,
 )
 
 
@@ -53,6 +54,21 @@ class CheckRequest:
     channel: str
     installation_id: str
     nonce: str
+    # The patch formats the agent reads; agents from before zstd send none and read "vigor1".
+    patch_formats: frozenset[str] = frozenset({PatchFormat.VIGOR1})
+
+
+def _patch_formats(body: Mapping[str, Any]) -> frozenset[str]:
+    value = body.get("patch_formats")
+    if value is None:
+        return frozenset({PatchFormat.VIGOR1})
+    if (
+        not isinstance(value, list)
+        or len(value) > 16
+        or not all(isinstance(v, str) and len(v) <= 32 for v in value)
+    ):
+        raise InvalidInputError("patch_formats", "must be a list of format names")
+    return frozenset(value)  # names this server does not know are simply never matched
 
 
 def _field(
@@ -102,6 +118,7 @@ def parse_check_request(body: Any) -> CheckRequest:
         channel=_field(body, "channel", SLUG_RE, required=False, default=DEFAULT_CHANNEL),
         installation_id=_field(body, "installation_id", INSTALLATION_ID_RE),
         nonce=_field(body, "nonce", NONCE_RE),
+        patch_formats=_patch_formats(body),
     )
 
 
@@ -260,7 +277,11 @@ def answer(
                 "apply_by": iso(result.offer.apply_by) if result.offer.apply_by else None,
             }
             patch = catalog.patches.get((release.id, artifact.platform, str(req.version)))
-            if patch is not None and release.id in catalog.patch_documents:
+            if (
+                patch is not None
+                and patch.format in req.patch_formats
+                and release.id in catalog.patch_documents
+            ):
                 patch_url, patch_expires = download_url(artifact.artifact_id, patch.patch_id)
                 update["patch"] = {
                     "from_version": str(req.version),

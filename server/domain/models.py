@@ -39,6 +39,8 @@ from server.domain.vocabulary import (
     LapsePolicy,
     LicenseStatus,
     LineStatus,
+    PatchFormat,
+    PatchSkipReason,
     ReleaseKind,
     ReleaseState,
     Role,
@@ -217,6 +219,31 @@ class Patch(Base):
     sha256: Mapped[str] = mapped_column(String(64), index=True)
     size: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Rows from before zstd hold "vigor1" (migration 0008); only agents that read it get those.
+    format: Mapped[PatchFormat] = mapped_column(
+        one_of(PatchFormat, "format"),
+        default=PatchFormat.ZSTD1,
+        server_default=PatchFormat.VIGOR1.value,
+    )
+
+    artifact: Mapped[Artifact] = relationship(foreign_keys=[artifact_id])
+    from_artifact: Mapped[Artifact] = relationship(foreign_keys=[from_artifact_id])
+
+
+class PatchSkip(Base):
+    """Why the patch from an older artifact to this one was not made (shown with the release)."""
+
+    __tablename__ = "patch_skips"
+    __table_args__ = (UniqueConstraint("artifact_id", "from_artifact_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    artifact_id: Mapped[int] = mapped_column(
+        ForeignKey("artifacts.id", ondelete="CASCADE"), index=True
+    )
+    from_artifact_id: Mapped[int] = mapped_column(ForeignKey("artifacts.id", ondelete="CASCADE"))
+    reason: Mapped[PatchSkipReason] = mapped_column(one_of(PatchSkipReason, "reason"))
+    detail: Mapped[str] = mapped_column(Text, default="")
+    at: Mapped[datetime] = mapped_column(default=utcnow)
 
     artifact: Mapped[Artifact] = relationship(foreign_keys=[artifact_id])
     from_artifact: Mapped[Artifact] = relationship(foreign_keys=[from_artifact_id])

@@ -47,6 +47,21 @@ class LapsePolicy(StrEnum):
     REVOKE = "revoke"  # nothing at all
 
 
+class PatchFormat(StrEnum):
+    """How a delta patch is written; the patches document names it, agents say which they read."""
+
+    VIGOR1 = "vigor1"  # copy/insert instructions, lzma-compressed (servers before zstd)
+    ZSTD1 = "zstd1"  # zstd frames with the old content as prefix (server/domain/delta.py)
+
+
+class PatchSkipReason(StrEnum):
+    """Why a patch between two releases was not made."""
+
+    NOT_WORTH_IT = "not-worth-it"  # larger than the share of the full artifact allowed
+    TOO_SLOW = "too-slow"  # generation passed its time limit
+    ERROR = "error"  # the store or an archive failed; `vigor release patches` tries again
+
+
 class ContractKind(StrEnum):
     MAINTENANCE = "maintenance"
     CUSTOMIZATION = "customization"  # the add-on required to receive customized builds

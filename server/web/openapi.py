@@ -106,6 +106,12 @@ SCHEMAS: dict[str, Any] = {
             "channel": {**CHANNEL, "default": DEFAULT_CHANNEL},
             "installation_id": {"type": "string", "pattern": "^[A-Za-z0-9_-]{16,64}$"},
             "nonce": {"type": "string", "pattern": "^[0-9a-f]{16,128}$"},
+            "patch_formats": {
+                "type": "array",
+                "maxItems": 16,
+                "items": {"type": "string", "maxLength": 32},
+                "description": "delta patch formats the agent reads (absent: vigor1 only)",
+            },
         },
     },
     "ReportRequest": {

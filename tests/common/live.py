@@ -120,6 +120,8 @@ class TamperingProxy:
         self.trickle_interval = 0.2
         self.recorded_check: bytes | None = None
         self.seen_headers: list[dict[str, str]] = []
+        # Every answer sent to the agent: (path, bytes of status line and headers, body bytes).
+        self.sent: list[tuple[str, int, int]] = []
         proxy = self
 
         class Handler(ProxyHandler):
@@ -140,6 +142,8 @@ class TamperingProxy:
 class ProxyHandler(BaseHTTPRequestHandler):
     owner: TamperingProxy
     protocol_version = "HTTP/1.1"
+    _head_bytes = 0
+    _headers_buffer: list[bytes]
 
     def log_message(self, format: str, *args: Any) -> None:
         return
@@ -243,6 +247,7 @@ class ProxyHandler(BaseHTTPRequestHandler):
     def _send(self, status: int, headers: dict[str, str], data: bytes) -> None:
         self._head(status, headers, len(data))
         self.wfile.write(data)
+        self.owner.sent.append((self.path, self._head_bytes, len(data)))
 
     def _head(self, status: int, headers: dict[str, str], length: int | None) -> None:
         """The status line and headers of a one-answer connection (no length: read to close)."""
@@ -252,5 +257,6 @@ class ProxyHandler(BaseHTTPRequestHandler):
         if length is not None:
             self.send_header("Content-Length", str(length))
         self.send_header("Connection", "close")
+        self._head_bytes = sum(len(line) for line in self._headers_buffer) + 2  # + the blank line
         self.end_headers()
         self.close_connection = True

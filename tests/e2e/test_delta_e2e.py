@@ -1,28 +1,57 @@
-"""A minor update through a delta patch, end to end, and the fallback when a patch fails."""
+"""A bug-fix update through a delta patch, end to end, through a byte-counting proxy, and the
+fallback when a patch fails.
+
+The application is generated: a tree of source-like files (words drawn with a fixed seed, so
+they compress as text does), packed as a vendor would: a top folder named after the version and
+every file's mtime set to the build time. The bug-fix release edits three files.
+"""
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import json
-import os
+import random
 import tarfile
 from pathlib import Path
 
-from tests.common.factories import tar_gz
 from tests.e2e.conftest import Deployment, Installation, make_installation
 
 APPLIED = 10
-PAYLOAD = {f"lib/module_{i:03d}.py": f"# module {i}\n" + "x = 1\n" * 2000 for i in range(40)}
-PAYLOAD["share/data.bin"] = os.urandom(
-    256 * 1024
-).hex()  # incompressible, unchanged between versions
+WORDS = [
+    "".join(random.Random(i).choices("abcdefghijklmnopqrstuvwxyz_", k=3 + i % 9))
+    for i in range(3000)
+]
+
+
+def _source(index: int) -> str:
+    pick = random.Random(index)
+    lines = (
+        " " * (4 * pick.randrange(3)) + " ".join(pick.choices(WORDS, k=pick.randrange(3, 12)))
+        for _ in range(400)
+    )
+    return f"# module {index}\n" + "\n".join(lines) + "\n"
+
+
+TREE = {f"lib/pkg{i % 7}/module_{i:03d}.py": _source(i) for i in range(120)}
+EDITED = ["lib/pkg1/module_008.py", "lib/pkg3/module_045.py", "lib/pkg5/module_110.py"]
 
 
 def app(version: str) -> bytes:
-    return tar_gz(
-        {"bin/acme-erp": f"#!/bin/sh\necho acme-erp {version}\n", "VERSION": version, **PAYLOAD}
-    )
+    files = {"bin/acme-erp": f"#!/bin/sh\necho acme-erp {version}\n", "VERSION": version, **TREE}
+    if version != "1.0.0":  # every later release fixes a bug in each edited file
+        for name in EDITED:
+            files[name] = files[name].replace("\n", f"\n# fixed in {version}\n", 3)
+    mtime = {"1.0.0": 1_700_000_000, "1.1.0": 1_710_000_000}.get(version, 1_720_000_000)
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w") as tar:
+        for name, text in files.items():
+            data = text.encode()
+            info = tarfile.TarInfo(f"acme-erp-{version}/{name}")
+            info.size, info.mode, info.mtime = len(data), 0o755, mtime
+            tar.addfile(info, io.BytesIO(data))
+    return gzip.compress(raw.getvalue(), mtime=mtime)
 
 
 def publish(deployment: Deployment, tmp_path: Path, product: str, version: str) -> str:
@@ -102,17 +131,27 @@ def test_minor_update_through_a_patch_is_byte_identical(
     inst = setup_product(deployment, tmp_path, "delta-app")
     published = publish(deployment, tmp_path, "delta-app", "1.2.0")
     assert "queued for the worker" in published and "ran 0 job(s)" not in published
-    result = inst.agent("update")
+    deployment.proxy.sent.clear()
+    result = inst.agent("update", "--json")
     assert result.returncode == APPLIED, result.stderr
-    assert "patch of" in result.stdout, result.stdout
-    patch_bytes = int(result.stdout.split("patch of ")[1].split(" ")[0])
     full = len(app("1.2.0"))
-    assert patch_bytes < full * 0.1, f"{patch_bytes} of {full}"
+    assert full > 500_000, "a realistic artifact, not a toy"
+    outcome = json.loads(result.stdout)
+    assert outcome["patch"].startswith("patch of ") and outcome["patch"].endswith(
+        f" instead of {full / 1e6:.1f} MB"
+    ), outcome
+    # What crossed the wire for the update: the download (the patch), its headers, and the
+    # check and root documents around it.
+    downloads = [(head, body) for path, head, body in deployment.proxy.sent if "/download/" in path]
+    assert len(downloads) == 1, "the patch only, never the full artifact"
+    head, body = downloads[0]
+    assert body + head <= full * 0.03 + head, f"{body} bytes of {full}"
+    assert sum(h + b for _, h, b in deployment.proxy.sent) <= full * 0.03 + 32_000
     assert inst.runs() == "acme-erp 1.2.0"
     expected = tmp_path / "expected"
     with tarfile.open(fileobj=io.BytesIO(app("1.2.0"))) as tar:
         tar.extractall(expected, filter="data")
-    assert tree(inst.current) == tree(expected)
+    assert tree(inst.current) == tree(expected / "acme-erp-1.2.0")
 
 
 def test_a_corrupted_patch_falls_back_to_the_full_download_and_is_not_tried_again(
@@ -123,7 +162,13 @@ def test_a_corrupted_patch_falls_back_to_the_full_download_and_is_not_tried_agai
     deployment.proxy.mode = "flip-patch"
     result = inst.agent("update")
     assert result.returncode == APPLIED, result.stderr
-    assert "patch of" not in result.stdout
+    full = len(app("1.2.0")) / 1e6
+    lines = result.stdout.splitlines()
+    assert lines[0] == (
+        "patch did not apply (the patch does not match its signed SHA-256); "
+        f"downloading the full {full:.1f} MB"
+    ), result.stdout
+    assert lines[1] == "updated 1.1.0 → 1.2.0"
     assert inst.runs() == "acme-erp 1.2.0"
     state = json.loads((tmp_path / "state" / "state.json").read_text())
     assert len(state["failed_patches"]) == 1

@@ -20,6 +20,8 @@ from tests.common.rows import ROWS, check_constraints, insert_rows, schema_shape
 
 BEFORE_CHECKS = "0004"
 CHECKS_ADDED = "0005"  # the data tests stop there: later migrations add tables of their own
+# CHECK constraints later migrations add with their columns and tables.
+LATER_CHECKS = {"ck_patches_format", "ck_patch_skips_reason"}
 
 
 def test_migrations_match_the_models(database_url: str) -> None:
@@ -113,7 +115,7 @@ def test_upgrading_a_database_that_holds_data_keeps_every_row_key_and_index(
         assert revision == CHECKS_ADDED
         assert rows_after == rows, "every row, every value"
         assert shape_after == shape, "columns, primary and foreign keys, uniques, indexes"
-        assert set(checks_after) == set(_model_checks(ROWS))
+        assert set(checks_after) == set(_model_checks(ROWS)) - LATER_CHECKS
         with db.session() as s:  # the rows read back as the vocabulary's members
             assert s.get(License, 2).status is LicenseStatus.SUSPENDED  # type: ignore[union-attr]
         # The foreign keys of the recreated tables still hold and still cascade.
@@ -154,7 +156,7 @@ def test_downgrading_removes_the_checks_and_keeps_the_data(database_url: str) ->
             conn.execute(text("UPDATE licenses SET status = 'suspended' WHERE id = 2"))
         command.upgrade(db.alembic_config(), CHECKS_ADDED)  # and back up again
         assert _tables_of_0004(_snapshot(db)[0]) == rows
-        assert set(_snapshot(db)[2]) == set(_model_checks(ROWS))
+        assert set(_snapshot(db)[2]) == set(_model_checks(ROWS)) - LATER_CHECKS
     finally:
         db.dispose()
 

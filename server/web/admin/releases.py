@@ -13,6 +13,7 @@ from server.domain import publishing
 from server.domain import releases as release_service
 from server.domain.dashboard import release_activity
 from server.domain.errors import DomainError
+from server.domain.patches import patch_lines
 from server.domain.vocabulary import Role
 from server.web import db_session, services
 from server.web.admin.blueprint import blueprint
@@ -42,6 +43,7 @@ def release(product: str, version: str) -> ResponseReturnValue:
         downloads=activity.downloads,
         failure_rate=activity.failure_rate,
         manifest=manifest,
+        patches=patch_lines(session, found),
     )
 
 

@@ -90,6 +90,7 @@ def test_json_output_of_every_command_parses(sim: AgentSim, inst: Installation) 
         "applied": True,
         "version": "1.1.0",
         "message": "updated 1.0.0 → 1.1.0",
+        "patch": None,
     }
     assert inst.cli("update", "--json").json()["message"] == "up to date"
     assert inst.cli("rollback", "--json").json()["version"] == "1.0.0"

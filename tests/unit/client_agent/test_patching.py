@@ -20,6 +20,7 @@ from client_agent.downloads import Downloads
 from client_agent.errors import DownloadError
 from client_agent.install import Layout
 from client_agent.patching import download_patch
+from client_agent.progress import human_size
 from client_agent.state import StateStore
 from client_agent.verify import CheckAnswer, PatchOffer
 from server.domain.delta import make_delta, uncompressed
@@ -97,6 +98,7 @@ def offer(work: Path, **changes: Any) -> tuple[PatchOffer, bytes]:
         "from_content_sha256": old_sha,
         "content_sha256": new_sha,
         "content_size": new_size,
+        "format": "zstd1",
     }
     return PatchOffer(**{**fields, **changes}), patch
 
@@ -128,9 +130,10 @@ def test_a_good_patch_rebuilds_the_signed_content(
     network = Network({URL: data})
     state = StateStore(layout.state_dir)
     result = download_patch(downloads(layout, network), state, answer(patch))
-    assert result is not None
-    built, size = result
+    assert result is not None and result.content is not None
+    built, size = result.content, result.size
     assert size == patch.size
+    assert result.failure is None
     assert built.name == f"content-{patch.content_sha256}"
     # Fetched at most the signed size, for the signed SHA-256, with a progress bar that size.
     assert network.with_ == [(patch.size, patch.sha256, shown.append)]
@@ -144,39 +147,61 @@ def test_a_good_patch_rebuilds_the_signed_content(
     assert kept.read_bytes() == (work / hashlib.sha256(OLD).hexdigest()).read_bytes()
     os.remove(layout.downloaded(hashlib.sha256(OLD).hexdigest()))
     again = download_patch(downloads(layout, network), state, answer(patch))
-    assert again is not None and again[0] == built
+    assert again is not None and again.content == built
 
 
-def refused(layout: Layout, patch: PatchOffer, network: Network) -> StateStore:
+def refused(
+    layout: Layout, patch: PatchOffer, network: Network, failure: str | None = None
+) -> StateStore:
+    """The patch is not used; ``failure``: it was tried and failed, and the result says why."""
     state = StateStore(layout.state_dir)
-    assert download_patch(downloads(layout, network), state, answer(patch)) is None
+    result = download_patch(downloads(layout, network), state, answer(patch))
+    if failure is None:
+        assert result is None, "not tried"
+    else:
+        assert result is not None and result.content is None
+        assert result.size == patch.size
+        assert result.failure is not None and failure in result.failure
     assert leftovers(layout) == []
     assert not (layout.downloads / f"content-{patch.content_sha256}").exists()
     return state
 
 
 @pytest.mark.parametrize(
-    "tamper",
+    ("tamper", "failure"),
     [
-        pytest.param(lambda p, d: (p, d[:-1] + bytes([d[-1] ^ 1])), id="patch-bytes-changed"),
-        pytest.param(lambda p, d: (p, d[:-1]), id="patch-one-byte-short"),
+        pytest.param(
+            lambda p, d: (p, d[:-1] + bytes([d[-1] ^ 1])),
+            "does not match its signed SHA-256",
+            id="patch-bytes-changed",
+        ),
+        pytest.param(
+            lambda p, d: (p, d[:-1]), "does not match its signed SHA-256", id="patch-one-byte-short"
+        ),
         pytest.param(
             lambda p, d: (PatchOffer(**{**p.__dict__, "content_sha256": "0" * 64}), d),
+            "the patched content does not match its signed SHA-256",
             id="rebuilt-content-is-not-the-signed-one",
         ),
         pytest.param(
             lambda p, d: (PatchOffer(**{**p.__dict__, "content_size": p.content_size - 1}), d),
+            "more than the signed size",
             id="rebuilt-content-longer-than-signed",
+        ),
+        pytest.param(
+            lambda p, d: (PatchOffer(**{**p.__dict__, "format": "vigor1"}), d),
+            "could not be applied",  # the zstd bytes are not lzma
+            id="read-in-another-format",
         ),
     ],
 )
 def test_a_patch_that_does_not_rebuild_the_signed_content_is_refused_and_remembered(
-    layout: Layout, work: Path, tamper: Any
+    layout: Layout, work: Path, tamper: Any, failure: str
 ) -> None:
     good, data = offer(work)
     patch, served = tamper(good, data)
     network = Network({URL: served})
-    state = refused(layout, patch, network)
+    state = refused(layout, patch, network, failure)
     assert state.get("failed_patches") == [patch.sha256]
     assert StateStore(layout.state_dir).get("failed_patches") == [patch.sha256], "saved"
     # Not tried again: the full download is used from now on.
@@ -222,7 +247,9 @@ def test_bytes_the_download_reports_another_hash_for_are_refused(
     layout: Layout, work: Path
 ) -> None:
     patch, data = offer(work)
-    state = refused(layout, patch, Network({URL: data}, reported="0" * 64))
+    state = refused(
+        layout, patch, Network({URL: data}, reported="0" * 64), "does not match its signed SHA-256"
+    )
     assert state.get("failed_patches") == [patch.sha256]
 
 
@@ -231,7 +258,7 @@ def test_a_patch_that_cannot_be_fetched_falls_back_to_the_full_download(
 ) -> None:
     patch, _ = offer(work)
     network = Unreachable({})
-    refused(layout, patch, network)
+    refused(layout, patch, network, "cannot connect to")
     assert network.asked == [URL]
 
 
@@ -255,3 +282,18 @@ def test_a_kept_artifact_that_cannot_be_read_is_skipped(layout: Layout, work: Pa
     network = Network({URL: data})
     refused(layout, patch, network)
     assert network.asked == []
+
+
+@pytest.mark.parametrize(
+    ("size", "told"),
+    [
+        (999, "999 bytes"),
+        (1000, "1 KB"),
+        (102_960, "103 KB"),
+        (999_499, "999 KB"),
+        (9_540_977, "9.5 MB"),
+        (2_000_000_000, "2.0 GB"),
+    ],
+)
+def test_sizes_are_told_in_decimal_units(size: int, told: str) -> None:
+    assert human_size(size) == told

@@ -860,7 +860,38 @@ PATCH = PatchOffer(
 
 
 def test_a_patch_offered_with_the_update_verifies() -> None:
+    # A document from a server before zstd names no format: its patches are "vigor1".
     assert run_check(offer(patch=patch_offer())).patch == PATCH
+    assert PATCH.format == "vigor1"
+
+
+def with_format(patch_format: str) -> dict[str, Any]:
+    described = {"sha256": "d" * 64, "size": 45, "from_content_sha256": "e" * 64}
+    entry = patch_entry(patches={"1.0.0": {**described, "format": patch_format}})
+    return signed_patches(artifacts={"linux-x86_64": entry})
+
+
+def test_the_patch_format_comes_from_the_signed_document() -> None:
+    answer = run_check(offer(patch=with_format("zstd1")))
+    assert answer.patch == PatchOffer(**{**PATCH.__dict__, "format": "zstd1"})
+
+
+def test_a_patch_in_a_format_this_agent_cannot_read_is_ignored() -> None:
+    answer = run_check(offer(patch=with_format("bsdiff4")))
+    assert answer.patch is None
+    assert answer.manifest is not None and answer.download_url == "https://updates.example/d/1"
+    with pytest.raises(VerificationError, match=r"cannot read \(bsdiff4\)"):
+        verify_patch(
+            {"version": "1.1.0", "patch": with_format("bsdiff4")}, trusted(), manifest_1_1()
+        )
+    # An agent that reads only the old format ignores a zstd1 patch the same way.
+    with pytest.raises(VerificationError, match=r"cannot read \(zstd1\)"):
+        verify_patch(
+            {"version": "1.1.0", "patch": with_format("zstd1")},
+            trusted(),
+            manifest_1_1(),
+            formats=("vigor1",),
+        )
 
 
 def test_a_patch_that_does_not_verify_is_ignored_and_the_full_download_stays() -> None:
