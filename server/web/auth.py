@@ -224,6 +224,11 @@ def init_app(app: Flask) -> None:
         REMEMBER_COOKIE_HTTPONLY=True,
         REMEMBER_COOKIE_SAMESITE="Lax",
         WTF_CSRF_TIME_LIMIT=8 * 3600,
+        # Flask-WTF's "SSL strict" mode refuses an https form post without a same-origin
+        # Referer, and every page tells browsers to send none (Referrer-Policy: no-referrer,
+        # for the capability URLs): behind a TLS proxy every form failed. The CSRF token (bound
+        # to the session, whose cookie is SameSite=Lax and Secure) and HSTS do that job.
+        WTF_CSRF_SSL_STRICT=False,
     )
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
