@@ -6,6 +6,7 @@ from typing import Any
 
 from gunicorn.app.base import BaseApplication
 from gunicorn.glogging import Logger
+from gunicorn.workers.gthread import ThreadWorker
 
 from server.config import Settings
 from server.web.redaction import redact
@@ -22,6 +23,23 @@ class RedactingLogger(Logger):  # type: ignore[misc]
     def atoms(self, resp: Any, req: Any, environ: Any, request_time: Any) -> dict[str, Any]:
         atoms: dict[str, Any] = super().atoms(resp, req, environ, request_time)
         return {k: redact(v) if isinstance(v, str) else v for k, v in atoms.items()}
+
+
+class DrainingThreadWorker(ThreadWorker):  # type: ignore[misc]
+    """gunicorn's threaded worker, which lets go of the listening socket as soon as it stops.
+
+    On SIGTERM (a deploy, a rolling restart) gunicorn's worker stops accepting but keeps the
+    listening socket open until the requests it is serving end, a multi-GB upload included:
+    meanwhile the kernel still completes new connections into its queue, where they wait
+    unanswered (nginx then times out). Closed at once, new connections are refused and the
+    proxy sends them to another process; the requests in flight finish as before.
+    """
+
+    def set_accept_enabled(self, enabled: bool) -> None:
+        super().set_accept_enabled(enabled)
+        if not enabled and not self.alive:  # stopping, not merely at its connection limit
+            for listener in self.sockets:
+                listener.close()
 
 
 class _Gunicorn(BaseApplication):  # type: ignore[misc]
@@ -52,7 +70,7 @@ def serve(settings: Settings, host: str, port: int, workers: int = 2) -> None:
         {
             "bind": f"{host}:{port}",
             "workers": workers,
-            "worker_class": "gthread",
+            "worker_class": "server.serving.DrainingThreadWorker",
             "threads": 8,
             "timeout": 60,  # the worker's heartbeat, not a request's duration
             "graceful_timeout": 10,
