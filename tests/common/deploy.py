@@ -246,6 +246,7 @@ class Site:
             "VIGOR_HOME": str(self.home),
             "VIGOR_VENV": str(venv),
             "VIGOR_STORAGE_ROOT": str(self.home / "releases"),
+            "DNS_RESOLVER": "127.0.0.1",
             "RENEWAL_URL": "https://vendor.example/renew",
             "DATABASE_URL": b.database_url,
             "S3_ENDPOINT": b.s3_endpoint,

@@ -253,7 +253,9 @@ def test_plain_http_only_points_to_https(deployed: Deployed) -> None:
 def test_the_internal_download_locations_are_not_reachable_from_outside(
     deployed: Deployed,
 ) -> None:
-    for path in ("/_vigor_blobs/x", f"/_vigor_s3/{deployed.site.backing.s3_bucket}/"):
+    """Not the local store, and not a proxy to any host (the S3 server here) for anyone."""
+    s3 = deployed.site.backing.s3_endpoint.replace("://", "/")
+    for path in ("/_vigor_blobs/local/00/00/" + "0" * 64, f"/_vigor_blobs/s3/{s3}/moto-api/"):
         assert deployed.http.get(deployed.site.public_url + path, timeout=10).status_code == 404
 
 
