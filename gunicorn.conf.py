@@ -23,7 +23,7 @@ except ConfigError as exc:  # a bad setting: one line, not a traceback
 
 logger_class = "server.serving.RedactingLogger"
 workers = _settings.workers
-worker_class = "gthread"
+worker_class = "server.serving.DrainingThreadWorker"
 threads = _settings.threads
 timeout = _settings.timeout
 graceful_timeout = _settings.graceful_timeout

@@ -21,6 +21,7 @@ from typing import Any
 
 from gunicorn.app.base import BaseApplication
 from gunicorn.glogging import Logger
+from gunicorn.workers.gthread import ThreadWorker
 
 from server.config import ConfigError, Settings
 from server.web.redaction import redact
@@ -39,6 +40,23 @@ class RedactingLogger(Logger):  # type: ignore[misc]
     def atoms(self, resp: Any, req: Any, environ: Any, request_time: Any) -> dict[str, Any]:
         atoms: dict[str, Any] = super().atoms(resp, req, environ, request_time)
         return {k: redact(v) if isinstance(v, str) else v for k, v in atoms.items()}
+
+
+class DrainingThreadWorker(ThreadWorker):  # type: ignore[misc]
+    """gunicorn's threaded worker, which lets go of the listening socket as soon as it stops.
+
+    On SIGTERM (a deploy, a rolling restart) gunicorn's worker stops accepting but keeps the
+    listening socket open until the requests it is serving end, a multi-GB upload included:
+    meanwhile the kernel still completes new connections into its queue, where they wait
+    unanswered (nginx then times out). Closed at once, new connections are refused and the
+    proxy sends them to another process; the requests in flight finish as before.
+    """
+
+    def set_accept_enabled(self, enabled: bool) -> None:
+        super().set_accept_enabled(enabled)
+        if not enabled and not self.alive:  # stopping, not merely at its connection limit
+            for listener in self.sockets:
+                listener.close()
 
 
 def child_exit(_server: Any, worker: Any) -> None:
@@ -74,7 +92,7 @@ def gunicorn_options(settings: Settings, host: str, port: int) -> dict[str, Any]
     return {
         "bind": f"{host}:{port}",
         "workers": settings.workers,
-        "worker_class": "gthread",
+        "worker_class": "server.serving.DrainingThreadWorker",
         "threads": settings.threads,
         "timeout": settings.timeout,
         "graceful_timeout": settings.graceful_timeout,

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from server.domain.errors import (
@@ -139,8 +140,13 @@ def register_installation(
                     f"this license allows {lic.max_installations} installation(s) and all are in use",
                     license=lic,
                 )
+        # INSERT … ON CONFLICT DO NOTHING: a second first check of this installation at the
+        # same moment (an agent's retry, a proxy passing a slow check to another process) read
+        # "not registered" too; it must not fail on the row the other one just wrote.
+        dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
         session.execute(
-            insert(Installation).values(
+            dialect.insert(Installation)
+            .values(
                 license_id=lic.id,
                 uid=uid,
                 version=version,
@@ -149,6 +155,7 @@ def register_installation(
                 first_seen=now,
                 last_seen=now,
             )
+            .on_conflict_do_nothing(index_elements=["license_id", "uid"])
         )
         return True
     session.execute(

@@ -224,6 +224,9 @@ def init_app(app: Flask) -> None:
         REMEMBER_COOKIE_HTTPONLY=True,
         REMEMBER_COOKIE_SAMESITE="Lax",
         WTF_CSRF_TIME_LIMIT=8 * 3600,
+        # Flask-WTF's "SSL strict" mode (on by default) also wants a same-origin Referer on an
+        # https form post: pages say Referrer-Policy: same-origin (server/web/headers.py), so
+        # browsers send one to this site and to no other.
     )
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"

@@ -222,7 +222,10 @@ def test_no_route_answers_500_to_hostile_input(app: Flask, world: dict[str, str]
                 else:
                     response = client.post(path, query_string=params, data=params)
                 response.close()
-                if response.status_code >= 500:
+                # /healthz says 503 for the instance's state (the world's publishes queued patch
+                # jobs and no worker runs here), whatever the input: not a failure of the route.
+                unhealthy = rule.rule == "/healthz" and response.status_code == 503
+                if response.status_code >= 500 and not unhealthy:
                     failures.append((method, rule.rule, path[:80], repr(params)[:60]))
     for logout in ("/admin/logout", "/portal/logout"):
         for value in HOSTILE_QUERY:
