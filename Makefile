@@ -36,6 +36,7 @@ mutation: $(STAMP)
 bench: $(STAMP)
 	bash scripts/system-deps --bench
 	$(VENV)/bin/python bench/upload.py
+	$(VENV)/bin/python bench/upload.py --via-nginx
 	$(VENV)/bin/python bench/check.py
 	$(VENV)/bin/python bench/agent.py
 	$(VENV)/bin/python bench/delta.py

@@ -32,6 +32,21 @@ from server.storage.base import (
 
 READ_ONLY = 0o444  # stored blobs are immutable; unlink and rename need only the directory's rights
 
+# Written bytes are handed to the disk every this many bytes, so the fsync at commit waits only
+# for the last few instead of the whole artifact (1 GiB took seconds to flush at the end).
+WRITEBACK_STEP = 8 * 1024 * 1024
+
+
+def _start_writeback(fd: int, offset: int, length: int) -> None:
+    """Ask the kernel to start writing ``length`` bytes at ``offset`` to disk, without waiting.
+
+    On Linux, ``POSIX_FADV_DONTNEED`` starts writeback of dirty pages in the range (and drops
+    the pages already clean, which keeps a large upload from crowding other data out of the
+    page cache); ``fsync`` still makes it durable. A no-op where ``posix_fadvise`` is missing.
+    """
+    if hasattr(os, "posix_fadvise"):
+        os.posix_fadvise(fd, offset, length, os.POSIX_FADV_DONTNEED)
+
 
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
@@ -67,6 +82,7 @@ class _LocalWriter:
             ) from exc
         self._path = Path(name)
         self._file = os.fdopen(fd, "wb", buffering=0)
+        self._flushed = 0  # bytes before this offset are on their way to disk
         self._done = False
 
     def write(self, data: bytes) -> int:
@@ -82,6 +98,11 @@ class _LocalWriter:
             while view:
                 written = self._file.write(view)
                 view = view[written:]
+            if self._meter.size - self._flushed >= WRITEBACK_STEP:
+                _start_writeback(
+                    self._file.fileno(), self._flushed, self._meter.size - self._flushed
+                )
+                self._flushed = self._meter.size
         except OSError as exc:
             self.abort()
             raise StorageError(f"writing failed: {exc.strerror}") from exc

@@ -12,12 +12,25 @@ from typing import IO, Any
 from flask import Request
 from werkzeug.datastructures import FileStorage, MultiDict
 from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
-from werkzeug.formparser import FormDataParser
+from werkzeug.formparser import MultiPartParser
+from werkzeug.wsgi import get_input_stream
 
+from server.storage.background import BackgroundWriter
 from server.storage.base import ArtifactStore, BlobWriter
 
 # A release has a handful of platforms; more file parts than this is abuse, not a release.
 MAX_FILE_PARTS = 16
+
+# Text fields (notes, customers) larger than this are refused, and forms of more parts than
+# this (fields and files together): together they bound the memory a form's fields can take.
+MAX_FIELD_BYTES = 1024 * 1024
+MAX_FORM_PARTS = 128
+
+# How much of the body the parser asks for at a time. Werkzeug's default (64 KiB) made
+# gunicorn, which receives up to 1 MiB at once, copy what it kept back on every read: profiled,
+# that was the largest cost of a publish. Werkzeug refuses a read that, with what its decoder
+# still holds, exceeds MAX_FIELD_BYTES, so this stays well below it.
+READ_SIZE = MAX_FIELD_BYTES // 2
 
 
 class _WriterFile:
@@ -44,7 +57,7 @@ class StreamedForm:
         self,
         form: MultiDict[str, str],
         files: MultiDict[str, FileStorage],
-        writers: list[BlobWriter],
+        writers: list[BackgroundWriter],
     ) -> None:
         self.form = form
         self.files = files
@@ -66,7 +79,7 @@ def parse_streamed(request: Request, store: ArtifactStore, max_file_size: int) -
     On any parse failure (client disconnect, too large) every writer is aborted and the error
     propagates; the caller aborts the writers itself if it refuses the form afterwards.
     """
-    writers: list[BlobWriter] = []
+    writers: list[BackgroundWriter] = []
 
     def stream_factory(
         total_content_length: int | None,
@@ -76,23 +89,31 @@ def parse_streamed(request: Request, store: ArtifactStore, max_file_size: int) -
     ) -> IO[bytes]:
         if len(writers) >= MAX_FILE_PARTS:
             raise RequestEntityTooLarge(f"at most {MAX_FILE_PARTS} files per release")
-        writer = store.writer(max_size=max_file_size)
+        writer = BackgroundWriter(store.writer(max_size=max_file_size))
         writers.append(writer)
         return _WriterFile(writer)  # type: ignore[return-value]
 
-    parser = FormDataParser(
+    limit = request.max_content_length
+    if limit is not None and (request.content_length or 0) > limit:
+        raise RequestEntityTooLarge()
+    # Not ``request.stream``: with a maximum set, werkzeug wraps the body in a LimitedStream
+    # that copies every chunk twice. The maximum is checked above; a body from a server that
+    # ends it itself (gunicorn sets ``wsgi.input_terminated``) is read directly, and one
+    # without a Content-Length is bounded by the limits per file, per field and on parts.
+    stream = get_input_stream(request.environ, max_content_length=None)
+    parser = MultiPartParser(
         stream_factory=stream_factory,
-        max_form_memory_size=1024 * 1024,
-        max_content_length=request.max_content_length,
-        silent=False,
+        max_form_memory_size=MAX_FIELD_BYTES,
+        buffer_size=READ_SIZE,
+        max_form_parts=MAX_FORM_PARTS,
     )
     try:
-        _, form, files = parser.parse(
-            request.stream,
-            request.mimetype,
-            request.content_length,
-            request.mimetype_params,
-        )
+        boundary = request.mimetype_params.get("boundary", "").encode("ascii")
+        if not boundary:
+            raise ValueError("the multipart body has no boundary")
+        form, files = parser.parse(stream, boundary, request.content_length)
+        for writer in writers:
+            writer.flush()  # a size limit or store failure is raised here, not at commit
     except (ValueError, OSError) as exc:
         # A truncated body (the client went away) or malformed multipart framing.
         for writer in writers:

@@ -5,6 +5,7 @@ Every refusal and every injected failure must leave nothing visible and no stray
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
@@ -19,6 +20,7 @@ from sqlalchemy.exc import OperationalError
 
 from server.bootstrap import write_root
 from server.cli import cli
+from server.config import Settings
 from server.domain import api_tokens, products, publishing, releases
 from server.domain.errors import SigningError, StorageUnavailableError
 from server.domain.models import Artifact, AuditEvent, Job, Release
@@ -26,6 +28,8 @@ from server.domain.trust import sign_document, verify_role
 from server.keyring import load_key_file
 from server.services import Services
 from server.storage.base import StorageError
+from server.web.uploads import MAX_FORM_PARTS
+from tests.common.apps import vigor_app
 
 
 @pytest.fixture
@@ -665,3 +669,32 @@ def test_non_multipart_publish_is_415(client: FlaskClient, product: str, token: 
     )
     assert response.status_code == 415
     assert response.get_json()["error"]["code"] == "unsupported_media_type"
+
+
+def test_api_artifact_over_the_size_limit_is_413_and_changes_nothing(
+    settings: Settings, services: Services, product: str, token: str
+) -> None:
+    # The store writer's thread refuses the bytes; the refusal must reach the answer. (Under
+    # 500 KB: the test client spools larger bodies to a file it leaves open on an early answer.)
+    with vigor_app(dataclasses.replace(settings, max_upload_bytes=64 * 1024)) as limited:
+        before = state(services)
+        response = api_publish(
+            limited.test_client(),
+            token,
+            {"product": "acme-erp", "version": "1.0", "kind": "update"},
+            {"artifact.linux-x86_64": b"x" * 400_000},
+        )
+        assert response.status_code == 413
+        assert response.get_json()["error"]["code"] == "too_large"
+        assert state(services) == before
+
+
+def test_api_form_of_too_many_parts_is_413_and_changes_nothing(
+    client: FlaskClient, services: Services, product: str, token: str
+) -> None:
+    fields = {"product": "acme-erp", "version": "1.0", "kind": "update"}
+    padding = {f"extra{n}": "x" for n in range(MAX_FORM_PARTS)}
+    before = state(services)
+    response = api_publish(client, token, {**fields, **padding}, {"artifact.any": b"bytes"})
+    assert response.status_code == 413
+    assert state(services) == before
