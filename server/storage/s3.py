@@ -32,7 +32,6 @@ from typing import TYPE_CHECKING, Any, BinaryIO, cast
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
-from prometheus_client import Counter
 
 from server.storage.base import (
     CHUNK_SIZE,
@@ -64,22 +63,14 @@ BACKEND_ERRORS = (Exception,)
 SINGLE_COPY_LIMIT = 5 * 1024**3  # S3's largest CopyObject; larger objects are copied in parts
 COPY_PART_SIZE = 512 * 1024 * 1024  # parts of a multipart copy (server-side: no bytes pass here)
 
-STORAGE_FAILURES = Counter(
-    "vigor_storage_failures",
-    "Artifact store operations that failed, by operation",
-    ["operation"],
-)
-
-
 def _error_code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
 
 
 def _translate(exc: Exception, what: str) -> StorageError:
-    """The ``StorageError`` for a failed S3 call (counted once, by operation)."""
+    """The ``StorageError`` for a failed S3 call (``server.metrics.MeteredStore`` counts it)."""
     if isinstance(exc, StorageError):
-        return exc  # already translated (and counted) deeper down
-    STORAGE_FAILURES.labels(operation=what).inc()
+        return exc  # already translated deeper down
     if isinstance(exc, ClientError):
         code = _error_code(exc)
         message = exc.response.get("Error", {}).get("Message", "") or code
