@@ -23,7 +23,7 @@ class Gunicorn:
     """A gunicorn master serving ``app_spec`` (module:callable) with sync workers."""
 
     def __init__(
-        self, app_spec: str, env: dict[str, str], workers: int = 1, health: str = "/healthz"
+        self, app_spec: str, env: dict[str, str], workers: int = 1, health: str = "/readyz"
     ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"

@@ -51,6 +51,6 @@ def floor() -> Response:
     return jsonify({"signed": signed, "signatures": [{"sig": KEY.sign(data).hex()}]})
 
 
-@app.get("/healthz")
-def healthz() -> Response:
+@app.get("/readyz")
+def readyz() -> Response:
     return jsonify({"status": "ok"})

@@ -15,7 +15,7 @@ TARGET_DIR = os.environ.get("RAW_UPLOAD_DIR", tempfile.gettempdir())
 
 
 def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-    if environ["PATH_INFO"] == "/healthz":
+    if environ["PATH_INFO"] == "/readyz":
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [b"ok"]
     remaining = int(environ.get("CONTENT_LENGTH") or 0)

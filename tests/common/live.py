@@ -77,7 +77,7 @@ class LiveServer:
         deadline = time.monotonic() + 60  # a loaded machine; `vigor serve` starts two interpreters
         while True:
             try:
-                with urllib.request.urlopen(self.url + "/healthz", timeout=1):
+                with urllib.request.urlopen(self.url + "/readyz", timeout=1):
                     return
             except OSError:
                 if time.monotonic() > deadline or self.proc.poll() is not None:

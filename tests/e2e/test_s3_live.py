@@ -263,7 +263,7 @@ def wait_until_serving(deployed: S3Deployment) -> None:
     deadline = time.monotonic() + 30
     while True:
         try:
-            with urllib.request.urlopen(deployed.server.url + "/healthz", timeout=2):
+            with urllib.request.urlopen(deployed.server.url + "/readyz", timeout=2):
                 return
         except OSError:
             if time.monotonic() > deadline:

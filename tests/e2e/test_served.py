@@ -56,7 +56,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         deadline = time.monotonic() + 30
         while True:
             try:
-                with urllib.request.urlopen(server.url + "/healthz", timeout=1):
+                with urllib.request.urlopen(server.url + "/readyz", timeout=1):
                     break
             except OSError:
                 assert proc.poll() is None, log.read_text()
