@@ -136,8 +136,26 @@ def exposition(db: Database, extra: tuple[Collector, ...] = ()) -> bytes:
         registry.register(_Default())
     registry.register(StateCollector(db))
     for collector in extra:
-        registry.register(collector)
+        registry.register(_WithoutDatabase(collector))
     return generate_latest(registry)
+
+
+class _WithoutDatabase(Collector):
+    """A collector that reads the database, left out of a scrape while the database is away
+    (``vigor_database_up`` says so) instead of failing the whole scrape."""
+
+    def __init__(self, collector: Collector) -> None:
+        self.collector = collector
+
+    def collect(self) -> Iterator[Metric]:
+        try:
+            metrics = list(self.collector.collect())
+        except SQLAlchemyError as exc:
+            log.warning(
+                "metrics: %s skipped: %s", type(self.collector).__name__, type(exc).__name__
+            )
+            return
+        yield from metrics
 
 
 class _Default(Collector):

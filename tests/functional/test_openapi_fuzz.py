@@ -19,6 +19,7 @@ from tests.common.factories import make_customer, make_license, make_product, ma
 def api_schema(app: Flask, services: Services, tmp_path: Path) -> Any:
     make_product(services)
     make_release(services, tmp_path, "1.0.0")
+    services.jobs.runner.run_due()  # as a worker would: a healthy instance, /healthz 200
     return schemathesis.openapi.from_wsgi("/api/v1/openapi.json", app)
 
 

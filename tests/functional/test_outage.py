@@ -39,7 +39,7 @@ def _settings(tmp_path: Path, url: str) -> Settings:
 @pytest.fixture(scope="module")
 def own_postgres() -> Iterator[PostgresCluster]:
     """A server of this module's own: stopping the suite's shared one would fail other tests."""
-    cluster = PostgresCluster()
+    cluster = PostgresCluster(crash_safe_commits=True)  # the outage is a crash: keep what committed
     cluster.start()
     yield cluster
     cluster.stop()
