@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import struct
 import sys
 import time
@@ -69,9 +70,10 @@ def uncompressed(archive: BinaryIO, out: Path) -> Content:
     """Write the content of a .tar.gz (or a plain tar) to ``out``; the bytes the patch is about."""
     digest = hashlib.sha256()
     size = 0
-    head = archive.read(2)
-    archive.seek(0)
-    source: BinaryIO = gzip.GzipFile(fileobj=archive) if head == b"\x1f\x8b" else archive  # type: ignore[assignment]
+    # Peeked, not read and sought back: a store's stream (an S3 body) cannot seek.
+    buffered = archive if isinstance(archive, io.BufferedReader) else io.BufferedReader(archive)  # type: ignore[type-var]
+    head = buffered.peek(2)[:2]
+    source: BinaryIO = gzip.GzipFile(fileobj=buffered) if head == b"\x1f\x8b" else buffered  # type: ignore[assignment]
     with out.open("wb") as sink:
         while chunk := source.read(1024 * 1024):
             digest.update(chunk)
