@@ -329,7 +329,16 @@ class Site:
         return proc.wait(timeout=60)
 
     def start_worker(self) -> subprocess.Popen[bytes]:
-        return self._spawn("worker", self.worker_unit, "")
+        """``vigor-worker.service``'s ExecStart; returns once the worker says it runs jobs (its
+        signal handlers are set from then on: a SIGTERM stops it gracefully)."""
+        proc = self._spawn("worker", self.worker_unit, "")
+        log = self.log_of("worker")
+        deadline = time.monotonic() + 90
+        while "Huey consumer started" not in log.read_text(errors="replace"):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"vigor worker did not start:\n{log.read_text()[-3000:]}")
+            time.sleep(0.2)
+        return proc
 
     # --- nginx -------------------------------------------------------------------------------
 
