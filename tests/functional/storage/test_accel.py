@@ -1,4 +1,4 @@
-"""VIGOR_DOWNLOADS=accel through a real nginx, configured with the snippet docs/storage.md shows:
+"""VIGOR_DOWNLOADS=accel through a real nginx, configured with deploy/nginx/vigor-accel.conf:
 Vigor authorizes, nginx sends the bytes (the local store's file, or the S3 object it fetches with
 the presigned query), whole or ranged; the internal locations cannot be asked for directly."""
 
@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import http.client
-import re
 import secrets
 import threading
 import uuid
@@ -20,6 +19,7 @@ from werkzeug.serving import make_server
 from server.config import Settings
 from server.services import Services
 from tests.common.apps import vigor_app
+from tests.common.deploy import render
 from tests.common.factories import (
     app_archive,
     make_customer,
@@ -34,13 +34,10 @@ ROOT = Path(__file__).resolve().parents[3]
 
 
 def documented_snippet(storage_root: Path) -> str:
-    """The nginx locations exactly as docs/storage.md gives them, for this store root."""
-    doc = (ROOT / "docs" / "storage.md").read_text()
-    block = re.search(
-        r"<!-- accel-snippet:begin -->\n```nginx\n(.*?)```\n<!-- accel-snippet:end -->", doc, re.S
-    )
-    assert block, "docs/storage.md lost its accel snippet"
-    return block.group(1).replace("/srv/vigor/releases/", f"{storage_root}/")
+    """deploy/nginx/vigor-accel.conf, the locations docs/storage.md names, for this store root
+    (the S3 endpoints here are addresses: the resolver is never asked)."""
+    conf = (ROOT / "deploy" / "nginx" / "vigor-accel.conf").read_text()
+    return render(conf, {"VIGOR_STORAGE_ROOT": str(storage_root), "DNS_RESOLVER": "127.0.0.1"})
 
 
 def get(url: str, path: str, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
