@@ -63,6 +63,7 @@ BACKEND_ERRORS = (Exception,)
 SINGLE_COPY_LIMIT = 5 * 1024**3  # S3's largest CopyObject; larger objects are copied in parts
 COPY_PART_SIZE = 512 * 1024 * 1024  # parts of a multipart copy (server-side: no bytes pass here)
 
+
 def _error_code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
 
