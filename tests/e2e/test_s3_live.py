@@ -238,12 +238,18 @@ def test_gc_sweeps_the_upload_a_killed_worker_stranded(deployed: S3Deployment) -
 
     def kill_workers_at_half(sent: int) -> None:
         if sent == 20 * MIB:
+            # The server reads behind the client (socket buffers, its writer's queue): wait
+            # until it has opened the multipart upload with the first parts of these 20 MiB.
+            deadline = time.monotonic() + 60
+            while not open_uploads(deployed):
+                assert time.monotonic() < deadline, "no multipart upload was opened"
+                time.sleep(0.1)
             for pid in workers:  # kill -9 of the process mid-upload: nothing can abort it
                 os.kill(pid, signal.SIGKILL)
 
     with pytest.raises((http.client.HTTPException, OSError)):
         publish(deployed, "9.4.0", pattern_chunks(40 * MIB), 40 * MIB, during=kill_workers_at_half)
-    assert open_uploads(deployed) != []
+    assert open_uploads(deployed) != [], "the killed worker left its upload open"
     wait_until_serving(deployed)
     assert releases(deployed) == before
 
