@@ -4,19 +4,24 @@ Usage: python bench/check.py [--db sqlite|postgresql|both] [--duration 10] [--li
                              [--installations 1000000] [--releases 2000]
 
 For each database: builds a scale dataset (licenses, installations, releases), serves it with
-gunicorn (2 sync workers) and drives ``POST /api/v1/check`` with wrk (64 connections, loopback),
-then does the same for a bare Flask endpoint returning constant JSON. Prints requests/s of both,
-their ratio (goal ≥ 0.70), p99 latency (goal < 50 ms), and the check latency with 1,000
-installations against 1,000,000 (goal ≤ 1.2x), measured on one connection.
+gunicorn (2 sync workers) and drives ``POST /api/v1/check`` with wrk on loopback, then does the
+same for two baselines of bench/bare_app.py (a constant JSON answer, and the *floor*: one indexed
+license lookup and one Ed25519 signature). Prints:
+
+- the maximum rates with 64 connections and their ratios: check/floor (goal ≥ 0.90),
+  check/bare (goal ≥ 0.70). The p99 of these saturated runs is printed too, but it is queueing
+  (about 64 connections / rate, see bench/_wrk.py), not the time a check takes;
+- the p99 latency with the check and the floor each offered half the check's maximum rate
+  (goal < 50 ms): what clients see under a heavy but sustainable load;
+- the check latency with 1,000 installations against ``--installations`` (goal ≤ 1.2x),
+  measured on one connection.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import re
 import secrets
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sqlalchemy import delete, func, insert, select
 
 from bench._harness import ROOT, Gunicorn
+from bench._wrk import CheckScript, WrkRun, paced, run
 
 SAMPLE = 2000  # (license, installation) pairs the load generator cycles through
 
@@ -174,41 +180,14 @@ def set_installations(url: str, total: int, licenses: int) -> None:
     print(f"  installations: {count:,}", flush=True)
 
 
-LUA = """
-local entries = {}
-for line in io.lines("%(sample)s") do
-  local key, inst = line:match("([^ ]+) ([^ ]+)")
-  entries[#entries + 1] = {key, inst}
-end
-local counter = 0
-request = function()
-  counter = counter + 1
-  local e = entries[math.random(#entries)]
-  local body = string.format('{"product":"bench","version":"1.0.0","platform":"linux-x86_64",'
-    .. '"channel":"stable","installation_id":"%%s","nonce":"%%08x%%08x%%08x"}',
-    e[2], math.random(0, 2147483647), counter, math.random(0, 2147483647))
-  return wrk.format("POST", "%(path)s",
-    {["Authorization"] = "License " .. e[1], ["Content-Type"] = "application/json"}, body)
-end
-"""
-
-
-def wrk(url: str, duration: int, connections: int, script: Path | None) -> tuple[float, float]:
-    """Requests/s and p99 latency in ms, after a 2-second warm-up (worker caches, connections)."""
-    cmd = ["wrk", "-t2", f"-c{connections}", "--latency", "--timeout", "10s"]
-    if script:
-        cmd += ["-s", str(script)]
-    subprocess.run([*cmd, "-d2s", url], capture_output=True, text=True, check=True)
-    out = subprocess.run(
-        [*cmd, f"-d{duration}s", url], capture_output=True, text=True, check=True
-    ).stdout
-    if "Non-2xx" in out:
-        raise SystemExit(f"errors during the run:\n{out}")
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
-    assert p99 is not None
-    value, unit = float(p99.group(1)), p99.group(2)
-    return rps, value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+def measured(url: str, script: Path | None, duration: int) -> WrkRun:
+    """A saturating wrk run with 64 connections, after a 2-second warm-up (caches, connections);
+    any error ends the bench."""
+    run(url, script, 64, 2)
+    result = run(url, script, 64, duration)
+    if result.errors:
+        raise SystemExit(f"errors during the run of {url}: {result.detail}")
+    return result
 
 
 def single_latency(url: str, sample: list[tuple[str, str]], count: int = 400) -> float:
@@ -263,10 +242,8 @@ def run_one(db: str, args: argparse.Namespace, work: Path) -> dict[str, float]:
         sample = build(url, work, args.licenses, args.releases)
         sample_file = work / "sample.txt"
         sample_file.write_text("".join(f"{k} {i}\n" for k, i in sample))
-        script = work / "check.lua"
-        script.write_text(LUA % {"sample": sample_file, "path": "/api/v1/check"})
-        floor_script = work / "floor.lua"
-        floor_script.write_text(LUA % {"sample": sample_file, "path": "/floor"})
+        checks = CheckScript(work, sample_file, "bench", "1.0.0")
+        floors = CheckScript(work, sample_file, "bench", "1.0.0", path="/floor")
         env = {
             "VIGOR_INSTANCE_DIR": str(work / "instance"),
             "VIGOR_STORAGE_ROOT": str(work / "releases"),
@@ -282,25 +259,33 @@ def run_one(db: str, args: argparse.Namespace, work: Path) -> dict[str, float]:
         large = _latency(env, sample)
         server = Gunicorn("wsgi:app", env, workers=2)
         try:
-            check_rps, check_p99 = wrk(server.url, args.duration, 64, script)
+            check = measured(server.url, checks.write(), args.duration)
+            half = check.rps / 2
+            check_half = measured(server.url, paced(server.url, checks, 64, half), args.duration)
         finally:
             server.stop()
         bare = Gunicorn("bench.bare_app:app", {"VIGOR_DATABASE_URL": url}, workers=2)
         try:
-            bare_rps, bare_p99 = wrk(bare.url + "/constant", args.duration, 64, None)
-            floor_rps, floor_p99 = wrk(bare.url, args.duration, 64, floor_script)
+            constant = measured(bare.url + "/constant", None, args.duration)
+            floor = measured(bare.url, floors.write(), args.duration)
+            floor_half = measured(bare.url, paced(bare.url, floors, 64, half), args.duration)
         finally:
             bare.stop()
     finally:
         if cluster:
             cluster.stop()
     return {
-        "check_rps": check_rps,
-        "check_p99": check_p99,
-        "bare_rps": bare_rps,
-        "bare_p99": bare_p99,
-        "floor_rps": floor_rps,
-        "floor_p99": floor_p99,
+        "check_rps": check.rps,
+        "check_p99": check.p99,
+        "bare_rps": constant.rps,
+        "bare_p99": constant.p99,
+        "floor_rps": floor.rps,
+        "floor_p99": floor.p99,
+        "half_rps": half,
+        "check_half_rps": check_half.rps,
+        "check_half_p99": check_half.p99,
+        "floor_half_rps": floor_half.rps,
+        "floor_half_p99": floor_half.p99,
         "latency_small": small,
         "latency_large": large,
     }
@@ -333,10 +318,12 @@ def main() -> None:
             "  (one indexed lookup + one Ed25519 signature)"
         )
         print(f"[{db}] check:       {r['check_rps']:8.0f} req/s  p99 {r['check_p99']:6.1f} ms")
-        print(f"[{db}] ratio check/floor: {r['check_rps'] / r['floor_rps']:.2f}")
+        print(f"[{db}] ratio check/floor: {r['check_rps'] / r['floor_rps']:.2f} (goal >= 0.90)")
+        print(f"[{db}] ratio check/bare: {r['check_rps'] / r['bare_rps']:.2f} (goal >= 0.70)")
         print(
-            f"[{db}] ratio check/bare: {r['check_rps'] / r['bare_rps']:.2f} (goal >= 0.70); "
-            f"p99 goal < 50 ms"
+            f"[{db}] paced at half the check's maximum ({r['half_rps']:.0f}/s offered): "
+            f"check {r['check_half_rps']:.0f}/s p99 {r['check_half_p99']:.1f} ms (goal < 50 ms), "
+            f"floor {r['floor_half_rps']:.0f}/s p99 {r['floor_half_p99']:.1f} ms"
         )
         print(
             f"[{db}] single-connection latency: {r['latency_small']:.2f} ms at 1,000 installations, "

@@ -31,13 +31,14 @@ import time
 from collections import Counter
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import requests
 
 from bench._harness import ROOT, status_kib
+from bench._wrk import CheckScript, paced
+from bench._wrk import run as wrk
 from tests.common.deploy import Backing, Site
 
 PRODUCT = "acme-erp"
@@ -45,28 +46,6 @@ LIMITS = {
     "VIGOR_RATE_LIMIT_CHECK": "100000000/minute",
     "VIGOR_RATE_LIMIT_CHECK_ADDRESS": "100000000/minute",
 }
-
-LUA = """
-local entries = {}
-for line in io.lines("%(sample)s") do
-  local key, inst = line:match("([^ ]+) ([^ ]+)")
-  entries[#entries + 1] = {key, inst}
-end
-local pause = %(delay_ms)d
-local counter = 0
-request = function()
-  counter = counter + 1
-  local e = entries[math.random(#entries)]
-  local body = string.format('{"product":"%(product)s","version":"0.9.0",'
-    .. '"platform":"linux-x86_64","installation_id":"%%s","nonce":"%%08x%%08x%%08x"}',
-    e[2], math.random(0, 2147483647), counter, math.random(0, 2147483647))
-  return wrk.format("POST", "/api/v1/check",
-    {["Authorization"] = "License " .. e[1], ["Content-Type"] = "application/json"}, body)
-end
-if pause > 0 then
-  delay = function() return pause end
-end
-"""
 
 
 def build(site: Site, licenses: int) -> list[tuple[str, str]]:
@@ -113,43 +92,6 @@ def build(site: Site, licenses: int) -> list[tuple[str, str]]:
     return sample
 
 
-def wrk(site: Site, script: Path, connections: int, seconds: int) -> dict[str, Any]:
-    """One wrk run: requests/s, p99 ms, errors (non-2xx + socket errors + timeouts), count."""
-    out = subprocess.run(
-        [
-            *("wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "10s"),
-            *("-s", str(script), site.public_url),
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    kinds = {}
-    socket = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
-    if socket:
-        names = ("connect", "read", "write", "timeout")
-        kinds = dict(zip(names, map(int, socket.groups()), strict=True))
-    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    if non2xx:
-        kinds["non-2xx"] = int(non2xx.group(1))
-    errors = sum(kinds.values())
-    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)\b", out)
-    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    total = re.search(r"(\d+) requests in", out)
-    if not (p99 and rps and total):
-        raise SystemExit(f"cannot read wrk's output:\n{out}")
-    value, unit = float(p99.group(1)), p99.group(2)
-    ms = value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
-    detail = ", ".join(f"{k} {v}" for k, v in kinds.items() if v)
-    return {
-        "rps": float(rps.group(1)),
-        "p99": ms,
-        "errors": errors,
-        "count": int(total.group(1)),
-        "detail": detail,
-    }
-
-
 def vigor_processes(site: Site) -> dict[str, int]:
     """Every Vigor process by a readable name: each master, its workers, the worker."""
     found = {}
@@ -166,12 +108,6 @@ def vigor_processes(site: Site) -> dict[str, int]:
 
 def rss_mib(pids: dict[str, int]) -> dict[str, float]:
     return {name: status_kib(pid, "VmRSS") / 1024 for name, pid in pids.items()}
-
-
-def script_for(work: Path, sample_file: Path, delay_ms: int) -> Path:
-    script = work / f"check-{delay_ms}.lua"
-    script.write_text(LUA % {"sample": sample_file, "delay_ms": delay_ms, "product": PRODUCT})
-    return script
 
 
 def main() -> None:
@@ -239,22 +175,17 @@ def run(
         f"PostgreSQL, moto S3, Redis; {args.licenses} licenses",
         flush=True,
     )
-    wrk(site, script_for(work, sample_file, 0), c, 3)  # warm-up: caches, connections
-    peak = wrk(site, script_for(work, sample_file, 0), c, args.probe_seconds)
+    url = site.public_url
+    checks = CheckScript(work, sample_file, PRODUCT, "0.9.0")
+    wrk(url, checks.write(), c, 3)  # warm-up: caches, connections
+    peak = wrk(url, checks.write(), c, args.probe_seconds)
     print(
-        f"maximum: {peak['rps']:.0f} checks/s, p99 {peak['p99']:.1f} ms, "
-        f"{peak['errors']:.0f} errors {peak['detail']} ({c} connections, {args.probe_seconds} s)",
+        f"maximum: {peak.rps:.0f} checks/s, p99 {peak.p99:.1f} ms, "
+        f"{peak.errors} errors {peak.detail} ({c} connections, {args.probe_seconds} s)",
         flush=True,
     )
-    target = peak["rps"] / 2
-    # Each connection sends, waits for the answer, then pauses: its period is the latency plus
-    # the pause. Start from no latency, then correct the pause by the period measured.
-    delay_ms = round(c / target * 1000)
-    for _ in range(2):
-        script = script_for(work, sample_file, delay_ms)
-        achieved = wrk(site, script, c, 5)["rps"]
-        delay_ms = max(1, round(delay_ms + c / target * 1000 - c / achieved * 1000))
-    script = script_for(work, sample_file, delay_ms)
+    target = peak.rps / 2
+    script = paced(url, checks, c, target)
     pids = vigor_processes(site)
     start_rss = rss_mib(pids)
     max_rss = dict(start_rss)
@@ -263,16 +194,16 @@ def run(
     print(f"soak: target {target:.0f} checks/s for {args.minutes:g} min, {samples} samples")
     began = time.monotonic()
     for _ in range(samples):
-        result = wrk(site, script, c, args.sample_seconds)
+        result = wrk(url, script, c, args.sample_seconds)
         now_rss = rss_mib(pids)
         for name, value in now_rss.items():
             max_rss[name] = max(max_rss[name], value)
-        total_errors += result["errors"]
-        total_count += result["count"]
-        p99s.append(result["p99"])
+        total_errors += result.errors
+        total_count += result.count
+        p99s.append(result.p99)
         print(
-            f"  [{(time.monotonic() - began) / 60:5.1f} min] {result['rps']:6.0f} checks/s  "
-            f"p99 {result['p99']:6.1f} ms  errors {result['errors']:.0f} {result['detail']}  "
+            f"  [{(time.monotonic() - began) / 60:5.1f} min] {result.rps:6.0f} checks/s  "
+            f"p99 {result.p99:6.1f} ms  errors {result.errors} {result.detail}  "
             f"RSS MiB {' '.join(f'{v:.0f}' for v in now_rss.values())}",
             flush=True,
         )
