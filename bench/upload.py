@@ -9,10 +9,10 @@ ratio of publish to raw throughput (goal: ≥ 0.80) and the serving worker's lar
 during a publish (goal: ≤ 64 MB). The raw app does no hashing and no fsync: the publish pays
 for a digest and for durability that the baseline does not.
 
-``--via-nginx`` puts a real nginx in front of both, configured as ``NGINX_CONF`` below: the
-settings of ``deploy/nginx/vigor.conf``'s upload locations that matter for throughput (request
-buffering off, so the body streams through as it arrives; no body limit; long timeouts), over
-plain http on loopback (the production file's TLS would cost both sides the same).
+``--via-nginx`` puts a real nginx in front of both, with the production file
+``deploy/nginx/vigor.conf`` (rendered as tests/common/deploy.py does: TLS with a self-signed
+certificate, the upload location's streaming settings); both uploads go to the publish route's
+path, so both pass through that location.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import http.client
 import os
 import secrets
 import shutil
+import ssl
 import statistics
 import subprocess
 import sys
@@ -39,65 +40,48 @@ from bench._harness import ROOT, Gunicorn, free_port, status_kib
 BOUNDARY = "vigorbenchboundary"
 CHUNK = 1024 * 1024
 
-# The proxy settings an upload needs (the same as a production site's): no body size limit,
-# the body passed on as it arrives instead of spooled to disk first, long timeouts.
-NGINX_CONF = """\
-daemon off;
-worker_processes 1;
-pid {work}/nginx.pid;
-error_log {work}/nginx-error.log warn;
-{user}
-events {{ worker_connections 64; }}
-http {{
-    access_log off;
-    client_body_temp_path {work}/nginx-body;
-    proxy_temp_path {work}/nginx-proxy;
-    fastcgi_temp_path {work}/nginx-fastcgi;
-    uwsgi_temp_path {work}/nginx-uwsgi;
-    scgi_temp_path {work}/nginx-scgi;
-    server {{
-        listen 127.0.0.1:{port};
-        client_max_body_size 0;
-        location / {{
-            proxy_pass http://127.0.0.1:{upstream};
-            proxy_http_version 1.1;
-            proxy_request_buffering off;
-            proxy_read_timeout 600s;
-            proxy_send_timeout 600s;
-            proxy_set_header Host $host;
-            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-            proxy_set_header X-Forwarded-Proto $scheme;
-        }}
-    }}
-}}
-"""
-
 
 @contextmanager
-def nginx_in_front(upstream_port: int, work: Path) -> Iterator[str]:
-    """An nginx on a free port proxying to ``upstream_port``; yields its URL."""
-    binary = shutil.which("nginx") or "/usr/sbin/nginx"
-    if not Path(binary).exists():
-        raise SystemExit("nginx is not installed: run scripts/system-deps --bench")
-    port = free_port()
-    user = "user root;" if os.geteuid() == 0 else ""  # as root, workers would drop to nobody
-    conf = work / "nginx.conf"
-    conf.write_text(NGINX_CONF.format(work=work, port=port, upstream=upstream_port, user=user))
-    proc = subprocess.Popen([binary, "-p", str(work), "-c", str(conf), "-e", "stderr"])
+def nginx_in_front(upstream_port: int, work: Path) -> Iterator[tuple[str, ssl.SSLContext]]:
+    """nginx with the production file ``deploy/nginx/vigor.conf`` (TLS, a self-signed
+    certificate) proxying to ``upstream_port``; yields its https URL and a context trusting it."""
+    from tests.common.deploy import self_signed_certificate, start_nginx
+
+    directory = Path(tempfile.mkdtemp(prefix="vigor-bench-nginx-"))  # reachable by nobody
+    certificate, certificate_key = self_signed_certificate(directory)
+    https_port, http_port = free_port(), free_port()
+    url = f"https://localhost:{https_port}"
+    values = {
+        "SERVER_NAME": "localhost",
+        "PUBLIC_URL": url,
+        "HTTPS_PORT": str(https_port),
+        "HTTP_PORT": str(http_port),
+        "TLS_CERTIFICATE": str(certificate),
+        "TLS_CERTIFICATE_KEY": str(certificate_key),
+        "VIGOR_PORT_1": str(upstream_port),  # the one gunicorn of the round, twice
+        "VIGOR_PORT_2": str(upstream_port),
+        "VIGOR_STORAGE_ROOT": str(work / "releases"),
+        "DNS_RESOLVER": "127.0.0.1",
+    }
+    proc = start_nginx(directory, values)
+    context = ssl.create_default_context(cafile=str(certificate))
     try:
         deadline = time.monotonic() + 10
         while True:
             try:
-                http.client.HTTPConnection("127.0.0.1", port, timeout=1).connect()
+                conn = http.client.HTTPSConnection("localhost", https_port, context=context)
+                conn.request("GET", "/readyz")
+                conn.getresponse().read()
                 break
             except OSError:
                 if time.monotonic() > deadline or proc.poll() is not None:
-                    raise SystemExit(f"nginx did not start: {conf}") from None
+                    raise SystemExit(f"nginx did not start: {directory}/error.log") from None
                 time.sleep(0.05)
-        yield f"http://127.0.0.1:{port}"
+        yield url, context
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def make_file(path: Path, size: int) -> None:
@@ -111,11 +95,22 @@ def make_file(path: Path, size: int) -> None:
 
 
 def post_stream(
-    url: str, path: str, headers: dict[str, str], head: bytes, file: Path, tail: bytes
+    url: str,
+    path: str,
+    headers: dict[str, str],
+    head: bytes,
+    file: Path,
+    tail: bytes,
+    context: ssl.SSLContext | None = None,
 ) -> float:
     """POST ``head + file + tail`` with a Content-Length; returns the seconds until the answer."""
-    host, port = url.removeprefix("http://").split(":")
-    conn = http.client.HTTPConnection(host, int(port), timeout=600)
+    scheme, _, address = url.partition("://")
+    host, port = address.split(":")
+    conn: http.client.HTTPConnection
+    if scheme == "https":
+        conn = http.client.HTTPSConnection(host, int(port), timeout=600, context=context)
+    else:
+        conn = http.client.HTTPConnection(host, int(port), timeout=600)
     length = len(head) + file.stat().st_size + len(tail)
     conn.putrequest("POST", path)
     for k, v in {**headers, "Content-Length": str(length)}.items():
@@ -144,22 +139,24 @@ class Bench:
     via_nginx: bool
 
     @contextmanager
-    def serve(self, app_spec: str) -> Iterator[tuple[Gunicorn, str]]:
+    def serve(self, app_spec: str) -> Iterator[tuple[Gunicorn, str, ssl.SSLContext | None]]:
         """A fresh gunicorn for ``app_spec`` (and an nginx before it); yields it and the URL."""
         server = Gunicorn(app_spec, self.env)
         try:
             if self.via_nginx:
-                with nginx_in_front(server.port, self.work) as url:
-                    yield server, url
+                with nginx_in_front(server.port, self.work) as (url, context):
+                    yield server, url, context
             else:
-                yield server, server.url
+                yield server, server.url, None
         finally:
             server.stop()
 
     def raw(self) -> float:
-        with self.serve("bench.raw_upload_app:app") as (_, url):
+        with self.serve("bench.raw_upload_app:app") as (_, url, context):
             headers = {"Content-Type": "application/octet-stream"}
-            return post_stream(url, "/upload", headers, b"", self.artifact, b"")
+            # The publish route's path: through nginx, the same location (streamed, no limit).
+            path = "/api/v1/admin/releases"
+            return post_stream(url, path, headers, b"", self.artifact, b"", context)
 
     def publish(self, product: str, token: str) -> tuple[float, float]:
         """Seconds for the publish, and the worker's RSS growth in MB while it ran.
@@ -167,17 +164,24 @@ class Bench:
         A small release of another product is published first: what a fresh worker does once
         (imports, keys, first queries) is not what a publish costs. The RSS growth counts it.
         """
-        with self.serve("wsgi:app") as (server, url):
+        with self.serve("wsgi:app") as (server, url, context):
             (worker,) = server.worker_pids()
             rss_before = status_kib(worker, "VmRSS")
             warm_up = self.work / "warm-up.bin"
             warm_up.write_bytes(b"warm up")
-            self._publish(url, token, f"{product}-warm-up", "1.0.0", warm_up)
-            seconds = self._publish(url, token, product, "1.0.0", self.artifact)
+            self._publish(url, context, token, f"{product}-warm-up", "1.0.0", warm_up)
+            seconds = self._publish(url, context, token, product, "1.0.0", self.artifact)
             return seconds, (status_kib(worker, "VmHWM") - rss_before) / 1024
 
     @staticmethod
-    def _publish(url: str, token: str, product: str, version: str, file: Path) -> float:
+    def _publish(
+        url: str,
+        context: ssl.SSLContext | None,
+        token: str,
+        product: str,
+        version: str,
+        file: Path,
+    ) -> float:
         fields = {"product": product, "version": version, "kind": "update"}
         head = (
             b"".join(
@@ -194,7 +198,7 @@ class Bench:
             "Authorization": f"Bearer {token}",
             "Content-Type": f"multipart/form-data; boundary={BOUNDARY}",
         }
-        return post_stream(url, "/api/v1/admin/releases", headers, head, file, tail)
+        return post_stream(url, "/api/v1/admin/releases", headers, head, file, tail, context)
 
 
 def vigor(env: dict[str, str], *args: str) -> str:

@@ -193,6 +193,35 @@ http {{
 """
 
 
+def start_nginx(directory: Path, values: dict[str, str]) -> subprocess.Popen[bytes]:
+    """nginx running ``deploy/nginx/vigor.conf`` and its snippet rendered with ``values``, with
+    ``directory`` as its prefix (logs, temp files), as an unprivileged user when run as root.
+    Returns at once: the caller waits for it to answer."""
+    (directory / "conf.d").mkdir()
+    (directory / "snippets").mkdir()
+    (directory / "tmp").mkdir()
+    (directory / "conf.d" / "vigor.conf").write_text(
+        render((DEPLOY / "nginx/vigor.conf").read_text(), values)
+    )
+    (directory / "snippets" / "vigor-accel.conf").write_text(
+        render((DEPLOY / "nginx/vigor-accel.conf").read_text(), values)
+    )
+    (directory / "nginx.conf").write_text(NGINX_MAIN.format(dir=directory))
+    command = [find_nginx(), "-p", str(directory), "-c", str(directory / "nginx.conf")]
+    command += ["-e", str(directory / "error.log")]
+    user: dict[str, str] = {}
+    if os.geteuid() == 0:
+        account = pwd.getpwnam(UNPRIVILEGED[0])
+        for path in [directory, *directory.rglob("*")]:
+            os.chown(path, account.pw_uid, account.pw_gid)
+        user = {"user": UNPRIVILEGED[0], "group": UNPRIVILEGED[1]}
+    tested = subprocess.run(
+        [*command, "-t", "-q"], capture_output=True, text=True, check=False, **user
+    )
+    assert tested.returncode == 0, tested.stderr + _tail(directory / "error.log")
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **user)
+
+
 @dataclass
 class Backing:
     """The services a site shares: a PostgreSQL database, an S3 bucket, a Redis."""
@@ -344,34 +373,11 @@ class Site:
 
     def start_nginx(self) -> None:
         """nginx with the rendered site config and snippet, unprivileged, in its own prefix."""
-        directory = self.nginx_dir
-        (directory / "conf.d").mkdir()
-        (directory / "snippets").mkdir()
-        (directory / "tmp").mkdir()
-        (directory / "conf.d" / "vigor.conf").write_text(self.rendered("nginx/vigor.conf"))
-        (directory / "snippets" / "vigor-accel.conf").write_text(
-            self.rendered("nginx/vigor-accel.conf")
-        )
-        (directory / "nginx.conf").write_text(NGINX_MAIN.format(dir=directory))
-        command = [find_nginx(), "-p", str(directory), "-c", str(directory / "nginx.conf")]
-        command += ["-e", str(directory / "error.log")]
-        user: dict[str, str] = {}
-        if os.geteuid() == 0:
-            account = pwd.getpwnam(UNPRIVILEGED[0])
-            for path in [directory, *directory.rglob("*")]:
-                os.chown(path, account.pw_uid, account.pw_gid)
-            user = {"user": UNPRIVILEGED[0], "group": UNPRIVILEGED[1]}
-        tested = subprocess.run(
-            [*command, "-t", "-q"], capture_output=True, text=True, check=False, **user
-        )
-        assert tested.returncode == 0, tested.stderr + _tail(directory / "error.log")
-        self.nginx = subprocess.Popen(
-            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **user
-        )
+        self.nginx = start_nginx(self.nginx_dir, self.values)
         wait_for(
             f"{self.public_url}/api/v1/root.json",
             self.nginx,
-            directory / "error.log",
+            self.nginx_dir / "error.log",
             context=self.ssl_context(),
         )
 
