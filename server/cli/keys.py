@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -33,6 +34,7 @@ from server.cli.common import (
     transaction,
 )
 from server.domain import roots
+from server.domain.roots import ROOT_WARNING_DAYS
 from server.domain.trust import Signer, iso
 from server.keyring import create_key_file, is_encrypted, load_key_file
 
@@ -228,3 +230,8 @@ def keys_status() -> None:
         )
     if root.expires <= now():
         click.echo("warning: this root has expired; agents refuse it: run `vigor keys write-root`")
+    elif root.expires <= now() + timedelta(days=ROOT_WARNING_DAYS):
+        click.echo(
+            "warning: this root expires within "
+            f"{ROOT_WARNING_DAYS} days: run `vigor keys write-root` and ship it to the agents"
+        )

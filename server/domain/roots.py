@@ -22,6 +22,10 @@ from server.domain.trust import (
 
 DEFAULT_ROOT_LIFETIME = timedelta(days=365)
 
+ROOT_WARNING_DAYS = 30
+"""A root of trust expiring within this many days is warned about (``/healthz``, ``vigor keys
+status``): agents refuse an expired root, so a new one must be written and shipped before."""
+
 
 def newest_version(session: Session) -> int:
     return session.scalar(select(func.max(TrustRoot.version))) or 0

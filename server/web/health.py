@@ -6,16 +6,19 @@ and ``/metrics`` (docs/operations.md).
 - ``/readyz``: this process can answer update checks, i.e. the database answers (within
   :data:`READY_TIMEOUT_SECONDS`). The artifact store is left out on purpose: checks need only the
   database, and an S3 outage must not pull every instance out of a load balancer at once.
-- ``/healthz``: every probe in detail (database and its schema, storage, and any probe another
-  part adds with :func:`add_probe`); 503 when one reports ``"error"``.
+- ``/healthz``: every probe in detail (database and its schema, storage, the root of trust's
+  expiry, and any probe another part adds with :func:`add_probe`); 503 when one reports
+  ``"error"`` (a ``"warning"`` is shown, still healthy).
 """
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, jsonify
@@ -24,6 +27,8 @@ from prometheus_client.registry import Collector
 from sqlalchemy.orm import Session
 
 from server.db import Database
+from server.domain.roots import ROOT_WARNING_DAYS
+from server.domain.trust import iso
 from server.metrics import exposition
 from server.services import Services
 from server.storage.base import StorageError
@@ -131,6 +136,20 @@ def _storage(svc: Services) -> ProbeResult:
     return {"status": "ok"}
 
 
+def _trust(svc: Services) -> ProbeResult:
+    root = svc.root()
+    left = root.expires - datetime.now(UTC)
+    details = {"root_version": root.version, "expires": iso(root.expires)}
+    if left <= timedelta(0):
+        status = "error: the root of trust has expired; agents refuse it (vigor keys write-root)"
+    elif left <= timedelta(days=ROOT_WARNING_DAYS):
+        days = math.ceil(left / timedelta(days=1))
+        status = f"warning: the root of trust expires in {days} days (vigor keys write-root)"
+    else:
+        status = "ok"
+    return {"status": status, **details}
+
+
 def _ping() -> str | None:
     ping: TimedPing = current_app.extensions["vigor.ping"]
     return ping()
@@ -138,7 +157,11 @@ def _ping() -> str | None:
 
 def init_app(app: Flask, svc: Services) -> None:
     app.extensions["vigor.ping"] = TimedPing(svc.db)
-    app.extensions[PROBES] = [Probe("database", _database), Probe("storage", _storage)]
+    app.extensions[PROBES] = [
+        Probe("database", _database),
+        Probe("storage", _storage),
+        Probe("trust", _trust),
+    ]
     app.extensions[COLLECTORS] = []
     app.register_blueprint(blueprint)
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
+import pytest
 from flask import Flask, session
 from flask.sessions import NullSession, SecureCookieSession
 from flask.testing import FlaskClient
@@ -15,6 +18,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from server.domain import jobs
+from server.domain.trust import iso
 from server.domain.vocabulary import JobKind
 from server.services import Services
 from server.storage.base import StorageError
@@ -28,9 +32,42 @@ def test_healthz_reports_database_and_storage(client: FlaskClient, services: Ser
     health = response.get_json()
     assert (health["status"], health["database"], health["storage"]) == ("ok", "ok", "ok")
     probes = {probe["name"]: probe for probe in health["probes"]}
-    assert list(probes) == ["database", "storage", "worker"]
+    assert list(probes) == ["database", "storage", "trust", "worker"]
+    root = services.root()
+    assert probes["trust"] == {
+        "name": "trust",
+        "status": "ok",
+        "root_version": root.version,
+        "expires": iso(root.expires),
+        "seconds": probes["trust"]["seconds"],
+    }
     assert probes["database"]["revision"] == services.db.head_revision
     assert probes["worker"]["status"] == "ok", "nothing queued: no worker is needed yet"
+
+
+@pytest.mark.parametrize(
+    ("left", "code", "status"),
+    [
+        (timedelta(days=20), 200, "warning: the root of trust expires in 20 days"),
+        (timedelta(hours=-1), 503, "error: the root of trust has expired; agents refuse it"),
+    ],
+)
+def test_healthz_warns_before_the_root_of_trust_expires_and_fails_once_it_has(
+    client: FlaskClient,
+    services: Services,
+    monkeypatch: pytest.MonkeyPatch,
+    left: timedelta,
+    code: int,
+    status: str,
+) -> None:
+    expiring = dataclasses.replace(services.root(), expires=datetime.now(UTC) + left)
+    monkeypatch.setattr(services, "root", lambda: expiring)
+    response = client.get("/healthz")
+    assert response.status_code == code
+    trust = {probe["name"]: probe for probe in response.get_json()["probes"]}["trust"]
+    assert trust["status"].startswith(status)
+    assert trust["status"].endswith("(vigor keys write-root)")
+    assert client.get("/readyz").status_code == 200, "checks are still answered"
 
 
 def test_healthz_is_503_when_a_job_waits_and_no_worker_runs(
