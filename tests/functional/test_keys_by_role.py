@@ -259,3 +259,20 @@ def test_a_bad_passphrase_file_is_one_clear_error_and_writes_no_key(
     assert result.exit_code == 1
     assert message in result.output
     assert not key.exists()
+
+
+def test_a_root_written_to_expire_soon_is_warned_about(app: Flask, services: Services) -> None:
+    runner = app.test_cli_runner()
+    assert "warning" not in runner.invoke(cli, args=["keys", "status"]).output
+    root_key = str(services.settings.keys_dir / "root.pem")
+    written = runner.invoke(
+        cli, args=["keys", "write-root", "--root-key", root_key, "--expires-days", "10"]
+    )
+    assert written.exit_code == 0, written.output
+    services.forget_root()
+    status = runner.invoke(cli, args=["keys", "status"]).output
+    assert "warning: this root expires within 30 days: run `vigor keys write-root`" in status
+    health = app.test_client().get("/healthz").get_json()
+    trust = {probe["name"]: probe for probe in health["probes"]}["trust"]
+    assert trust["status"].startswith("warning: the root of trust expires in 10 days")
+    assert trust["root_version"] == 2
