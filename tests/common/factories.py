@@ -5,7 +5,7 @@ from __future__ import annotations
 import gzip
 import io
 import tarfile
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from server.domain import customers, products, publishing
@@ -110,3 +110,18 @@ def make_release(
 def license_row(services: Services, key: str) -> License:
     with services.db.sessions() as s:
         return customers.find_license(s, key)
+
+
+def make_covered_license(services: Services, tmp_path: Path, version: str = "1.1.0") -> str:
+    """The smallest world an update check offers something in: product acme-erp with release
+    ``version``, customer initech under maintenance (from 10 days ago for 100 more), and the key
+    of initech's license."""
+    make_product(services)
+    make_release(services, tmp_path, version)
+    today = datetime.now(UTC).date()
+    make_customer(
+        services,
+        "initech",
+        ("maintenance", today - timedelta(days=10), today + timedelta(days=100)),
+    )
+    return make_license(services, "initech")

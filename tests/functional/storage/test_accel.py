@@ -10,7 +10,6 @@ import secrets
 import threading
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -22,10 +21,7 @@ from tests.common.apps import vigor_app
 from tests.common.deploy import render
 from tests.common.factories import (
     app_archive,
-    make_customer,
-    make_license,
-    make_product,
-    make_release,
+    make_covered_license,
 )
 from tests.common.nginx import Nginx
 from tests.common.s3server import S3Server
@@ -77,15 +73,7 @@ def accel_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[S
 def test_accel_downloads_are_sent_by_nginx(accel_settings: Settings, tmp_path: Path) -> None:
     with vigor_app(accel_settings) as app:
         services: Services = app.extensions["vigor"]
-        make_product(services)
-        make_release(services, tmp_path, "1.1.0")
-        today = datetime.now(UTC).date()
-        make_customer(
-            services,
-            "initech",
-            ("maintenance", today - timedelta(days=10), today + timedelta(days=100)),
-        )
-        key = make_license(services, "initech")
+        key = make_covered_license(services, tmp_path)
         data = app_archive("1.1.0")
         vigor = make_server("127.0.0.1", 0, app, threaded=True)
         thread = threading.Thread(target=vigor.serve_forever, daemon=True)

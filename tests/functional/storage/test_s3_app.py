@@ -8,7 +8,6 @@ import re
 import secrets
 import urllib.request
 import uuid
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +24,8 @@ from server.services import Services
 from tests.common.apps import vigor_app
 from tests.common.factories import (
     app_archive,
-    make_customer,
-    make_license,
+    make_covered_license,
     make_product,
-    make_release,
 )
 from tests.common.s3server import S3Server, free_port
 
@@ -54,15 +51,7 @@ def test_publish_check_and_download_through_s3(
         client = app.test_client()
         assert client.get("/healthz").get_json()["storage"] == "ok"
 
-        make_product(services)
-        make_release(services, tmp_path, "1.1.0")
-        today = datetime.now(UTC).date()
-        make_customer(
-            services,
-            "initech",
-            ("maintenance", today - timedelta(days=10), today + timedelta(days=100)),
-        )
-        key = make_license(services, "initech")
+        key = make_covered_license(services, tmp_path)
         assert list(services.store.digests()) == [hashlib.sha256(app_archive("1.1.0")).hexdigest()]
 
         check = client.post(
@@ -184,15 +173,7 @@ def test_stream_mode_serves_whole_and_ranged_downloads_through_vigor(
     with vigor_app(s3_settings) as app:
         services: Services = app.extensions["vigor"]
         client = app.test_client()
-        make_product(services)
-        make_release(services, tmp_path, "1.1.0")
-        today = datetime.now(UTC).date()
-        make_customer(
-            services,
-            "initech",
-            ("maintenance", today - timedelta(days=10), today + timedelta(days=100)),
-        )
-        key = make_license(services, "initech")
+        key = make_covered_license(services, tmp_path)
         data = app_archive("1.1.0")
         check = client.post(
             "/api/v1/check",
