@@ -74,7 +74,10 @@ def test_customers_are_paged_in_a_stable_order_with_counts(
         len(rows_of(admin.get("/admin/customers?page=3").get_data(as_text=True), "customers")) == 20
     )
     assert seen == [f"{n:03}" for n in range(1, 121)], "each customer once, in name order"
-    assert "1–50 of 120 customers" in admin.get("/admin/customers").get_data(as_text=True)
+    first = admin.get("/admin/customers").get_data(as_text=True)
+    assert "1–50 of 120 customers" in first
+    for path in ("customers", "licenses", "releases", "audit"):
+        assert f'href="/admin/{path}"' in first, "the menu links to the pages, not the exports"
     descending = rows_of(
         admin.get("/admin/customers?sort=-slug").get_data(as_text=True), "customers"
     )

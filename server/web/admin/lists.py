@@ -3,7 +3,9 @@ running the product, installations, releases and the audit log. Each page is sea
 filtered, sorted and paged; ``<list>.csv`` exports the same filtered list in the same order.
 
 Each view reads its filters into a ``fetch(window)`` over one domain list function, then
-renders one page of it or streams every page of it as CSV.
+renders one page of it or streams every page of it as CSV. The page's rule is registered last
+(the decorator nearest the function comes first), so that ``url_for`` without ``export`` builds
+the page's URL, not the export's.
 """
 
 from __future__ import annotations
@@ -78,8 +80,8 @@ CUSTOMER_COLUMNS: list[Column[listings.CustomerRow]] = [
 ]
 
 
-@blueprint.get("/customers", defaults={"export": False})
 @blueprint.get("/customers.csv", defaults={"export": True})
+@blueprint.get("/customers", defaults={"export": False})
 @requires(Role.VIEWER)
 def customers_page(export: bool) -> ResponseReturnValue:
     """Customers with their maintenance; search by name, slug, e-mail or license key."""
@@ -114,8 +116,8 @@ LICENSE_COLUMNS: list[Column[listings.LicenseRow]] = [
 ]
 
 
-@blueprint.get("/licenses", defaults={"export": False})
 @blueprint.get("/licenses.csv", defaults={"export": True})
+@blueprint.get("/licenses", defaults={"export": False})
 @requires(Role.VIEWER)
 def licenses_page(export: bool) -> ResponseReturnValue:
     """Every license: find one by its key or key prefix, a customer, product or status."""
@@ -151,8 +153,8 @@ CONTRACT_COLUMNS: list[Column[Contract]] = [
 ]
 
 
-@blueprint.get("/contracts", defaults={"export": False})
 @blueprint.get("/contracts.csv", defaults={"export": True})
+@blueprint.get("/contracts", defaults={"export": False})
 @requires(Role.VIEWER)
 def contracts_page(export: bool) -> ResponseReturnValue:
     """Contracts current, ending within N days, ended or lapsed (not renewed)."""
@@ -194,8 +196,8 @@ LAPSED_COLUMNS: list[Column[CustomerMaintenance]] = [
 ]
 
 
-@blueprint.get("/lapsed", defaults={"export": False})
 @blueprint.get("/lapsed.csv", defaults={"export": True})
+@blueprint.get("/lapsed", defaults={"export": False})
 @requires(Role.VIEWER)
 def lapsed_page(export: bool) -> ResponseReturnValue:
     """Customers whose maintenance lapsed and whose installations still report."""
@@ -230,8 +232,8 @@ INSTALLATION_COLUMNS: list[Column[Any]] = [
 ]
 
 
-@blueprint.get("/installations", defaults={"export": False})
 @blueprint.get("/installations.csv", defaults={"export": True})
+@blueprint.get("/installations", defaults={"export": False})
 @requires(Role.VIEWER)
 def installations_page(export: bool) -> ResponseReturnValue:
     """Installations with version, platform and last seen; per customer, product, version."""
@@ -264,8 +266,8 @@ RELEASE_COLUMNS: list[Column[Release]] = [
 ]
 
 
-@blueprint.get("/releases", defaults={"export": False})
 @blueprint.get("/releases.csv", defaults={"export": True})
+@blueprint.get("/releases", defaults={"export": False})
 @requires(Role.VIEWER)
 def releases(export: bool) -> ResponseReturnValue:
     """Every product's releases, newest first, by product, kind, state, channel, version."""
@@ -301,8 +303,8 @@ AUDIT_COLUMNS: list[Column[AuditEvent]] = [
 ]
 
 
-@blueprint.get("/audit", defaults={"export": False})
 @blueprint.get("/audit.csv", defaults={"export": True})
+@blueprint.get("/audit", defaults={"export": False})
 @requires(Role.VIEWER)
 def audit_log(export: bool) -> ResponseReturnValue:
     """Who did what, when: by action, actor and a range of days, newest first."""
