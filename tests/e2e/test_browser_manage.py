@@ -57,7 +57,7 @@ def test_an_admin_finds_a_customer_by_a_license_key_prefix(
     page: Page, deployment: Deployment, many_customers: list[str]
 ) -> None:
     admin_sign_in(page, deployment)
-    page.click("nav a[href$=\"/admin/customers\"]")
+    page.click('nav a[href$="/admin/customers"]')
     page.wait_for_url("**/admin/customers")
     page.fill("#filter-q", deployment.licenses["initech"][:9])
     page.click("form[role=search] button[type=submit]")
