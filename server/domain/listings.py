@@ -169,9 +169,10 @@ def contracts(
     search: str = "",
     product: str = "",
 ) -> Page[Contract]:
-    """Contracts by their state today: ``current``; ``ending`` within ``within_days``;
-    ``ended``; ``lapsed`` (ended and not followed by a later contract of the same kind for
-    the same product). ``search`` finds the customer by name or slug."""
+    """Contracts by their state today: ``current``; ``ending`` within ``within_days`` and not
+    renewed yet; ``ended``; ``lapsed`` (ended and not renewed). Renewed: followed by a later
+    contract of the same kind for the same product. ``search`` finds the customer by name or
+    slug."""
     query = (
         select(Contract)
         .join(Customer, Customer.id == Contract.customer_id)
@@ -184,6 +185,7 @@ def contracts(
             Contract.starts_on <= today,
             Contract.ends_on >= today,
             Contract.ends_on <= today + timedelta(days=within_days),
+            ~_renewed(),
         )
     elif state == ContractState.ENDED:
         query = query.where(Contract.ends_on < today)

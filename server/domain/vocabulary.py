@@ -44,7 +44,7 @@ class ContractState(StrEnum):
     """Where a contract stands today (computed, never stored; the contracts list's filter)."""
 
     CURRENT = "current"
-    ENDING = "ending"  # current, ends within the days asked
+    ENDING = "ending"  # current, ends within the days asked, and not renewed yet
     ENDED = "ended"
     LAPSED = "lapsed"  # ended, and no later contract of its kind for its product follows
 

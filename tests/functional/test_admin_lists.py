@@ -212,6 +212,12 @@ def test_contracts_ending_soon_and_lapsed(admin: FlaskClient, services: Services
     )
     make_customer(
         services,
+        "early",  # renewed before the end: not "ending"
+        ("maintenance", TODAY - timedelta(days=300), TODAY + timedelta(days=5)),
+        ("maintenance", TODAY + timedelta(days=6), TODAY + timedelta(days=370)),
+    )
+    make_customer(
+        services,
         "renewed",
         ("maintenance", TODAY - timedelta(days=400), TODAY - timedelta(days=5)),
         ("maintenance", TODAY - timedelta(days=4), TODAY + timedelta(days=360)),
@@ -224,7 +230,8 @@ def test_contracts_ending_soon_and_lapsed(admin: FlaskClient, services: Services
     assert customers("state=ending&days=100&sort=ends") == ["ending", "later"]
     assert customers("state=lapsed") == ["lapsed"]
     assert sorted(customers("state=ended")) == ["lapsed", "renewed"]
-    assert len(customers("")) == 5
+    assert len(customers("")) == 7
+    assert sorted(customers("state=current")) == ["early", "ending", "later", "renewed"]
     page = admin.get("/admin/contracts?state=ending&days=30").get_data(as_text=True)
     assert [row.split()[0] for row in rows_of(page, "contracts")] == ["Ending"]
 
