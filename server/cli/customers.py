@@ -29,18 +29,32 @@ def customer() -> None:
 @command(customer, "add")
 @click.argument("slug")
 @click.option("--name", default="")
-@click.option("--email", default=None)
+@click.option(
+    "--email",
+    "emails",
+    multiple=True,
+    help="A contact e-mail; repeat it, or separate addresses with commas, for several.",
+)
 @click.option(
     "--language",
     type=click.Choice(messages.LANGUAGES),  # a catalogue file is a language
     default=None,
     help="Portal and check messages; default: each reader's browser or agent language.",
 )
-def customer_add(slug: str, name: str, email: str | None, language: str | None) -> None:
+@click.option("--notes", default="", help="The vendor's own notes about the customer.")
+def customer_add(
+    slug: str, name: str, emails: tuple[str, ...], language: str | None, notes: str
+) -> None:
     """Add a customer."""
     with transaction() as session:
         c = customers.add_customer(
-            session, slug, name, actor=ACTOR, email=email, language=language or ""
+            session,
+            slug,
+            name,
+            actor=ACTOR,
+            contact_emails=[e for text in emails for e in customers.split_emails(text)],
+            language=language or "",
+            notes=notes,
         )
         click.echo(f"customer {c.slug} added")
 

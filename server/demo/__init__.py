@@ -120,7 +120,7 @@ def load_demo(services: Services, today: date | None = None) -> DemoReport:
                 c.slug,
                 c.name,
                 actor=ACTOR,
-                email=f"it@{c.slug}.example",
+                contact_emails=[f"it@{c.slug}.example"],
                 language=c.language,
             )
             for kind, start, end in c.contracts:

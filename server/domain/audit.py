@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from server.domain.models import AuditEvent, utcnow
+from server.domain.paging import Page, Window, page_of
 
 
 def record(
@@ -20,23 +21,43 @@ def record(
     return event
 
 
-@dataclass(frozen=True)
-class AuditLog:
-    events: list[AuditEvent]  # newest first
-    actions: list[str]  # every action ever recorded, for the filter
+AUDIT_SORTS = {"-at": AuditEvent.at}
 
 
-def recent(session: Session, *, action: str = "", actor: str = "", limit: int = 200) -> AuditLog:
-    """The newest ``limit`` events, of actions starting with ``action`` and by ``actor`` when
-    given."""
-    query = select(AuditEvent).order_by(AuditEvent.at.desc(), AuditEvent.id.desc()).limit(limit)
+def events(
+    session: Session,
+    window: Window,
+    *,
+    action: str = "",
+    actor: str = "",
+    since: date | None = None,
+    until: date | None = None,
+    target: str = "",
+) -> Page[AuditEvent]:
+    """Events newest first: of actions starting with ``action``, by actors whose name holds
+    ``actor``, from the day ``since`` to the day ``until`` (both whole UTC days, included),
+    about ``target`` or what belongs to it (``initech`` and ``initech/vgl_…``)."""
+    query = select(AuditEvent)
+    if target:
+        query = query.where(
+            or_(
+                AuditEvent.target == target,
+                AuditEvent.target.startswith(f"{target}/", autoescape=True),
+            )
+        )
     if action:
-        query = query.where(AuditEvent.action.startswith(action))
+        query = query.where(AuditEvent.action.startswith(action, autoescape=True))
     if actor:
-        query = query.where(AuditEvent.actor == actor)
-    return AuditLog(
-        events=list(session.scalars(query)),
-        actions=list(
-            session.scalars(select(AuditEvent.action).distinct().order_by(AuditEvent.action))
-        ),
-    )
+        query = query.where(func.lower(AuditEvent.actor).contains(actor.lower(), autoescape=True))
+    if since is not None:
+        query = query.where(AuditEvent.at >= datetime.combine(since, time(), UTC))
+    if until is not None and until < date.max:
+        query = query.where(
+            AuditEvent.at < datetime.combine(until + timedelta(days=1), time(), UTC)
+        )
+    return page_of(session, query, window, AUDIT_SORTS, AuditEvent.id)
+
+
+def actions(session: Session) -> list[str]:
+    """Every action ever recorded, for the filter."""
+    return list(session.scalars(select(AuditEvent.action).distinct().order_by(AuditEvent.action)))

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from datetime import date, timedelta
 
 from sqlalchemy import func, select
@@ -14,9 +15,12 @@ from server.domain.messages import LANGUAGES
 from server.domain.models import Contract, Customer, Installation, License, Product, utcnow
 from server.domain.products import check_slug
 from server.domain.secrets import display_prefix, new_secret, secret_hash
+from server.domain.users import normalize_email
 from server.domain.vocabulary import ContractKind, LicenseStatus, parse
 
 LICENSE_PREFIX = "vgl"
+NAME_LENGTH = 200  # customers.name
+MAX_CONTACT_EMAILS = 20
 
 
 def get_customer(session: Session, slug: str) -> Customer:
@@ -34,27 +38,115 @@ def add_customer(
     name: str,
     *,
     actor: str,
-    email: str | None = None,
+    contact_emails: Sequence[str] = (),
     language: str = "",
+    notes: str = "",
 ) -> Customer:
     """A new customer; ``language`` ("" to follow each reader's browser or agent) picks the
-    language of their portal and of the sentences in their check responses."""
+    language of their portal and of the sentences in their check responses.
+
+    Raises:
+        InvalidInputError: a bad slug, contact e-mail or language.
+        ConflictError: the slug is taken.
+    """
     check_slug("slug", slug)
-    if language and language not in LANGUAGES:
-        raise InvalidInputError("language", f"must be one of {', '.join(LANGUAGES)}")
+    emails = _contact_emails(contact_emails)
+    _check_language(language)
     if session.scalar(select(Customer.id).where(Customer.slug == slug)) is not None:
         raise ConflictError(f"customer {slug!r} already exists", field="slug")
-    customer = Customer(slug=slug, name=name or slug, email=email or None, language=language)
+    customer = Customer(
+        slug=slug,
+        name=_name(name) or slug,
+        contact_emails=emails,
+        language=language,
+        notes=notes.strip(),
+    )
     session.add(customer)
     audit.record(session, actor, "customer.add", slug, name=customer.name)
     session.commit()
     return customer
 
 
-def set_language(session: Session, customer: Customer, language: str, *, actor: str) -> None:
-    """The language of the customer's portal and check messages; "" follows each reader."""
+def update_customer(
+    session: Session,
+    customer: Customer,
+    *,
+    name: str,
+    contact_emails: Sequence[str],
+    language: str,
+    notes: str,
+    actor: str,
+) -> Customer:
+    """Change a customer's details; the audit event names the fields that changed (nothing is
+    recorded or written when nothing did).
+
+    Raises:
+        InvalidInputError: an empty name, a bad contact e-mail or language; nothing changes.
+    """
+    if not _name(name):
+        raise InvalidInputError("name", "must not be empty")
+    wanted = {
+        "name": _name(name),
+        "contact_emails": _contact_emails(contact_emails),
+        "language": _check_language(language),
+        "notes": notes.strip(),
+    }
+    changed = [field for field, value in wanted.items() if getattr(customer, field) != value]
+    if changed:
+        for field in changed:
+            setattr(customer, field, wanted[field])
+        audit.record(session, actor, "customer.update", customer.slug, changed=changed)
+        session.commit()
+    return customer
+
+
+def contacts(customer: Customer) -> list[str]:
+    """The addresses to write to about ``customer`` (renewals, security notices)."""
+    return list(customer.contact_emails or [])
+
+
+def split_emails(text: str) -> list[str]:
+    """Addresses typed one per line or separated by commas or semicolons."""
+    return [part for part in re.split(r"[\s,;]+", text) if part]
+
+
+def _contact_emails(emails: Sequence[str]) -> list[str]:
+    """``emails`` checked and normalized, duplicates dropped, order kept.
+
+    Raises:
+        InvalidInputError: one is not an e-mail address (the message names it).
+    """
+    found: list[str] = []
+    for email in emails:
+        try:
+            normal = normalize_email(email)
+        except InvalidInputError:
+            raise InvalidInputError(
+                "contact_emails", f"{email.strip()[:80]!r} is not an e-mail address"
+            ) from None
+        if normal not in found:
+            found.append(normal)
+    if len(found) > MAX_CONTACT_EMAILS:
+        raise InvalidInputError("contact_emails", f"at most {MAX_CONTACT_EMAILS} addresses")
+    return found
+
+
+def _name(name: str) -> str:
+    name = name.strip()
+    if len(name) > NAME_LENGTH:
+        raise InvalidInputError("name", f"must be at most {NAME_LENGTH} characters")
+    return name
+
+
+def _check_language(language: str) -> str:
     if language and language not in LANGUAGES:
         raise InvalidInputError("language", f"must be one of {', '.join(LANGUAGES)}")
+    return language
+
+
+def set_language(session: Session, customer: Customer, language: str, *, actor: str) -> None:
+    """The language of the customer's portal and check messages; "" follows each reader."""
+    _check_language(language)
     if customer.language != language:
         audit.record(
             session, actor, "customer.language", customer.slug, language=language or "auto"
@@ -206,14 +298,22 @@ def set_license_status(session: Session, lic: License, status: str, *, actor: st
     return lic
 
 
-def installation_counts(session: Session, customer: Customer | None = None) -> dict[int, int]:
-    """License id → how many installations use it, for ``customer``'s licenses or for every
-    license (one query; a license no installation uses is absent)."""
+def installation_counts(
+    session: Session,
+    customer: Customer | None = None,
+    *,
+    license_ids: Sequence[int] | None = None,
+) -> dict[int, int]:
+    """License id → how many installations use it, for ``customer``'s licenses, for the
+    licenses ``license_ids``, or for every license (one query; a license no installation uses
+    is absent)."""
     query = select(Installation.license_id, func.count()).group_by(Installation.license_id)
     if customer is not None:
         query = query.join(License, License.id == Installation.license_id).where(
             License.customer_id == customer.id
         )
+    if license_ids is not None:
+        query = query.where(Installation.license_id.in_(license_ids))
     return dict(session.execute(query).all())
 
 

@@ -257,8 +257,10 @@ class Customer(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     slug: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(String(200))
-    email: Mapped[str | None] = mapped_column(String(320), default=None)
+    # The addresses the vendor writes to (renewals, security notices), in the order given.
+    contact_emails: Mapped[list[str]] = mapped_column(JSON, default=list)
     language: Mapped[str] = mapped_column(String(8), default="en")
+    notes: Mapped[str] = mapped_column(Text, default="")  # the vendor's own, never shown to them
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     contracts: Mapped[list[Contract]] = relationship(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import select
@@ -31,6 +33,57 @@ def get_product(session: Session, slug: str) -> Product:
     return product
 
 
+@dataclass(frozen=True)
+class Policy:
+    """A product's policy fields: what lapsing means, the grace and warning windows, the zone
+    its contract days are counted in, and where customers renew."""
+
+    lapse_policy: str = LapsePolicy.FALLBACK
+    security_carveout_months: int = 0
+    grace_days: int = 0
+    expiring_window_days: int = 30
+    timezone: str = "UTC"
+    renewal_url: str | None = None
+
+    def checked(self) -> dict[str, object]:
+        """The fields as the product stores them.
+
+        Raises:
+            InvalidInputError: a value outside what the product allows (the field named).
+        """
+        policy = parse(LapsePolicy, "lapse_policy", self.lapse_policy)
+        for field, maximum in POLICY_LIMITS.items():
+            value = getattr(self, field)
+            if not 0 <= value <= maximum:
+                raise InvalidInputError(field, f"must be a whole number from 0 to {maximum}")
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise InvalidInputError("timezone", f"unknown time zone {self.timezone!r}") from None
+        url = self.renewal_url or None
+        if url is not None and (len(url) > RENEWAL_URL_LENGTH or not is_web_url(url)):
+            raise InvalidInputError(
+                "renewal_url",
+                f"{url[:80]!r} must be an http:// or https:// URL of at most "
+                f"{RENEWAL_URL_LENGTH} characters",
+            )
+        return {
+            "lapse_policy": policy,
+            "security_carveout_months": self.security_carveout_months,
+            "grace_days": self.grace_days,
+            "expiring_window_days": self.expiring_window_days,
+            "timezone": self.timezone,
+            "renewal_url": url,
+        }
+
+
+# The largest value of each number of a policy (what the CLI's options allow).
+POLICY_LIMITS = {"security_carveout_months": 120, "grace_days": 365, "expiring_window_days": 365}
+RENEWAL_URL_LENGTH = 500  # products.renewal_url
+NAME_LENGTH = 200  # products.name
+LINE_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._-]{0,31}\Z")
+
+
 def add_product(
     session: Session,
     slug: str,
@@ -44,35 +97,83 @@ def add_product(
     timezone: str = "UTC",
     renewal_url: str | None = None,
 ) -> Product:
-    """Create a product; its slug is what licenses, agents and URLs name it by."""
+    """Create a product; its slug is what licenses, agents and URLs name it by.
+
+    Raises:
+        InvalidInputError: a bad slug, name or policy field.
+        ConflictError: the slug is taken.
+    """
     check_slug("slug", slug)
-    policy = parse(LapsePolicy, "lapse_policy", lapse_policy)
-    if security_carveout_months < 0 or grace_days < 0 or expiring_window_days < 0:
-        raise InvalidInputError("policy", "months and days cannot be negative")
-    try:
-        ZoneInfo(timezone)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise InvalidInputError("timezone", f"unknown time zone {timezone!r}") from None
-    if renewal_url is not None and not is_web_url(renewal_url):
-        raise InvalidInputError(
-            "renewal_url", f"{renewal_url[:80]!r} must be an http:// or https:// URL"
-        )
+    fields = Policy(
+        lapse_policy,
+        security_carveout_months,
+        grace_days,
+        expiring_window_days,
+        timezone,
+        renewal_url,
+    ).checked()
     if session.scalar(select(Product.id).where(Product.slug == slug)) is not None:
         raise ConflictError(f"product {slug!r} already exists", field="slug")
-    product = Product(
-        slug=slug,
-        name=name or slug,
-        lapse_policy=policy,
-        security_carveout_months=security_carveout_months,
-        grace_days=grace_days,
-        expiring_window_days=expiring_window_days,
-        timezone=timezone,
-        renewal_url=renewal_url,
-    )
+    product = Product(slug=slug, name=_name(name) or slug, **fields)
     session.add(product)
-    audit.record(session, actor, "product.add", slug, name=product.name, lapse_policy=policy)
+    audit.record(
+        session, actor, "product.add", slug, name=product.name, lapse_policy=fields["lapse_policy"]
+    )
     session.commit()
     return product
+
+
+def update_product(
+    session: Session, product: Product, *, name: str, policy: Policy, actor: str
+) -> Product:
+    """Change a product's name and policy; the audit event names the fields that changed.
+
+    Raises:
+        InvalidInputError: an empty name or a bad policy field; nothing changes.
+    """
+    if not _name(name):
+        raise InvalidInputError("name", "must not be empty")
+    wanted = {"name": _name(name), **policy.checked()}
+    changed = [field for field, value in wanted.items() if getattr(product, field) != value]
+    if changed:
+        product.catalog_changed()  # the policy decides what every check offers
+        for field in changed:
+            setattr(product, field, wanted[field])
+        audit.record(session, actor, "product.update", product.slug, changed=changed)
+        session.commit()
+    return product
+
+
+def add_line(
+    session: Session, product: Product, name: str, status: str, *, actor: str
+) -> ProductLine:
+    """A new line of ``product`` (``"5.x"``), before any release of it is published.
+
+    Raises:
+        InvalidInputError: a bad name or status.
+        ConflictError: the product has that line already.
+    """
+    name = name.strip()
+    if not LINE_RE.match(name):
+        raise InvalidInputError(
+            "line", "must be 1 to 32 letters, digits, dots, dashes or underscores (like 5.x)"
+        )
+    line_status = parse(LineStatus, "status", status)
+    if any(line.name == name for line in product.lines):
+        raise ConflictError(f"{product.slug} has a line {name!r} already", field="line")
+    product.catalog_changed()
+    line = ProductLine(product=product, name=name, status=line_status)
+    session.add(line)
+    audit.record(session, actor, "line.add", f"{product.slug} {name}", status=line_status)
+    session.commit()
+    return line
+
+
+def _name(name: str) -> str:
+    name = name.strip()
+    if len(name) > NAME_LENGTH:
+        raise InvalidInputError("name", f"must be at most {NAME_LENGTH} characters")
+    return name
 
 
 def set_line_status(

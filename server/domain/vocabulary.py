@@ -40,6 +40,15 @@ class LineStatus(StrEnum):
     END_OF_LIFE = "end-of-life"
 
 
+class ContractState(StrEnum):
+    """Where a contract stands today (computed, never stored; the contracts list's filter)."""
+
+    CURRENT = "current"
+    ENDING = "ending"  # current, ends within the days asked, and not renewed yet
+    ENDED = "ended"
+    LAPSED = "lapsed"  # ended, and no later contract of its kind for its product follows
+
+
 class LapsePolicy(StrEnum):
     """What a customer whose maintenance lapsed may still download."""
 

@@ -10,7 +10,7 @@ from flask.typing import ResponseReturnValue
 from flask_login import current_user
 
 from server.domain import customers as customer_service
-from server.domain import maintenance, portal_users
+from server.domain import portal_users
 from server.domain import products as product_service
 from server.domain.errors import DomainError, InvalidInputError
 from server.domain.models import Contract, CustomerUser, License, utcnow
@@ -20,15 +20,87 @@ from server.web import db_session, services
 from server.web.admin.blueprint import blueprint
 from server.web.auth import requires
 from server.web.converters import small_int
+from server.web.errors import status_for
+
+CUSTOMER_FIELDS = ("name", "contact_emails", "language", "notes")
 
 
-@blueprint.get("/customers")
-@requires(Role.VIEWER)
-def customers_page() -> ResponseReturnValue:
-    found = maintenance.overview(db_session(), utcnow(), services().settings.renewal_url)
+def _customer_form(template: str, **context: object) -> ResponseReturnValue:
+    error = context.pop("error", None)
+    assert error is None or isinstance(error, DomainError)
     return render_template(
-        "admin/customers.html", overview=found, renewals_due_days=maintenance.RENEWALS_DUE_DAYS
-    )
+        template,
+        error=error.message if error else None,
+        error_field=error.context.get("field") if error else None,
+        **context,
+    ), status_for(error) if error else 200
+
+
+def _typed() -> dict[str, str]:
+    return {name: request.form.get(name, "") for name in ("slug", *CUSTOMER_FIELDS)}
+
+
+@blueprint.get("/customers/new")
+@requires(Role.ADMIN)
+def new_customer() -> ResponseReturnValue:
+    return _customer_form("admin/customer_form.html", customer=None, values={})
+
+
+@blueprint.post("/customers/new")
+@requires(Role.ADMIN)
+def add_customer() -> ResponseReturnValue:
+    form = _typed()
+    try:
+        customer = customer_service.add_customer(
+            db_session(),
+            form["slug"].strip(),
+            form["name"],
+            actor=current_user.email,
+            contact_emails=customer_service.split_emails(form["contact_emails"]),
+            language=form["language"],
+            notes=form["notes"],
+        )
+    except DomainError as exc:
+        db_session().rollback()
+        return _customer_form("admin/customer_form.html", customer=None, values=form, error=exc)
+    flash(f"Customer {customer.name} added.")
+    return redirect(url_for("admin.customer_page", slug=customer.slug), code=303)
+
+
+@blueprint.get("/customers/<slug>/edit")
+@requires(Role.ADMIN)
+def edit_customer(slug: str) -> ResponseReturnValue:
+    customer = customer_service.get_customer(db_session(), slug)
+    values = {
+        "name": customer.name,
+        "contact_emails": "\n".join(customer_service.contacts(customer)),
+        "language": customer.language,
+        "notes": customer.notes,
+    }
+    return _customer_form("admin/customer_form.html", customer=customer, values=values)
+
+
+@blueprint.post("/customers/<slug>/edit")
+@requires(Role.ADMIN)
+def update_customer(slug: str) -> ResponseReturnValue:
+    session = db_session()
+    customer = customer_service.get_customer(session, slug)
+    form = _typed()
+    try:
+        customer_service.update_customer(
+            session,
+            customer,
+            name=form["name"],
+            contact_emails=customer_service.split_emails(form["contact_emails"]),
+            language=form["language"],
+            notes=form["notes"],
+            actor=current_user.email,
+        )
+    except DomainError as exc:
+        session.rollback()
+        return _customer_form("admin/customer_form.html", customer=customer, values=form, error=exc)
+    flash(f"Customer {customer.name} saved.")
+    return redirect(url_for("admin.customer_page", slug=slug), code=303)
 
 
 @blueprint.get("/customers/<slug>")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import render_template, request
 from flask.typing import ResponseReturnValue
 
-from server.domain import adoption, audit
+from server.domain import adoption
 from server.domain.dashboard import dashboard as dashboard_of
 from server.domain.models import utcnow
 from server.domain.vocabulary import Role
@@ -31,16 +31,4 @@ def dashboard() -> ResponseReturnValue:
         adoption=board.adoption,
         chart=charts.downloads_chart(board.series, weekly=board.period == "weeks"),
         target=adoption.TARGET_SHARE,
-    )
-
-
-@blueprint.get("/audit")
-@requires(Role.VIEWER)
-def audit_log() -> ResponseReturnValue:
-    """Who did what, when; filterable by action and actor (newest first, 200 at a time)."""
-    action = request.args.get("action", "").strip()
-    actor = request.args.get("actor", "").strip()
-    log = audit.recent(db_session(), action=action, actor=actor)
-    return render_template(
-        "admin/audit.html", events=log.events, actions=log.actions, action=action, actor=actor
     )

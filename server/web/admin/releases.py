@@ -21,12 +21,6 @@ from server.web.auth import requires
 from server.web.converters import small_int
 
 
-@blueprint.get("/releases")
-@requires(Role.VIEWER)
-def releases() -> ResponseReturnValue:
-    return render_template("admin/releases.html", listing=release_service.listing(db_session()))
-
-
 @blueprint.get("/releases/<product>/<version>")
 @requires(Role.VIEWER)
 def release(product: str, version: str) -> ResponseReturnValue:

@@ -1,0 +1,305 @@
+"""The vendor's lists, filtered, sorted and paged: customers with their maintenance, every
+license, contracts ending or lapsed, lapsed customers still running the product, and
+installations, and releases. (The audit log's pages are :func:`server.domain.audit.events`.)
+
+Each list is one function: the filters as keyword arguments and a :class:`Window` in, a
+:class:`Page` out, in a bounded number of queries. A CSV export reads the same function page
+after page (:func:`server.domain.paging.every_row`), so it holds exactly the rows shown.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, String, cast, exists, func, or_, select
+from sqlalchemy.orm import Session, aliased, selectinload
+
+from server.domain.coverage import MaintenanceStatus
+from server.domain.customers import installation_counts
+from server.domain.maintenance import CustomerMaintenance, maintenance_of, overview
+from server.domain.models import Contract, Customer, Installation, License, Product, Release
+from server.domain.paging import Page, Window, page_of, page_of_list
+from server.domain.secrets import display_prefix, secret_hash
+from server.domain.vocabulary import ContractState, LicenseStatus, ReleaseKind, ReleaseState
+
+# A search this long may be the start of a license key: shorter ones would match every key.
+KEY_SEARCH_MIN = 5
+
+
+def key_matches(text: str) -> ColumnElement[bool]:
+    """Licenses whose key is ``text``, or starts with it, or whose shown prefix starts
+    ``text`` (a pasted key longer than the prefix lists show)."""
+    conditions: list[ColumnElement[bool]] = [License.key_hash == secret_hash(text)]
+    if len(text) >= KEY_SEARCH_MIN:
+        conditions.append(License.key_prefix.startswith(text, autoescape=True))
+        conditions.append(License.key_prefix == display_prefix(text))
+    return or_(*conditions)
+
+
+def _contains(column: Any, text: str) -> ColumnElement[bool]:
+    """``column`` holds ``text``, whatever the case (``%`` and ``_`` taken literally)."""
+    return func.lower(column).contains(text.lower(), autoescape=True)
+
+
+@dataclass(frozen=True)
+class CustomerRow:
+    """A customer, and their maintenance for each product they hold a license for."""
+
+    customer: Customer
+    maintenance: list[tuple[Product, MaintenanceStatus]]
+    licenses: int
+
+
+CUSTOMER_SORTS = {"name": Customer.name, "slug": Customer.slug, "added": Customer.created_at}
+
+
+def customers(
+    session: Session, window: Window, *, search: str = "", now: datetime, renewal_url: str
+) -> Page[CustomerRow]:
+    """Customers whose name, slug or a contact e-mail holds ``search``, or who hold a license
+    whose key is or starts with it; each with their maintenance status at ``now``."""
+    query = select(Customer)
+    search = search.strip()
+    if search:
+        query = query.where(
+            or_(
+                _contains(Customer.name, search),
+                _contains(Customer.slug, search),
+                _contains(cast(Customer.contact_emails, String), search),
+                Customer.id.in_(select(License.customer_id).where(key_matches(search))),
+            )
+        )
+    query = query.options(
+        selectinload(Customer.licenses).selectinload(License.product),
+        selectinload(Customer.contracts).selectinload(Contract.product),
+    )
+    found: Page[Customer] = page_of(session, query, window, CUSTOMER_SORTS, Customer.id)
+
+    def with_maintenance(rows: list[Customer]) -> list[CustomerRow]:
+        result = []
+        for customer in rows:
+            held = {lic.product.slug: lic.product for lic in customer.licenses}
+            statuses = [
+                (product, maintenance_of(customer, product, now, renewal_url))
+                for _, product in sorted(held.items())
+            ]
+            result.append(CustomerRow(customer, statuses, len(customer.licenses)))
+        return result
+
+    return found.map(with_maintenance)
+
+
+@dataclass(frozen=True)
+class LicenseRow:
+    license: License
+    installations: int
+
+
+LICENSE_SORTS = {
+    "-issued": License.created_at,
+    "customer": Customer.name,
+    "product": Product.slug,
+    "status": License.status,
+}
+
+
+def licenses(
+    session: Session,
+    window: Window,
+    *,
+    key: str = "",
+    customer: str = "",
+    product: str = "",
+    status: LicenseStatus | None = None,
+) -> Page[LicenseRow]:
+    """Every license (newest first), found by full key or key prefix, customer name or slug,
+    product and status; each with how many installations use it."""
+    query = (
+        select(License)
+        .join(Customer, Customer.id == License.customer_id)
+        .join(Product, Product.id == License.product_id)
+        .options(selectinload(License.customer), selectinload(License.product))
+    )
+    if key.strip():
+        query = query.where(key_matches(key.strip()))
+    if customer.strip():
+        query = query.where(
+            or_(_contains(Customer.name, customer.strip()), Customer.slug == customer.strip())
+        )
+    if product:
+        query = query.where(Product.slug == product)
+    if status is not None:
+        query = query.where(License.status == status)
+    found: Page[License] = page_of(session, query, window, LICENSE_SORTS, License.id)
+
+    def with_counts(rows: list[License]) -> list[LicenseRow]:
+        counts = installation_counts(session, license_ids=[lic.id for lic in rows])
+        return [LicenseRow(lic, counts.get(lic.id, 0)) for lic in rows]
+
+    return found.map(with_counts)
+
+
+CONTRACT_SORTS = {
+    "ends": Contract.ends_on,
+    "starts": Contract.starts_on,
+    "customer": Customer.name,
+}
+
+
+def _renewed() -> ColumnElement[bool]:
+    """A later contract of the same customer, kind and product covers today or after."""
+    later = aliased(Contract)
+    return exists().where(
+        later.customer_id == Contract.customer_id,
+        later.kind == Contract.kind,
+        later.product_id.is_not_distinct_from(Contract.product_id),
+        later.ends_on > Contract.ends_on,
+    )
+
+
+def contracts(
+    session: Session,
+    window: Window,
+    *,
+    today: date,
+    state: ContractState | None = None,
+    within_days: int = 30,
+    search: str = "",
+    product: str = "",
+) -> Page[Contract]:
+    """Contracts by their state today: ``current``; ``ending`` within ``within_days`` and not
+    renewed yet; ``ended``; ``lapsed`` (ended and not renewed). Renewed: followed by a later
+    contract of the same kind for the same product. ``search`` finds the customer by name or
+    slug."""
+    query = (
+        select(Contract)
+        .join(Customer, Customer.id == Contract.customer_id)
+        .options(selectinload(Contract.customer), selectinload(Contract.product))
+    )
+    if state == ContractState.CURRENT:
+        query = query.where(Contract.starts_on <= today, Contract.ends_on >= today)
+    elif state == ContractState.ENDING:
+        query = query.where(
+            Contract.starts_on <= today,
+            Contract.ends_on >= today,
+            Contract.ends_on <= today + timedelta(days=within_days),
+            ~_renewed(),
+        )
+    elif state == ContractState.ENDED:
+        query = query.where(Contract.ends_on < today)
+    elif state == ContractState.LAPSED:
+        query = query.where(Contract.ends_on < today, ~_renewed())
+    if search.strip():
+        query = query.where(
+            or_(_contains(Customer.name, search.strip()), Customer.slug == search.strip())
+        )
+    if product:
+        query = query.where(
+            Contract.product_id.in_(select(Product.id).where(Product.slug == product))
+        )
+    return page_of(session, query, window, CONTRACT_SORTS, Contract.id)
+
+
+def lapsed_running(
+    session: Session, window: Window, *, now: datetime, renewal_url: str, product: str = ""
+) -> Page[CustomerMaintenance]:
+    """Customers whose maintenance of a product lapsed while installations of it still report
+    (by customer name), with the versions they run."""
+    rows = [
+        row
+        for row in overview(session, now, renewal_url).lapsed_running
+        if not product or row.product.slug == product
+    ]
+    return page_of_list(rows, window)
+
+
+INSTALLATION_SORTS = {
+    "-last_seen": Installation.last_seen,
+    "customer": Customer.name,
+    "version": Installation.version,
+    "platform": Installation.platform,
+    "first_seen": Installation.first_seen,
+}
+
+
+def installations(
+    session: Session,
+    window: Window,
+    *,
+    customer: str = "",
+    product: str = "",
+    version: str = "",
+    platform: str = "",
+    search: str = "",
+) -> Page[tuple[Installation, License, Customer, Product]]:
+    """Installations (last seen first) with the license, customer and product they belong to:
+    of one customer (slug), product, version or platform; ``search`` finds an installation id
+    or a customer name."""
+    query = (
+        select(Installation, License, Customer, Product)
+        .join(License, License.id == Installation.license_id)
+        .join(Customer, Customer.id == License.customer_id)
+        .join(Product, Product.id == License.product_id)
+    )
+    for column, wanted in (
+        (Customer.slug, customer),
+        (Product.slug, product),
+        (Installation.version, version),
+        (Installation.platform, platform),
+    ):
+        if wanted:
+            query = query.where(column == wanted)
+    if search.strip():
+        query = query.where(
+            or_(_contains(Installation.uid, search.strip()), _contains(Customer.name, search))
+        )
+    return page_of(session, query, window, INSTALLATION_SORTS, Installation.id, scalars=False)
+
+
+RELEASE_SORTS = {
+    "-published": func.coalesce(Release.published_at, Release.created_at),
+    "product": Product.slug,
+    "kind": Release.kind,
+}
+
+
+def releases(
+    session: Session,
+    window: Window,
+    *,
+    product: str = "",
+    kind: ReleaseKind | None = None,
+    state: ReleaseState | None = None,
+    channel: str = "",
+    search: str = "",
+) -> Page[Release]:
+    """Releases of every product (newest first; a draft counts from when it was made) by
+    product, kind, state and channel; ``search`` finds a version."""
+    query = (
+        select(Release)
+        .join(Product, Product.id == Release.product_id)
+        .options(
+            selectinload(Release.product),
+            selectinload(Release.line),
+            selectinload(Release.artifacts),
+        )
+    )
+    draft = or_(Release.published_at.is_(None), Release.manifest.is_(None))
+    if state == ReleaseState.DRAFT:
+        query = query.where(draft)
+    elif state == ReleaseState.YANKED:
+        query = query.where(~draft, Release.yanked_at.is_not(None))
+    elif state == ReleaseState.PUBLISHED:
+        query = query.where(~draft, Release.yanked_at.is_(None))
+    for column, wanted in (
+        (Product.slug, product),
+        (Release.kind, kind),
+        (Release.channel, channel),
+    ):
+        if wanted:
+            query = query.where(column == wanted)
+    if search.strip():
+        query = query.where(_contains(Release.version, search.strip()))
+    return page_of(session, query, window, RELEASE_SORTS, Release.id)
