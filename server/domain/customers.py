@@ -221,3 +221,13 @@ def license_usage(session: Session, customer: Customer) -> list[tuple[License, i
     """The customer's licenses, each with how many installations use it (one query)."""
     counts = installation_counts(session, customer)
     return [(lic, counts.get(lic.id, 0)) for lic in customer.licenses]
+
+
+def contacts(customer: Customer) -> list[str]:
+    """The addresses e-mails to ``customer`` go to (renewal reminders, security notices)."""
+    return [customer.email] if customer.email else []
+
+
+def list_customers(session: Session) -> list[Customer]:
+    """Every customer, by name."""
+    return list(session.scalars(select(Customer).order_by(Customer.name, Customer.slug)))
