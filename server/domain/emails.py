@@ -492,9 +492,9 @@ def reminder_stage(
     as its stage name and the days to (or since) it, or None.
 
     Stages, each sent once per contract period: ``<N>d`` N days before maintenance ends (the
-    product's reminder days; the nearest one due), ``ended`` on the day it lapses, and
-    ``grace-over`` after the grace period. A stage missed by more than
-    :data:`REMINDER_CATCH_UP_DAYS` is not sent late.
+    product's reminder days), ``ended`` on the day it lapses, and ``grace-over`` after the
+    grace period. A stage missed by more than :data:`REMINDER_CATCH_UP_DAYS` is not sent late
+    (of two due at once, the nearer one is).
     """
     ends_on = status.maintenance_ends_on
     if ends_on is None or status.next_starts_on is not None or today is None:
@@ -502,7 +502,11 @@ def reminder_stage(
     day = today.date()
     if status.status in (Maintenance.ACTIVE, Maintenance.EXPIRING):
         left = (ends_on - day).days
-        due = [n for n in parse_reminder_days(product.reminder_days) if left <= n]
+        due = [
+            n
+            for n in parse_reminder_days(product.reminder_days)
+            if n - REMINDER_CATCH_UP_DAYS <= left <= n
+        ]
         return (f"{min(due)}d", left) if due else None
     lapse_day = ends_on + timedelta(days=1)
     if status.status == Maintenance.GRACE:
@@ -610,7 +614,7 @@ def _reminder_letter(
         else _("You keep every release published until then.")
     )
     paragraphs: list[Text]
-    if stage.endswith("d"):
+    if stage[:-1].isdigit():  # "30d": before it ends
         left = (ends - now.astimezone(ZoneInfo(product.timezone)).date()).days if ends else 0
         subject = _(
             "Your maintenance for {product} ends on {ends}", product=product.name, ends=ends
@@ -672,7 +676,6 @@ def _reminder_letter(
             ]
         if missing:
             paragraphs.append(missing)
-    paragraphs.append(_("Renew your maintenance here:"))
     footer = (
         _(
             "You receive this reminder because {customer} has maintenance for {product}. To stop renewal reminders, open this link: {link}",
@@ -834,7 +837,7 @@ def _security_letter(
                 deadline=_when(deadline),
             )
         )
-    paragraphs.append(_("Release notes and downloads are in the customer portal:"))
+    paragraphs.append(_("Its release notes and downloads are in the customer portal."))
     subject = (
         _(
             "Security revision {version} of {product} ({severity})",
@@ -863,7 +866,8 @@ def _renewal_brings_letter(
 ) -> Letter:
     return Letter(
         _(
-            "A security revision of {product} is waiting for you",
+            "Security revision {version} of {product} is waiting for you",
+            version=release.version,
             product=product.name,
         ),
         (
@@ -874,7 +878,6 @@ def _renewal_brings_letter(
                 product=product.name,
                 ends=status.maintenance_ends_on,
             ),
-            _("Renew your maintenance here:"),
         ),
         (_("Renew maintenance"), renewal_link(customer, product, settings.renewal_url)),
     )
