@@ -35,7 +35,8 @@ class Caught:
 
     @property
     def subject(self) -> str:
-        return str(self.message["Subject"])
+        # A long header is folded right after its colon; the space that leaves is not the value's.
+        return str(self.message["Subject"]).strip()
 
     def part(self, subtype: str) -> str:
         """The ``text/<subtype>`` part (``plain`` or ``html``), decoded."""
