@@ -96,6 +96,7 @@ class SmtpMailer:
 def _transaction(smtp: smtplib.SMTP, mail: Outgoing, message: EmailMessage) -> str:
     """MAIL, RCPT and DATA for one recipient; the server's answer to DATA is what the outbox
     records (``250 2.0.0 Ok: queued as …``)."""
+    smtp.ehlo_or_helo_if_needed()
     code, text = smtp.mail(mail.sender)
     if code == 250:
         code, text = smtp.rcpt(mail.recipient)

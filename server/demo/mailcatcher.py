@@ -70,8 +70,16 @@ class _Handler:
 class MailCatcher:
     """An SMTP server on ``host``:``port`` (a free port when 0) that keeps what it is sent."""
 
-    def __init__(self, folder: Path | None = None, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        folder: Path | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        **options: Any,
+    ) -> None:
+        """``options`` go to aiosmtpd's ``Controller`` (``tls_context``, ``authenticator``…)."""
         self.folder = folder
+        self.options = options
         self.host = host
         self.port = port or free_port(host)
         self.messages: list[Caught] = []
@@ -87,13 +95,16 @@ class MailCatcher:
     def start(self) -> MailCatcher:
         if self.folder is not None:
             self.folder.mkdir(parents=True, exist_ok=True)
-        self._controller = Controller(_Handler(self), hostname=self.host, port=self.port)
+        self._controller = Controller(
+            _Handler(self), hostname=self.host, port=self.port, **self.options
+        )
         self._controller.start()
         return self
 
     def stop(self) -> None:
         if self._controller is not None:
             self._controller.stop()
+            self._controller.loop.close()  # the controller leaves its loop open
             self._controller = None
 
     def __enter__(self) -> MailCatcher:
