@@ -26,7 +26,6 @@ from server.cli.common import (
 )
 from server.config import SECRET_FILE, ensure_secret_file
 from server.demo import ask_for_reminders, load_demo
-from server.demo.mailcatcher import MailCatcher
 from server.domain import releases
 
 
@@ -162,6 +161,8 @@ def demo_cmd(port: int | None, no_serve: bool) -> None:
     # process accepts what the worker sends and writes each message to a folder.
     catcher = None
     if not settings.smtp_url:
+        from server.demo.mailcatcher import MailCatcher  # aiosmtpd: only the demo needs it
+
         catcher = MailCatcher(settings.instance_dir / "mail").start()
         environ["VIGOR_SMTP_URL"] = catcher.url
     # The worker that makes the delta patches and sends the e-mails, as in production: its own

@@ -575,10 +575,14 @@ def _remind(
     if stage is None or status.maintenance_ends_on is None:
         return 0
     name, _days = stage
+    period = f"reminder:{customer.id}:{product.id}:{status.maintenance_ends_on.isoformat()}:{name}"
+    keys = {address: f"{period}:{_address_digest(address)}" for address in addresses}
+    sent = set(session.scalars(select(Email.dedupe_key).where(Email.dedupe_key.in_(keys.values()))))
+    if sent.issuperset(keys.values()):
+        return 0  # the hourly scan, once this stage went out
     language = language_of(customer)
     letter = _reminder_letter(session, settings, customer, product, status, name, now)
     unsubscribe = unsubscribe_url(settings, customer)
-    period = f"reminder:{customer.id}:{product.id}:{status.maintenance_ends_on.isoformat()}:{name}"
     queued = 0
     for address in addresses:
         email = queue(
@@ -589,7 +593,7 @@ def _remind(
             letter=letter,
             language=language,
             customer=customer,
-            dedupe_key=f"{period}:{_address_digest(address)}",
+            dedupe_key=keys[address],
             unsubscribe_url=unsubscribe,
         )
         queued += email is not None

@@ -12,9 +12,11 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
+from server.cli import cli
 from server.config import Settings
 from server.demo.mailcatcher import Caught, MailCatcher
 from server.domain import api_tokens, customers, emails, jobs, portal_users, products, users
@@ -186,6 +188,13 @@ def test_a_customer_who_unsubscribed_gets_no_reminders_but_still_security_notice
     done = client.post(path)  # the button, or the mail client's one-click POST
     assert done.status_code == 200
     assert "will receive no more renewal reminders" in done.text
+    with services.db.sessions() as s:
+        users.add_user(s, "admin@initrode.example", PASSWORD, role="admin", actor="test")
+    sign_in(client, "admin@initrode.example")
+    assert (
+        "no renewal reminders</strong> (unsubscribed on"
+        in client.get("/admin/customers/umbrella").text
+    )
     assert client.get(path.rstrip("A") + "B").status_code == 404, "a tampered link"
 
     with services.db.sessions() as s:  # another product, 7 days from its end: a reminder due
@@ -571,3 +580,29 @@ def test_the_admin_api_lists_emails_and_sends_a_test(
         ).status_code
         == 400
     )
+
+
+def test_vigor_product_sets_the_reminder_days_and_refuses_nonsense(
+    app: Flask, services: Services
+) -> None:
+    def run(*args: str) -> tuple[int, str]:
+        result = app.test_cli_runner().invoke(cli, args=list(args))
+        return result.exit_code, result.output
+
+    code, out = run("product", "add", "acme-erp", "--reminder-days", "14, 90")
+    assert (code, out.strip()) == (0, "product acme-erp added")
+    code, out = run("product", "reminders", "acme-erp", "45,15,3")
+    assert (code, out.strip()) == (
+        0,
+        "acme-erp: renewal reminders 45,15,3 days before maintenance ends",
+    )
+    code, out = run("product", "reminders", "acme-erp", "soon")
+    assert code == 1
+    assert out.count("\n") == 1 and "must be days from 1 to 365" in out
+    with services.db.sessions() as s:
+        assert products.get_product(s, "acme-erp").reminder_days == "45,15,3", "nothing changed"
+    add_customer(services, "umbrella", ends_in_days=15)
+    worker_runs(services)
+    with services.db.sessions() as s:
+        (row,) = list(s.scalars(select(Email)))
+        assert row.dedupe_key is not None and ":15d:" in row.dedupe_key
