@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from limits import parse_many
 
@@ -114,6 +116,24 @@ def ensure_private_dir(path: Path) -> None:
 
 
 DOWNLOAD_MODES = ("redirect", "stream", "accel")
+_MAIL_ADDRESS = re.compile(r"\A[^@\s<>]+@[^@\s<>]+\Z")
+
+
+def smtp_url_problem(url: str) -> str | None:
+    """Why ``url`` cannot name an SMTP server (``smtp://`` or ``smtps://``, a host, a port
+    that is a number), or None when it can."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return f"is not a URL: {url!r}"
+    if parts.scheme not in {"smtp", "smtps"}:
+        return f"must start with smtp:// or smtps://, not {parts.scheme or url!r}"
+    if not parts.hostname:
+        return "names no host"
+    if port is not None and not 0 < port < 65536:
+        return f"has no valid port: {port}"
+    return None
 
 
 @dataclass(frozen=True)
@@ -175,6 +195,13 @@ class Settings:
     rate_limit_login_account: str = "5/minute;20/hour"  # sign-in attempts per account named
     trust_proxy_hops: int = 0  # ProxyFix only when configured
     renewal_url: str = "https://vendor.example/renew"
+    # E-mail (docs/email.md), sent by the worker only: smtp://user:pass@host:587 (STARTTLS),
+    # smtps://user:pass@host:465 (TLS from the start), smtp://host:25 (plain: a local relay or
+    # catcher). "" sends nothing: e-mails wait in the outbox.
+    smtp_url: str = ""
+    mail_from: str = "vigor@localhost"
+    mail_reply_to: str = ""
+    vendor_name: str = "Vigor"  # the vendor's name in e-mails (and the portal's branding)
     # Serving (``vigor serve``; docs/operations.md says why these numbers)
     host: str = "127.0.0.1"
     port: int = 8000
@@ -240,6 +267,10 @@ class Settings:
             job_retry_seconds=_int(env, "VIGOR_JOB_RETRY_SECONDS", 30, minimum=1),
             job_lease_seconds=_int(env, "VIGOR_JOB_LEASE_SECONDS", 60, minimum=2),
             renewal_url=env.get("VIGOR_RENEWAL_URL", "https://vendor.example/renew"),
+            smtp_url=env.get("VIGOR_SMTP_URL", "").strip(),
+            mail_from=env.get("VIGOR_MAIL_FROM", "vigor@localhost").strip(),
+            mail_reply_to=env.get("VIGOR_MAIL_REPLY_TO", "").strip(),
+            vendor_name=env.get("VIGOR_VENDOR_NAME", "Vigor").strip() or "Vigor",
             host=env.get("VIGOR_HOST", "127.0.0.1"),
             port=_int(env, "VIGOR_PORT", 8000, minimum=1),
             workers=_int(env, "VIGOR_WORKERS", 2, minimum=1),
@@ -256,6 +287,16 @@ class Settings:
             raise ConfigError(
                 f"VIGOR_QUEUE_URL must be a redis:// or rediss:// URL, not {self.queue_url!r}"
             )
+        if self.smtp_url:
+            problem = smtp_url_problem(self.smtp_url)
+            if problem:
+                raise ConfigError(f"VIGOR_SMTP_URL {problem}")
+        for variable, address in (
+            ("VIGOR_MAIL_FROM", self.mail_from),
+            ("VIGOR_MAIL_REPLY_TO", self.mail_reply_to),
+        ):
+            if address and not _MAIL_ADDRESS.match(address):
+                raise ConfigError(f"{variable} must be an e-mail address, not {address!r}")
         if self.storage_backend == "s3" and not self.s3_bucket:
             raise ConfigError("VIGOR_S3_BUCKET is required when VIGOR_STORAGE=s3")
         for name, limit in (

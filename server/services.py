@@ -9,17 +9,20 @@ from typing import Any, cast
 
 from server.config import Settings
 from server.db import Database
-from server.domain import roots
+from server.domain import emails, roots
 from server.domain.catalog import CatalogCache
 from server.domain.checks import CheckService
+from server.domain.emails import Mailer, MailSettings
 from server.domain.errors import SigningError
 from server.domain.jobs import RetryPolicy
+from server.domain.models import utcnow
 from server.domain.trust import KeySigner, Root, TrustError
 from server.domain.vocabulary import JobKind
 from server.jobs.probe import run_probe
 from server.jobs.queue import JobQueue, dispatch_after_commit
 from server.jobs.runner import JobRunner
 from server.keyring import KeyFileError, Keyring
+from server.mailer import SmtpMailer
 from server.metrics import MeteredStore
 from server.storage import make_store
 from server.storage.base import ArtifactStore
@@ -61,7 +64,13 @@ class Services:
         self.checks = CheckService(self.catalogs, lambda: self.signer("check"), self.settings)
         runner = JobRunner(
             self.db,
-            {JobKind.PATCHES: self._patches_job, JobKind.PROBE: run_probe},
+            {
+                JobKind.PATCHES: self._patches_job,
+                JobKind.PROBE: run_probe,
+                JobKind.EMAIL: self._email_job,
+                JobKind.REMINDERS_SCAN: self._reminders_job,
+                JobKind.SECURITY_NOTICES: self._security_notices_job,
+            },
             RetryPolicy(self.settings.job_max_attempts, self.settings.job_retry_seconds),
             self.settings.job_lease_seconds,
         )
@@ -110,6 +119,45 @@ class Services:
     def _patches_job(self, payload: dict[str, Any]) -> None:
         """The ``patches`` job (queued by every publish): ``{"release_id": N}``."""
         self.make_patches(int(payload["release_id"]))
+
+    def mail_settings(self) -> MailSettings:
+        """What composing and sending e-mail needs (links carry the public address)."""
+        settings = self.settings
+        return MailSettings(
+            vendor_name=settings.vendor_name,
+            public_base_url=settings.public_base_url,
+            renewal_url=settings.renewal_url,
+            secret_key=settings.secret_key,
+            mail_from=settings.mail_from,
+            reply_to=settings.mail_reply_to,
+            max_attempts=settings.job_max_attempts,
+        )
+
+    def mailer(self) -> Mailer | None:
+        """The SMTP server e-mail goes to, or None when VIGOR_SMTP_URL names none."""
+        if not self.settings.smtp_url:
+            return None
+        return SmtpMailer(self.settings.smtp_url, vendor_name=self.settings.vendor_name)
+
+    def _email_job(self, payload: dict[str, Any]) -> None:
+        """The ``email`` job (one per queued e-mail): ``{"email_id": N}``."""
+        with self.db.sessions() as session:
+            emails.send(
+                session, int(payload["email_id"]), self.mailer(), self.mail_settings(), utcnow()
+            )
+
+    def _reminders_job(self, payload: dict[str, Any]) -> None:
+        """The ``reminders_scan`` job (hourly, and on demand): queue the reminders due now."""
+        self.settings.require_secret()  # the unsubscribe links are signed
+        with self.db.sessions() as session:
+            emails.scan_reminders(session, self.mail_settings(), utcnow())
+
+    def _security_notices_job(self, payload: dict[str, Any]) -> None:
+        """The ``security_notices`` job (queued by publishing a security revision)."""
+        with self.db.sessions() as session:
+            emails.security_notices(
+                session, self.mail_settings(), int(payload["release_id"]), utcnow()
+            )
 
     def make_patches(self, release_id: int) -> int:
         """Generate the missing patches to a published release (its own session); each patch

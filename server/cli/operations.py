@@ -25,7 +25,7 @@ from server.cli.common import (
     transaction,
 )
 from server.config import SECRET_FILE, ensure_secret_file
-from server.demo import load_demo
+from server.demo import ask_for_reminders, load_demo
 from server.domain import releases
 
 
@@ -157,13 +157,29 @@ def demo_cmd(port: int | None, no_serve: bool) -> None:
     if no_serve:
         click.echo(report.describe(base))
         return
-    # The worker that makes the delta patches of what is published, as in production: its own
+    # E-mail with no outside service: unless VIGOR_SMTP_URL names a server, a catcher in this
+    # process accepts what the worker sends and writes each message to a folder.
+    catcher = None
+    if not settings.smtp_url:
+        from server.demo.mailcatcher import MailCatcher  # aiosmtpd: only the demo needs it
+
+        catcher = MailCatcher(settings.instance_dir / "mail").start()
+        environ["VIGOR_SMTP_URL"] = catcher.url
+    # The worker that makes the delta patches and sends the e-mails, as in production: its own
     # process, stopped (gracefully) with the demo.
     worker = subprocess.Popen(
         [sys.executable, "-m", "server.cli", "worker", "--workers", "1"],
         start_new_session=True,  # Ctrl-C reaches the demo, which stops the worker gracefully
+        env={**os.environ, **environ},
     )
-    click.echo(report.describe(base, worker_pid=worker.pid))
+    ask_for_reminders(vigor)  # the reminders due today go out now, not at the next hour
+    click.echo(
+        report.describe(
+            base,
+            worker_pid=worker.pid,
+            mail_folder=catcher.folder if catcher is not None else None,
+        )
+    )
     click.echo(f"serving on {base} (Ctrl-C to stop)")
     server = serving.spawn(settings, settings.host, port, environ)
     # SIGTERM to the demo stops the server as Ctrl-C does (Ctrl-C reaches it directly: the
@@ -174,6 +190,8 @@ def demo_cmd(port: int | None, no_serve: bool) -> None:
     finally:
         _stop(worker)
         _stop(server)
+        if catcher is not None:
+            catcher.stop()
 
 
 def _wait(process: subprocess.Popen[bytes]) -> None:

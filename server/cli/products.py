@@ -32,6 +32,12 @@ def product() -> None:
     help="Zone in which contract days begin and end.",
 )
 @click.option("--renewal-url", default=None)
+@click.option(
+    "--reminder-days",
+    default="60,30,7",
+    show_default=True,
+    help="Days before maintenance ends on which customers get a renewal reminder.",
+)
 def product_add(
     slug: str,
     name: str,
@@ -40,6 +46,7 @@ def product_add(
     grace_days: int,
     timezone: str,
     renewal_url: str | None,
+    reminder_days: str,
 ) -> None:
     """Add a product."""
     with transaction() as session:
@@ -53,6 +60,7 @@ def product_add(
             grace_days=grace_days,
             timezone=timezone,
             renewal_url=renewal_url,
+            reminder_days=reminder_days,
         )
         click.echo(f"product {p.slug} added")
 
@@ -79,3 +87,17 @@ def product_line(slug: str, line: str, status: str) -> None:
             session, products.get_product(session, slug), line, status, actor=ACTOR
         )
         click.echo(f"{slug} {line} is now {status}")
+
+
+@command(product, "reminders")
+@click.argument("slug")
+@click.argument("days")
+def product_reminders(slug: str, days: str) -> None:
+    """Set the days before maintenance ends on which a renewal reminder is e-mailed
+    (e.g. "90,30,7"; "" for none). Reminders on the day it lapses and after the grace period
+    are sent as well."""
+    with transaction() as session:
+        stored = products.set_reminder_days(
+            session, products.get_product(session, slug), days, actor=ACTOR
+        )
+        click.echo(f"{slug}: renewal reminders {stored or 'off'} days before maintenance ends")

@@ -37,9 +37,9 @@ from server.demo.data import (
     demo_archive,
 )
 from server.demo.fleet import installed_base
-from server.domain import customers, portal_users, products, publishing, users
+from server.domain import customers, jobs, portal_users, products, publishing, users
 from server.domain.models import AdminUser, Product, utcnow
-from server.domain.vocabulary import LineStatus, Role
+from server.domain.vocabulary import JobKind, LineStatus, Role
 from server.services import Services
 
 __all__ = [
@@ -48,6 +48,7 @@ __all__ = [
     "PORTAL_EMAIL",
     "PORTAL_PASSWORD",
     "DemoReport",
+    "ask_for_reminders",
     "demo_archive",
     "load_demo",
 ]
@@ -59,7 +60,9 @@ class DemoReport:
     licenses: dict[str, str] = field(default_factory=dict)
     license_file: Path | None = None
 
-    def describe(self, base: str, worker_pid: int | None = None) -> str:
+    def describe(
+        self, base: str, worker_pid: int | None = None, mail_folder: Path | None = None
+    ) -> str:
         lines = [
             "",
             "Vigor demo",
@@ -73,8 +76,13 @@ class DemoReport:
         ]
         if worker_pid is not None:
             lines.append(
-                f"  Worker:        background jobs (delta patches) in process {worker_pid}; "
+                f"  Worker:        background jobs (delta patches, e-mail) in process {worker_pid}; "
                 f"queue at {base}/admin/jobs"
+            )
+        if mail_folder is not None:
+            lines.append(
+                f"  E-mail:        caught by a local SMTP server, one .eml file per message in "
+                f"{mail_folder}; the log at {base}/admin/emails"
             )
         if self.created:
             lines.append(
@@ -87,6 +95,13 @@ class DemoReport:
                 f"  Demo data already loaded; the demo license keys are in {self.license_file}"
             )
         return "\n".join(lines) + "\n"
+
+
+def ask_for_reminders(services: Services) -> None:
+    """Queue a renewal-reminders scan now (the worker otherwise scans every hour)."""
+    with services.db.sessions() as session:
+        jobs.enqueue(session, JobKind.REMINDERS_SCAN, "reminders_scan", {})
+        session.commit()
 
 
 def _at(today: date, days_ago: int) -> datetime:

@@ -321,3 +321,8 @@ def license_usage(session: Session, customer: Customer) -> list[tuple[License, i
     """The customer's licenses, each with how many installations use it (one query)."""
     counts = installation_counts(session, customer)
     return [(lic, counts.get(lic.id, 0)) for lic in customer.licenses]
+
+
+def list_customers(session: Session) -> list[Customer]:
+    """Every customer, by name."""
+    return list(session.scalars(select(Customer).order_by(Customer.name, Customer.slug)))

@@ -34,6 +34,8 @@ from server.domain.vocabulary import (
     AccountState,
     ApplyOutcome,
     ContractKind,
+    EmailKind,
+    EmailState,
     JobKind,
     JobState,
     LapsePolicy,
@@ -94,6 +96,9 @@ class Product(Base):
     deadline_serious_hours: Mapped[int] = mapped_column(Integer, default=24)
     deadline_minor_hours: Mapped[int] = mapped_column(Integer, default=72)
     renewal_url: Mapped[str | None] = mapped_column(String(500), default=None)
+    # Days before maintenance ends on which a renewal reminder is e-mailed ("60,30,7"; "" for
+    # none); reminders on the day it lapses and after the grace period are sent as well.
+    reminder_days: Mapped[str] = mapped_column(String(64), default="60,30,7")
     # Bumped on every change to the product's releases or lines, so that per-process caches of
     # the catalogue can tell with one cheap read whether they are still current.
     catalog_revision: Mapped[int] = mapped_column(Integer, default=0)
@@ -262,6 +267,9 @@ class Customer(Base):
     language: Mapped[str] = mapped_column(String(8), default="en")
     notes: Mapped[str] = mapped_column(Text, default="")  # the vendor's own, never shown to them
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Set when a contact followed the unsubscribe link of a renewal reminder: no more reminders
+    # (security notices are sent regardless).
+    reminders_unsubscribed_at: Mapped[datetime | None] = mapped_column(default=None)
 
     contracts: Mapped[list[Contract]] = relationship(
         back_populates="customer", order_by="Contract.starts_on", cascade="all, delete-orphan"
@@ -521,6 +529,40 @@ class Job(Base):
     last_error: Mapped[str | None] = mapped_column(Text, default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class Email(Base):
+    """One e-mail, written where it is asked for and sent by the worker (an outbox row).
+
+    ``dedupe_key`` names what the e-mail is about (a reminder stage of one contract period, a
+    security revision for one address): the database refuses a second row with the same key,
+    so a scan that runs twice sends nothing twice.
+    """
+
+    __tablename__ = "emails"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int | None] = mapped_column(
+        ForeignKey("customers.id", ondelete="CASCADE"), index=True, default=None
+    )
+    recipient: Mapped[str] = mapped_column(String(320))
+    kind: Mapped[EmailKind] = mapped_column(one_of(EmailKind, "kind"))
+    language: Mapped[str] = mapped_column(String(8), default="en")
+    subject: Mapped[str] = mapped_column(String(300))
+    text: Mapped[str] = mapped_column(Text)
+    html: Mapped[str] = mapped_column(Text)
+    # The unsubscribe link a reminder carries (List-Unsubscribe), else None.
+    unsubscribe_url: Mapped[str | None] = mapped_column(String(1000), default=None)
+    state: Mapped[EmailState] = mapped_column(
+        one_of(EmailState, "state"), default=EmailState.QUEUED, index=True
+    )
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    smtp_response: Mapped[str | None] = mapped_column(Text, default=None)
+    dedupe_key: Mapped[str | None] = mapped_column(String(200), unique=True, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    sent_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    customer: Mapped[Customer | None] = relationship()
 
 
 class WorkerBeat(Base):

@@ -50,9 +50,11 @@ class LinkSigner:
     def _serializer(self, secret_key: str) -> URLSafeSerializer:
         return URLSafeSerializer(secret_key, salt=self.salt)
 
-    def issue(self, secret_key: str, user: U, now: datetime) -> Invitation[U]:
-        """A new link for ``user``, valid for :data:`INVITATION_TTL` from ``now``."""
-        expires_at = now + INVITATION_TTL
+    def issue(
+        self, secret_key: str, user: U, now: datetime, ttl: timedelta = INVITATION_TTL
+    ) -> Invitation[U]:
+        """A new link for ``user``, valid for ``ttl`` (:data:`INVITATION_TTL`) from ``now``."""
+        expires_at = now + ttl
         token = self._serializer(secret_key).dumps(
             [user.id, _fingerprint(user), int(expires_at.timestamp())]
         )

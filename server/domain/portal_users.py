@@ -22,7 +22,8 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from server.domain import audit, password_links
+from server.domain import audit, emails, password_links
+from server.domain.emails import MailSettings
 from server.domain.errors import (
     ConflictError,
     InvalidInputError,
@@ -58,8 +59,10 @@ def invite(
     secret_key: str,
     actor: str,
     now: datetime,
+    mail: MailSettings | None = None,
 ) -> Invitation:
     """Add a portal user to ``customer``; returns the set-password link's token (shown once).
+    With ``mail``, the link is also e-mailed to them (queued in the same transaction).
 
     Raises:
         InvalidInputError: ``email`` is not an email address.
@@ -71,14 +74,27 @@ def invite(
     user = CustomerUser(customer=customer, email=email, created_at=now)
     session.add(user)
     audit.record(session, actor, "portal_user.add", _target(user))
+    session.flush()
+    invitation = LINKS.issue(secret_key, user, now)
+    if mail is not None:
+        emails.invitation(
+            session, mail, invitation, set_password_link(mail.public_base_url, invitation.token)
+        )
     session.commit()
-    return LINKS.issue(secret_key, user, now)
+    return invitation
 
 
 def reset(
-    session: Session, user: CustomerUser, *, secret_key: str, actor: str, now: datetime
+    session: Session,
+    user: CustomerUser,
+    *,
+    secret_key: str,
+    actor: str,
+    now: datetime,
+    mail: MailSettings | None = None,
 ) -> Invitation:
     """Clear the password and end every session and earlier link; returns a new link's token.
+    With ``mail``, the link is also e-mailed to the user (queued in the same transaction).
 
     Raises:
         ConflictError: the user is disabled (enable them first).
@@ -88,8 +104,36 @@ def reset(
     user.password_hash = None
     user.session_version += 1
     audit.record(session, actor, "portal_user.reset", _target(user))
+    session.flush()
+    invitation = LINKS.issue(secret_key, user, now)
+    if mail is not None:
+        emails.password_reset(
+            session, mail, invitation, set_password_link(mail.public_base_url, invitation.token)
+        )
     session.commit()
-    return LINKS.issue(secret_key, user, now)
+    return invitation
+
+
+def forgot_password(session: Session, email: str, *, mail: MailSettings, now: datetime) -> None:
+    """The portal's forgot-password page: e-mail a set-password link, valid once for
+    :data:`~server.domain.emails.RESET_LINK_TTL`, to the portal user with this address.
+
+    Nothing tells whether the address is known: an unknown or disabled one gets no e-mail and
+    the same silence. The password stays as it is until the link is used (someone else asking
+    cannot lock the person out). Commits.
+    """
+    try:
+        user = find_user(session, email)
+    except (NotFoundError, InvalidInputError):
+        return
+    if user.disabled:
+        return
+    invitation = LINKS.issue(mail.secret_key, user, now, ttl=emails.RESET_LINK_TTL)
+    emails.password_reset(
+        session, mail, invitation, set_password_link(mail.public_base_url, invitation.token)
+    )
+    audit.record(session, user.email, "portal_user.forgot_password", _target(user))
+    session.commit()
 
 
 def set_disabled(

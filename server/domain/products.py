@@ -21,6 +21,24 @@ def check_slug(field: str, slug: str) -> str:
     return slug
 
 
+def parse_reminder_days(text: str) -> tuple[int, ...]:
+    """``"60,30,7"`` as (60, 30, 7); "" for none.
+
+    Raises:
+        InvalidInputError: not whole numbers of days from 1 to 365, separated by commas.
+    """
+    days: set[int] = set()
+    for part in text.replace(" ", "").split(","):
+        if not part:
+            continue
+        if not part.isdigit() or not 1 <= int(part) <= 365:
+            raise InvalidInputError(
+                "reminder_days", f"must be days from 1 to 365 separated by commas, not {text!r}"
+            )
+        days.add(int(part))
+    return tuple(sorted(days, reverse=True))
+
+
 def get_product(session: Session, slug: str) -> Product:
     """The product named ``slug``.
 
@@ -96,14 +114,17 @@ def add_product(
     expiring_window_days: int = 30,
     timezone: str = "UTC",
     renewal_url: str | None = None,
+    reminder_days: str = "60,30,7",
 ) -> Product:
-    """Create a product; its slug is what licenses, agents and URLs name it by.
+    """Create a product; its slug is what licenses, agents and URLs name it by;
+    ``reminder_days``: the days before maintenance ends on which customers are reminded.
 
     Raises:
-        InvalidInputError: a bad slug, name or policy field.
+        InvalidInputError: a bad slug, name, policy field or reminder days.
         ConflictError: the slug is taken.
     """
     check_slug("slug", slug)
+    days = ",".join(str(d) for d in parse_reminder_days(reminder_days))
     fields = Policy(
         lapse_policy,
         security_carveout_months,
@@ -114,7 +135,7 @@ def add_product(
     ).checked()
     if session.scalar(select(Product.id).where(Product.slug == slug)) is not None:
         raise ConflictError(f"product {slug!r} already exists", field="slug")
-    product = Product(slug=slug, name=_name(name) or slug, **fields)
+    product = Product(slug=slug, name=_name(name) or slug, reminder_days=days, **fields)
     session.add(product)
     audit.record(
         session, actor, "product.add", slug, name=product.name, lapse_policy=fields["lapse_policy"]
@@ -191,6 +212,21 @@ def set_line_status(
     audit.record(session, actor, "line.status", f"{product.slug} {line}", status=new_status)
     session.commit()
     return row
+
+
+def set_reminder_days(session: Session, product: Product, text: str, *, actor: str) -> str:
+    """The days before maintenance ends on which ``product``'s customers get a renewal
+    reminder ("90,30,7"; "" for none). Returns them as stored.
+
+    Raises:
+        InvalidInputError: see :func:`parse_reminder_days`.
+    """
+    days = ",".join(str(d) for d in parse_reminder_days(text))
+    if product.reminder_days != days:
+        product.reminder_days = days
+        audit.record(session, actor, "product.reminder_days", product.slug, days=days)
+        session.commit()
+    return days
 
 
 def list_products(session: Session) -> list[Product]:

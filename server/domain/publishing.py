@@ -29,7 +29,7 @@ from packaging.version import Version
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from server.domain import audit, jobs
+from server.domain import audit, emails, jobs
 from server.domain.errors import (
     ConflictError,
     InvalidInputError,
@@ -293,6 +293,7 @@ def publish(
         )
         if not spec.draft:
             ask_for_patches(session, release)
+            emails.ask_for_security_notices(session, release)
         session.commit()
     except BaseException:
         session.rollback()
@@ -348,6 +349,7 @@ def publish_draft(session: Session, release: Release, signer: Signer | None, act
     _make_public(release, signer, utcnow())
     audit.record(session, actor, "release.publish", f"{release.product.slug} {release.version}")
     ask_for_patches(session, release)
+    emails.ask_for_security_notices(session, release)
     session.commit()
     return release
 

@@ -137,6 +137,31 @@ class JobKind(StrEnum):
     # A job that does nothing but prove the worker runs jobs end to end (`vigor jobs probe`);
     # it can wait for a file to appear, so an operator (or a test) can watch one in flight.
     PROBE = "probe"
+    EMAIL = "email"  # send one queued e-mail: {"email_id": N} (server/domain/emails.py)
+    # Find the renewal reminders due now and queue them (periodic, on the worker).
+    REMINDERS_SCAN = "reminders_scan"
+    # E-mail the customers a published security revision concerns: {"release_id": N}.
+    SECURITY_NOTICES = "security_notices"
+
+
+class EmailKind(StrEnum):
+    """Why an e-mail was sent (server/domain/emails.py)."""
+
+    REMINDER = "reminder"  # maintenance ends soon, ended, or its grace period is over
+    SECURITY_NOTICE = "security"  # a security revision the customer is entitled to
+    RENEWAL_WOULD_BRING = "renewal_brings"  # one a lapsed customer would get by renewing
+    PORTAL_INVITATION = "invitation"
+    PASSWORD_RESET = "password_reset"  # noqa: S105 - a kind of e-mail; an admin's reset or the portal's forgot-password page
+    TEST = "test"  # an admin's "send test"
+
+
+class EmailState(StrEnum):
+    """Where a queued e-mail stands."""
+
+    QUEUED = "queued"  # waiting for the worker (again, after a temporary SMTP failure)
+    SENDING = "sending"  # handed to the SMTP server by a worker right now
+    SENT = "sent"  # the SMTP server accepted it
+    FAILED = "failed"  # refused for good (5xx), or its attempts are spent
 
 
 class JobState(StrEnum):

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from server.config import Settings, ensure_private_dir
 from server.domain.jobs import DISPATCH
+from server.domain.vocabulary import JobKind
 from server.jobs.runner import JobRunner
 
 log = logging.getLogger(__name__)
@@ -73,8 +74,13 @@ class JobQueue:
         def sweep() -> None:
             self.dispatch(runner.due())
 
+        def reminders() -> None:
+            # One row whatever the number of workers: queued again once the last scan is done.
+            runner.ask(JobKind.REMINDERS_SCAN, "reminders_scan")
+
         task = huey.task(name="vigor.run_job")(run_job)
         huey.periodic_task(crontab(), name="vigor.sweep")(sweep)  # every minute
+        huey.periodic_task(crontab(minute="5"), name="vigor.reminders")(reminders)  # hourly
         self._run_job = task
         return huey
 

@@ -77,6 +77,12 @@ class JobRunner:
         log.info("job %d (%s) done", job_id, kind)
         return None
 
+    def ask(self, kind: JobKind, key: str, payload: dict[str, Any] | None = None) -> None:
+        """Queue a job (a periodic task's), committed at once; it is dispatched on commit."""
+        with self.db.sessions() as session:
+            jobs.enqueue(session, kind, key, payload or {})
+            session.commit()
+
     def due(self) -> list[int]:
         """The jobs to dispatch now: due, or left running by a worker that died."""
         with self.db.sessions() as session:

@@ -7,10 +7,10 @@ from datetime import datetime
 
 from flask import Blueprint, Response, abort, jsonify, request
 
-from server.domain import api_tokens, publishing, roots
+from server.domain import api_tokens, emails, publishing, roots
 from server.domain import releases as release_service
 from server.domain.errors import InvalidInputError, StorageUnavailableError
-from server.domain.models import ApiToken, utcnow
+from server.domain.models import ApiToken, Email, utcnow
 from server.domain.trust import parse_iso
 from server.domain.vocabulary import DEFAULT_CHANNEL, Role
 from server.storage.base import SizeLimitError, StorageError
@@ -183,3 +183,49 @@ def list_releases(product: str) -> Response:
             for r in release_service.list_releases(db_session(), product)
         ]
     )
+
+
+def email_json(email: Email) -> dict[str, object]:
+    """One e-mail of the outbox as the admin API shows it (no body: the subject says what)."""
+    return {
+        "id": email.id,
+        "customer": email.customer.slug if email.customer else None,
+        "recipient": email.recipient,
+        "kind": email.kind,
+        "language": email.language,
+        "subject": email.subject,
+        "state": email.state,
+        "attempts": email.attempts,
+        "smtp_response": email.smtp_response,
+        "created_at": email.created_at.isoformat(),
+        "sent_at": email.sent_at.isoformat() if email.sent_at else None,
+    }
+
+
+@blueprint.get("/api/v1/admin/emails")
+def list_emails() -> Response:
+    """The newest e-mails (``?customer=slug``, ``?state=sent``, ``?limit=1..500``)."""
+    _bearer_token(Role.VIEWER)
+    raw_limit = request.args.get("limit", "100")
+    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 500:
+        raise InvalidInputError("limit", "must be a whole number from 1 to 500")
+    found = emails.list_emails(
+        db_session(),
+        customer=request.args.get("customer", "").strip(),
+        state=request.args.get("state", "").strip(),
+        limit=int(raw_limit),
+    )
+    return jsonify([email_json(e) for e in found])
+
+
+@blueprint.post("/api/v1/admin/emails/test")
+def send_test_email() -> tuple[Response, int]:
+    """Queue a test e-mail to ``{"to": address}``; the worker sends it."""
+    token = _bearer_token(Role.ADMIN)
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict) or not isinstance(body.get("to"), str):
+        raise InvalidInputError("to", 'send a JSON object {"to": "address@example.com"}')
+    email = emails.send_test(
+        db_session(), services().mail_settings(), body["to"], actor=f"token:{token.name}"
+    )
+    return jsonify(email_json(email)), 202

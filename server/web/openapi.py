@@ -15,6 +15,8 @@ from server.domain.vocabulary import (
     PLATFORM_RE,
     SLUG_RE,
     ApplyOutcome,
+    EmailKind,
+    EmailState,
     ReleaseKind,
     ReleaseState,
     Severity,
@@ -155,6 +157,23 @@ SCHEMAS: dict[str, Any] = {
                 },
             },
             "manifest": {"oneOf": [_ref("SignedDocument"), {"type": "null"}]},
+        },
+    },
+    "Email": {
+        "type": "object",
+        "required": ["id", "recipient", "kind", "state", "subject", "created_at"],
+        "properties": {
+            "id": {"type": "integer"},
+            "customer": NULLABLE_STRING,
+            "recipient": {"type": "string"},
+            "kind": _one_of(EmailKind),
+            "language": {"type": "string"},
+            "subject": {"type": "string"},
+            "state": _one_of(EmailState),
+            "attempts": {"type": "integer"},
+            "smtp_response": NULLABLE_STRING,
+            "created_at": TIME,
+            "sent_at": {"oneOf": [TIME, {"type": "null"}]},
         },
     },
     "Health": {
@@ -368,6 +387,59 @@ def _paths() -> dict[str, Any]:
                     "200": _json({"type": "array", "items": _ref("Release")}, "Releases"),
                     "401": _error("Missing or unknown token"),
                     "404": _error("No such product"),
+                },
+            }
+        },
+        "/api/v1/admin/emails": {
+            "get": {
+                "summary": "The newest e-mails: to whom, what, and whether the SMTP server "
+                "accepted them",
+                "security": BEARER_AUTH,
+                "parameters": [
+                    {
+                        "name": "customer",
+                        "in": "query",
+                        "schema": {"type": "string"},
+                        "description": "a customer's slug",
+                    },
+                    {"name": "state", "in": "query", "schema": _one_of(EmailState)},
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 500},
+                    },
+                ],
+                "responses": {
+                    "200": _json(
+                        {"type": "array", "items": _ref("Email")}, "E-mails, newest first"
+                    ),
+                    "400": _error("A bad state or limit"),
+                    "401": _error("Missing or unknown token"),
+                    "404": _error("No such customer"),
+                },
+            }
+        },
+        "/api/v1/admin/emails/test": {
+            "post": {
+                "summary": "Queue a test e-mail (admin tokens); the worker sends it",
+                "security": BEARER_AUTH,
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["to"],
+                                "properties": {"to": {"type": "string", "format": "email"}},
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "202": _json(_ref("Email"), "Queued"),
+                    "400": _error("Not an e-mail address"),
+                    "401": _error("Missing or unknown token"),
+                    "403": _error("The token's role may not send e-mail"),
                 },
             }
         },

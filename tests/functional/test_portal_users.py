@@ -295,7 +295,10 @@ def test_an_expired_link_is_refused_and_sets_nothing(
     link = invite(services, "lapsed", "ana@lapsed.example", now=utcnow() - timedelta(days=8))
     page = client.get(link)
     assert page.status_code == 410
-    assert "This link has expired. Ask your vendor for a new one." in page.get_data(as_text=True)
+    assert (
+        "This link has expired. Ask your vendor for a new one, or ask for one on the sign-in page."
+        in page.get_data(as_text=True)
+    )
     token = csrf(client, "/portal/login")
     refused = client.post(
         link, data={"csrf_token": token, "password": PASSWORD, "confirm": PASSWORD}

@@ -67,3 +67,31 @@ def test_a_bad_queue_setting_is_refused_naming_its_variable(
 ) -> None:
     with pytest.raises(ConfigError, match=message):
         Settings.from_env(env)
+
+
+def test_email_settings_are_read_and_a_bad_smtp_url_or_address_is_refused() -> None:
+    settings = Settings.from_env(
+        {
+            "VIGOR_SMTP_URL": " smtps://u%40x:p@mail.example:465 ",
+            "VIGOR_MAIL_FROM": "updates@vendor.example",
+            "VIGOR_MAIL_REPLY_TO": "support@vendor.example",
+            "VIGOR_VENDOR_NAME": "Vendor Ltd",
+        }
+    )
+    assert settings.smtp_url == "smtps://u%40x:p@mail.example:465"
+    assert (settings.mail_from, settings.mail_reply_to) == (
+        "updates@vendor.example",
+        "support@vendor.example",
+    )
+    assert settings.vendor_name == "Vendor Ltd"
+    assert Settings.from_env({}).vendor_name == "Vigor"
+    for url, says in (
+        ("http://mail.example", "must start with smtp:// or smtps://"),
+        ("smtp://", "names no host"),
+        ("smtp://mail.example:99999", "is not a URL"),
+    ):
+        with pytest.raises(ConfigError) as refused:
+            Settings.from_env({"VIGOR_SMTP_URL": url})
+        assert str(refused.value).startswith(f"VIGOR_SMTP_URL {says}"), str(refused.value)
+    with pytest.raises(ConfigError, match="VIGOR_MAIL_FROM must be an e-mail address"):
+        Settings.from_env({"VIGOR_MAIL_FROM": "not an address"})

@@ -1,6 +1,6 @@
 """Admin pages: dashboard, releases (the streamed upload form, yank, rollout), customers and
 their licenses, contracts and portal users, API tokens, the audit log, background jobs, admin
-users and one's own account.
+users, e-mails and one's own account.
 
 Thin views: validate the form, call one domain service, render, or redirect with 303. Each
 area is a module; importing this package registers every page on :data:`blueprint`.
@@ -11,6 +11,7 @@ from __future__ import annotations
 from server.web.admin import (
     customers,
     dashboard,
+    emails,
     jobs,
     lists,
     products,
@@ -25,6 +26,7 @@ __all__ = [
     "blueprint",
     "customers",
     "dashboard",
+    "emails",
     "jobs",
     "lists",
     "products",

@@ -1,5 +1,6 @@
 """Customers: the maintenance overview, one customer's licenses (the key shown once),
-contracts (renewed in one step), language and portal users (the set-password link shown once)."""
+contracts (renewed in one step), language and portal users (the set-password link e-mailed to
+them, and shown once)."""
 
 from __future__ import annotations
 
@@ -192,6 +193,7 @@ def add_portal_user(slug: str) -> ResponseReturnValue:
             secret_key=services().settings.secret_key,
             actor=current_user.email,
             now=utcnow(),
+            mail=services().mail_settings(),
         )
     except DomainError as exc:
         return _customer(slug, error=exc.message, status=400, values={"email": email})
@@ -215,6 +217,7 @@ def portal_user_action(slug: str, user_id: int, action: str) -> ResponseReturnVa
                 secret_key=services().settings.secret_key,
                 actor=current_user.email,
                 now=utcnow(),
+                mail=services().mail_settings(),
             )
             return _customer(slug, new_link=invitation)
         portal_users.set_disabled(session, user, action == "disable", actor=current_user.email)

@@ -1,4 +1,5 @@
-"""The customer portal: sign in (:mod:`.signin`), see maintenance, download, renew (:mod:`.pages`).
+"""The customer portal: sign in (:mod:`.signin`), see maintenance, download, renew (:mod:`.pages`),
+unsubscribe from renewal reminders (:mod:`.unsubscribe`).
 
 Two ways in: a license key, or a portal user's email and password (people at the customer,
 invited by an admin; see :mod:`server.domain.portal_users`). A key sign-in shows that license;
@@ -16,10 +17,10 @@ from __future__ import annotations
 
 from flask import Flask
 
-from server.web.portal import pages, signin
+from server.web.portal import pages, signin, unsubscribe
 from server.web.portal.blueprint import blueprint
 
-__all__ = ["blueprint", "init_app", "pages", "signin"]
+__all__ = ["blueprint", "init_app", "pages", "signin", "unsubscribe"]
 
 
 def init_app(app: Flask) -> None:

@@ -43,6 +43,10 @@ class AccountForm(FlaskForm):
     password = PasswordField("Password", validators=[DataRequired(), Length(max=200)])
 
 
+class ForgotPasswordForm(FlaskForm):
+    email = EmailField("Email", validators=[DataRequired(), Length(max=320)])
+
+
 class SetPasswordForm(FlaskForm):
     password = PasswordField("New password", validators=[DataRequired(), Length(max=200)])
     confirm = PasswordField("The same password again", validators=[DataRequired()])
@@ -149,6 +153,28 @@ def current_user() -> CustomerUser | None:
     return portal_users.signed_in(db_session(), held.get("user"), held.get("version"))
 
 
+@blueprint.route("/forgot-password", methods=["GET", "POST"])
+@rate_limited(
+    Per(_portal_login_limit),
+    Per(_account_limit, submitted("email", fold_case=True)),
+    methods=["POST"],
+)
+def forgot_password() -> ResponseReturnValue:
+    """A portal user who forgot their password asks for a link by e-mail. The answer is the
+    same whether or not the address belongs to anyone."""
+    lang = use_language()
+    form = ForgotPasswordForm()
+    if form.validate_on_submit():
+        portal_users.forgot_password(
+            db_session(), form.email.data or "", mail=services().mail_settings(), now=utcnow()
+        )
+        return render_template("portal/forgot_password.html", form=None, lang=lang, sent=True)
+    error = _("Please fill in this field.") if request.method == "POST" else None
+    return render_template(
+        "portal/forgot_password.html", form=form, lang=lang, error=error, sent=False
+    ), 400 if error else 200
+
+
 @blueprint.route("/set-password/<token>", methods=["GET", "POST"])
 @rate_limited(Per(_portal_login_limit), Per(_account_limit, link_token), methods=["POST"])
 def set_password(token: str) -> ResponseReturnValue:
@@ -199,9 +225,13 @@ def set_password(token: str) -> ResponseReturnValue:
 def _link_refused(*, expired: bool) -> ResponseReturnValue:
     lang = use_language()
     if expired:
-        error = _("This link has expired. Ask your vendor for a new one.")
+        error = _(
+            "This link has expired. Ask your vendor for a new one, or ask for one on the sign-in page."
+        )
     else:
-        error = _("This link is not valid or was used already. Ask your vendor for a new one.")
+        error = _(
+            "This link is not valid or was used already. Ask your vendor for a new one, or ask for one on the sign-in page."
+        )
     return render_template(
         "portal/set_password.html", form=None, lang=lang, error=error
     ), 410 if expired else 400
