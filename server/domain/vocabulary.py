@@ -128,6 +128,38 @@ class JobKind(StrEnum):
     # A job that does nothing but prove the worker runs jobs end to end (`vigor jobs probe`);
     # it can wait for a file to appear, so an operator (or a test) can watch one in flight.
     PROBE = "probe"
+    # One webhook event sent to one endpoint: {"delivery_id": N}; its retries are the job's.
+    WEBHOOK_DELIVERY = "webhook_delivery"
+    # The periodic scan that emits the time-based contract events (expiring, lapsed): {}.
+    CONTRACT_EVENTS_SCAN = "contract_events_scan"
+
+
+class EventType(StrEnum):
+    """What a webhook event says happened (docs/webhooks.md shows each one's ``data``)."""
+
+    PING = "ping"  # "Send test" on an endpoint; sent to that endpoint only
+    RELEASE_PUBLISHED = "release.published"
+    RELEASE_YANKED = "release.yanked"
+    ROLLOUT_HALTED = "rollout.halted"
+    CUSTOMER_CREATED = "customer.created"
+    CONTRACT_CREATED = "contract.created"
+    CONTRACT_RENEWED = "contract.renewed"
+    CONTRACT_EXPIRING = "contract.expiring"
+    CONTRACT_LAPSED = "contract.lapsed"
+    LICENSE_ISSUED = "license.issued"
+    LICENSE_SUSPENDED = "license.suspended"
+    LICENSE_REACTIVATED = "license.reactivated"
+    LICENSE_REVOKED = "license.revoked"
+    INSTALLATION_UPDATE_FAILED = "installation.update_failed"
+
+
+class DeliveryState(StrEnum):
+    """Where the delivery of one event to one endpoint stands."""
+
+    PENDING = "pending"  # not tried yet, or tried again on request
+    RETRYING = "retrying"  # the last attempt failed; the worker tries again (or gave up)
+    DELIVERED = "delivered"  # the endpoint answered 2xx
+    CANCELLED = "cancelled"  # the endpoint was disabled or removed before it answered 2xx
 
 
 class JobState(StrEnum):

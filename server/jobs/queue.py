@@ -19,7 +19,8 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session, sessionmaker
 
 from server.config import Settings, ensure_private_dir
-from server.domain.jobs import DISPATCH
+from server.domain.jobs import DISPATCH, enqueue
+from server.domain.vocabulary import JobKind
 from server.jobs.runner import JobRunner
 
 log = logging.getLogger(__name__)
@@ -73,8 +74,16 @@ class JobQueue:
         def sweep() -> None:
             self.dispatch(runner.due())
 
+        def contract_events() -> None:
+            # A job, not the scan itself: it is retried if it fails, and its key keeps two
+            # workers' periodic tasks from queueing two scans.
+            with runner.db.sessions() as session:
+                enqueue(session, JobKind.CONTRACT_EVENTS_SCAN, "contract_events_scan", {})
+                session.commit()
+
         task = huey.task(name="vigor.run_job")(run_job)
         huey.periodic_task(crontab(), name="vigor.sweep")(sweep)  # every minute
+        huey.periodic_task(crontab(minute="7"), name="vigor.contract_events")(contract_events)
         self._run_job = task
         return huey
 
