@@ -22,6 +22,7 @@ from server.web.converters import small_int
 blueprint = Blueprint("webhooks_api", __name__, url_prefix="/api/v1/admin/webhooks")
 
 MAX_PAGE = 200
+_KIND_WORDS = {str: "a string", list: "a list", bool: "true or false"}
 
 
 def _time(value: Any) -> str | None:
@@ -79,8 +80,8 @@ def _spec(body: Any, current: WebhookEndpoint | None) -> webhooks.EndpointSpec:
                 raise InvalidInputError(name, "is required")
             return default
         value = body[name]
-        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            raise InvalidInputError(name, f"must be a {kind.__name__}")
+        if not isinstance(value, kind):
+            raise InvalidInputError(name, f"must be {_KIND_WORDS[kind]}")
         return value
 
     types = field("event_types", list, list(current.event_types) if current else None)
