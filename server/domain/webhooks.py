@@ -67,6 +67,8 @@ def _description(text: str) -> str:
     text = text.strip()
     if len(text) > MAX_DESCRIPTION:
         raise InvalidInputError("description", f"at most {MAX_DESCRIPTION} characters")
+    if any(ord(char) < 0x20 for char in text):
+        raise InvalidInputError("description", "one line of text, without control characters")
     return text
 
 

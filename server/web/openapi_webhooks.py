@@ -56,8 +56,15 @@ SCHEMAS: dict[str, Any] = {
     "WebhookEndpointInput": {
         "type": "object",
         "properties": {
-            "url": {"type": "string", "maxLength": 500, "description": "http(s) URL"},
-            "description": {"type": "string", "maxLength": 200},
+            "url": {
+                "type": "string",
+                "maxLength": 500,
+                # The server accepts any http(s) URL whose host is not private (unless allowed).
+                "pattern": r"^https?://[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~/-]*)?$",
+                "description": "An http(s) URL; private and loopback hosts are refused unless "
+                "VIGOR_WEBHOOK_ALLOW_PRIVATE is set",
+            },
+            "description": {"type": "string", "maxLength": 200, "pattern": "^[^\\x00-\\x1f]*$"},
             "event_types": {
                 "type": "array",
                 "minItems": 1,
@@ -109,7 +116,17 @@ _AUTH_ERRORS = {
     "401": _error("Missing or unknown token"),
     "403": _error("The token's role may not do this (changes need admin)"),
 }
-_BODY = {"required": True, "content": {JSON: {"schema": _ref("WebhookEndpointInput")}}}
+_CHANGE = {"required": True, "content": {JSON: {"schema": _ref("WebhookEndpointInput")}}}
+_NEW = {
+    "required": True,
+    "content": {
+        JSON: {
+            "schema": {
+                "allOf": [_ref("WebhookEndpointInput"), {"required": ["url", "event_types"]}]
+            }
+        }
+    },
+}
 
 
 def paths() -> dict[str, Any]:
@@ -132,7 +149,7 @@ def paths() -> dict[str, Any]:
                 "summary": "Add a webhook endpoint (url, event_types required); the answer "
                 "holds its signing secret, shown this once",
                 "security": BEARER,
-                "requestBody": _BODY,
+                "requestBody": _NEW,
                 "responses": {
                     "201": _answer("Created, with its secret", _ref("WebhookEndpoint")),
                     "400": _error("Refused (a private address, an unknown event type, …)"),
@@ -152,7 +169,7 @@ def paths() -> dict[str, Any]:
                 "disabled one starts its failure count anew",
                 "security": BEARER,
                 "parameters": [_id("endpoint_id")],
-                "requestBody": _BODY,
+                "requestBody": _CHANGE,
                 "responses": {
                     "200": endpoint,
                     "400": _error("Refused; nothing changed"),
