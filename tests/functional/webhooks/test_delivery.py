@@ -6,8 +6,7 @@ run of failures disables the endpoint; a rolled-back change emits nothing."""
 from __future__ import annotations
 
 import itertools
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -38,37 +37,6 @@ from tests.common.webhook_receiver import WebhookReceiver
 ALL_TYPES = tuple(str(t) for t in webhook_service.SUBSCRIBABLE)
 
 
-@pytest.fixture
-def hook_settings(settings: Settings) -> Settings:
-    # The receiver listens on loopback, which production refuses (docs/webhooks.md).
-    return settings.with_(
-        webhook_allow_private=True,
-        webhook_retry_seconds=1,
-        webhook_max_attempts=6,
-        webhook_disable_after_failures=10,
-        webhook_disable_after_hours=0,
-    )
-
-
-@pytest.fixture
-def hook_app(hook_settings: Settings) -> Iterator[Flask]:
-    with vigor_app(hook_settings) as application:
-        yield application
-
-
-@pytest.fixture
-def svc(hook_app: Flask) -> Services:
-    services: Services = hook_app.extensions["vigor"]
-    return services
-
-
-@pytest.fixture
-def receiver() -> Iterator[WebhookReceiver]:
-    server = WebhookReceiver()
-    yield server
-    server.stop()
-
-
 def add_endpoint(svc: Services, receiver: WebhookReceiver, types: tuple[str, ...]) -> int:
     with svc.db.sessions() as s:
         endpoint, secret = webhook_service.create_endpoint(
@@ -81,21 +49,12 @@ def add_endpoint(svc: Services, receiver: WebhookReceiver, types: tuple[str, ...
         return endpoint.id
 
 
-def run_worker_until(svc: Services, what: str, done: Callable[[], Any], timeout: float = 30) -> Any:
-    """Run due jobs in this process, as ``vigor worker`` would, until ``done()`` is truthy."""
-    deadline = time.monotonic() + timeout
-    while True:
-        svc.jobs.runner.run_due()
-        value = done()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
 def test_changes_made_anywhere_reach_the_receiver_signed_with_their_data(
-    svc: Services, hook_app: Flask, receiver: WebhookReceiver, tmp_path: Path
+    svc: Services,
+    hook_app: Flask,
+    receiver: WebhookReceiver,
+    tmp_path: Path,
+    run_worker_until: Callable[..., Any],
 ) -> None:
     add_endpoint(svc, receiver, ALL_TYPES)
     today = datetime.now(UTC).date()
@@ -166,7 +125,11 @@ def test_changes_made_anywhere_reach_the_receiver_signed_with_their_data(
     assert states == {DeliveryState.DELIVERED}
 
 
-def test_an_endpoint_gets_only_the_types_it_chose(svc: Services, receiver: WebhookReceiver) -> None:
+def test_an_endpoint_gets_only_the_types_it_chose(
+    svc: Services,
+    receiver: WebhookReceiver,
+    run_worker_until: Callable[..., Any],
+) -> None:
     add_endpoint(svc, receiver, ("license.revoked",))
     make_product(svc)
     make_customer(svc, "initech", product=None)
@@ -196,7 +159,10 @@ def test_a_change_that_rolls_back_emits_no_event(svc: Services, receiver: Webhoo
 
 
 def test_a_failing_receiver_gets_retries_with_growing_delays_and_the_same_event_id(
-    svc: Services, hook_app: Flask, receiver: WebhookReceiver
+    svc: Services,
+    hook_app: Flask,
+    receiver: WebhookReceiver,
+    run_worker_until: Callable[..., Any],
 ) -> None:
     receiver.status = lambda n: 500 if n < 3 else 200
     add_endpoint(svc, receiver, ("customer.created",))
@@ -223,7 +189,10 @@ def test_a_failing_receiver_gets_retries_with_growing_delays_and_the_same_event_
 
 
 def test_a_long_run_of_failures_disables_the_endpoint_audited_and_shown(
-    hook_settings: Settings, receiver: WebhookReceiver
+    hook_settings: Settings,
+    receiver: WebhookReceiver,
+    run_worker_until: Callable[..., Any],
+    signed_in: Callable[..., FlaskClient],
 ) -> None:
     receiver.status = lambda n: 503
     with vigor_app(hook_settings.with_(webhook_disable_after_failures=3)) as app:
@@ -247,7 +216,11 @@ def test_a_long_run_of_failures_disables_the_endpoint_audited_and_shown(
             states = list(s.scalars(select(WebhookDelivery.state)))
         assert len(receiver.requests()) == 3
         assert states == [DeliveryState.RETRYING]  # globex's event had no enabled endpoint
-        page = _admin(app, svc).get(f"/admin/webhooks/{endpoint_id}").get_data(as_text=True)
+        page = (
+            signed_in(app, svc, "admin")
+            .get(f"/admin/webhooks/{endpoint_id}")
+            .get_data(as_text=True)
+        )
         assert "This endpoint is disabled" in page and "3 deliveries in a row failed" in page
 
 
@@ -256,21 +229,6 @@ def _endpoint(svc: Services, endpoint_id: int) -> WebhookEndpoint:
         endpoint = s.get(WebhookEndpoint, endpoint_id)
         assert endpoint is not None
         return endpoint
-
-
-def _admin(app: Flask, svc: Services, role: str = "admin") -> FlaskClient:
-    from server.domain import users
-
-    app.config["WTF_CSRF_ENABLED"] = False
-    with svc.db.sessions() as s:
-        users.add_user(s, f"{role}@example.com", "correct horse battery", role=role, actor="t")
-        s.commit()
-    client = app.test_client()
-    signed_in = client.post(
-        "/admin/login", data={"email": f"{role}@example.com", "password": "correct horse battery"}
-    )
-    assert signed_in.status_code == 303
-    return client
 
 
 @pytest.mark.parametrize(

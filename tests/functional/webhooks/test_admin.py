@@ -3,47 +3,18 @@ that change nothing, "send test", the delivery log and redelivery with the same 
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
+from collections.abc import Callable
+from typing import Any
 
-import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from server.config import Settings
-from server.domain import api_tokens, users
 from server.domain.models import AuditEvent, WebhookEndpoint
 from server.services import Services
 from tests.common.apps import vigor_app
 from tests.common.webhook_receiver import WebhookReceiver
-
-PASSWORD = "correct horse battery"
-
-
-@pytest.fixture
-def hook_app(settings: Settings) -> Iterator[Flask]:
-    with vigor_app(settings.with_(webhook_allow_private=True)) as app:
-        yield app
-
-
-@pytest.fixture
-def svc(hook_app: Flask) -> Services:
-    services: Services = hook_app.extensions["vigor"]
-    return services
-
-
-@pytest.fixture
-def receiver() -> Iterator[WebhookReceiver]:
-    server = WebhookReceiver()
-    yield server
-    server.stop()
-
-
-def bearer(svc: Services, role: str) -> dict[str, str]:
-    with svc.db.sessions() as s:
-        _, secret = api_tokens.create_token(s, f"{role}-ci", role=role, actor="test")
-    return {"Authorization": f"Bearer {secret}"}
 
 
 def endpoints(svc: Services) -> int:
@@ -51,16 +22,12 @@ def endpoints(svc: Services) -> int:
         return s.scalar(select(func.count()).select_from(WebhookEndpoint)) or 0
 
 
-def deliver(svc: Services, receiver: WebhookReceiver, count: int) -> None:
-    deadline = time.monotonic() + 30
-    while len(receiver.requests()) < count:
-        svc.jobs.runner.run_due()
-        assert time.monotonic() < deadline, "timed out waiting for the deliveries"
-        time.sleep(0.05)
-
-
 def test_the_api_manages_endpoints_tests_them_and_redelivers_with_the_same_event_id(
-    hook_app: Flask, svc: Services, receiver: WebhookReceiver
+    hook_app: Flask,
+    svc: Services,
+    receiver: WebhookReceiver,
+    run_worker_until: Callable[..., Any],
+    bearer: Callable[..., dict[str, str]],
 ) -> None:
     api = hook_app.test_client()
     admin = bearer(svc, "admin")
@@ -79,7 +46,7 @@ def test_the_api_manages_endpoints_tests_them_and_redelivers_with_the_same_event
     assert "secret" not in shown, "shown once, at creation"
 
     assert api.post(f"{hook}/test", headers=admin).status_code == 202
-    deliver(svc, receiver, 1)
+    run_worker_until(svc, "the ping", lambda: len(receiver.requests()) >= 1)
     (ping,) = receiver.requests()
     assert ping.verified and ping.type == "ping"
 
@@ -88,7 +55,7 @@ def test_the_api_manages_endpoints_tests_them_and_redelivers_with_the_same_event
     assert log[0]["attempts"][0]["status_code"] == 204
     again = api.post(f"/api/v1/admin/webhooks/deliveries/{log[0]['id']}/redeliver", headers=admin)
     assert again.status_code == 202
-    deliver(svc, receiver, 2)
+    run_worker_until(svc, "the redelivery", lambda: len(receiver.requests()) >= 2)
     assert receiver.requests()[1].event_id == ping.event_id, "a redelivery keeps the event id"
     assert receiver.requests()[1].verified
     log = api.get(f"{hook}/deliveries", headers=admin).get_json()
@@ -131,7 +98,11 @@ REFUSED = [
 ]
 
 
-def test_the_api_refuses_a_bad_endpoint_and_creates_nothing(hook_app: Flask, svc: Services) -> None:
+def test_the_api_refuses_a_bad_endpoint_and_creates_nothing(
+    hook_app: Flask,
+    svc: Services,
+    bearer: Callable[..., dict[str, str]],
+) -> None:
     api, admin = hook_app.test_client(), bearer(svc, "admin")
     for body, field in REFUSED:
         response = api.post("/api/v1/admin/webhooks", headers=admin, json=body)
@@ -142,6 +113,7 @@ def test_the_api_refuses_a_bad_endpoint_and_creates_nothing(hook_app: Flask, svc
 
 def test_private_addresses_are_refused_unless_the_setting_allows_them(
     settings: Settings,
+    bearer: Callable[..., dict[str, str]],
 ) -> None:
     with vigor_app(settings) as app:
         svc: Services = app.extensions["vigor"]
@@ -155,7 +127,11 @@ def test_private_addresses_are_refused_unless_the_setting_allows_them(
         assert endpoints(svc) == 0
 
 
-def test_only_admin_tokens_change_webhooks(hook_app: Flask, svc: Services) -> None:
+def test_only_admin_tokens_change_webhooks(
+    hook_app: Flask,
+    svc: Services,
+    bearer: Callable[..., dict[str, str]],
+) -> None:
     api = hook_app.test_client()
     for role in ("publisher", "viewer"):
         response = api.post(
@@ -169,21 +145,12 @@ def test_only_admin_tokens_change_webhooks(hook_app: Flask, svc: Services) -> No
     assert endpoints(svc) == 0
 
 
-def signed_in(app: Flask, svc: Services, role: str) -> FlaskClient:
-    app.config["WTF_CSRF_ENABLED"] = False
-    with svc.db.sessions() as s:
-        users.add_user(s, f"{role}@example.com", PASSWORD, role=role, actor="test")
-        s.commit()
-    client = app.test_client()
-    response = client.post(
-        "/admin/login", data={"email": f"{role}@example.com", "password": PASSWORD}
-    )
-    assert response.status_code == 303
-    return client
-
-
 def test_the_admin_pages_add_an_endpoint_show_its_secret_once_and_send_a_test(
-    hook_app: Flask, svc: Services, receiver: WebhookReceiver
+    hook_app: Flask,
+    svc: Services,
+    receiver: WebhookReceiver,
+    run_worker_until: Callable[..., Any],
+    signed_in: Callable[..., FlaskClient],
 ) -> None:
     admin = signed_in(hook_app, svc, "admin")
     refused = admin.post(
@@ -215,7 +182,7 @@ def test_the_admin_pages_add_an_endpoint_show_its_secret_once_and_send_a_test(
 
     tested = admin.post(f"/admin/webhooks/{endpoint_id}/test")
     assert tested.status_code == 303
-    deliver(svc, receiver, 1)
+    run_worker_until(svc, "the ping", lambda: len(receiver.requests()) >= 1)
     assert receiver.requests()[0].verified
     log = admin.get(f"/admin/webhooks/{endpoint_id}").get_data(as_text=True)
     assert receiver.requests()[0].event_id in log and "HTTP 204" in log
@@ -228,7 +195,11 @@ def test_the_admin_pages_add_an_endpoint_show_its_secret_once_and_send_a_test(
     assert actions == ["webhook.add", "webhook.test"]
 
 
-def test_a_viewer_sees_webhooks_but_cannot_change_them(hook_app: Flask, svc: Services) -> None:
+def test_a_viewer_sees_webhooks_but_cannot_change_them(
+    hook_app: Flask,
+    svc: Services,
+    signed_in: Callable[..., FlaskClient],
+) -> None:
     viewer = signed_in(hook_app, svc, "viewer")
     page = viewer.get("/admin/webhooks")
     assert page.status_code == 200 and "Add an endpoint" not in page.get_data(as_text=True)
@@ -240,7 +211,9 @@ def test_a_viewer_sees_webhooks_but_cannot_change_them(hook_app: Flask, svc: Ser
 
 
 def test_the_webhooks_api_conforms_to_its_schema_with_an_admin_token(
-    hook_app: Flask, svc: Services
+    hook_app: Flask,
+    svc: Services,
+    bearer: Callable[..., dict[str, str]],
 ) -> None:
     """The documented operations, fuzzed past the token check (the suite-wide fuzz runs them
     signed out): no 500, and every answer as documented."""
