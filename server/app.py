@@ -80,7 +80,16 @@ def create_app(
 
     from server.jobs.health import worker_health
     from server.jobs.metrics import JobsCollector
-    from server.web import api, converters, headers, health, instrument, ratelimit, updates
+    from server.web import (
+        api,
+        converters,
+        headers,
+        health,
+        instrument,
+        ratelimit,
+        updates,
+        webhooks_api,
+    )
 
     instrument.init_app(app)  # first: its clock runs around every other hook
     converters.init_app(app)
@@ -92,6 +101,7 @@ def create_app(
     health.add_collector(app, JobsCollector(services.db))
     app.register_blueprint(api.blueprint)
     app.register_blueprint(updates.blueprint)
+    app.register_blueprint(webhooks_api.blueprint)
 
     from server.web import admin, auth, notes
 
@@ -108,6 +118,7 @@ def create_app(
     auth.init_app(app)
     auth.csrf.exempt(api.blueprint)  # bearer tokens and license keys, not cookies
     auth.csrf.exempt(updates.blueprint)
+    auth.csrf.exempt(webhooks_api.blueprint)
     auth.csrf.exempt(health.blueprint)
     app.register_blueprint(admin.blueprint, url_prefix="/admin")
     from server.web import i18n, portal

@@ -184,6 +184,17 @@ class Settings:
     job_retry_seconds: int = 30  # the wait before the 2nd try, doubled for each try after
     job_lease_seconds: int = 60  # a claimed job returns to the queue this long after its
     # worker's last sign of life (the worker renews it while the job runs)
+    # Webhooks (docs/webhooks.md). A delivery is tried ``webhook_max_attempts`` times, waiting
+    # ``webhook_retry_seconds`` before the 2nd try and doubling (5 s … about 11 h: some 23 h in
+    # all); an endpoint failing that long and that often is disabled. Private and loopback
+    # addresses are refused unless allowed (a webhook must not reach into the server's network).
+    webhook_timeout_seconds: int = 10
+    webhook_max_attempts: int = 14
+    webhook_retry_seconds: int = 5
+    webhook_disable_after_failures: int = 20
+    webhook_disable_after_hours: int = 72
+    webhook_allow_private: bool = False
+    contract_expiring_days: int = 30  # contract.expiring fires this many days before the end
     # Rate limits ("120/minute", several joined by ";"), counted in the database unless a storage
     # URL is given (redis://..., or memory:// for one process). README.md, "Rate limits".
     rate_limit_check: str = "120/minute"  # checks and reports per license
@@ -266,6 +277,15 @@ class Settings:
             job_max_attempts=_int(env, "VIGOR_JOB_MAX_ATTEMPTS", 5, minimum=1),
             job_retry_seconds=_int(env, "VIGOR_JOB_RETRY_SECONDS", 30, minimum=1),
             job_lease_seconds=_int(env, "VIGOR_JOB_LEASE_SECONDS", 60, minimum=2),
+            webhook_timeout_seconds=_int(env, "VIGOR_WEBHOOK_TIMEOUT_SECONDS", 10, minimum=1),
+            webhook_max_attempts=_int(env, "VIGOR_WEBHOOK_MAX_ATTEMPTS", 14, minimum=1),
+            webhook_retry_seconds=_int(env, "VIGOR_WEBHOOK_RETRY_SECONDS", 5, minimum=1),
+            webhook_disable_after_failures=_int(
+                env, "VIGOR_WEBHOOK_DISABLE_AFTER_FAILURES", 20, minimum=1
+            ),
+            webhook_disable_after_hours=_int(env, "VIGOR_WEBHOOK_DISABLE_AFTER_HOURS", 72),
+            webhook_allow_private=_bool(env, "VIGOR_WEBHOOK_ALLOW_PRIVATE", False),
+            contract_expiring_days=_int(env, "VIGOR_CONTRACT_EXPIRING_DAYS", 30, minimum=1),
             renewal_url=env.get("VIGOR_RENEWAL_URL", "https://vendor.example/renew"),
             smtp_url=env.get("VIGOR_SMTP_URL", "").strip(),
             mail_from=env.get("VIGOR_MAIL_FROM", "vigor@localhost").strip(),

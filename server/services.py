@@ -5,11 +5,12 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, cast
 
 from server.config import Settings
 from server.db import Database
-from server.domain import emails, roots
+from server.domain import contract_events, emails, roots
 from server.domain.catalog import CatalogCache
 from server.domain.checks import CheckService
 from server.domain.emails import Mailer, MailSettings
@@ -18,9 +19,11 @@ from server.domain.jobs import RetryPolicy
 from server.domain.models import utcnow
 from server.domain.trust import KeySigner, Root, TrustError
 from server.domain.vocabulary import JobKind
+from server.domain.webhooks import DisablePolicy
 from server.jobs.probe import run_probe
 from server.jobs.queue import JobQueue, dispatch_after_commit
 from server.jobs.runner import JobRunner
+from server.jobs.webhooks import WebhookSender
 from server.keyring import KeyFileError, Keyring
 from server.mailer import SmtpMailer
 from server.metrics import MeteredStore
@@ -62,6 +65,16 @@ class Services:
 
     def __post_init__(self) -> None:
         self.checks = CheckService(self.catalogs, lambda: self.signer("check"), self.settings)
+        settings = self.settings
+        sender = WebhookSender(
+            self.db,
+            timeout=settings.webhook_timeout_seconds,
+            allow_private=settings.webhook_allow_private,
+            disable=DisablePolicy(
+                settings.webhook_disable_after_failures,
+                timedelta(hours=settings.webhook_disable_after_hours),
+            ),
+        )
         runner = JobRunner(
             self.db,
             {
@@ -70,9 +83,17 @@ class Services:
                 JobKind.EMAIL: self._email_job,
                 JobKind.REMINDERS_SCAN: self._reminders_job,
                 JobKind.SECURITY_NOTICES: self._security_notices_job,
+                JobKind.WEBHOOK_DELIVERY: sender,
+                JobKind.CONTRACT_EVENTS_SCAN: self._contract_events_job,
             },
-            RetryPolicy(self.settings.job_max_attempts, self.settings.job_retry_seconds),
-            self.settings.job_lease_seconds,
+            RetryPolicy(settings.job_max_attempts, settings.job_retry_seconds),
+            settings.job_lease_seconds,
+            # A webhook delivery has its own, longer schedule: 5 s, 10 s, … (docs/webhooks.md).
+            policies={
+                JobKind.WEBHOOK_DELIVERY: RetryPolicy(
+                    settings.webhook_max_attempts, settings.webhook_retry_seconds
+                )
+            },
         )
         self.jobs = JobQueue(self.settings, runner)
         dispatch_after_commit(self.db.sessions, self.jobs)
@@ -157,6 +178,13 @@ class Services:
         with self.db.sessions() as session:
             emails.security_notices(
                 session, self.mail_settings(), int(payload["release_id"]), utcnow()
+            )
+
+    def _contract_events_job(self, payload: dict[str, Any]) -> None:
+        """The ``contract_events_scan`` job (queued hourly by the worker): ``{}``."""
+        with self.db.sessions() as session:
+            contract_events.scan(
+                session, utcnow().date(), window=self.settings.contract_expiring_days
             )
 
     def make_patches(self, release_id: int) -> int:

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
+from server.domain import events
 from server.domain.models import AuditEvent, utcnow
 from server.domain.paging import Page, Window, page_of
 
@@ -15,9 +16,12 @@ from server.domain.paging import Page, Window, page_of
 def record(
     session: Session, actor: str, action: str, target: str = "", **details: Any
 ) -> AuditEvent:
-    """Add an audit event to ``session`` (committed with the change it describes)."""
+    """Add an audit event to ``session`` (committed with the change it describes), and the
+    webhook event it announces, if any (server/domain/events.py): in the same transaction, so
+    no change is committed without its event and no event outlives a rolled-back change."""
     event = AuditEvent(at=utcnow(), actor=actor, action=action, target=target, details=details)
     session.add(event)
+    events.from_audit(session, event)
     return event
 
 

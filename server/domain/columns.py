@@ -34,7 +34,7 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
 
-def one_of(enum: type[StrEnum], column: str) -> Enum:
+def one_of(enum: type[StrEnum], column: str, length: int = 16) -> Enum:
     """The column type of a closed set: a VARCHAR(16) holding the members' values (the strings
     existing databases hold), held there by a CHECK constraint named ``ck_<table>_<column>``;
     reads give back the enum's members, which compare equal to their strings.
@@ -42,6 +42,7 @@ def one_of(enum: type[StrEnum], column: str) -> Enum:
     A string outside the set is not refused here but by the database (``IntegrityError``): the
     constraint is the one guard, for the ORM and for raw SQL alike. Migration 0005 added the
     constraints with their value lists written out; a new member needs a migration too.
+    ``length`` is wider for a set whose values are longer (the job kinds, migration 0010).
     """
     return Enum(
         enum,
@@ -49,5 +50,5 @@ def one_of(enum: type[StrEnum], column: str) -> Enum:
         native_enum=False,
         create_constraint=True,
         values_callable=values,
-        length=16,
+        length=length,
     )

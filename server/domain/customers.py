@@ -165,8 +165,10 @@ def add_contract(
     actor: str,
     product: Product | None = None,
     note: str = "",
+    renews: Contract | None = None,
 ) -> Contract:
-    """Record a maintenance or customization contract covering whole days, ends inclusive."""
+    """Record a maintenance or customization contract covering whole days, ends inclusive
+    (audited as ``contract.renew`` when it ``renews`` another)."""
     contract_kind = parse(ContractKind, "kind", kind)
     if ends_on < starts_on:
         raise InvalidInputError("ends_on", "must not be before starts_on")
@@ -179,11 +181,15 @@ def add_contract(
         note=note,
     )
     session.add(contract)
+    session.flush()  # its id, for the audit trail and the webhook event
+    extra = {"renews": renews.id} if renews is not None else {}
     audit.record(
         session,
         actor,
-        "contract.add",
+        "contract.renew" if renews is not None else "contract.add",
         customer.slug,
+        contract_id=contract.id,
+        **extra,
         kind=contract_kind,
         product=product.slug if product else "all",
         starts_on=starts_on.isoformat(),
@@ -207,6 +213,7 @@ def renew_contract(session: Session, contract: Contract, years: int = 1, *, acto
         actor=actor,
         product=contract.product,
         note=f"renewal of contract {contract.id}",
+        renews=contract,
     )
 
 
@@ -292,7 +299,11 @@ def set_license_status(session: Session, lic: License, status: str, *, actor: st
         lic.status = new_status
         lic.status_changed_at = utcnow()
         audit.record(
-            session, actor, f"license.{new_status}", f"{lic.customer.slug}/{lic.key_prefix}"
+            session,
+            actor,
+            f"license.{new_status}",
+            f"{lic.customer.slug}/{lic.key_prefix}",
+            product=lic.product.slug,
         )
         session.commit()
     return lic

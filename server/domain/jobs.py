@@ -13,8 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import datetime, timedelta
 
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
@@ -22,44 +21,10 @@ from sqlalchemy.orm import Session
 from server.domain import audit
 from server.domain.errors import ConflictError, NotFoundError
 from server.domain.models import Job, WorkerBeat
+from server.domain.outbox import DISPATCH, enqueue, now_precise, requeue
 from server.domain.vocabulary import JobKind, JobState
 
-DISPATCH = "vigor.jobs.dispatch"
-"""The ``session.info`` key of the job ids to hand to the queue once the session commits."""
-
-
-def now_precise() -> datetime:
-    """The jobs' clock: aware UTC with microseconds (leases and delays are short)."""
-    return datetime.now(UTC)
-
-
-def enqueue(session: Session, kind: JobKind, key: str, payload: dict[str, Any]) -> Job:
-    """Ask for a job in the caller's transaction; it runs once the caller commits.
-
-    ``key`` names the piece of work (``patches:release:7``): while a job with that key is queued
-    or running this is a no-op; a done or failed one is queued again with the new payload.
-    """
-    job = session.scalar(select(Job).where(Job.key == key))
-    if job is None:
-        job = Job(kind=kind, key=key, payload=payload, state=JobState.QUEUED, attempts=0)
-        job.run_after = now_precise()
-        session.add(job)
-    elif job.state in (JobState.DONE, JobState.FAILED):
-        _requeue(job, payload)
-    session.flush()
-    session.info.setdefault(DISPATCH, []).append(job.id)
-    return job
-
-
-def _requeue(job: Job, payload: dict[str, Any] | None = None) -> None:
-    job.state = JobState.QUEUED
-    job.attempts = 0
-    job.run_after = now_precise()
-    job.lease_until = None
-    job.finished_at = None
-    job.last_error = None
-    if payload is not None:
-        job.payload = payload
+__all__ = ["DISPATCH", "enqueue", "now_precise"]  # (from server/domain/outbox.py)
 
 
 def claim(session: Session, job_id: int, lease_seconds: float, now: datetime) -> Job | None:
@@ -172,7 +137,7 @@ def retry(session: Session, job_id: int, actor: str) -> Job:
         raise NotFoundError(f"no job {job_id}")
     if job.state not in (JobState.FAILED, JobState.QUEUED):
         raise ConflictError(f"job {job_id} is {job.state}; only a failed or queued job is retried")
-    _requeue(job)
+    requeue(job)
     audit.record(session, actor, "job.retry", f"job {job_id}", kind=job.kind, key=job.key)
     session.flush()
     session.info.setdefault(DISPATCH, []).append(job.id)

@@ -347,7 +347,16 @@ def publish_draft(session: Session, release: Release, signer: Signer | None, act
     if not release.is_draft:
         raise ConflictError(f"{release.product.slug} {release.version} is already published")
     _make_public(release, signer, utcnow())
-    audit.record(session, actor, "release.publish", f"{release.product.slug} {release.version}")
+    audit.record(
+        session,
+        actor,
+        "release.publish",
+        f"{release.product.slug} {release.version}",
+        kind=release.kind,
+        severity=release.severity,
+        channel=release.channel,
+        platforms=[a.platform for a in release.artifacts],
+    )
     ask_for_patches(session, release)
     emails.ask_for_security_notices(session, release)
     session.commit()

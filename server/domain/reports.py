@@ -10,7 +10,7 @@ from typing import Any, Protocol
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from server.domain import audit
+from server.domain import audit, events
 from server.domain.checks import json_object
 from server.domain.errors import InvalidInputError
 from server.domain.licensing import (
@@ -21,7 +21,7 @@ from server.domain.licensing import (
 )
 from server.domain.models import ApplyReport
 from server.domain.releases import find_release, parse_version
-from server.domain.vocabulary import INSTALLATION_ID_RE, SLUG_RE, ApplyOutcome, parse
+from server.domain.vocabulary import INSTALLATION_ID_RE, SLUG_RE, ApplyOutcome, EventType, parse
 
 CODE_MAX = 64
 MESSAGE_MAX = 2000
@@ -100,6 +100,24 @@ def record_report(
         )
     )
     session.flush()
+    if body.outcome != ApplyOutcome.SUCCESS:
+        # Not an admin action, so not audited: the event is written here, in the report's
+        # transaction, as audit.record writes the others.
+        events.emit(
+            session,
+            EventType.INSTALLATION_UPDATE_FAILED,
+            {
+                "customer": lic.customer_slug,
+                "product": body.product,
+                "installation_id": body.installation_id,
+                "version": body.version,
+                "from_version": body.from_version,
+                "outcome": str(body.outcome),
+                "code": body.code,
+                "message": body.message,
+                "reported_at": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            },
+        )
     if body.outcome != ApplyOutcome.SUCCESS and release.rollout_percent > 0:
         counts = dict(
             session.execute(

@@ -143,6 +143,11 @@ class JobKind(StrEnum):
     # E-mail the customers a published security revision concerns: {"release_id": N}.
     SECURITY_NOTICES = "security_notices"
 
+    # One webhook event sent to one endpoint: {"delivery_id": N}; its retries are the job's.
+    WEBHOOK_DELIVERY = "webhook_delivery"
+    # The periodic scan that emits the time-based contract events (expiring, lapsed): {}.
+    CONTRACT_EVENTS_SCAN = "contract_events_scan"
+
 
 class EmailKind(StrEnum):
     """Why an e-mail was sent (server/domain/emails.py)."""
@@ -162,6 +167,34 @@ class EmailState(StrEnum):
     SENDING = "sending"  # handed to the SMTP server by a worker right now
     SENT = "sent"  # the SMTP server accepted it
     FAILED = "failed"  # refused for good (5xx), or its attempts are spent
+
+
+class EventType(StrEnum):
+    """What a webhook event says happened (docs/webhooks.md shows each one's ``data``)."""
+
+    PING = "ping"  # "Send test" on an endpoint; sent to that endpoint only
+    RELEASE_PUBLISHED = "release.published"
+    RELEASE_YANKED = "release.yanked"
+    ROLLOUT_HALTED = "rollout.halted"
+    CUSTOMER_CREATED = "customer.created"
+    CONTRACT_CREATED = "contract.created"
+    CONTRACT_RENEWED = "contract.renewed"
+    CONTRACT_EXPIRING = "contract.expiring"
+    CONTRACT_LAPSED = "contract.lapsed"
+    LICENSE_ISSUED = "license.issued"
+    LICENSE_SUSPENDED = "license.suspended"
+    LICENSE_REACTIVATED = "license.reactivated"
+    LICENSE_REVOKED = "license.revoked"
+    INSTALLATION_UPDATE_FAILED = "installation.update_failed"
+
+
+class DeliveryState(StrEnum):
+    """Where the delivery of one event to one endpoint stands."""
+
+    PENDING = "pending"  # not tried yet, or tried again on request
+    RETRYING = "retrying"  # the last attempt failed; the worker tries again (or gave up)
+    DELIVERED = "delivered"  # the endpoint answered 2xx
+    CANCELLED = "cancelled"  # the endpoint was disabled or removed before it answered 2xx
 
 
 class JobState(StrEnum):

@@ -78,9 +78,15 @@ class JobQueue:
             # One row whatever the number of workers: queued again once the last scan is done.
             runner.ask(JobKind.REMINDERS_SCAN, "reminders_scan")
 
+        def contract_events() -> None:
+            # A job, not the scan itself: it is retried if it fails, and its key keeps two
+            # workers' periodic tasks from queueing two scans.
+            runner.ask(JobKind.CONTRACT_EVENTS_SCAN, "contract_events_scan")
+
         task = huey.task(name="vigor.run_job")(run_job)
         huey.periodic_task(crontab(), name="vigor.sweep")(sweep)  # every minute
         huey.periodic_task(crontab(minute="5"), name="vigor.reminders")(reminders)  # hourly
+        huey.periodic_task(crontab(minute="7"), name="vigor.contract_events")(contract_events)
         self._run_job = task
         return huey
 

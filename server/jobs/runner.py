@@ -35,10 +35,12 @@ class JobRunner:
         policy: jobs.RetryPolicy,
         lease_seconds: float,
         clock: Callable[[], datetime] = jobs.now_precise,
+        policies: Mapping[JobKind, jobs.RetryPolicy] | None = None,
     ) -> None:
         self.db = db
         self.handlers = handlers
         self.policy = policy
+        self.policies = dict(policies or {})  # kinds retried on their own schedule (webhooks)
         self.lease_seconds = lease_seconds
         self.clock = clock
         self._running: set[int] = set()
@@ -63,7 +65,8 @@ class JobRunner:
             JOBS_FAILED.labels(kind).inc()
             error = f"{type(exc).__name__}: {exc}"
             with self.db.sessions() as session:
-                delay = jobs.fail(session, job_id, error, self.policy, self.clock())
+                policy = self.policies.get(kind, self.policy)
+                delay = jobs.fail(session, job_id, error, policy, self.clock())
             then = "gave up" if delay is None else f"next try in {delay:.0f} s"
             log.warning("job %d (%s) attempt %d failed: %s; %s", job_id, kind, attempt, error, then)
             return delay

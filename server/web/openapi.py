@@ -22,6 +22,7 @@ from server.domain.vocabulary import (
     Severity,
     values,
 )
+from server.web import openapi_webhooks
 
 JSON = "application/json"
 
@@ -492,12 +493,13 @@ def openapi_document(server_url: str) -> dict[str, Any]:
         "info": {
             "title": "Vigor API",
             "version": "1",
-            "description": "Update checks, downloads and publishing. Wire format: docs/protocol.md.",
+            "description": "Update checks, downloads, publishing and webhooks. Wire format: "
+            "docs/protocol.md; webhooks: docs/webhooks.md.",
         },
         "servers": [{"url": server_url}],
-        "paths": _paths(),
+        "paths": {**_paths(), **openapi_webhooks.paths()},
         "components": {
-            "schemas": SCHEMAS,
+            "schemas": {**SCHEMAS, **openapi_webhooks.SCHEMAS},
             "securitySchemes": {
                 "license": {
                     "type": "apiKey",

@@ -19,6 +19,7 @@ from server.web.admin import (
     tokens,
     upload,
     users,
+    webhooks,
 )
 from server.web.admin.blueprint import blueprint
 
@@ -34,4 +35,5 @@ __all__ = [
     "tokens",
     "upload",
     "users",
+    "webhooks",
 ]
