@@ -10,7 +10,8 @@ from sqlalchemy.orm import Session
 from server.domain import audit
 from server.domain.errors import ConflictError, InvalidInputError, NotFoundError
 from server.domain.models import Product, ProductLine
-from server.domain.vocabulary import SLUG_RE, LapsePolicy, LineStatus, is_web_url, parse
+from server.domain.renewal_links import check_template
+from server.domain.vocabulary import SLUG_RE, LapsePolicy, LineStatus, parse
 
 
 def check_slug(field: str, slug: str) -> str:
@@ -53,10 +54,8 @@ def add_product(
         ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError):
         raise InvalidInputError("timezone", f"unknown time zone {timezone!r}") from None
-    if renewal_url is not None and not is_web_url(renewal_url):
-        raise InvalidInputError(
-            "renewal_url", f"{renewal_url[:80]!r} must be an http:// or https:// URL"
-        )
+    if renewal_url is not None:
+        check_template(renewal_url)
     if session.scalar(select(Product.id).where(Product.slug == slug)) is not None:
         raise ConflictError(f"product {slug!r} already exists", field="slug")
     product = Product(
@@ -72,6 +71,28 @@ def add_product(
     session.add(product)
     audit.record(session, actor, "product.add", slug, name=product.name, lapse_policy=policy)
     session.commit()
+    return product
+
+
+def set_renewal_url(
+    session: Session, product: Product, renewal_url: str | None, *, actor: str
+) -> Product:
+    """Set (or with None clear: the instance's ``VIGOR_RENEWAL_URL`` applies) the product's
+    renewal link, a template with ``{customer}``, ``{license}``, ``{product}`` and ``{ends_on}``
+    placeholders (:mod:`server.domain.renewal_links`).
+
+    Raises:
+        InvalidInputError: not an http(s) URL template Vigor can fill in.
+    """
+    if renewal_url is not None:
+        check_template(renewal_url)
+    if product.renewal_url != renewal_url:
+        product.catalog_changed()  # cached catalogues hold the template
+        product.renewal_url = renewal_url
+        audit.record(
+            session, actor, "product.renewal_url", product.slug, renewal_url=renewal_url or ""
+        )
+        session.commit()
     return product
 
 

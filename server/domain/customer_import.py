@@ -1,0 +1,712 @@
+"""Bringing an existing customer base in from a CSV file: customers, their contracts, the license
+keys already in their installations, and those installations' versions (docs/import.md).
+
+A row describes one customer and, optionally, one contract, one license and one installation of
+that license; a customer with several contracts or licenses takes several rows. The import runs
+in three steps, and nothing is written before the third:
+
+1. **Read** every row into parts (:func:`parse_row`); a bad field is a problem of its line.
+2. **Plan**: merge the parts that name the same thing (identical repetitions are one; a customer,
+   license or installation described two different ways is a problem of the later line), then
+   look everything up at once — customers by slug, licenses by the SHA-256 of their key,
+   contracts by customer, kind, product and dates, installations by license and id — in a few
+   chunked queries. What exists already is left as it is, so running the same file again
+   changes nothing.
+3. **Apply**, only when no line has a problem and this is not a dry run: bulk inserts and their
+   audit events in **one** transaction.
+
+Existing keys are stored as Vigor stores its own: the SHA-256 of the key and a short display
+prefix, never the key. An installation presenting an imported key is served like any other.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from server.domain import audit
+from server.domain.csv_input import (
+    CsvRow,
+    Problem,
+    parse_day,
+    parse_moment,
+    read_table,
+    write_table,
+)
+from server.domain.errors import ConflictError, InvalidInputError
+from server.domain.messages import LANGUAGES
+from server.domain.models import Contract, Customer, Installation, License, Product
+from server.domain.releases import parse_version
+from server.domain.secrets import display_prefix, secret_hash
+from server.domain.vocabulary import (
+    DEFAULT_CHANNEL,
+    INSTALLATION_ID_RE,
+    PLATFORM_RE,
+    SLUG_RE,
+    ContractKind,
+    LicenseStatus,
+    values,
+)
+
+COLUMNS = (
+    "customer",
+    "name",
+    "email",
+    "language",
+    "product",
+    "contract_kind",
+    "contract_from",
+    "contract_to",
+    "license_key",
+    "license_label",
+    "max_installations",
+    "license_status",
+    "installation_id",
+    "version",
+    "platform",
+    "channel",
+    "last_seen",
+)
+# Keys from other systems: printable ASCII, no space at either end, 12 to 200 characters.
+IMPORTED_KEY_RE = re.compile(r"\A[!-~][ -~]{10,198}[!-~]\Z")
+_EMAIL_RE = re.compile(r"\A[^@\s]+@[^@\s]+\.[^@\s]+\Z")
+CHUNK = 500  # values per IN (...) query, well under every driver's parameter limit
+NOTE = "imported"
+
+T = TypeVar("T")
+
+
+# --------------------------------------------------------------------------- 1. rows to parts
+
+
+@dataclass(frozen=True)
+class CustomerPart:
+    slug: str
+    name: str  # "" when the row does not say
+    email: str
+    language: str
+
+
+@dataclass(frozen=True)
+class ContractPart:
+    customer: str
+    kind: ContractKind
+    product: str | None  # None: every product
+    starts_on: date
+    ends_on: date
+
+
+@dataclass(frozen=True)
+class LicensePart:
+    key_hash: str
+    key_prefix: str
+    customer: str
+    product: str
+    label: str
+    max_installations: int | None
+    status: LicenseStatus
+
+
+@dataclass(frozen=True)
+class InstallationPart:
+    key_hash: str
+    uid: str
+    version: str
+    platform: str
+    channel: str
+    last_seen: datetime
+
+
+@dataclass(frozen=True)
+class RowParts:
+    line: int
+    customer: CustomerPart
+    contract: ContractPart | None
+    license: LicensePart | None
+    installation: InstallationPart | None
+
+
+class _Problems:
+    """The problems of one row, each naming its column."""
+
+    def __init__(self) -> None:
+        self.found: list[str] = []
+
+    def check(self, condition: bool, message: str) -> bool:
+        if not condition:
+            self.found.append(message)
+        return condition
+
+    def value(self, parse: Any, *args: Any) -> Any:
+        try:
+            return parse(*args)
+        except InvalidInputError as exc:
+            self.found.append(exc.message)
+            return None
+
+
+def _int_or_none(text: str) -> int | None:
+    if not text:
+        return None
+    if not text.isdigit() or int(text) < 1 or int(text) > 1_000_000:
+        raise InvalidInputError("max_installations", f"{text[:20]!r} is not a number from 1")
+    return int(text)
+
+
+def _one_of(enum: Any, column: str, text: str, default: Any) -> Any:
+    if not text:
+        return default
+    try:
+        return enum(text.lower())
+    except ValueError:
+        raise InvalidInputError(
+            column, f"{text[:40]!r} is not one of {', '.join(values(enum))}"
+        ) from None
+
+
+def _version(text: str) -> str:
+    parse_version(text)
+    return text
+
+
+def parse_row(row: CsvRow, now: datetime) -> tuple[RowParts | None, list[str]]:
+    """The parts one row describes, or the problems that make it unusable."""
+    p = _Problems()
+    slug = row.get("customer").lower()
+    p.check(bool(SLUG_RE.match(slug)), f"customer: {slug[:70]!r} must be a slug (a-z, 0-9, -)")
+    name, email, language = row.get("name"), row.get("email"), row.get("language").lower()
+    p.check(len(name) <= 200, "name: longer than 200 characters")
+    p.check(not email or (bool(_EMAIL_RE.match(email)) and len(email) <= 320), "email: not valid")
+    p.check(
+        not language or language in LANGUAGES,
+        f"language: {language[:20]!r} is not one of {', '.join(LANGUAGES)}",
+    )
+    product = row.get("product").lower()
+    p.check(not product or bool(SLUG_RE.match(product)), f"product: {product[:70]!r} not a slug")
+    contract = _contract(row, p, slug, product or None)
+    lic = _license(row, p, slug, product)
+    inst = _installation(row, p, lic, now)
+    if p.found:
+        return None, p.found
+    return RowParts(row.line, CustomerPart(slug, name, email, language), contract, lic, inst), []
+
+
+def _contract(row: CsvRow, p: _Problems, customer: str, product: str | None) -> ContractPart | None:
+    starts, ends = row.get("contract_from"), row.get("contract_to")
+    if not (starts or ends or row.get("contract_kind")):
+        return None
+    if not p.check(bool(starts and ends), "contract_from and contract_to: give both"):
+        return None
+    kind = p.value(_one_of, ContractKind, "contract_kind", row.get("contract_kind"), "maintenance")
+    starts_on = p.value(parse_day, starts, "contract_from")
+    ends_on = p.value(parse_day, ends, "contract_to")
+    if kind is None or starts_on is None or ends_on is None:
+        return None
+    if not p.check(ends_on >= starts_on, "contract_to: before contract_from"):
+        return None
+    return ContractPart(customer, kind, product, starts_on, ends_on)
+
+
+def _license(row: CsvRow, p: _Problems, customer: str, product: str) -> LicensePart | None:
+    key = row.fields.get("license_key", "")  # not stripped: a key is what the agent sends
+    others = ("license_label", "max_installations", "license_status", "installation_id")
+    if not key.strip():
+        p.check(
+            not any(row.get(c) for c in others),
+            "license_key: required with license or installation columns",
+        )
+        return None
+    if not p.check(
+        bool(IMPORTED_KEY_RE.match(key)),
+        "license_key: must be 12 to 200 printable ASCII characters, no space at either end",
+    ):
+        return None
+    p.check(bool(product), "product: required with a license_key")
+    label = row.get("license_label")
+    p.check(len(label) <= 200, "license_label: longer than 200 characters")
+    cap = p.value(_int_or_none, row.get("max_installations"))
+    status = p.value(
+        _one_of, LicenseStatus, "license_status", row.get("license_status"), LicenseStatus.ACTIVE
+    )
+    return LicensePart(secret_hash(key), display_prefix(key), customer, product, label, cap, status)
+
+
+def _installation(
+    row: CsvRow, p: _Problems, lic: LicensePart | None, now: datetime
+) -> InstallationPart | None:
+    uid = row.get("installation_id")
+    if not uid:
+        p.check(
+            not any(row.get(c) for c in ("version", "platform", "channel", "last_seen")),
+            "installation_id: required with version, platform, channel or last_seen",
+        )
+        return None
+    p.check(
+        bool(INSTALLATION_ID_RE.match(uid)),
+        "installation_id: 16 to 64 letters, digits, '-' or '_'",
+    )
+    version_text = row.get("version")
+    p.check(bool(version_text), "version: required with an installation_id")
+    version = p.value(_version, version_text) if version_text else None
+    platform = row.get("platform")
+    p.check(bool(PLATFORM_RE.match(platform)), f"platform: {platform[:40]!r} is not os-arch or any")
+    channel = row.get("channel") or DEFAULT_CHANNEL
+    p.check(bool(SLUG_RE.match(channel)), f"channel: {channel[:40]!r} is not a channel name")
+    seen = p.value(parse_moment, row.get("last_seen"), "last_seen") if row.get("last_seen") else now
+    if seen is not None:
+        p.check(seen <= now, "last_seen: in the future")
+    if lic is None or version is None or seen is None:
+        return None
+    return InstallationPart(lic.key_hash, uid, version, platform, channel, seen)
+
+
+# --------------------------------------------------------------------------- 2. the plan
+
+
+@dataclass
+class ImportReport:
+    """What an import found and did; ``applied`` is False for a dry run or a refused file."""
+
+    rows: int = 0
+    created: Counter[str] = field(default_factory=Counter)  # customers, contracts, …
+    unchanged: Counter[str] = field(default_factory=Counter)
+    errors: list[Problem] = field(default_factory=list)
+    notes: list[Problem] = field(default_factory=list)
+    applied: bool = False
+
+    @property
+    def changes(self) -> int:
+        return sum(self.created.values())
+
+    def summary(self) -> str:
+        """``"3 customers, 3 contracts new; 2 licenses unchanged"`` (what the counts say)."""
+
+        def counts(counter: Counter[str]) -> str:
+            return ", ".join(f"{n} {what}" for what, n in counter.items() if n)
+
+        new, same = counts(self.created), counts(self.unchanged)
+        return "; ".join(
+            part for part in (new and f"{new} new", same and f"{same} unchanged") if part
+        ) or ("nothing to import")
+
+
+@dataclass
+class _Plan:
+    report: ImportReport
+    customers: dict[str, CustomerPart] = field(default_factory=dict)  # new ones
+    customer_ids: dict[str, int] = field(default_factory=dict)  # existing ones
+    contracts: list[ContractPart] = field(default_factory=list)  # new ones
+    licenses: dict[str, LicensePart] = field(default_factory=dict)  # new ones, by key hash
+    license_ids: dict[str, int] = field(default_factory=dict)  # existing ones, by key hash
+    installations: list[InstallationPart] = field(default_factory=list)  # new ones
+    products: dict[str, int] = field(default_factory=dict)
+
+
+def _chunks(items: Sequence[T]) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), CHUNK):
+        yield items[start : start + CHUNK]
+
+
+def _merge(
+    seen: dict[Any, tuple[Any, int]], key: Any, part: Any, line: int, what: str
+) -> str | None:
+    """Remember ``part`` under ``key``; a problem when an earlier line described it otherwise
+    (fields left empty on either line do not count)."""
+    if key not in seen:
+        seen[key] = (part, line)
+        return None
+    earlier, first = seen[key]
+    differing = [
+        name
+        for name, mine in vars(part).items()
+        if mine not in ("", None) and vars(earlier)[name] not in ("", None, mine)
+    ]
+    if differing:
+        return f"{what} differs from line {first} in {', '.join(differing)}"
+    filled = {n: v for n, v in vars(part).items() if vars(earlier)[n] in ("", None)}
+    if filled:
+        seen[key] = (type(earlier)(**{**vars(earlier), **filled}), first)
+    return None
+
+
+def plan_import(session: Session, rows: Sequence[CsvRow], now: datetime) -> _Plan:
+    """Read, merge and look up everything the rows describe; see the module docstring."""
+    plan = _Plan(ImportReport(rows=len(rows)))
+    report = plan.report
+    customers: dict[Any, tuple[Any, int]] = {}
+    licenses: dict[Any, tuple[Any, int]] = {}
+    installations: dict[Any, tuple[Any, int]] = {}
+    contracts: dict[ContractPart, int] = {}
+    first_of: dict[tuple[tuple[str, str], ...], int] = {}
+    for row in rows:
+        parts, problems = parse_row(row, now)
+        if parts is None:
+            report.errors.append(Problem(row.line, "; ".join(problems)))
+            continue
+        same = tuple(sorted((k, v.strip()) for k, v in row.fields.items() if v.strip()))
+        if same in first_of:
+            report.notes.append(Problem(row.line, f"repeats line {first_of[same]}"))
+        first_of.setdefault(same, row.line)
+        found = [
+            _merge(customers, parts.customer.slug, parts.customer, row.line, "customer"),
+            parts.license
+            and _merge(licenses, parts.license.key_hash, parts.license, row.line, "license"),
+            parts.installation
+            and _merge(
+                installations,
+                (parts.installation.key_hash, parts.installation.uid),
+                parts.installation,
+                row.line,
+                "installation",
+            ),
+        ]
+        if parts.contract is not None:
+            contracts.setdefault(parts.contract, row.line)
+        problems = [p for p in found if p]
+        if problems:
+            report.errors.append(Problem(row.line, "; ".join(problems)))
+    plan.products = dict(session.execute(select(Product.slug, Product.id)).tuples().all())
+    _plan_customers(session, plan, customers)
+    _plan_licenses(session, plan, licenses)
+    _plan_contracts(session, plan, contracts)
+    _plan_installations(session, plan, installations)
+    report.errors.sort(key=lambda p: p.line)
+    return plan
+
+
+def _plan_customers(session: Session, plan: _Plan, seen: dict[Any, tuple[Any, int]]) -> None:
+    slugs = list(seen)
+    for chunk in _chunks(slugs):
+        for row in session.execute(
+            select(
+                Customer.id, Customer.slug, Customer.name, Customer.email, Customer.language
+            ).where(Customer.slug.in_(chunk))
+        ):
+            plan.customer_ids[row.slug] = row.id
+            part, line = seen[row.slug]
+            stored = {"name": row.name, "email": row.email or "", "language": row.language}
+            differing = [k for k, v in stored.items() if getattr(part, k) not in ("", v)]
+            if differing:
+                plan.report.notes.append(
+                    Problem(
+                        line,
+                        f"customer {row.slug} exists; its {', '.join(differing)} left as they are",
+                    )
+                )
+    plan.report.unchanged["customers"] = len(plan.customer_ids)
+    plan.customers = {s: p for s, (p, _) in seen.items() if s not in plan.customer_ids}
+    plan.report.created["customers"] = len(plan.customers)
+
+
+def _plan_licenses(session: Session, plan: _Plan, seen: dict[Any, tuple[Any, int]]) -> None:
+    hashes = list(seen)
+    for chunk in _chunks(hashes):
+        for row in session.execute(
+            select(License.id, License.key_hash, Customer.slug, Product.slug.label("product"))
+            .join(Customer, Customer.id == License.customer_id)
+            .join(Product, Product.id == License.product_id)
+            .where(License.key_hash.in_(chunk))
+        ):
+            part, line = seen[row.key_hash]
+            if (row.slug, row.product) != (part.customer, part.product):
+                plan.report.errors.append(
+                    Problem(
+                        line,
+                        f"license_key: this key is already a license of {row.slug} "
+                        f"for {row.product}",
+                    )
+                )
+            plan.license_ids[row.key_hash] = row.id
+    for key_hash, (part, line) in seen.items():
+        if part.product not in plan.products:
+            plan.report.errors.append(Problem(line, f"product: no product {part.product!r}"))
+        elif key_hash not in plan.license_ids:
+            plan.licenses[key_hash] = part
+    plan.report.created["licenses"] = len(plan.licenses)
+    plan.report.unchanged["licenses"] = len(plan.license_ids)
+
+
+def _plan_contracts(session: Session, plan: _Plan, seen: dict[ContractPart, int]) -> None:
+    by_id = {v: k for k, v in plan.customer_ids.items()}
+    product_slugs = {v: k for k, v in plan.products.items()}
+    existing: set[ContractPart] = set()
+    for chunk in _chunks(list(by_id)):
+        for row in session.execute(
+            select(
+                Contract.customer_id,
+                Contract.kind,
+                Contract.product_id,
+                Contract.starts_on,
+                Contract.ends_on,
+            ).where(Contract.customer_id.in_(chunk))
+        ):
+            product = product_slugs.get(row.product_id) if row.product_id else None
+            existing.add(
+                ContractPart(by_id[row.customer_id], row.kind, product, row.starts_on, row.ends_on)
+            )
+    for part, line in seen.items():
+        if part.product is not None and part.product not in plan.products:
+            plan.report.errors.append(Problem(line, f"product: no product {part.product!r}"))
+        elif part in existing:
+            plan.report.unchanged["contracts"] += 1
+        else:
+            plan.contracts.append(part)
+    plan.report.created["contracts"] = len(plan.contracts)
+
+
+def _plan_installations(session: Session, plan: _Plan, seen: dict[Any, tuple[Any, int]]) -> None:
+    ids = list(plan.license_ids.values())
+    existing: set[tuple[int, str]] = set()
+    in_use: Counter[int] = Counter()
+    for chunk in _chunks(ids):
+        for license_id, uid in session.execute(
+            select(Installation.license_id, Installation.uid).where(
+                Installation.license_id.in_(chunk)
+            )
+        ).tuples():
+            existing.add((license_id, uid))
+            in_use[license_id] += 1
+    caps = _caps(session, plan, ids)
+    adding: Counter[str] = Counter()
+    for (key_hash, uid), (part, line) in seen.items():
+        known = plan.license_ids.get(key_hash)
+        if known is not None and (known, uid) in existing:
+            plan.report.unchanged["installations"] += 1
+            continue
+        cap = caps.get(key_hash)
+        used = in_use[known] if known is not None else 0
+        if cap is not None and used + adding[key_hash] >= cap:
+            plan.report.errors.append(
+                Problem(line, f"max_installations: the license allows {cap} installation(s)")
+            )
+            continue
+        adding[key_hash] += 1
+        plan.installations.append(part)
+    plan.report.created["installations"] = len(plan.installations)
+
+
+def _caps(session: Session, plan: _Plan, ids: list[int]) -> dict[str, int | None]:
+    """Each license's installation cap by key hash: the stored one for existing licenses."""
+    caps: dict[str, int | None] = {h: p.max_installations for h, p in plan.licenses.items()}
+    for chunk in _chunks(ids):
+        caps.update(
+            session.execute(
+                select(License.key_hash, License.max_installations).where(License.id.in_(chunk))
+            )
+            .tuples()
+            .all()
+        )
+    return caps
+
+
+# --------------------------------------------------------------------------- 3. apply
+
+
+def import_customers(
+    session: Session,
+    data: bytes,
+    *,
+    actor: str,
+    now: datetime,
+    dry_run: bool = False,
+    source: str = "",
+) -> ImportReport:
+    """Import the customers, contracts, licenses and installations of a CSV file
+    (docs/import.md), all in one transaction, or nothing when any line has a problem.
+
+    Args:
+        data: the file's bytes (UTF-8, with or without a byte-order mark; ``,`` or ``;``).
+        dry_run: report what would happen and write nothing.
+        source: the file's name, for the audit trail.
+
+    Raises:
+        InvalidInputError: the file as a whole is unreadable (not UTF-8, no header, unknown
+            column, an unclosed quote); problems of single rows are in the report instead.
+        ConflictError: the database changed under the import (run it again).
+    """
+    table = read_table(data, COLUMNS)
+    if "customer" not in table.columns:
+        raise InvalidInputError("file", "line 1: the header has no 'customer' column")
+    plan = plan_import(session, table.rows, now)
+    report = plan.report
+    if report.errors or dry_run or not report.changes:
+        session.rollback()
+        return report
+    try:
+        _apply(session, plan, actor=actor, now=now, source=source)
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        raise ConflictError(
+            "the database changed while the file was imported; nothing was imported, run it again"
+        ) from None
+    report.applied = True
+    return report
+
+
+def _insert(session: Session, model: Any, rows: list[dict[str, Any]], *returning: Any) -> list[Any]:
+    if not rows:
+        return []
+    if not returning:
+        session.execute(insert(model), rows)
+        return []
+    return list(session.execute(insert(model).returning(*returning), rows).tuples())
+
+
+def _apply(session: Session, plan: _Plan, *, actor: str, now: datetime, source: str) -> None:
+    customer_ids = dict(plan.customer_ids)
+    for slug, customer_id in _insert(
+        session,
+        Customer,
+        [
+            {
+                "slug": c.slug,
+                "name": c.name or c.slug,
+                "email": c.email or None,
+                "language": c.language,
+                "created_at": now,
+            }
+            for c in plan.customers.values()
+        ],
+        Customer.slug,
+        Customer.id,
+    ):
+        customer_ids[slug] = customer_id
+    _insert(
+        session,
+        Contract,
+        [
+            {
+                "customer_id": customer_ids[c.customer],
+                "kind": c.kind,
+                "product_id": plan.products[c.product] if c.product else None,
+                "starts_on": c.starts_on,
+                "ends_on": c.ends_on,
+                "note": NOTE,
+                "created_at": now,
+            }
+            for c in plan.contracts
+        ],
+    )
+    license_ids = dict(plan.license_ids)
+    for key_hash, license_id in _insert(
+        session,
+        License,
+        [
+            {
+                "customer_id": customer_ids[lic.customer],
+                "product_id": plan.products[lic.product],
+                "key_hash": lic.key_hash,
+                "key_prefix": lic.key_prefix,
+                "label": lic.label,
+                "status": lic.status,
+                "max_installations": lic.max_installations,
+                "created_at": now,
+                "status_changed_at": None if lic.status == LicenseStatus.ACTIVE else now,
+            }
+            for lic in plan.licenses.values()
+        ],
+        License.key_hash,
+        License.id,
+    ):
+        license_ids[key_hash] = license_id
+    _insert(
+        session,
+        Installation,
+        [
+            {
+                "license_id": license_ids[i.key_hash],
+                "uid": i.uid,
+                "version": i.version,
+                "platform": i.platform,
+                "channel": i.channel,
+                "first_seen": i.last_seen,
+                "last_seen": i.last_seen,
+            }
+            for i in plan.installations
+        ],
+    )
+    _audit(session, plan, actor, source)
+
+
+def _audit(session: Session, plan: _Plan, actor: str, source: str) -> None:
+    """One event per customer, contract and license added, as adding them by hand records, and
+    one for the import itself."""
+    for c in plan.customers.values():
+        audit.record(session, actor, "customer.add", c.slug, name=c.name or c.slug, source="import")
+    for k in plan.contracts:
+        audit.record(
+            session,
+            actor,
+            "contract.add",
+            k.customer,
+            kind=k.kind,
+            product=k.product or "all",
+            starts_on=k.starts_on.isoformat(),
+            ends_on=k.ends_on.isoformat(),
+            source="import",
+        )
+    for lic in plan.licenses.values():
+        audit.record(
+            session,
+            actor,
+            "license.issue",
+            f"{lic.customer}/{lic.key_prefix}",
+            product=lic.product,
+            max_installations=lic.max_installations,
+            status=lic.status,
+            source="import",
+        )
+    audit.record(
+        session,
+        actor,
+        "import.customers",
+        source,
+        **dict(plan.report.created),
+        rows=plan.report.rows,
+    )
+
+
+def template() -> str:
+    """The CSV template: every column, and example rows (a customer with a contract for every
+    product, one with an existing key and an installation)."""
+    example = [
+        {
+            "customer": "initech",
+            "name": "Initech",
+            "email": "it@initech.example",
+            "language": "en",
+            "contract_kind": "maintenance",
+            "contract_from": "2026-01-01",
+            "contract_to": "2026-12-31",
+        },
+        {
+            "customer": "initech",
+            "product": "acme-erp",
+            "license_key": "ACME-7K2Q-99XF-4LMN-PQ3R",
+            "license_label": "head office",
+            "max_installations": "5",
+            "installation_id": "legacy-000000000001",
+            "version": "4.2.0",
+            "platform": "windows-x86_64",
+            "last_seen": "15/03/2026",
+        },
+        {
+            "customer": "panaderia-sol",
+            "name": "Panadería Sol, S.L.",
+            "language": "es",
+            "product": "acme-erp",
+            "contract_from": "1 ene 2026",
+            "contract_to": "31 dic 2026",
+            "license_key": "SOL-2019-0042-ABCD-EFGH",
+        },
+    ]
+    return write_table(COLUMNS, ([row.get(c, "") for c in COLUMNS] for row in example))
