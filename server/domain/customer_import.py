@@ -373,12 +373,12 @@ def plan_import(session: Session, rows: Sequence[CsvRow], now: datetime) -> _Pla
         problems = [p for p in found if p]
         if problems:
             report.errors.append(Problem(row.line, "; ".join(problems)))
-    plan.products = dict(session.execute(select(Product.slug, Product.id)).tuples().all())
+    plan.products = dict(session.execute(select(Product.slug, Product.id)).all())
     _plan_customers(session, plan, customers)
     _plan_licenses(session, plan, licenses)
     _plan_contracts(session, plan, contracts)
     _plan_installations(session, plan, installations)
-    report.errors.sort(key=lambda p: p.line)
+    report.errors = sorted(set(report.errors), key=lambda p: (p.line, p.message))
     return plan
 
 
@@ -471,7 +471,7 @@ def _plan_installations(session: Session, plan: _Plan, seen: dict[Any, tuple[Any
             select(Installation.license_id, Installation.uid).where(
                 Installation.license_id.in_(chunk)
             )
-        ).tuples():
+        ):
             existing.add((license_id, uid))
             in_use[license_id] += 1
     caps = _caps(session, plan, ids)
@@ -500,9 +500,7 @@ def _caps(session: Session, plan: _Plan, ids: list[int]) -> dict[str, int | None
         caps.update(
             session.execute(
                 select(License.key_hash, License.max_installations).where(License.id.in_(chunk))
-            )
-            .tuples()
-            .all()
+            ).all()
         )
     return caps
 
@@ -558,7 +556,7 @@ def _insert(session: Session, model: Any, rows: list[dict[str, Any]], *returning
     if not returning:
         session.execute(insert(model), rows)
         return []
-    return list(session.execute(insert(model).returning(*returning), rows).tuples())
+    return list(session.execute(insert(model).returning(*returning), rows))
 
 
 def _apply(session: Session, plan: _Plan, *, actor: str, now: datetime, source: str) -> None:
