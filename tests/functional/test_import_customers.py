@@ -83,7 +83,7 @@ def test_a_file_with_three_bad_rows_imports_nothing_and_names_the_three_lines(
     lines[15] = lines[15].replace(legacy_key(14), "short")  # line 16
     csv_file = write(tmp_path, "\n".join(lines) + "\n")
     before = counts(services)
-    code, out, err = run(app, "import", "customers", str(csv_file))
+    code, _out, err = run(app, "import", "customers", str(csv_file))
     assert code == 1
     assert "line 5: contract_to: '31/13/2026' is not a day of the calendar" in err
     assert "line 10: product: no product 'no-such-product'" in err
@@ -108,7 +108,7 @@ def test_a_spreadsheet_export_with_a_bom_semicolons_spanish_dates_and_accents(
         "muñoz-hnos", "munoz-hnos"
     )
     csv_file = write(tmp_path, rows, bom=True)
-    code, out, err = run(app, "import", "customers", str(csv_file))
+    code, _out, err = run(app, "import", "customers", str(csv_file))
     assert code == 0, err
     with services.db.sessions() as s:
         sol = s.scalar(select(Customer).where(Customer.slug == "panaderia-sol"))
@@ -144,7 +144,7 @@ def test_duplicates_identical_are_one_and_conflicting_are_errors(
     key = legacy_key(1)
     header = "customer,name,product,license_key,max_installations\n"
     same = f"initech,Initech,acme-erp,{key},2\n"
-    code, out, err = run(
+    code, _out, err = run(
         app, "import", "customers", str(write(tmp_path, header + same + same + same))
     )
     assert code == 0, err
