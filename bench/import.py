@@ -20,11 +20,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from server.db import Database  # noqa: E402
-from server.domain import customer_import, products  # noqa: E402
-from server.domain.csv_input import read_table  # noqa: E402
-from server.domain.models import utcnow  # noqa: E402
-from tests.common.import_files import customers_csv  # noqa: E402
+from server.db import Database
+from server.domain import customer_import, products
+from server.domain.csv_input import read_table
+from server.domain.models import utcnow
+from tests.common.import_files import customers_csv
 
 
 def main() -> None:
@@ -79,7 +79,9 @@ def main() -> None:
     database = "PostgreSQL" if args.postgres else "SQLite"
     print(f"customers: {args.customers:,} ({database}); {report.summary()}")
     print(f"baseline (generate + parse the CSV): {baseline:.2f} s")
-    print(f"import, one transaction:             {elapsed:.2f} s  ({elapsed / baseline:.1f}x baseline)")
+    print(
+        f"import, one transaction:             {elapsed:.2f} s  ({elapsed / baseline:.1f}x baseline)"
+    )
     print(f"re-import, nothing changed:          {rerun:.2f} s  ({rerun / baseline:.1f}x baseline)")
     print(f"goal: import under 60 s: {'met' if elapsed < 60 else 'MISSED'}")
 
