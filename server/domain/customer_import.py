@@ -390,10 +390,12 @@ def _apply(session: Session, plan: _Plan, *, actor: str, now: datetime, source: 
                 "key_hash": lic.key_hash,
                 "key_prefix": lic.key_prefix,
                 "label": lic.label,
-                "status": lic.status,
+                "status": lic.status or LicenseStatus.ACTIVE,
                 "max_installations": lic.max_installations,
                 "created_at": now,
-                "status_changed_at": None if lic.status == LicenseStatus.ACTIVE else now,
+                "status_changed_at": now
+                if lic.status not in (None, LicenseStatus.ACTIVE)
+                else None,
             }
             for lic in plan.licenses.values()
         ],
@@ -411,8 +413,8 @@ def _apply(session: Session, plan: _Plan, *, actor: str, now: datetime, source: 
                 "version": i.version,
                 "platform": i.platform,
                 "channel": i.channel,
-                "first_seen": i.last_seen,
-                "last_seen": i.last_seen,
+                "first_seen": i.last_seen or now,
+                "last_seen": i.last_seen or now,
             }
             for i in plan.installations
         ],
@@ -445,7 +447,7 @@ def _audit(session: Session, plan: _Plan, actor: str, source: str) -> None:
             f"{lic.customer}/{lic.key_prefix}",
             product=lic.product,
             max_installations=lic.max_installations,
-            status=lic.status,
+            status=lic.status or LicenseStatus.ACTIVE,
             source="import",
         )
     audit.record(

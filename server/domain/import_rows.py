@@ -74,7 +74,7 @@ class LicensePart:
     product: str
     label: str
     max_installations: int | None
-    status: LicenseStatus
+    status: LicenseStatus | None  # None: not said (active when new)
 
 
 @dataclass(frozen=True)
@@ -84,7 +84,7 @@ class InstallationPart:
     version: str
     platform: str
     channel: str
-    last_seen: datetime
+    last_seen: datetime | None  # None: not said (the time of the import)
 
 
 @dataclass(frozen=True)
@@ -195,9 +195,7 @@ def _license(row: CsvRow, p: _Problems, customer: str, product: str) -> LicenseP
     label = row.get("license_label")
     p.check(len(label) <= 200, "license_label: longer than 200 characters")
     cap = p.value(_int_or_none, row.get("max_installations"))
-    status = p.value(
-        _one_of, LicenseStatus, "license_status", row.get("license_status"), LicenseStatus.ACTIVE
-    )
+    status = p.value(_one_of, LicenseStatus, "license_status", row.get("license_status"), None)
     return LicensePart(secret_hash(key), display_prefix(key), customer, product, label, cap, status)
 
 
@@ -222,9 +220,10 @@ def _installation(
     p.check(bool(PLATFORM_RE.match(platform)), f"platform: {platform[:40]!r} is not os-arch or any")
     channel = row.get("channel") or DEFAULT_CHANNEL
     p.check(bool(SLUG_RE.match(channel)), f"channel: {channel[:40]!r} is not a channel name")
-    seen = p.value(parse_moment, row.get("last_seen"), "last_seen") if row.get("last_seen") else now
-    if seen is not None:
-        p.check(seen <= now, "last_seen: in the future")
-    if lic is None or version is None or seen is None:
+    seen = None
+    if row.get("last_seen"):
+        seen = p.value(parse_moment, row.get("last_seen"), "last_seen")
+        p.check(seen is None or seen <= now, "last_seen: in the future")
+    if lic is None or version is None:
         return None
     return InstallationPart(lic.key_hash, uid, version, platform, channel, seen)

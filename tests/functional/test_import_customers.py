@@ -193,3 +193,21 @@ def test_the_template_is_a_file_the_import_accepts(
     assert "2 customers" in out and "1 installations" in out
     code, listing, _ = run(app, "installation", "list", "--customer", "initech")
     assert "legacy-000000000001" in listing and "4.2.0" in listing
+
+
+def test_rows_that_leave_a_cell_empty_complete_each_other(
+    app: Flask, services: Services, product: str, tmp_path: Path
+) -> None:
+    key = legacy_key(5)
+    rows = (
+        "customer,product,license_key,license_status,installation_id,version,platform,last_seen\n"
+    )
+    rows += f"initech,acme-erp,{key},,inst-initech-000001,4.0.0,linux-x86_64,\n"
+    rows += f"initech,acme-erp,{key},suspended,inst-initech-000001,4.0.0,linux-x86_64,1/3/2026\n"
+    code, _, err = run(app, "import", "customers", str(write(tmp_path, rows)))
+    assert code == 0, err
+    with services.db.sessions() as s:
+        lic = s.scalar(select(License))
+        assert lic is not None and lic.status == "suspended" and lic.status_changed_at
+        inst = s.scalar(select(Installation))
+        assert inst is not None and inst.last_seen.date().isoformat() == "2026-03-01"
