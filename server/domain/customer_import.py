@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import insert, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import insert, select, text
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from server.domain import audit
@@ -326,6 +326,7 @@ def import_customers(
     try:
         _apply(session, plan, actor=actor, now=now, source=source)
         session.commit()
+        _refresh_statistics(session)
     except IntegrityError:
         session.rollback()
         raise ConflictError(
@@ -333,6 +334,19 @@ def import_customers(
         ) from None
     report.applied = True
     return report
+
+
+def _refresh_statistics(session: Session) -> None:
+    """Tell PostgreSQL's planner the tables grew: until autovacuum does, it plans for the empty
+    tables it knew, and the next import's lookups (500 values per IN) scan whole tables."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    tables = (Customer, Contract, License, Installation)
+    try:
+        session.execute(text("ANALYZE " + ", ".join(m.__tablename__ for m in tables)))
+        session.commit()
+    except SQLAlchemyError:  # the import is committed; autovacuum will analyze in time
+        session.rollback()
 
 
 def _insert(session: Session, model: Any, rows: list[dict[str, Any]], *returning: Any) -> list[Any]:
