@@ -17,6 +17,8 @@ from urllib.parse import urlsplit
 
 from limits import parse_many
 
+from server.domain.errors import InvalidInputError
+from server.domain.renewal_links import check_template
 from server.domain.vocabulary import is_web_url
 
 SECRET_FILE = "secret_key"  # noqa: S105 - a file name, not a secret
@@ -332,12 +334,14 @@ class Settings:
                     f"{name} must be limits such as '10/minute' or '5/minute;20/hour', "
                     f"not {limit!r}"
                 ) from None
-        for variable, url in (
-            ("VIGOR_PUBLIC_URL", self.public_base_url),
-            ("VIGOR_RENEWAL_URL", self.renewal_url),
-        ):
-            if not is_web_url(url):
-                raise ConfigError(f"{variable} must be an http:// or https:// URL, not {url!r}")
+        if not is_web_url(self.public_base_url):
+            raise ConfigError(
+                f"VIGOR_PUBLIC_URL must be an http:// or https:// URL, not {self.public_base_url!r}"
+            )
+        try:
+            check_template(self.renewal_url, "VIGOR_RENEWAL_URL")
+        except InvalidInputError as exc:
+            raise ConfigError(exc.message) from None
         if self.production:
             self.require_secret()
             if not self.public_base_url.startswith("https://"):

@@ -21,6 +21,8 @@ from server.app import create_app
 from server.cli import (
     bundles,
     customers,
+    imports,
+    installations,
     jobs,
     keys,
     licenses,
@@ -47,7 +49,8 @@ COMMANDS: tuple[click.Command, ...] = (
     operations.gc_cmd,
     users.user,
     bundles.bundle,
-    bundles.installation,
+    installations.installation,
+    imports.import_group,
     jobs.worker_cmd,
     jobs.jobs_group,
 )

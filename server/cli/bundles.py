@@ -1,17 +1,16 @@
 """Machines without internet: ``vigor bundle export`` writes, for one license, everything it may
-install as one file the agent verifies offline; ``vigor installation import`` records the status
-file such an installation writes (``vigor-agent status --export``) and the operator carries back.
+install as one file the agent verifies offline (``vigor installation import`` records the status
+file such an installation writes and the operator carries back: server/cli/installations.py).
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
-from server.cli.common import ACTOR, command, fail, now, services, transaction
-from server.domain import bundles, customers, releases, status_files
+from server.cli.common import command, now, services, transaction
+from server.domain import bundles, customers, releases
 from server.domain.vocabulary import DEFAULT_CHANNEL
 
 
@@ -50,25 +49,3 @@ def bundle_export(
             f"{out}: {size} bytes; releases: {versions}; maintenance "
             f"{plan.statement['entitlement']['status']}"
         )
-
-
-@click.group()
-def installation() -> None:
-    """Installations."""
-
-
-@command(installation, "import")
-@click.argument("status_file", type=click.Path(path_type=Path, exists=True, dir_okay=False))
-def installation_import(status_file: Path) -> None:
-    """Import a status file an offline installation wrote (`vigor-agent status --export`)."""
-    try:
-        document = json.loads(status_file.read_text())
-    except ValueError:
-        raise fail(f"{status_file} is not JSON") from None
-    with transaction() as session:
-        result = status_files.import_status(session, document, actor=ACTOR)
-    seen = "new installation" if result.first_seen else "installation"
-    click.echo(
-        f"{seen} {result.installation_id}: version {result.installed_version}, "
-        f"{result.reports} report(s) recorded"
-    )

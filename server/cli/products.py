@@ -101,3 +101,19 @@ def product_reminders(slug: str, days: str) -> None:
             session, products.get_product(session, slug), days, actor=ACTOR
         )
         click.echo(f"{slug}: renewal reminders {stored or 'off'} days before maintenance ends")
+
+
+@command(product, "renewal-url")
+@click.argument("slug")
+@click.argument("url", required=False, default=None)
+def product_renewal_url(slug: str, url: str | None) -> None:
+    """Set the product's renewal link (no URL: the instance's VIGOR_RENEWAL_URL applies).
+
+    URL may hold {customer}, {license}, {product} and {ends_on}, filled in for each license
+    where its customer sees the link (check answers, the portal, offline bundles).
+    """
+    with transaction() as session:
+        p = products.set_renewal_url(
+            session, products.get_product(session, slug), url or None, actor=ACTOR
+        )
+        click.echo(f"{p.slug} renewal link: {p.renewal_url or 'VIGOR_RENEWAL_URL'}")

@@ -127,7 +127,9 @@ def load_demo(services: Services, today: date | None = None) -> DemoReport:
             PRODUCT,
             "Acme ERP",
             actor=ACTOR,
-            renewal_url="https://vendor.example/renew?product=acme-erp",
+            # A per-customer link: filled in for each license (server/domain/renewal_links.py).
+            renewal_url="https://vendor.example/renew?product={product}&customer={customer}"
+            "&license={license}&ends={ends_on}",
         )
         for c in CUSTOMERS:
             customer = customers.add_customer(

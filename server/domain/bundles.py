@@ -42,6 +42,7 @@ from server.domain.coverage import maintenance_status
 from server.domain.errors import InvalidInputError
 from server.domain.facts import ContractFacts, LicenseFacts
 from server.domain.models import License, TrustRoot
+from server.domain.renewal_links import renewal_link
 from server.domain.trust import Signer, iso, sign_document
 from server.domain.vocabulary import ANY_PLATFORM, PLATFORMS, LicenseStatus, LineStatus
 from server.storage.base import CHUNK_SIZE, ArtifactStore
@@ -125,7 +126,16 @@ def plan_bundle(
         "platform": platform,
         "since": str(since) if since else None,
         "entitlement": entitlement_json(
-            status, catalog.policy, messages.negotiate(lic.customer.language)
+            status,
+            catalog.policy,
+            messages.negotiate(lic.customer.language),
+            renewal_url=renewal_link(
+                catalog.policy.renewal_url,
+                customer=lic.customer.slug,
+                license_id=lic.id,
+                product=lic.product.slug,
+                ends_on=status.maintenance_ends_on,
+            ),
         ),
         "issued_at": iso(now),
         "valid_until": iso(now + BUNDLE_LIFETIME),

@@ -34,6 +34,7 @@ from server.domain.licensing import (
     register_installation,
 )
 from server.domain.messages import DEFAULT_LANGUAGE, negotiate
+from server.domain.renewal_links import renewal_link
 from server.domain.trust import Signer, iso, signed_document_bytes
 from server.domain.vocabulary import (
     DEFAULT_CHANNEL,
@@ -218,6 +219,7 @@ class CheckService:
             download_url=download_url,
             language=negotiate(lic.language, accept_language),
             license_fingerprint=lic.key_hash,
+            license_id=lic.id,
         )
         document = signed_document_bytes(signed, [self.signer()])
         if recorded:
@@ -237,10 +239,12 @@ def answer(
     ttl: timedelta,
     download_url: Callable[[int, int | None], tuple[str, datetime]],
     license_fingerprint: str,
+    license_id: int,
     language: str = DEFAULT_LANGUAGE,
 ) -> dict[str, Any]:
     """The ``signed`` part of a check response (docs/protocol.md); its sentences in
-    ``language``.
+    ``language``, its renewal links filled in for license ``license_id``
+    (:mod:`server.domain.renewal_links`).
 
     ``license_fingerprint`` is the SHA-256 (lowercase hex) of the license key that asked
     (the license's stored ``key_hash``): the agent compares it with its own key's, so that an
@@ -257,6 +261,13 @@ def answer(
         now=now,
     )
     status = result.status  # computed once, shared with the renewal summary
+    renewal_url = renewal_link(
+        catalog.policy.renewal_url,
+        customer=lic.customer,
+        license_id=license_id,
+        product=lic.product,
+        ends_on=status.maintenance_ends_on,
+    )
     update = None
     if result.offer is not None:
         release = result.offer.release
@@ -315,18 +326,23 @@ def answer(
         "issued_at": iso(now),
         "expires_at": iso(now + ttl),
         "language": language,
-        "entitlement": entitlement_json(status, catalog.policy, language),
+        "entitlement": entitlement_json(status, catalog.policy, language, renewal_url=renewal_url),
         "update": update,
-        "renewal": _renewal_json(summary, catalog.policy.renewal_url, language),
+        "renewal": _renewal_json(summary, renewal_url, language),
         "notices": [{**n, "message": n["message"].in_language(language)} for n in result.notices],
     }
 
 
 def entitlement_json(
-    status: MaintenanceStatus, policy: ProductPolicy, language: str = DEFAULT_LANGUAGE
+    status: MaintenanceStatus,
+    policy: ProductPolicy,
+    language: str = DEFAULT_LANGUAGE,
+    *,
+    renewal_url: str,
 ) -> dict[str, Any]:
     """The ``entitlement`` object of check responses and bundle statements (``cutoff`` null
-    when nothing is entitled by it: none ever covered, or lapsed under the revoke policy)."""
+    when nothing is entitled by it: none ever covered, or lapsed under the revoke policy);
+    ``renewal_url`` is the product's link filled in for the license."""
     cutoff = status.signed_cutoff(policy.lapse_policy)
     return {
         "status": status.status,
@@ -334,7 +350,7 @@ def entitlement_json(
         if status.maintenance_ends_on
         else None,
         "cutoff": iso(cutoff) if cutoff else None,
-        "renewal_url": policy.renewal_url,
+        "renewal_url": renewal_url,
         "message": status.message.in_language(language),
     }
 

@@ -22,6 +22,7 @@ from server.domain.coverage import MaintenanceStatus, maintenance_status
 from server.domain.download_links import DownloadGrant, make_token
 from server.domain.facts import LicenseFacts, ReleaseFacts
 from server.domain.models import Installation, License, Release
+from server.domain.renewal_links import renewal_link
 from server.domain.row_facts import license_facts
 from server.domain.vocabulary import ANY_PLATFORM, DEFAULT_CHANNEL, Maintenance
 
@@ -86,7 +87,13 @@ def license_overview(
     return LicenseOverview(
         status=status,
         renewal=renewal_of(facts, catalog, status, newest, now),
-        renewal_url=catalog.policy.renewal_url,
+        renewal_url=renewal_link(
+            catalog.policy.renewal_url,
+            customer=lic.customer.slug,
+            license_id=lic.id,
+            product=lic.product.slug,
+            ends_on=status.maintenance_ends_on,
+        ),
         releases=entitled,
         downloads=downloads,
         notes=notes,

@@ -12,7 +12,8 @@ from sqlalchemy.orm import Session
 from server.domain import audit
 from server.domain.errors import ConflictError, InvalidInputError, NotFoundError
 from server.domain.models import Product, ProductLine
-from server.domain.vocabulary import SLUG_RE, LapsePolicy, LineStatus, is_web_url, parse
+from server.domain.renewal_links import check_template
+from server.domain.vocabulary import SLUG_RE, LapsePolicy, LineStatus, parse
 
 
 def check_slug(field: str, slug: str) -> str:
@@ -79,12 +80,12 @@ class Policy:
         except (ZoneInfoNotFoundError, ValueError):
             raise InvalidInputError("timezone", f"unknown time zone {self.timezone!r}") from None
         url = self.renewal_url or None
-        if url is not None and (len(url) > RENEWAL_URL_LENGTH or not is_web_url(url)):
-            raise InvalidInputError(
-                "renewal_url",
-                f"{url[:80]!r} must be an http:// or https:// URL of at most "
-                f"{RENEWAL_URL_LENGTH} characters",
-            )
+        if url is not None:
+            if len(url) > RENEWAL_URL_LENGTH:
+                raise InvalidInputError(
+                    "renewal_url", f"must be at most {RENEWAL_URL_LENGTH} characters"
+                )
+            check_template(url)
         return {
             "lapse_policy": policy,
             "security_carveout_months": self.security_carveout_months,
@@ -161,6 +162,28 @@ def update_product(
         for field in changed:
             setattr(product, field, wanted[field])
         audit.record(session, actor, "product.update", product.slug, changed=changed)
+        session.commit()
+    return product
+
+
+def set_renewal_url(
+    session: Session, product: Product, renewal_url: str | None, *, actor: str
+) -> Product:
+    """Set (or with None clear: the instance's ``VIGOR_RENEWAL_URL`` applies) the product's
+    renewal link, a template with ``{customer}``, ``{license}``, ``{product}`` and ``{ends_on}``
+    placeholders (:mod:`server.domain.renewal_links`).
+
+    Raises:
+        InvalidInputError: not an http(s) URL template Vigor can fill in.
+    """
+    if renewal_url is not None:
+        check_template(renewal_url)
+    if product.renewal_url != renewal_url:
+        product.catalog_changed()  # cached catalogues hold the template
+        product.renewal_url = renewal_url
+        audit.record(
+            session, actor, "product.renewal_url", product.slug, renewal_url=renewal_url or ""
+        )
         session.commit()
     return product
 

@@ -26,5 +26,7 @@ def matches(secret: str, stored_hash: str) -> bool:
 
 
 def display_prefix(secret: str) -> str:
-    """The part of a key that may be shown in lists to tell keys apart."""
-    return secret[:10]
+    """The part of a key that may be shown in lists to tell keys apart: its first 10
+    characters, and never more than a third of it (a key imported from another system may be
+    short)."""
+    return secret[: min(10, len(secret) // 3)]
