@@ -58,7 +58,8 @@ def signed_in(app: Flask, role: str) -> FlaskClient:
 
 
 def post(client: FlaskClient, path: str, **form: str) -> Any:
-    return client.post(path, data={"csrf_token": csrf(client, "/admin/"), **form})
+    # Disable, reset and remove are confirmed (the confirm step's field).
+    return client.post(path, data={"csrf_token": csrf(client, "/admin/"), "confirm": "yes", **form})
 
 
 def row(services: Services, email: str) -> AdminUser:

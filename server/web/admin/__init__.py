@@ -8,7 +8,26 @@ area is a module; importing this package registers every page on :data:`blueprin
 
 from __future__ import annotations
 
-from server.web.admin import customers, dashboard, jobs, releases, tokens, upload, users
+from server.web.admin import (
+    customers,
+    dashboard,
+    jobs,
+    releases,
+    style,
+    tokens,
+    upload,
+    users,
+)
 from server.web.admin.blueprint import blueprint
 
-__all__ = ["blueprint", "customers", "dashboard", "jobs", "releases", "tokens", "upload", "users"]
+__all__ = [
+    "blueprint",
+    "customers",
+    "dashboard",
+    "jobs",
+    "releases",
+    "style",
+    "tokens",
+    "upload",
+    "users",
+]
