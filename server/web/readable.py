@@ -7,6 +7,7 @@ from Babel's CLDR data in the request's language (:func:`server.web.i18n.current
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime
 
 from babel.dates import format_date, format_datetime, format_timedelta
@@ -95,3 +96,16 @@ def audit_details(details: dict[str, object] | None) -> str:
 def init_app(app: Flask) -> None:
     for function in (size, day, moment, ago, outcome, action_words, audit_details):
         app.add_template_filter(function, function.__name__)
+
+
+def field_error(message: str, labels: dict[str, str]) -> str:
+    """A domain refusal (``ends_on: must not be before starts_on``) with each field named as
+    the form labels it (``To: must not be before From``)."""
+    field, colon, rest = message.partition(": ")
+    if colon and field in labels:
+        message = f"{labels[field]}: {rest}"
+    # Other field names in the sentence: only identifiers (``starts_on``), not plain words.
+    for name, label in labels.items():
+        if "_" in name:
+            message = re.sub(rf"\b{re.escape(name)}\b", label, message)
+    return message

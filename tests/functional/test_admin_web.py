@@ -172,7 +172,7 @@ def test_a_refused_upload_keeps_the_input_and_publishes_nothing(
     )
     assert response.status_code == 400
     page = response.get_data(as_text=True)
-    assert "is not a valid version" in page
+    assert "“not a version” is not a version number" in page
     assert "My careful notes" in page, "what the user typed is kept"
     with services.db.sessions() as s:
         assert s.scalar(select(func.count()).select_from(Release)) == 0
@@ -210,7 +210,7 @@ def test_one_release_with_a_file_per_platform(
     [
         (("", b"mystery", "m.zip"), "Give the platform of every file"),
         (("windows-x86_64", b"", ""), "No file was chosen for windows-x86_64."),
-        (("linux-x86_64", b"again", "b.zip"), "linux-x86_64 given twice"),
+        (("linux-x86_64", b"again", "b.zip"), "linux-x86_64 is given twice"),
     ],
     ids=["file-without-platform", "platform-without-file", "same-platform-twice"],
 )

@@ -3,15 +3,17 @@ errors are the site's own pages in the visitor's language, and the style guide r
 
 from __future__ import annotations
 
+import io
 import re
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import func, select
 
 from server.domain import customers as customer_service
 from server.domain import products, users
-from server.domain.models import License
+from server.domain.models import License, Release
 from server.domain.vocabulary import LicenseStatus
 from server.services import Services
 from tests.common.factories import make_product
@@ -143,3 +145,124 @@ def test_the_style_guide_shows_the_shared_components(
     for component in ("table", 'class="stack"', "confirm-step", "empty-state", "pagination"):
         assert component in html, component
     assert "200 MiB" in html
+
+
+def _preflight(client: FlaskClient, **fields: str | list[str]) -> tuple[int, dict[str, str]]:
+    data: dict[str, str | list[str]] = {
+        "csrf_token": token(client, "/admin/releases/new"),
+        "product": "acme-erp",
+        "kind": "update",
+        "channel": "stable",
+        "platform.artifact": "linux-x86_64",
+        "chosen": "artifact",
+        "size.artifact": "1000",
+        **fields,
+    }
+    answer = client.post("/admin/releases/new/check", data=data)
+    return answer.status_code, answer.get_json()["errors"]
+
+
+def test_the_upload_preflight_names_every_problem_at_once(
+    client: FlaskClient, services: Services, accounts: dict[str, str]
+) -> None:
+    sign_in(client, accounts["admin"])
+    assert _preflight(client, version="1.0.0") == (200, {})
+    status, errors = _preflight(
+        client,
+        version="",
+        kind="security",
+        channel="Not A Channel",
+        customers=["nobody"],
+        chosen=[],
+    )
+    assert status == 422
+    assert set(errors) == {"version", "severity", "channel", "customers", "files"}
+    assert errors["version"] == "Give the version, like 4.3.1."
+    assert errors["files"] == "Choose a file to upload."
+    # The limits, in numbers people read.
+    _, errors = _preflight(client, version="1." + "0" * 70)
+    assert errors["version"] == "The version is 72 characters long; at most 64."
+    _, errors = _preflight(client, version="v6.1.0")
+    assert errors["version"] == "“v6.1.0” would be saved as 6.1.0; type 6.1.0 instead."
+    limit = services.settings.max_upload_bytes
+    _, errors = _preflight(client, version="6.1.0", **{"size.artifact": str(limit + 1)})
+    assert "at most 8 GiB per file" in errors["files"]
+
+
+def test_the_upload_preflight_refuses_a_version_that_exists(
+    client: FlaskClient, services: Services, accounts: dict[str, str]
+) -> None:
+    sign_in(client, accounts["admin"])
+    csrf = token(client, "/admin/releases/new")
+    published = client.post(
+        "/admin/releases/new",
+        data={
+            "csrf_token": csrf,
+            "product": "acme-erp",
+            "version": "2.0.0",
+            "kind": "update",
+            "platform.artifact": "linux-x86_64",
+            "artifact": (io.BytesIO(b"release bytes"), "a.tar.gz"),
+        },
+        content_type="multipart/form-data",
+    )
+    assert published.status_code == 303
+    status, errors = _preflight(client, version="2.0.0", min_from="3.0.0")
+    assert status == 422
+    assert errors == {
+        "version": "acme-erp 2.0.0 exists already; give the next version number.",
+        "min_from": "acme-erp has no release 3.0.0.",
+    }
+    # Without script the form says the same, every field at once, and publishes nothing.
+    refused = client.post(
+        "/admin/releases/new",
+        data={
+            "csrf_token": csrf,
+            "product": "acme-erp",
+            "version": "2.0.0",
+            "kind": "security",
+            "platform.artifact": "linux-x86_64",
+            "artifact": (io.BytesIO(b"other bytes"), "b.tar.gz"),
+        },
+        content_type="multipart/form-data",
+    )
+    assert refused.status_code == 400
+    page = refused.get_data(as_text=True)
+    assert "acme-erp 2.0.0 exists already" in page
+    assert "A security revision needs a severity." in page
+    with services.db.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(Release)) == 1
+
+
+def test_only_publishers_may_ask_the_preflight(
+    client: FlaskClient, accounts: dict[str, str]
+) -> None:
+    sign_in(client, accounts["viewer"])
+    answer = client.post(
+        "/admin/releases/new/check",
+        data={"csrf_token": token(client, "/admin/"), "version": "1.0.0"},
+    )
+    assert answer.status_code == 403
+
+
+def test_a_refused_contract_names_the_fields_as_labelled_and_keeps_the_dates(
+    client: FlaskClient, services: Services, accounts: dict[str, str]
+) -> None:
+    _license(services)
+    sign_in(client, accounts["admin"])
+    refused = client.post(
+        "/admin/customers/initech/contracts",
+        data={
+            "csrf_token": token(client, "/admin/customers/initech"),
+            "kind": "maintenance",
+            "product": "acme-erp",
+            "starts_on": "2027-05-01",
+            "ends_on": "2027-01-31",
+        },
+    )
+    assert refused.status_code == 400
+    page = refused.get_data(as_text=True)
+    error = re.search(r'<p class="flash error" role="alert">([^<]+)</p>', page)
+    assert error and error.group(1) == "To: must not be before From"
+    assert 'id="starts_on" name="starts_on" type="date" required value="2027-05-01"' in page
+    assert 'id="ends_on" name="ends_on" type="date" required value="2027-01-31"' in page

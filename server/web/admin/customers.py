@@ -22,6 +22,19 @@ from server.web.admin.blueprint import blueprint
 from server.web.auth import requires
 from server.web.confirm import confirmation_page, confirmed
 from server.web.converters import small_int
+from server.web.readable import field_error
+
+# The customer page's fields as its forms label them (errors name them so).
+LABELS = {
+    "starts_on": "From",
+    "ends_on": "To",
+    "max_installations": "Installation cap",
+    "kind": "Kind",
+    "product": "Product",
+    "label": "Label",
+    "language": "Language",
+    "email": "Email",
+}
 
 
 @blueprint.get("/customers")
@@ -88,7 +101,8 @@ def issue_license(slug: str) -> ResponseReturnValue:
             max_installations=small_int(cap),
         )
     except DomainError as exc:
-        return _customer(slug, error=exc.message, status=400)
+        values = {k: request.form.get(k, "") for k in ("product", "max_installations", "label")}
+        return _customer(slug, error=field_error(exc.message, LABELS), status=400, values=values)
     # Rendered, not redirected: the key is shown this once and never stored.
     return _customer(slug, new_key=key)
 
@@ -133,7 +147,9 @@ def add_portal_user(slug: str) -> ResponseReturnValue:
             now=utcnow(),
         )
     except DomainError as exc:
-        return _customer(slug, error=exc.message, status=400, values={"email": email})
+        return _customer(
+            slug, error=field_error(exc.message, LABELS), status=400, values={"email": email}
+        )
     # Rendered, not redirected: the link is shown this once and never stored.
     return _customer(slug, new_link=invitation)
 
@@ -192,7 +208,9 @@ def add_contract(slug: str) -> ResponseReturnValue:
             product=product,
         )
     except DomainError as exc:
-        return _customer(slug, error=exc.message, status=400)
+        kept = {f"contract_{k}": request.form.get(k, "") for k in ("kind", "product")}
+        kept |= {k: request.form.get(k, "") for k in ("starts_on", "ends_on")}
+        return _customer(slug, error=field_error(exc.message, LABELS), status=400, values=kept)
     flash("Contract added.")
     return redirect(url_for("admin.customer_page", slug=slug), code=303)
 

@@ -140,13 +140,18 @@ def upload_preflight() -> ResponseReturnValue:
     form = request.form
     platforms = _file_platforms(form)
     files = {
-        name: (platforms.get(name, ""), small_int(form.get(f"size.{name}", "")))
+        name: (platforms.get(name, ""), _byte_count(form.get(f"size.{name}", "")))
         for name in form.getlist("chosen")
     }
     values = {k: form.get(k, "") for k in ("product", "version", "kind", "severity", "channel")}
     values |= {"min_from": form.get("min_from", ""), "customers": _customers_text(form)}
     errors = _problems(form, values, files)
     return jsonify(errors=errors), 422 if errors else 200
+
+
+def _byte_count(text: str) -> int | None:
+    """A file size the script sent (None when absent or not a plain count of bytes)."""
+    return int(text) if text.isdigit() and len(text) <= 18 else None
 
 
 def _customers_text(form: MultiDict[str, str]) -> str:
