@@ -3,8 +3,11 @@ VENV    ?= .venv
 PYTHON  ?= python3
 STAMP   := $(VENV)/.installed
 PYTEST_ARGS ?=
+# axe-core (the accessibility rules the browser tests run in every page), from the npm registry.
+AXE_VERSION := 4.14.1
+AXE     := .cache/axe-core-$(AXE_VERSION)/axe.min.js
 
-.PHONY: demo test lint unit system-deps bench messages mutation clean
+.PHONY: demo test lint unit system-deps axe bench messages mutation clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,13 +21,19 @@ demo: $(STAMP)
 system-deps:
 	bash scripts/system-deps
 
+axe: $(AXE)
+
+$(AXE):
+	mkdir -p $(@D)
+	cd $(@D) && npm pack --silent axe-core@$(AXE_VERSION) >/dev/null && tar -xzf axe-core-$(AXE_VERSION).tgz --strip-components=1 package/axe.min.js && rm axe-core-$(AXE_VERSION).tgz
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy server
 	if [ -f client_agent/__init__.py ]; then $(VENV)/bin/mypy --strict client_agent; fi
 
-test: system-deps lint
+test: system-deps axe lint
 	$(VENV)/bin/pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
 # Mutation testing of the security-critical modules against their unit tests (not part of `test`):
@@ -53,4 +62,4 @@ messages: $(STAMP)
 		--no-wrap --ignore-obsolete
 
 clean:
-	rm -rf $(VENV) instance releases/?? mutants .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .cache instance releases/?? mutants .pytest_cache .mypy_cache .ruff_cache

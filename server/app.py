@@ -103,9 +103,10 @@ def create_app(
     app.register_blueprint(updates.blueprint)
     app.register_blueprint(webhooks_api.blueprint)
 
-    from server.web import admin, auth, notes
+    from server.web import admin, auth, notes, readable
 
     app.add_template_filter(notes.render, "markdown")
+    readable.init_app(app)  # size, day, moment, ago, outcome
     app.add_template_test(is_web_url, "web_url")  # hrefs from settings are http(s) or absent
     # The closed sets the admin forms offer, from the vocabulary (templates never list them).
     app.jinja_env.globals.update(

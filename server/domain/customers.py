@@ -201,9 +201,7 @@ def add_contract(
 
 def renew_contract(session: Session, contract: Contract, years: int = 1, *, actor: str) -> Contract:
     """Renew in one step: a new contract from the day after the old one ends (or today if lapsed)."""
-    today = utcnow().date()
-    start = max(contract.ends_on + timedelta(days=1), today)
-    end = _add_years(start, years) - timedelta(days=1)
+    start, end = renewal_period(contract, years)
     return add_contract(
         session,
         contract.customer,
@@ -215,6 +213,12 @@ def renew_contract(session: Session, contract: Contract, years: int = 1, *, acto
         note=f"renewal of contract {contract.id}",
         renews=contract,
     )
+
+
+def renewal_period(contract: Contract, years: int = 1) -> tuple[date, date]:
+    """The first and last day of the contract that renewing ``contract`` would add today."""
+    start = max(contract.ends_on + timedelta(days=1), utcnow().date())
+    return start, _add_years(start, years) - timedelta(days=1)
 
 
 def _add_years(day: date, years: int) -> date:

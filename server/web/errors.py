@@ -1,10 +1,14 @@
-"""One place maps errors to HTTP: JSON ``{"error": {"code", "message"}}`` with the right status."""
+"""One place maps errors to HTTP: JSON ``{"error": {"code", "message"}}`` with the right status
+for the API (``/api/…``, the health endpoints and any client that asks for JSON), and for a
+browser the site's own error page (``error.html``) in the visitor's language, with the same
+status. A 500 never shows internals on either: the traceback goes to the log."""
 
 from __future__ import annotations
 
 import logging
 
-from flask import Flask, Response, g, jsonify, request
+from flask import Flask, Response, g, jsonify, make_response, render_template, request
+from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from werkzeug.exceptions import Conflict, HTTPException, ServiceUnavailable
 
@@ -30,6 +34,8 @@ from server.domain.errors import (
     WrongProductError,
 )
 from server.storage.base import StorageError
+from server.web.i18n import current_language
+from server.web.i18n import gettext as _
 from server.web.redaction import redact
 
 log = logging.getLogger(__name__)
@@ -107,9 +113,80 @@ def wants_json() -> bool:
     )
 
 
+# What a browser's visitor reads for each status: a title and a sentence, in English here and
+# translated through the catalogues (`make messages` finds them: babel.cfg lists this file).
+def _page_text(status: int, retry_after: str | None) -> tuple[str, str]:
+    if status == 400:
+        return _("Something in the request was wrong"), _(
+            "The page could not use what was sent. Go back, check the form and try again."
+        )
+    if status == 401:
+        return _("Sign in first"), _("This page is for people who are signed in.")
+    if status == 403:
+        return _("Not allowed"), _("Your account may not open this page or do this.")
+    if status == 404:
+        return _("Page not found"), _(
+            "There is nothing at this address. Check the link, or start again from the home page."
+        )
+    if status == 405:
+        return _("Not possible here"), _("This address does not accept this kind of request.")
+    if status == 409:
+        return _("Changed in the meantime"), _(
+            "This was changed by someone else at the same moment; reload the page and try again."
+        )
+    if status == 410:
+        return _("No longer available"), _("This link has expired or was used already.")
+    if status == 413:
+        return _("Too large"), _("What was sent is larger than this server accepts.")
+    if status == 429:
+        if retry_after and retry_after.isdigit():
+            return _("Too many requests"), _(
+                "Wait {seconds} seconds and try again.", seconds=int(retry_after)
+            )
+        return _("Too many requests"), _("Wait a moment and try again.")
+    if status == 503:
+        return _("Briefly unavailable"), _(
+            "The service is unavailable for a moment; try again shortly."
+        )
+    return _("Something went wrong"), _(
+        "The server could not answer; the error was logged. Try again, and tell your "
+        "administrator if it happens again."
+    )
+
+
+def error_page(
+    status: int, detail: str | None = None, headers: dict[str, str] | None = None
+) -> Response:
+    """The site's error page for ``status`` in the visitor's language; ``detail`` is a sentence
+    about this very case (a domain message, a refused form), never an exception's internals."""
+    headers = dict(headers or {})
+    title, message = _page_text(status, headers.get("Retry-After"))
+    g.vigor_error_code = HTTP_CODES.get(status, "internal_error" if status >= 500 else "error")
+    home = "/admin/" if request.path.startswith("/admin") else "/portal/"
+    try:
+        body = render_template(
+            "error.html",
+            status=status,
+            title=title,
+            message=message,
+            detail=detail,
+            home=home,
+            lang=current_language(),
+        )
+    except Exception:  # the page needs the database (who is signed in) and it may be down
+        log.exception("the error page failed on %s %s", request.method, redact(request.path))
+        body = f"<!doctype html><title>{status}</title><h1>{status}</h1>"
+    response = make_response(body, status)
+    response.headers.update(headers)
+    return response
+
+
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(DomainError)
     def _domain(error: DomainError) -> Response:
+        if not wants_json():
+            extra = {"Retry-After": str(RETRY_AFTER_SECONDS)} if status_for(error) == 503 else {}
+            return error_page(status_for(error), error.message, extra)
         response = error_response(
             status_for(error), error.code, error.message, field=error.context.get("field")
         )
@@ -123,6 +200,8 @@ def register_error_handlers(app: Flask) -> None:
     def _storage(error: StorageError) -> Response:
         # Any storage failure a view did not turn into something better, on any route: one code.
         log.warning("storage failed on %s %s: %s", request.method, redact(request.path), error)
+        if not wants_json():
+            return error_page(503, None, {"Retry-After": str(RETRY_AFTER_SECONDS)})
         response = error_response(
             503, StorageUnavailableError.code, f"the artifact store is unavailable: {error}"
         )
@@ -131,9 +210,21 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def _http(error: HTTPException) -> Response | HTTPException:
-        if not wants_json():
-            return error
         status = error.code or 500
+        if not wants_json():
+            kept = {
+                name: value
+                for name, value in error.get_headers()
+                if name in {"Retry-After", "WWW-Authenticate", "Allow"}
+            }
+            detail = None
+            if isinstance(error, CSRFError):
+                detail = _(
+                    "The form expired or did not come from this site; reload it and try again."
+                )
+            elif error.description != type(error).description:
+                detail = error.description  # the view's own sentence (abort(400, "…"))
+            return error_page(status, detail, kept)
         response = error_response(status, HTTP_CODES.get(status, "error"), error.description or "")
         for name, value in error.get_headers():
             if name in {"Retry-After", "WWW-Authenticate", "Allow"}:
@@ -166,6 +257,8 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, redact(request.path))
+        if not wants_json():
+            return error_page(500)
         return error_response(500, "internal_error", "the server failed; the error was logged")
 
 

@@ -122,6 +122,8 @@ class TamperingProxy:
         self.seen_headers: list[dict[str, str]] = []
         # Every answer sent to the agent: (path, bytes of status line and headers, body bytes).
         self.sent: list[tuple[str, int, int]] = []
+        # Every request received: (method, path, body bytes).
+        self.received: list[tuple[str, str, int]] = []
         proxy = self
 
         class Handler(ProxyHandler):
@@ -158,6 +160,7 @@ class ProxyHandler(BaseHTTPRequestHandler):
     def _forward(self, method: str, body: bytes | None) -> None:
         proxy = self.owner
         proxy.seen_headers.append(dict(self.headers.items()))
+        proxy.received.append((method, self.path, len(body or b"")))
         skip = {"host", "connection", "content-length"}  # http.client sets the length it sends
         headers = {k: v for k, v in self.headers.items() if k.lower() not in skip}
         if proxy.mode == "ignore-range":

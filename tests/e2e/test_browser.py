@@ -111,7 +111,7 @@ def test_admin_uploads_200_mb_as_a_draft_publishes_it_and_it_is_offered(
     page.wait_for_url("**/admin/releases/acme-erp/5.1.0", timeout=300_000)
     assert "acme-erp 5.1.0 saved as a draft." in page.content()
     assert digest.hexdigest() in page.content()
-    assert "209,715,200 bytes" in page.content()
+    assert "200 MiB" in page.content()
     assert check(deployment, deployment.licenses["initech"], "5.0.1")["update"] is None, (
         "a draft is not offered"
     )
@@ -190,9 +190,10 @@ def test_admin_yanks_a_release_and_installations_on_it_are_told(
     assert check(deployment, deployment.licenses["initech"], "4.2.0")["notices"] == []
     admin_sign_in(page, deployment)
     page.goto(f"{deployment.server.url}/admin/releases/acme-erp/4.2.0")
+    page.click("summary:has-text('Yank')")  # the confirm step: what will happen, then the button
     page.fill("#reason", "corrupts purchase orders with more than 99 lines")
     page.fill("#recommended", "4.2.1")
-    page.click("button:has-text('Yank')")
+    page.click("button:has-text('Yank acme-erp 4.2.0')")
     page.wait_for_load_state()
     assert "acme-erp 4.2.0 yanked." in page.content()
     notices = check(deployment, deployment.licenses["initech"], "4.2.0")["notices"]

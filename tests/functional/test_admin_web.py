@@ -172,7 +172,7 @@ def test_a_refused_upload_keeps_the_input_and_publishes_nothing(
     )
     assert response.status_code == 400
     page = response.get_data(as_text=True)
-    assert "is not a valid version" in page
+    assert "“not a version” is not a version number" in page
     assert "My careful notes" in page, "what the user typed is kept"
     with services.db.sessions() as s:
         assert s.scalar(select(func.count()).select_from(Release)) == 0
@@ -210,7 +210,7 @@ def test_one_release_with_a_file_per_platform(
     [
         (("", b"mystery", "m.zip"), "Give the platform of every file"),
         (("windows-x86_64", b"", ""), "No file was chosen for windows-x86_64."),
-        (("linux-x86_64", b"again", "b.zip"), "linux-x86_64 given twice"),
+        (("linux-x86_64", b"again", "b.zip"), "linux-x86_64 is given twice"),
     ],
     ids=["file-without-platform", "platform-without-file", "same-platform-twice"],
 )
@@ -251,12 +251,16 @@ def test_yank_and_rollout_from_the_release_page(
         == 303
     )
     assert "Rollout of acme-erp 3.0.0 set to 25%." in client.get(page).get_data(as_text=True)
-    assert (
-        client.post(
-            f"{page}/yank", data={"csrf_token": csrf, "reason": "corrupts invoices"}
-        ).status_code
-        == 303
+    one_click = client.post(
+        f"{page}/yank", data={"csrf_token": csrf, "reason": "corrupts invoices"}
     )
+    assert one_click.status_code == 200, "a yank without its confirmation asks for it"
+    asked = one_click.get_data(as_text=True)
+    assert "it is no longer offered" in asked and "Nothing has been done yet." in asked
+    assert 'value="corrupts invoices"' in asked, "the reason typed is carried to the confirmation"
+    assert "yanked" not in client.get(page).get_data(as_text=True)
+    confirmed = {"csrf_token": csrf, "reason": "corrupts invoices", "confirm": "yes"}
+    assert client.post(f"{page}/yank", data=confirmed).status_code == 303
     assert "corrupts invoices" in client.get(page).get_data(as_text=True)
 
 
@@ -336,7 +340,8 @@ def test_contracts_added_and_renewed_from_the_customer_page(
     with services.db.sessions() as s:
         contract = customer_service.get_customer(s, "umbrella").contracts[0]
     renewed = client.post(
-        f"/admin/customers/umbrella/contracts/{contract.id}/renew", data={"csrf_token": csrf}
+        f"/admin/customers/umbrella/contracts/{contract.id}/renew",
+        data={"csrf_token": csrf, "confirm": "yes"},
     )
     assert renewed.status_code == 303
     with services.db.sessions() as s:
@@ -404,7 +409,9 @@ def test_api_tokens_created_and_revoked_from_the_ui(
     assert "CI" in listing and "never" not in listing.split("CI", 1)[1].split("</tr>")[0]
     with services.db.sessions() as s:
         token_id = s.scalars(select(ApiToken.id)).one()
-    revoked = client.post(f"/admin/tokens/{token_id}/revoke", data={"csrf_token": csrf})
+    revoked = client.post(
+        f"/admin/tokens/{token_id}/revoke", data={"csrf_token": csrf, "confirm": "yes"}
+    )
     assert revoked.status_code == 303
     assert api.get("/api/v1/admin/releases/acme-erp", headers=bearer).status_code == 401
     assert "revoked" in client.get("/admin/tokens").get_data(as_text=True)

@@ -254,9 +254,9 @@ def test_the_jobs_page_shows_a_failure_and_its_retry_button_runs_it_again(
     assert 'href="/admin/jobs"' in page, "linked from the admin navigation"
     assert "did not appear" in page and "probe:failing" in page
     assert f'action="/admin/jobs/{job_id}/retry"' in page
-    probe_row = page.split("<tr><td>probe</td>")[1].split("</tr>")[0]
-    assert '<td data-state="failed">1</td>' in probe_row
-    assert '<td data-state="queued">0</td>' in probe_row
+    probe_row = page.split('<tr><td data-label="Kind">probe</td>')[1].split("</tr>")[0]
+    assert '<td data-state="failed" data-label="failed">1</td>' in probe_row
+    assert '<td data-state="queued" data-label="queued">0</td>' in probe_row
 
     # Without the form's CSRF token the button is refused and nothing changes.
     before = job_rows(services)

@@ -422,7 +422,8 @@ def test_disabling_a_user_ends_their_session_at_once(
     user_id = user_row(services, "eve@other.example").id
     token = csrf(admin, "/admin/customers/other")
     disabled = admin.post(
-        f"/admin/customers/other/portal-users/{user_id}/disable", data={"csrf_token": token}
+        f"/admin/customers/other/portal-users/{user_id}/disable",
+        data={"csrf_token": token, "confirm": "yes"},
     )
     assert disabled.status_code == 303
     assert "Portal user eve@other.example is disabled." in admin.get(
@@ -446,7 +447,8 @@ def test_an_admin_reset_ends_the_session_and_hands_out_a_new_link(
     user_id = user_row(services, "eve@other.example").id
     token = csrf(admin, "/admin/customers/other")
     page = admin.post(
-        f"/admin/customers/other/portal-users/{user_id}/link", data={"csrf_token": token}
+        f"/admin/customers/other/portal-users/{user_id}/link",
+        data={"csrf_token": token, "confirm": "yes"},
     ).get_data(as_text=True)
     link = re.search(r'<pre id="new-link">http://localhost(/portal/set-password/[^<]+)</pre>', page)
     assert link

@@ -117,7 +117,8 @@ def _admin_disabled(app: Flask, client: FlaskClient, services: Services) -> None
     with services.db.sessions() as s:
         user_id = users.find_user(s, "root@v.example").id
     path = f"/admin/users/{user_id}/disable"
-    assert other.post(path, data={"csrf_token": csrf(other, "/admin/users")}).status_code == 303
+    form = {"csrf_token": csrf(other, "/admin/users"), "confirm": "yes"}
+    assert other.post(path, data=form).status_code == 303
 
 
 def _admin_reset(app: Flask, client: FlaskClient, services: Services) -> None:

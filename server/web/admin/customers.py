@@ -18,12 +18,29 @@ from server.domain.models import Contract, CustomerUser, License, utcnow
 from server.domain.portal_users import set_password_link
 from server.domain.vocabulary import ContractKind, Role
 from server.web import db_session, services
+from server.web.admin import consequences
 from server.web.admin.blueprint import blueprint
 from server.web.auth import requires
+from server.web.confirm import confirmation_page, confirmed
 from server.web.converters import small_int
 from server.web.errors import status_for
+from server.web.readable import field_error
 
 CUSTOMER_FIELDS = ("name", "contact_emails", "language", "notes")
+
+# The customer page's fields as its forms label them (errors name them so).
+LABELS = {
+    "starts_on": "From",
+    "ends_on": "To",
+    "max_installations": "Installation cap",
+    "kind": "Kind",
+    "product": "Product",
+    "label": "Label",
+    "language": "Language",
+    "contact_emails": "Contact e-mails",
+    "notes": "Notes",
+    "name": "Name",
+}
 
 
 def _customer_form(template: str, **context: object) -> ResponseReturnValue:
@@ -128,6 +145,8 @@ def _customer(
         customer=customer,
         licenses=licenses,
         license_actions=customer_service.license_actions,
+        renewal_period=customer_service.renewal_period,
+        consequences=consequences,
         products=products,
         new_key=new_key,
         new_link=new_link,
@@ -157,7 +176,8 @@ def issue_license(slug: str) -> ResponseReturnValue:
             max_installations=small_int(cap),
         )
     except DomainError as exc:
-        return _customer(slug, error=exc.message, status=400)
+        values = {k: request.form.get(k, "") for k in ("product", "max_installations", "label")}
+        return _customer(slug, error=field_error(exc.message, LABELS), status=400, values=values)
     # Rendered, not redirected: the key is shown this once and never stored.
     return _customer(slug, new_key=key)
 
@@ -170,6 +190,13 @@ def license_action(slug: str, license_id: int, action: str) -> ResponseReturnVal
     status = customer_service.LICENSE_ACTIONS.get(action)
     if status is None or lic is None or lic.customer.slug != slug:
         abort(404)
+    if action != "reactivate" and not confirmed():
+        return confirmation_page(
+            title=f"{action.capitalize()} license {lic.key_prefix}…?",
+            consequence=consequences.license_action(lic, action),
+            button=f"{action.capitalize()} license {lic.key_prefix}…",
+            back=url_for("admin.customer_page", slug=slug),
+        )
     try:
         customer_service.set_license_status(session, lic, status, actor=current_user.email)
     except DomainError as exc:
@@ -196,7 +223,9 @@ def add_portal_user(slug: str) -> ResponseReturnValue:
             mail=services().mail_settings(),
         )
     except DomainError as exc:
-        return _customer(slug, error=exc.message, status=400, values={"email": email})
+        return _customer(
+            slug, error=field_error(exc.message, LABELS), status=400, values={"email": email}
+        )
     # Rendered, not redirected: the link is shown this once and never stored.
     return _customer(slug, new_link=invitation)
 
@@ -209,6 +238,14 @@ def portal_user_action(slug: str, user_id: int, action: str) -> ResponseReturnVa
     user = session.get(CustomerUser, user_id)
     if action not in {"link", "disable", "enable"} or user is None or user.customer.slug != slug:
         abort(404)
+    if action != "enable" and not confirmed():
+        verb = "Disable" if action == "disable" else "Reset"
+        return confirmation_page(
+            title=f"{verb} portal user {user.email}?",
+            consequence=consequences.portal_user_action(user, action),
+            button=f"{verb} {user.email}",
+            back=url_for("admin.customer_page", slug=slug),
+        )
     try:
         if action == "link":
             invitation = portal_users.reset(
@@ -248,7 +285,9 @@ def add_contract(slug: str) -> ResponseReturnValue:
             product=product,
         )
     except DomainError as exc:
-        return _customer(slug, error=exc.message, status=400)
+        kept = {f"contract_{k}": request.form.get(k, "") for k in ("kind", "product")}
+        kept |= {k: request.form.get(k, "") for k in ("starts_on", "ends_on")}
+        return _customer(slug, error=field_error(exc.message, LABELS), status=400, values=kept)
     flash("Contract added.")
     return redirect(url_for("admin.customer_page", slug=slug), code=303)
 
@@ -275,6 +314,13 @@ def renew_contract(slug: str, contract_id: int) -> ResponseReturnValue:
     contract = session.get(Contract, contract_id)
     if contract is None or contract.customer.slug != slug:
         abort(404)
+    if not confirmed():
+        return confirmation_page(
+            title="Renew this contract for one year?",
+            consequence=consequences.renew(contract, customer_service.renewal_period(contract)),
+            button="Renew 1 year",
+            back=url_for("admin.customer_page", slug=slug),
+        )
     renewed = customer_service.renew_contract(session, contract, actor=current_user.email)
     flash(f"Renewed: {renewed.kind} from {renewed.starts_on} to {renewed.ends_on}.")
     return redirect(url_for("admin.customer_page", slug=slug), code=303)

@@ -16,8 +16,10 @@ from server.domain.errors import DomainError
 from server.domain.patches import patch_lines
 from server.domain.vocabulary import Role
 from server.web import db_session, services
+from server.web.admin import consequences
 from server.web.admin.blueprint import blueprint
 from server.web.auth import requires
+from server.web.confirm import confirmation_page, confirmed
 from server.web.converters import small_int
 
 
@@ -37,6 +39,7 @@ def release(product: str, version: str) -> ResponseReturnValue:
         downloads=activity.downloads,
         failure_rate=activity.failure_rate,
         manifest=manifest,
+        consequences=consequences,
         patches=patch_lines(session, found),
     )
 
@@ -56,6 +59,14 @@ def publish_draft(product: str, version: str) -> ResponseReturnValue:
 def yank(product: str, version: str) -> ResponseReturnValue:
     session = db_session()
     found = release_service.find_release(session, product, version)
+    if not confirmed():
+        return confirmation_page(
+            title=f"Yank {product} {found.version}?",
+            consequence=consequences.yank(found),
+            button=f"Yank {product} {found.version}",
+            back=url_for("admin.release", product=product, version=found.version),
+            keep={k: request.form.get(k, "") for k in ("reason", "recommended")},
+        )
     try:
         release_service.yank(
             session,
@@ -77,6 +88,14 @@ def rollout(product: str, version: str) -> ResponseReturnValue:
     session = db_session()
     found = release_service.find_release(session, product, version)
     percent = small_int(request.form.get("percent"))
+    if percent == 0 and found.rollout_percent != 0 and not confirmed():
+        return confirmation_page(
+            title=f"Halt the rollout of {product} {found.version}?",
+            consequence=consequences.halt(found),
+            button="Halt the rollout",
+            back=url_for("admin.release", product=product, version=found.version),
+            keep={"percent": "0"},
+        )
     try:
         release_service.set_rollout(
             session, found, -1 if percent is None else percent, actor=current_user.email

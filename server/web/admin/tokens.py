@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from flask import flash, redirect, render_template, request, url_for
+from flask import abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 
 from server.domain import api_tokens
 from server.domain.errors import DomainError
+from server.domain.models import ApiToken
 from server.domain.vocabulary import Role
 from server.web import db_session
+from server.web.admin import consequences
 from server.web.admin.blueprint import blueprint
 from server.web.auth import requires
+from server.web.confirm import confirmation_page, confirmed
 
 
 @blueprint.get("/tokens")
@@ -33,6 +36,7 @@ def _tokens(
         new_secret=new_secret,
         error=error,
         values=values or {"role": Role.PUBLISHER},
+        consequences=consequences,
     ), status
 
 
@@ -53,6 +57,16 @@ def create_token() -> ResponseReturnValue:
 @blueprint.post("/tokens/<id:token_id>/revoke")
 @requires(Role.ADMIN)
 def revoke_token(token_id: int) -> ResponseReturnValue:
+    if not confirmed():
+        token = db_session().get(ApiToken, token_id)
+        if token is None:
+            abort(404)
+        return confirmation_page(
+            title=f"Revoke token {token.name}?",
+            consequence=consequences.revoke_token(token),
+            button=f"Revoke {token.name}",
+            back=url_for("admin.tokens_page"),
+        )
     revoked = api_tokens.revoke_token(db_session(), token_id, actor=current_user.email)
     flash(f"Token {revoked.name} ({revoked.token_prefix}…) is revoked; CI using it is refused now.")
     return redirect(url_for("admin.tokens_page"), code=303)

@@ -12,8 +12,9 @@ from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 from wtforms import ValidationError
 
 from server.domain import products as product_service
-from server.domain import publishing
+from server.domain import publishing, upload_check
 from server.domain.errors import DomainError, StorageUnavailableError
+from server.domain.releases import MAX_VERSION_LENGTH
 from server.domain.vocabulary import DEFAULT_CHANNEL, Role
 from server.storage.base import SizeLimitError, StorageError
 from server.web import db_session, services
@@ -21,6 +22,7 @@ from server.web.admin.blueprint import blueprint
 from server.web.auth import csrf, requires
 from server.web.converters import small_int
 from server.web.errors import RETRY_AFTER_SECONDS
+from server.web.readable import size
 from server.web.uploads import MAX_FILE_PARTS, parse_streamed
 
 
@@ -38,7 +40,9 @@ def upload() -> ResponseReturnValue:
     try:
         upload = parse_streamed(request, svc.store, svc.settings.max_upload_bytes)
     except (SizeLimitError, RequestEntityTooLarge):
-        return _form_error(products, {}, {"files": "A file is larger than the upload limit."}, 413)
+        limit = size(svc.settings.max_upload_bytes)
+        message = f"A file is larger than the upload limit: at most {limit} per file."
+        return _form_error(products, {}, {"files": message}, 413)
     except StorageError as exc:
         return _storage_error(products, {}, exc)
     except BadRequest as exc:
@@ -54,10 +58,10 @@ def upload() -> ResponseReturnValue:
             "channel",
             "notes",
             "min_from",
-            "customers",
             "draft",
         )
     }
+    values["customers"] = _customers_text(upload.form)
     try:
         validate_csrf(upload.form.get("csrf_token"))
     except (ValidationError, CSRFError):
@@ -76,6 +80,10 @@ def upload() -> ResponseReturnValue:
             )
         else:
             upload.writer_for(storage).abort()
+    errors = _problems(upload.form, values, {f: (platforms.get(f, ""), None) for f in chosen})
+    if errors:  # every field's problem at once, the input kept
+        upload.abort()
+        return _form_error(products, values, errors, 400, list(platforms.values()))
     problem = _file_rows_problem(platforms, chosen)
     if problem:
         upload.abort()
@@ -123,6 +131,54 @@ def upload() -> ResponseReturnValue:
     return redirect(target, code=303)
 
 
+@blueprint.post("/releases/new/check")
+@requires(Role.PUBLISHER)
+def upload_preflight() -> ResponseReturnValue:
+    """The form's details checked before any file byte is sent (the page's script asks):
+    ``{"errors": {field: message}}``, 422 when there is any. The file fields are not sent;
+    ``chosen`` names each chosen file field and ``size.<field>`` its size in bytes."""
+    form = request.form
+    platforms = _file_platforms(form)
+    files = {
+        name: (platforms.get(name, ""), _byte_count(form.get(f"size.{name}", "")))
+        for name in form.getlist("chosen")
+    }
+    values = {k: form.get(k, "") for k in ("product", "version", "kind", "severity", "channel")}
+    values |= {"min_from": form.get("min_from", ""), "customers": _customers_text(form)}
+    errors = _problems(form, values, files)
+    return jsonify(errors=errors), 422 if errors else 200
+
+
+def _byte_count(text: str) -> int | None:
+    """A file size the script sent (None when absent or not a plain count of bytes)."""
+    return int(text) if text.isdigit() and len(text) <= 18 else None
+
+
+def _customers_text(form: MultiDict[str, str]) -> str:
+    """The customized-build customers: picked in a list, or typed as slugs with commas."""
+    slugs = [s.strip() for value in form.getlist("customers") for s in value.split(",")]
+    return ", ".join(s for s in slugs if s)
+
+
+def _problems(
+    form: MultiDict[str, str], values: dict[str, str], files: dict[str, tuple[str, int | None]]
+) -> dict[str, str]:
+    limit = services().settings.max_upload_bytes
+    return upload_check.problems(
+        db_session(),
+        product=values["product"],
+        version=values["version"],
+        kind=values["kind"],
+        severity=values["severity"],
+        channel=values["channel"].strip() or DEFAULT_CHANNEL,
+        min_from=values["min_from"],
+        customers=[c.strip() for c in values["customers"].split(",") if c.strip()],
+        files=files,
+        max_size=limit,
+        limit_text=size(limit),
+    )
+
+
 def _file_platforms(form: MultiDict[str, str]) -> dict[str, str]:
     """Each file row's platform, by its file field (``platform.artifact-2`` → ``artifact-2``)."""
     return {
@@ -156,8 +212,17 @@ def _upload_page(
         }
         for n, platform in enumerate(platforms or ["linux-x86_64"], start=1)
     ]
+    limit = services().settings.max_upload_bytes
     return render_template(
-        "admin/upload.html", products=products, values=values, errors=errors, file_rows=rows
+        "admin/upload.html",
+        products=products,
+        values=values,
+        errors=errors,
+        file_rows=rows,
+        choices=upload_check.choices(db_session(), DEFAULT_CHANNEL),
+        chosen_customers={c.strip() for c in values.get("customers", "").split(",")},
+        limit=size(limit),
+        max_version_length=MAX_VERSION_LENGTH,
     )
 
 

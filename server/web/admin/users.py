@@ -14,8 +14,10 @@ from server.domain.errors import DomainError
 from server.domain.models import utcnow
 from server.domain.vocabulary import Role, values
 from server.web import db_session, services
+from server.web.admin import consequences
 from server.web.admin.blueprint import blueprint
 from server.web.auth import requires, sign_in
+from server.web.confirm import confirmation_page, confirmed
 from server.web.errors import status_for
 from server.web.ratelimit import Per, rate_limited
 
@@ -45,6 +47,7 @@ def _users(
         else None,
         error=error,
         values=values_ or {"role": Role.VIEWER},
+        consequences=consequences,
     ), status
 
 
@@ -90,6 +93,13 @@ def user_action(user_id: int, action: str) -> ResponseReturnValue:
     actor = current_user.email
     user = users.get_user(session, user_id)  # NotFoundError: a 404 page
     email = user.email
+    if action != "enable" and not confirmed():
+        return confirmation_page(
+            title=f"{action.capitalize()} {email}?",
+            consequence=consequences.user_action(user, action),
+            button=f"{action.capitalize()} {email}",
+            back=url_for("admin.users_page"),
+        )
     try:
         if action == "reset":
             secret_key = services().settings.secret_key

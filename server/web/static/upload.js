@@ -25,8 +25,62 @@
   }
   const bar = document.getElementById("progress");
   const text = document.getElementById("progress-text");
+  // Pre-flight: the details are checked by the server before any file byte is sent (a
+  // duplicate version is refused in a moment, not after 200 MB). Every problem is shown beside
+  // its field at once; this page stays, so the chosen files stay chosen.
+  const preflightUrl = (form.action || window.location.pathname).replace(/\/?(\?.*)?$/, "") + "/check";
+  const anchors = { files: "platform-hint", platform: "platform-hint" };
+  function clearErrors() {
+    form.querySelectorAll(".error").forEach(function (p) { p.remove(); });
+    form.querySelectorAll("[aria-invalid]").forEach(function (el) {
+      el.removeAttribute("aria-invalid");
+      const ids = (el.getAttribute("aria-describedby") || "").split(" ").filter(function (id) { return id && !/-error$/.test(id); });
+      if (ids.length) el.setAttribute("aria-describedby", ids.join(" ")); else el.removeAttribute("aria-describedby");
+    });
+  }
+  function showErrors(errors) {
+    clearErrors();
+    Object.keys(errors).forEach(function (field) {
+      const p = document.createElement("p");
+      p.className = "error"; p.id = field + "-error"; p.setAttribute("role", "alert");
+      p.textContent = errors[field];
+      const input = document.getElementById(field);
+      const anchor = document.getElementById(anchors[field] || field) || form.firstElementChild;
+      anchor.parentNode.insertBefore(p, anchor.nextSibling);
+      if (input && input !== anchor.parentNode) {
+        input.setAttribute("aria-invalid", "true");
+        input.setAttribute("aria-describedby", ((input.getAttribute("aria-describedby") || "") + " " + p.id).trim());
+      }
+    });
+    // The first marked field in the form's order (the answer's keys are sorted by name).
+    const first = form.querySelector("[aria-invalid=true]");
+    text.textContent = "Nothing was sent: correct what is marked and upload again.";
+    if (first) first.focus();
+  }
+  function details() {
+    const data = new FormData(form);
+    form.querySelectorAll("input[type=file]").forEach(function (input) {
+      data.delete(input.name);
+      if (input.files.length) {
+        data.append("chosen", input.name);
+        data.append("size." + input.name, String(input.files[0].size));
+      }
+    });
+    return data;
+  }
   form.addEventListener("submit", function (event) {
     event.preventDefault();
+    text.textContent = "Checking the details…";
+    fetch(preflightUrl, { method: "POST", body: details(), credentials: "same-origin", headers: { "X-Requested-With": "XMLHttpRequest" } })
+      .then(function (response) {
+        if (response.status === 422) return response.json().then(function (body) { showErrors(body.errors); });
+        if (!response.ok) { text.textContent = "The details could not be checked (" + response.status + "); reload the page and try again."; return; }
+        clearErrors();
+        send();
+      })
+      .catch(function () { text.textContent = "The server could not be reached; nothing was sent."; });
+  });
+  function send() {
     const xhr = new XMLHttpRequest();
     xhr.open("POST", form.action || window.location.href);
     xhr.setRequestHeader("X-Requested-With", "XMLHttpRequest");
@@ -50,5 +104,5 @@
     xhr.addEventListener("error", function () { text.textContent = "The upload failed; nothing was published."; });
     text.textContent = "Uploading…";
     xhr.send(new FormData(form));
-  });
+  }
 })();
