@@ -93,7 +93,9 @@ def create_app(
     app.register_blueprint(api.blueprint)
     app.register_blueprint(updates.blueprint)
 
-    from server.web import admin, auth, notes
+    from server.web import admin, admin_api, auth, notes
+
+    app.register_blueprint(admin_api.blueprint)
 
     app.add_template_filter(notes.render, "markdown")
     app.add_template_test(is_web_url, "web_url")  # hrefs from settings are http(s) or absent
@@ -107,6 +109,7 @@ def create_app(
 
     auth.init_app(app)
     auth.csrf.exempt(api.blueprint)  # bearer tokens and license keys, not cookies
+    auth.csrf.exempt(admin_api.blueprint)
     auth.csrf.exempt(updates.blueprint)
     auth.csrf.exempt(health.blueprint)
     app.register_blueprint(admin.blueprint, url_prefix="/admin")

@@ -75,6 +75,24 @@ def add_contract(
     note: str = "",
 ) -> Contract:
     """Record a maintenance or customization contract covering whole days, ends inclusive."""
+    return _add_contract(
+        session, customer, kind, starts_on, ends_on, actor=actor, product=product, note=note
+    )
+
+
+def _add_contract(
+    session: Session,
+    customer: Customer,
+    kind: str,
+    starts_on: date,
+    ends_on: date,
+    *,
+    actor: str,
+    product: Product | None,
+    note: str,
+    action: str = "contract.add",
+    **details: object,
+) -> Contract:
     contract_kind = parse(ContractKind, "kind", kind)
     if ends_on < starts_on:
         raise InvalidInputError("ends_on", "must not be before starts_on")
@@ -90,23 +108,25 @@ def add_contract(
     audit.record(
         session,
         actor,
-        "contract.add",
+        action,
         customer.slug,
         kind=contract_kind,
         product=product.slug if product else "all",
         starts_on=starts_on.isoformat(),
         ends_on=ends_on.isoformat(),
+        **details,
     )
     session.commit()
     return contract
 
 
 def renew_contract(session: Session, contract: Contract, years: int = 1, *, actor: str) -> Contract:
-    """Renew in one step: a new contract from the day after the old one ends (or today if lapsed)."""
+    """Renew in one step: a new contract from the day after the old one ends (or today if
+    lapsed), audited as ``contract.renew``."""
     today = utcnow().date()
     start = max(contract.ends_on + timedelta(days=1), today)
     end = _add_years(start, years) - timedelta(days=1)
-    return add_contract(
+    return _add_contract(
         session,
         contract.customer,
         contract.kind,
@@ -115,6 +135,8 @@ def renew_contract(session: Session, contract: Contract, years: int = 1, *, acto
         actor=actor,
         product=contract.product,
         note=f"renewal of contract {contract.id}",
+        action="contract.renew",
+        renews=contract.id,
     )
 
 
@@ -221,3 +243,114 @@ def license_usage(session: Session, customer: Customer) -> list[tuple[License, i
     """The customer's licenses, each with how many installations use it (one query)."""
     counts = installation_counts(session, customer)
     return [(lic, counts.get(lic.id, 0)) for lic in customer.licenses]
+
+
+def contacts(customer: Customer) -> list[str]:
+    """The addresses to write to about ``customer`` (branch ``manage`` replaces this with the
+    customer's list of contact e-mails)."""
+    return [customer.email] if customer.email else []
+
+
+def update_customer(
+    session: Session,
+    customer: Customer,
+    *,
+    name: str | None = None,
+    email: str | None = None,
+    language: str | None = None,
+    actor: str,
+) -> Customer:
+    """Change a customer's name, e-mail or language (None leaves one as it is; an empty e-mail
+    removes it); one audit event names what changed."""
+    changes: dict[str, str] = {}
+    if name is not None:
+        name = name.strip()
+        if not name or len(name) > 200:
+            raise InvalidInputError("name", "must be 1 to 200 characters")
+        if name != customer.name:
+            changes["name"] = name
+    if email is not None:
+        email = email.strip()
+        if email and (len(email) > 320 or "@" not in email or any(c.isspace() for c in email)):
+            raise InvalidInputError("email", f"{email[:80]!r} is not an e-mail address")
+        if (email or None) != customer.email:
+            changes["email"] = email
+    if language is not None:
+        if language and language not in LANGUAGES:
+            raise InvalidInputError("language", f"must be one of {', '.join(LANGUAGES)}")
+        if language != customer.language:
+            changes["language"] = language or "auto"
+    if changes:
+        if "name" in changes:
+            customer.name = changes["name"]
+        if "email" in changes:
+            customer.email = changes["email"] or None
+        if language is not None and "language" in changes:
+            customer.language = language
+        audit.record(session, actor, "customer.update", customer.slug, **changes)
+        session.commit()
+    return customer
+
+
+def get_contract(session: Session, contract_id: int) -> Contract:
+    contract = session.get(Contract, contract_id)
+    if contract is None:
+        raise NotFoundError(f"no contract {contract_id}")
+    return contract
+
+
+def end_contract(
+    session: Session, contract: Contract, ends_on: date | None = None, *, actor: str
+) -> Contract:
+    """End a contract early: its last covered day becomes ``ends_on`` (today by default), a day
+    between its first day and its current end."""
+    last_day = ends_on or utcnow().date()
+    if last_day > contract.ends_on:
+        raise InvalidInputError(
+            "ends_on", f"must not be after the contract's end ({contract.ends_on.isoformat()})"
+        )
+    if last_day < contract.starts_on:
+        raise InvalidInputError(
+            "ends_on", f"must not be before the contract starts ({contract.starts_on})"
+        )
+    if last_day != contract.ends_on:
+        previous = contract.ends_on
+        contract.ends_on = last_day
+        audit.record(
+            session,
+            actor,
+            "contract.end",
+            contract.customer.slug,
+            contract=contract.id,
+            ends_on=last_day.isoformat(),
+            was=previous.isoformat(),
+        )
+        session.commit()
+    return contract
+
+
+def get_license(session: Session, license_id: int) -> License:
+    lic = session.get(License, license_id)
+    if lic is None:
+        raise NotFoundError(f"no license {license_id}")
+    return lic
+
+
+def set_license_cap(
+    session: Session, lic: License, max_installations: int | None, *, actor: str
+) -> License:
+    """How many installations may use ``lic`` (None: no limit). Installations over a lowered
+    cap are not removed; new ones are refused."""
+    if max_installations is not None and max_installations < 1:
+        raise InvalidInputError("max_installations", "must be at least 1 (or null for no limit)")
+    if lic.max_installations != max_installations:
+        lic.max_installations = max_installations
+        audit.record(
+            session,
+            actor,
+            "license.cap",
+            f"{lic.customer.slug}/{lic.key_prefix}",
+            max_installations=max_installations,
+        )
+        session.commit()
+    return lic

@@ -29,6 +29,7 @@ from server.domain.errors import (
     StorageUnavailableError,
     WrongProductError,
 )
+from server.domain.idempotency import KeyReusedError
 from server.storage.base import StorageError
 from server.web.redaction import redact
 
@@ -52,6 +53,7 @@ STATUS_BY_ERROR: dict[type[DomainError], int] = {
     SignInRefusedError: 401,
     InvitationInvalidError: 400,
     InvitationExpiredError: 410,
+    KeyReusedError: 422,
 }
 
 HTTP_CODES = {
@@ -62,8 +64,10 @@ HTTP_CODES = {
     405: "method_not_allowed",
     409: "conflict",
     410: "gone",
+    412: "precondition_failed",
     413: "too_large",
     415: "unsupported_media_type",
+    422: "unprocessable",
     429: "rate_limited",
     503: "unavailable",
 }
