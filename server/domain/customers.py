@@ -191,8 +191,8 @@ def find_license(session: Session, key_or_prefix: str) -> License:
         return matches[0]
     if len(matches) > 1:
         raise ConflictError(f"{key_or_prefix!r} names several licenses; give the full key or id")
-    if key_or_prefix.isdigit():
-        by_id = session.get(License, int(key_or_prefix))
+    if key_or_prefix.isascii() and key_or_prefix.isdigit() and len(key_or_prefix) <= 10:
+        by_id = session.get(License, int(key_or_prefix)) if int(key_or_prefix) < 2**31 else None
         if by_id is not None:
             return by_id
     raise NotFoundError(f"no license {key_or_prefix!r}")
