@@ -292,6 +292,28 @@ def update_customer(
     return customer
 
 
+def hold(session: Session, customer: Customer) -> None:
+    """Hold ``customer``'s row until the transaction ends (``FOR UPDATE`` on PostgreSQL) and
+    re-read what was loaded, so that a check of the current version (``If-Match``) and the change
+    it guards see the latest state of the customer, their contracts and licenses: two changes to
+    one customer run one after the other, and the second sees the first."""
+    session.expire_all()
+    session.refresh(customer, with_for_update=True)
+
+
+def renewed_by(contract: Contract) -> Contract | None:
+    """The contract that continues ``contract``: the first of the same customer, kind and
+    product that starts after it ends (what :func:`renew_contract` makes), if any."""
+    later = [
+        c
+        for c in contract.customer.contracts
+        if c.kind == contract.kind
+        and c.product_id == contract.product_id
+        and c.starts_on > contract.ends_on
+    ]
+    return min(later, key=lambda c: (c.starts_on, c.id)) if later else None
+
+
 def get_contract(session: Session, contract_id: int) -> Contract:
     contract = session.get(Contract, contract_id)
     if contract is None:

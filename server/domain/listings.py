@@ -117,7 +117,8 @@ def contracts(
 ) -> Page[Contract]:
     """Contracts by id, filtered by customer, product, kind and end date (inclusive bounds)."""
     query = select(Contract).options(
-        selectinload(Contract.customer), selectinload(Contract.product)
+        selectinload(Contract.customer).selectinload(Customer.contracts),
+        selectinload(Contract.product),
     )
     if customer:
         query = query.where(Contract.customer.has(Customer.slug == customer))

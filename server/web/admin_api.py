@@ -293,6 +293,9 @@ def contract_json(contract: Contract) -> dict[str, Any]:
         "ends_on": contract.ends_on.isoformat(),
         "note": contract.note,
         "created_at": _iso(contract.created_at),
+        "renewed_by": successor.id
+        if (successor := customer_service.renewed_by(contract)) is not None
+        else None,
     }
 
 
@@ -446,6 +449,7 @@ def update_customer(slug: str) -> Response:
     session = db_session()
     customer = customer_service.get_customer(session, slug)
     body = _body()
+    customer_service.hold(session, customer)
     _check_if_match(customer_stored(customer))
     customer_service.update_customer(
         session,
@@ -514,6 +518,7 @@ def renew_contract(contract_id: int) -> Response:
     years = _whole(body, "years", 1)
     if not 1 <= years <= 10:
         raise InvalidInputError("years", "must be from 1 to 10")
+    customer_service.hold(session, contract.customer)
     _check_if_match(contract_json(contract))
     renewal = customer_service.renew_contract(session, contract, years, actor=_actor())
     return _contract_response(renewal, 201)
@@ -525,6 +530,7 @@ def end_contract(contract_id: int) -> Response:
     contract = customer_service.get_contract(session, contract_id)
     body = _body()
     ends_on = _day(body.get("ends_on"), "ends_on")
+    customer_service.hold(session, contract.customer)
     _check_if_match(contract_json(contract))
     customer_service.end_contract(session, contract, ends_on, actor=_actor())
     return _contract_response(contract)
@@ -587,6 +593,7 @@ def license_action(license_id: int, action: str) -> Response:
     session = db_session()
     lic = customer_service.get_license(session, license_id)
     _body()
+    customer_service.hold(session, lic.customer)
     _check_if_match(license_json(lic))
     customer_service.set_license_status(
         session, lic, customer_service.LICENSE_ACTIONS[action], actor=_actor()
@@ -603,6 +610,7 @@ def update_license(license_id: int) -> Response:
     if "max_installations" not in body:
         raise InvalidInputError("max_installations", "is required (a number, or null)")
     cap = _whole(body, "max_installations", None, nullable=True)
+    customer_service.hold(session, lic.customer)
     _check_if_match(license_json(lic))
     customer_service.set_license_cap(session, lic, cap, actor=_actor())
     return _license_response(lic)

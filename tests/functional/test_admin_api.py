@@ -15,7 +15,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from server.cli import cli
-from server.domain import api_tokens
+from server.domain import api_tokens, users
 from server.domain.models import ApiToken, AuditEvent, Contract, Customer, License
 from server.services import Services
 from tests.common.factories import make_customer, make_license, make_product, make_release
@@ -615,3 +615,71 @@ def test_a_body_that_is_not_json_is_refused(
     )
     assert broken.status_code == 400 and broken.get_json()["error"]["field"] == "body"
     assert state(services) == before
+
+
+def test_two_renewals_from_one_read_renew_once(
+    client: FlaskClient, services: Services, product: str, writer: str
+) -> None:
+    """Two clerks (or a webhook with no Idempotency-Key, retried) renew from the same read:
+    the first renews, the second is told the contract changed — it has been renewed since."""
+    make_customer(services, "initech", ("maintenance", TODAY, TODAY + timedelta(days=30)))
+    with services.db.sessions() as s:
+        contract_id = s.scalars(select(Contract.id)).one()
+    read = client.get(f"{API}/contracts/{contract_id}", headers=bearer(writer))
+    assert read.get_json()["renewed_by"] is None
+    guarded = bearer(writer, **{"If-Match": read.headers["ETag"]})
+    first = client.post(f"{API}/contracts/{contract_id}/renew", headers=guarded)
+    assert first.status_code == 201
+    before = state(services)
+    second = client.post(f"{API}/contracts/{contract_id}/renew", headers=guarded)
+    assert second.status_code == 412
+    assert state(services) == before
+    again = client.get(f"{API}/contracts/{contract_id}", headers=bearer(writer)).get_json()
+    assert again["renewed_by"] == first.get_json()["id"]
+
+
+def test_the_tokens_page_makes_scoped_expiring_tokens(
+    client: FlaskClient, services: Services, product: str
+) -> None:
+    import re
+
+    from tests.functional.test_admin_web import sign_in, token
+
+    with services.db.sessions() as s:
+        users.add_user(s, "admin@example.com", "correct horse battery", role="admin", actor="t")
+    assert sign_in(client, "admin@example.com", "correct horse battery").status_code == 303
+    csrf = token(client, "/admin/tokens")
+    page = client.get("/admin/tokens").get_data(as_text=True)
+    assert 'value="customers:write"' in page and 'name="expires_in"' in page
+    none_ticked = client.post(
+        "/admin/tokens", data={"csrf_token": csrf, "name": "crm", "expires_in": "90d"}
+    )
+    assert none_ticked.status_code == 400
+    assert "choose at least one scope" in none_ticked.get_data(as_text=True)
+    made = client.post(
+        "/admin/tokens",
+        data={
+            "csrf_token": csrf,
+            "name": "crm",
+            "scopes": ["customers:write", "read"],
+            "expires_in": "90d",
+        },
+    )
+    assert made.status_code == 200
+    secret = re.search(r'<pre id="new-token">(vgt_[^<]+)</pre>', made.get_data(as_text=True))
+    assert secret
+    with services.db.sessions() as s:
+        token = s.scalars(select(ApiToken)).one()
+        assert token.scopes == ["customers:write", "read"]
+        assert token.expires_at is not None
+        assert timedelta(days=89) < token.expires_at - datetime.now(UTC) <= timedelta(days=90)
+    listing = client.get("/admin/tokens").get_data(as_text=True)
+    row = listing.split("<td>crm</td>", 1)[1].split("</tr>", 1)[0]
+    assert "customers:write" in row and "read" in row and "active" in row
+    twice = client.post(
+        "/admin/tokens", data={"csrf_token": csrf, "name": "crm", "scopes": ["read"]}
+    )
+    assert twice.status_code == 400
+    assert "already" in twice.get_data(as_text=True)
+    api = client.application.test_client()
+    assert api.get(f"{API}/customers", headers=bearer(secret.group(1))).status_code == 200
