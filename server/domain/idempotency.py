@@ -59,11 +59,8 @@ def reserve(
         KeyInProgressError: the first request with this key has not finished.
     """
     check_key(key)
-    session.execute(
-        delete(IdempotencyKey).where(
-            IdempotencyKey.token_id == token_id, IdempotencyKey.created_at < now - KEEP_FOR
-        )
-    )
+    # Old keys go as new ones come (every token's: one indexed range delete).
+    session.execute(delete(IdempotencyKey).where(IdempotencyKey.created_at < now - KEEP_FOR))
     existing = session.scalar(
         select(IdempotencyKey).where(IdempotencyKey.token_id == token_id, IdempotencyKey.key == key)
     )
