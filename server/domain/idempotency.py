@@ -5,14 +5,20 @@ answer again instead of a second renewal.
 The key is reserved (committed) before the request runs, so two copies sent at once cannot both
 run: the second finds the reservation and is told the first is in progress. The answer is stored
 once the request is done; an answer of 5xx is not kept, so the client may retry.
+
+Stored answers are encrypted with a key derived from the instance's secret key: the answer to
+issuing a license holds the license key, which the database otherwise never holds in clear.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -41,6 +47,11 @@ class Stored:
     headers: dict[str, Any]
 
 
+def _box(secret_key: str) -> Fernet:
+    digest = hashlib.sha256(f"vigor.idempotency.v1:{secret_key}".encode()).digest()
+    return Fernet(base64.urlsafe_b64encode(digest))
+
+
 def check_key(key: str) -> str:
     if not key or len(key) > MAX_KEY_LENGTH or not key.isascii() or not key.isprintable():
         raise InvalidInputError(
@@ -50,7 +61,7 @@ def check_key(key: str) -> str:
 
 
 def reserve(
-    session: Session, token_id: int, key: str, fingerprint: str, now: datetime
+    session: Session, token_id: int, key: str, fingerprint: str, now: datetime, *, secret_key: str
 ) -> Stored | int:
     """The stored answer to replay, or the id of a new reservation (committed) to complete.
 
@@ -82,11 +93,23 @@ def reserve(
         )
     if existing.status is None or existing.body is None:
         raise KeyInProgressError("a request with this Idempotency-Key is in progress; retry later")
-    return Stored(existing.status, existing.body, dict(existing.headers))
+    try:
+        body = _box(secret_key).decrypt(existing.body.encode()).decode()
+    except InvalidToken:  # the instance's secret key changed since: the answer cannot be read
+        raise KeyInProgressError(
+            "the answer stored for this Idempotency-Key cannot be read; use a new key"
+        ) from None
+    return Stored(existing.status, body, dict(existing.headers))
 
 
 def complete(
-    session: Session, reservation: int, status: int, body: str, headers: dict[str, str]
+    session: Session,
+    reservation: int,
+    status: int,
+    body: str,
+    headers: dict[str, str],
+    *,
+    secret_key: str,
 ) -> None:
     """Store the answer to replay (a 5xx answer frees the key instead: the retry runs)."""
     session.rollback()  # whatever the failed request left (its change was committed or not)
@@ -96,7 +119,8 @@ def complete(
     if status >= 500:
         session.delete(row)
     else:
-        row.status, row.body, row.headers = status, body, headers
+        row.status, row.headers = status, headers
+        row.body = _box(secret_key).encrypt(body.encode()).decode()
     session.commit()
 
 

@@ -199,7 +199,14 @@ def _replay_or_reserve() -> ResponseReturnValue | None:
             ]
         )
     ).hexdigest()
-    found = idempotency.reserve(db_session(), token.id, key, fingerprint, utcnow())
+    found = idempotency.reserve(
+        db_session(),
+        token.id,
+        key,
+        fingerprint,
+        utcnow(),
+        secret_key=services().settings.secret_key,
+    )
     if isinstance(found, idempotency.Stored):
         response = Response(found.body, status=found.status, mimetype="application/json")
         for name, value in found.headers.items():
@@ -216,7 +223,12 @@ def _store_answer(response: Response) -> Response:
     if reservation is not None:
         kept = {k: v for k, v in response.headers.items() if k in {"ETag", "Location"}}
         idempotency.complete(
-            db_session(), reservation, response.status_code, response.get_data(as_text=True), kept
+            db_session(),
+            reservation,
+            response.status_code,
+            response.get_data(as_text=True),
+            kept,
+            secret_key=services().settings.secret_key,
         )
     return response
 

@@ -194,14 +194,19 @@ def test_a_customer_a_contract_and_a_license_over_the_api(
         headers=bearer(writer),
     )
     assert contract.status_code == 201, contract.get_json()
-    issued = client.post(
-        f"{API}/licenses",
-        json={"customer": "initech", "product": "acme-erp", "max_installations": 5},
-        headers=bearer(writer),
-    )
+    issue = {"customer": "initech", "product": "acme-erp", "max_installations": 5}
+    once = bearer(writer, **{"Idempotency-Key": "crm-deal-8812"})
+    issued = client.post(f"{API}/licenses", json=issue, headers=once)
     assert issued.status_code == 201
     lic = issued.get_json()
     key = lic["key"]
+    # A lost answer is replayed, key included; the key is nowhere in the database in clear.
+    assert client.post(f"{API}/licenses", json=issue, headers=once).get_json() == lic
+    from server.domain.models import IdempotencyKey
+
+    with services.db.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(License)) == 1
+        assert all(key not in (body or "") for body in s.scalars(select(IdempotencyKey.body)))
     assert key.startswith("vgl_") and key.startswith(lic["key_prefix"])
     shown = client.get(f"{API}/licenses/{lic['id']}", headers=bearer(writer)).get_json()
     assert "key" not in shown and shown["max_installations"] == 5
@@ -267,6 +272,11 @@ def test_renewing_twice_with_one_idempotency_key_renews_once(
     assert second.get_json() == first.get_json()
     assert second.headers["Idempotent-Replayed"] == "true"
     assert second.headers["ETag"] == first.headers["ETag"]
+    from server.domain.models import IdempotencyKey
+
+    with services.db.sessions() as s:
+        stored = s.scalars(select(IdempotencyKey.body)).one()
+        assert stored and first.get_json()["ends_on"] not in stored  # encrypted at rest
     assert state(services) == after_first
     renewal = first.get_json()
     assert renewal["starts_on"] == (ends + timedelta(days=1)).isoformat()
