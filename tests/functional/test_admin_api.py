@@ -693,3 +693,21 @@ def test_the_tokens_page_makes_scoped_expiring_tokens(
     assert "already" in twice.get_data(as_text=True)
     api = client.application.test_client()
     assert api.get(f"{API}/customers", headers=bearer(secret.group(1))).status_code == 200
+
+
+def test_every_admin_route_is_documented_with_the_scope_its_view_checks(app: Flask) -> None:
+    import re
+
+    document = app.test_client().get("/api/v1/openapi.json").get_json()
+    checked = 0
+    for rule in app.url_map.iter_rules():
+        if not rule.rule.startswith(API + "/"):
+            continue
+        path = re.sub(r"<(?:[^:>]+:)?([^>]+)>", r"{\1}", re.sub(r"\([^)]*\)", "", rule.rule))
+        view = app.view_functions[rule.endpoint]
+        for method in (rule.methods or set()) - {"HEAD", "OPTIONS"}:
+            operation = document["paths"][path][method.lower()]
+            assert operation["x-scope"] == view.required_scope, (method, path)
+            assert operation["security"] == [{"bearer": [view.required_scope]}]
+            checked += 1
+    assert checked >= 26
