@@ -429,6 +429,7 @@ def _paths() -> dict[str, Any]:
 
 # --- the admin API v1 (server/web/admin_api.py, docs/admin-api.md) -----------------------------
 
+MAX_ID = 2**31 - 1  # a database id (server/web/converters.py): above it, no route matches
 DATE = {"type": "string", "format": "date"}
 NULLABLE_DATE = {"type": ["string", "null"], "format": "date"}
 NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
@@ -586,7 +587,9 @@ def _path(name: str, **schema: Any) -> dict[str, Any]:
 
 
 PAGING = [
-    _query("limit", "page size (default 50, at most 200)", type="integer", minimum=1),
+    _query(
+        "limit", "page size (default 50, at most 200)", type="integer", minimum=1, maximum=MAX_ID
+    ),
     _query("cursor", "the `next` of the previous page"),
 ]
 IDEMPOTENCY_KEY = {
@@ -792,7 +795,7 @@ def admin_paths() -> dict[str, Any]:
                 read,
                 "A contract",
                 ("200", _ref("Contract"), "The contract"),
-                parameters=[_path("contract_id", type="integer", minimum=1)],
+                parameters=[_path("contract_id", type="integer", minimum=1, maximum=MAX_ID)],
                 errors=not_found,
                 etag=True,
             )
@@ -802,7 +805,10 @@ def admin_paths() -> dict[str, Any]:
                 write,
                 "Renew in one call: a new contract from the day after this one ends (or today)",
                 ("201", _ref("Contract"), "The new contract"),
-                parameters=[_path("contract_id", type="integer", minimum=1), *change],
+                parameters=[
+                    _path("contract_id", type="integer", minimum=1, maximum=MAX_ID),
+                    *change,
+                ],
                 body=_object(years={"type": "integer", "minimum": 1, "maximum": 10, "default": 1}),
                 errors=WRITE_ERRORS,
                 etag=True,
@@ -813,7 +819,10 @@ def admin_paths() -> dict[str, Any]:
                 write,
                 "End a contract early (its last covered day; today by default)",
                 ("200", _ref("Contract"), "Ended"),
-                parameters=[_path("contract_id", type="integer", minimum=1), *change],
+                parameters=[
+                    _path("contract_id", type="integer", minimum=1, maximum=MAX_ID),
+                    *change,
+                ],
                 body=_object(ends_on=DATE),
                 errors=WRITE_ERRORS,
                 etag=True,
@@ -865,7 +874,7 @@ def admin_paths() -> dict[str, Any]:
                 read,
                 "A license",
                 ("200", _ref("License"), "The license"),
-                parameters=[_path("license_id", type="integer", minimum=1)],
+                parameters=[_path("license_id", type="integer", minimum=1, maximum=MAX_ID)],
                 errors=not_found,
                 etag=True,
             ),
@@ -873,7 +882,10 @@ def admin_paths() -> dict[str, Any]:
                 write,
                 "Set how many installations may use a license (null: no limit)",
                 ("200", _ref("License"), "Changed"),
-                parameters=[_path("license_id", type="integer", minimum=1), IF_MATCH],
+                parameters=[
+                    _path("license_id", type="integer", minimum=1, maximum=MAX_ID),
+                    IF_MATCH,
+                ],
                 body=_object("max_installations", max_installations={"type": ["integer", "null"]}),
                 errors=WRITE_ERRORS,
                 etag=True,
@@ -885,7 +897,7 @@ def admin_paths() -> dict[str, Any]:
                 "Suspend (reversible), reactivate, or revoke (final) a license",
                 ("200", _ref("License"), "Done"),
                 parameters=[
-                    _path("license_id", type="integer", minimum=1),
+                    _path("license_id", type="integer", minimum=1, maximum=MAX_ID),
                     _path("action", type="string", enum=["suspend", "reactivate", "revoke"]),
                     *change,
                 ],
@@ -917,7 +929,7 @@ def admin_paths() -> dict[str, Any]:
                 "Disable (every session ends) or enable a portal user",
                 ("200", _ref("PortalUser"), "Done"),
                 parameters=[
-                    _path("user_id", type="integer", minimum=1),
+                    _path("user_id", type="integer", minimum=1, maximum=MAX_ID),
                     _path("action", type="string", enum=["disable", "enable"]),
                     *post,
                 ],
