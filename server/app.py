@@ -103,7 +103,9 @@ def create_app(
     app.register_blueprint(updates.blueprint)
     app.register_blueprint(webhooks_api.blueprint)
 
-    from server.web import admin, auth, notes, readable
+    from server.web import admin, admin_api, auth, notes, readable
+
+    app.register_blueprint(admin_api.blueprint)
 
     app.add_template_filter(notes.render, "markdown")
     readable.init_app(app)  # size, day, moment, ago, outcome
@@ -118,6 +120,7 @@ def create_app(
 
     auth.init_app(app)
     auth.csrf.exempt(api.blueprint)  # bearer tokens and license keys, not cookies
+    auth.csrf.exempt(admin_api.blueprint)
     auth.csrf.exempt(updates.blueprint)
     auth.csrf.exempt(webhooks_api.blueprint)
     auth.csrf.exempt(health.blueprint)

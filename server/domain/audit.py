@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from server.domain import events
+from server.domain import events as webhook_events
 from server.domain.models import AuditEvent, utcnow
 from server.domain.paging import Page, Window, page_of
 
@@ -21,7 +21,7 @@ def record(
     no change is committed without its event and no event outlives a rolled-back change."""
     event = AuditEvent(at=utcnow(), actor=actor, action=action, target=target, details=details)
     session.add(event)
-    events.from_audit(session, event)
+    webhook_events.from_audit(session, event)
     return event
 
 

@@ -272,8 +272,8 @@ def find_license(session: Session, key_or_prefix: str) -> License:
         return matches[0]
     if len(matches) > 1:
         raise ConflictError(f"{key_or_prefix!r} names several licenses; give the full key or id")
-    if key_or_prefix.isdigit():
-        by_id = session.get(License, int(key_or_prefix))
+    if key_or_prefix.isascii() and key_or_prefix.isdigit() and len(key_or_prefix) <= 10:
+        by_id = session.get(License, int(key_or_prefix)) if int(key_or_prefix) < 2**31 else None
         if by_id is not None:
             return by_id
     raise NotFoundError(f"no license {key_or_prefix!r}")
@@ -341,3 +341,89 @@ def license_usage(session: Session, customer: Customer) -> list[tuple[License, i
 def list_customers(session: Session) -> list[Customer]:
     """Every customer, by name."""
     return list(session.scalars(select(Customer).order_by(Customer.name, Customer.slug)))
+
+
+def hold(session: Session, customer: Customer) -> None:
+    """Hold ``customer``'s row until the transaction ends (``FOR UPDATE`` on PostgreSQL) and
+    re-read what was loaded, so that a check of the current version (``If-Match``) and the change
+    it guards see the latest state of the customer, their contracts and licenses: two changes to
+    one customer run one after the other, and the second sees the first."""
+    session.expire_all()
+    session.refresh(customer, with_for_update=True)
+
+
+def renewed_by(contract: Contract) -> Contract | None:
+    """The contract that continues ``contract``: the first of the same customer, kind and
+    product that starts after it ends (what :func:`renew_contract` makes), if any."""
+    later = [
+        c
+        for c in contract.customer.contracts
+        if c.kind == contract.kind
+        and c.product_id == contract.product_id
+        and c.starts_on > contract.ends_on
+    ]
+    return min(later, key=lambda c: (c.starts_on, c.id)) if later else None
+
+
+def get_contract(session: Session, contract_id: int) -> Contract:
+    contract = session.get(Contract, contract_id)
+    if contract is None:
+        raise NotFoundError(f"no contract {contract_id}")
+    return contract
+
+
+def end_contract(
+    session: Session, contract: Contract, ends_on: date | None = None, *, actor: str
+) -> Contract:
+    """End a contract early: its last covered day becomes ``ends_on`` (today by default), a day
+    between its first day and its current end."""
+    last_day = ends_on or utcnow().date()
+    if last_day > contract.ends_on:
+        raise InvalidInputError(
+            "ends_on", f"must not be after the contract's end ({contract.ends_on.isoformat()})"
+        )
+    if last_day < contract.starts_on:
+        raise InvalidInputError(
+            "ends_on", f"must not be before the contract starts ({contract.starts_on})"
+        )
+    if last_day != contract.ends_on:
+        previous = contract.ends_on
+        contract.ends_on = last_day
+        audit.record(
+            session,
+            actor,
+            "contract.end",
+            contract.customer.slug,
+            contract=contract.id,
+            ends_on=last_day.isoformat(),
+            was=previous.isoformat(),
+        )
+        session.commit()
+    return contract
+
+
+def get_license(session: Session, license_id: int) -> License:
+    lic = session.get(License, license_id)
+    if lic is None:
+        raise NotFoundError(f"no license {license_id}")
+    return lic
+
+
+def set_license_cap(
+    session: Session, lic: License, max_installations: int | None, *, actor: str
+) -> License:
+    """How many installations may use ``lic`` (None: no limit). Installations over a lowered
+    cap are not removed; new ones are refused."""
+    if max_installations is not None and max_installations < 1:
+        raise InvalidInputError("max_installations", "must be at least 1 (or null for no limit)")
+    if lic.max_installations != max_installations:
+        lic.max_installations = max_installations
+        audit.record(
+            session,
+            actor,
+            "license.cap",
+            f"{lic.customer.slug}/{lic.key_prefix}",
+            max_installations=max_installations,
+        )
+        session.commit()
+    return lic

@@ -43,6 +43,17 @@ def _contains(column: Any, text: str) -> ColumnElement[bool]:
     return func.lower(column).contains(text.lower(), autoescape=True)
 
 
+def customer_matches(search: str) -> ColumnElement[bool]:
+    """Customers whose name, slug or a contact e-mail holds ``search`` (any case), or who hold
+    a license whose key is or starts with it."""
+    return or_(
+        _contains(Customer.name, search),
+        _contains(Customer.slug, search),
+        _contains(cast(Customer.contact_emails, String), search),
+        Customer.id.in_(select(License.customer_id).where(key_matches(search))),
+    )
+
+
 @dataclass(frozen=True)
 class CustomerRow:
     """A customer, and their maintenance for each product they hold a license for."""
@@ -63,14 +74,7 @@ def customers(
     query = select(Customer)
     search = search.strip()
     if search:
-        query = query.where(
-            or_(
-                _contains(Customer.name, search),
-                _contains(Customer.slug, search),
-                _contains(cast(Customer.contact_emails, String), search),
-                Customer.id.in_(select(License.customer_id).where(key_matches(search))),
-            )
-        )
+        query = query.where(customer_matches(search))
     query = query.options(
         selectinload(Customer.licenses).selectinload(License.product),
         selectinload(Customer.contracts).selectinload(Contract.product),

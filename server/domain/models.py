@@ -453,7 +453,9 @@ class PortalKeySession(Base):
 
 
 class ApiToken(Base):
-    """A bearer token for CI publishing. Only its SHA-256 is stored."""
+    """A bearer token for the admin API (CI publishing, billing, CRM). Only its SHA-256 is
+    stored. ``scopes`` bound what it may do; a token made before scopes has none stored and
+    may do what its ``role`` meant (``vocabulary.ROLE_SCOPES``)."""
 
     __tablename__ = "api_tokens"
 
@@ -466,6 +468,29 @@ class ApiToken(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(default=None)
     revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+    scopes: Mapped[list[str] | None] = mapped_column(JSON(), default=None)
+    expires_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    def is_live(self, now: datetime) -> bool:
+        return self.revoked_at is None and (self.expires_at is None or now < self.expires_at)
+
+
+class IdempotencyKey(Base):
+    """A POST to the admin API sent with an ``Idempotency-Key``: the request's fingerprint and
+    the answer given, replayed when the same token sends the same key again (docs/admin-api.md).
+    ``status`` is None while the first request runs."""
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (UniqueConstraint("token_id", "key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_id: Mapped[int] = mapped_column(ForeignKey("api_tokens.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(255))
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    status: Mapped[int | None] = mapped_column(Integer, default=None)
+    body: Mapped[str | None] = mapped_column(Text, default=None)
+    headers: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
 
 class AuditEvent(Base):

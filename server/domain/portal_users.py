@@ -44,6 +44,13 @@ def _target(user: CustomerUser) -> str:
     return f"{user.customer.slug}/{user.email}"
 
 
+def get_user(session: Session, user_id: int) -> CustomerUser:
+    user = session.get(CustomerUser, user_id)
+    if user is None:
+        raise NotFoundError(f"no portal user {user_id}")
+    return user
+
+
 def find_user(session: Session, email: str) -> CustomerUser:
     user = session.scalar(select(CustomerUser).where(CustomerUser.email == normalize_email(email)))
     if user is None:

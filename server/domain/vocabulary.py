@@ -105,6 +105,37 @@ class Role(StrEnum):
         return order.index(self) <= order.index(needed)
 
 
+class Scope(StrEnum):
+    """What an API token may do (docs/admin-api.md): a token holds one or more scopes."""
+
+    RELEASES_READ = "releases:read"  # list releases
+    RELEASES_PUBLISH = "releases:publish"  # publish releases (CI)
+    PRODUCTS_READ = "products:read"  # list products and their lines
+    PRODUCTS_WRITE = "products:write"  # add products, move lines through their lifecycle
+    CUSTOMERS_READ = "customers:read"  # customers, contracts, licenses, portal users
+    CUSTOMERS_WRITE = "customers:write"  # change any of those
+    INSTALLATIONS_READ = "installations:read"
+    AUDIT_READ = "audit:read"
+    NOTIFICATIONS_READ = "notifications:read"  # e-mails sent, webhook endpoints and deliveries
+    NOTIFICATIONS_WRITE = "notifications:write"  # test e-mails; add, change, test webhooks
+    READ = "read"  # every ``:read`` scope
+
+    def grants(self) -> frozenset[Scope]:
+        """The scopes this one stands for (``read`` is every ``:read``; a ``:write`` does not
+        imply its ``:read``)."""
+        if self is Scope.READ:
+            return frozenset(s for s in Scope if s.value.endswith(":read"))
+        return frozenset({self})
+
+
+# What the role of a token made before scopes meant, as scopes (those tokens keep working).
+ROLE_SCOPES: dict[Role, frozenset[Scope]] = {
+    Role.VIEWER: Scope.READ.grants(),
+    Role.PUBLISHER: Scope.READ.grants() | {Scope.RELEASES_PUBLISH},
+    Role.ADMIN: frozenset(Scope) - {Scope.READ},
+}
+
+
 class ApplyOutcome(StrEnum):
     """What an installation reports after applying a release."""
 

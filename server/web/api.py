@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import functools
 import json
-from datetime import datetime
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any, NoReturn, TypeVar, cast
 
-from flask import Blueprint, Response, abort, jsonify, request
+from flask import Blueprint, Response, abort, g, jsonify, request
 
 from server.domain import api_tokens, emails, publishing, roots
 from server.domain import releases as release_service
 from server.domain.errors import InvalidInputError, StorageUnavailableError
 from server.domain.models import ApiToken, Email, utcnow
 from server.domain.trust import parse_iso
-from server.domain.vocabulary import DEFAULT_CHANNEL, Role
+from server.domain.vocabulary import DEFAULT_CHANNEL, Scope
 from server.storage.base import SizeLimitError, StorageError
 from server.web import db_session, services
 from server.web.openapi import openapi_document
@@ -50,53 +53,70 @@ def openapi() -> Response:
     return jsonify(openapi_document(services().settings.public_base_url))
 
 
-def _bearer_token(least: Role) -> ApiToken:
-    """The live token the request bears, if its role may do what ``least`` may; else abort."""
+def _refuse(status: int, code: str, message: str, **extra: str) -> NoReturn:
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {}
+    abort(
+        Response(
+            json.dumps({"error": {"code": code, "message": message, **extra}}),
+            status=status,
+            mimetype="application/json",
+            headers=headers,
+        )
+    )
+
+
+def bearer_token(needed: Scope) -> ApiToken:
+    """The live token the request bears, if it holds ``needed``; else abort with 401 or 403."""
     header = request.headers.get("Authorization", "")
     scheme, _, secret = header.partition(" ")
     if scheme.lower() != "bearer" or not secret.strip():
-        abort(
-            Response(
-                json.dumps(
-                    {
-                        "error": {
-                            "code": "token_missing",
-                            "message": "send Authorization: Bearer <token>",
-                        }
-                    }
-                ),
-                status=401,
-                mimetype="application/json",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-        )
-    token = api_tokens.authenticate(db_session(), secret.strip())
-    if token is None:
-        abort(
-            Response(
-                json.dumps(
-                    {"error": {"code": "token_invalid", "message": "unknown or revoked API token"}}
-                ),
-                status=401,
-                mimetype="application/json",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-        )
-    if not Role(token.role).allows(least):
-        abort(
-            Response(
-                json.dumps(
-                    {
-                        "error": {
-                            "code": "forbidden",
-                            "message": f"token role '{token.role}' may not do this",
-                        }
-                    }
-                ),
-                status=403,
-                mimetype="application/json",
-            )
-        )
+        _refuse(401, "token_missing", "send Authorization: Bearer <token>")
+    session = db_session()
+    now = utcnow()
+    token = api_tokens.find(session, secret.strip())
+    if token is None or token.revoked_at is not None:
+        _refuse(401, "token_invalid", "unknown or revoked API token")
+    if not token.is_live(now):
+        expired = token.expires_at.isoformat() if token.expires_at else ""
+        _refuse(401, "token_expired", f"this API token expired at {expired}")
+    if needed not in api_tokens.granted(token):
+        if token.scopes is None:  # a token from before scopes: named by its role, as it was
+            message = f"token role '{token.role}' may not do this"
+        else:
+            message = f"this token lacks the scope '{needed}'"
+        _refuse(403, "forbidden", message, scope=needed.value)
+    if token.last_used_at is None or now - token.last_used_at >= LAST_USED_RESOLUTION:
+        token.last_used_at = now
+        session.commit()
+    return token
+
+
+# last_used_at is written at most this often per token (a write per API read would be a lot).
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+View = TypeVar("View", bound=Callable[..., Any])
+
+
+def require_scope(scope: Scope | str) -> Callable[[View], View]:
+    """The view needs a live bearer token holding ``scope`` (401 without a live token, 403
+    naming the scope without it); the token is :func:`current_token` in the view."""
+    needed = Scope(scope)
+
+    def decorator(view: View) -> View:
+        @functools.wraps(view)
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            if "api_token" not in g:  # (a POST with an Idempotency-Key was checked already)
+                g.api_token = bearer_token(needed)
+            return view(*args, **kwargs)
+
+        wrapped.required_scope = needed  # type: ignore[attr-defined]  # read by the OpenAPI test
+        return cast(View, wrapped)
+
+    return decorator
+
+
+def current_token() -> ApiToken:
+    token: ApiToken = g.api_token
     return token
 
 
@@ -116,9 +136,10 @@ def _form_time(value: str | None) -> datetime | None:
 
 
 @blueprint.post("/api/v1/admin/releases")
+@require_scope(Scope.RELEASES_PUBLISH)
 def publish_release() -> tuple[Response, int]:
     """Publish a release from CI: multipart form, one ``artifact.<platform>`` file per platform."""
-    token = _bearer_token(Role.PUBLISHER)
+    token = current_token()
     svc = services()
     if request.mimetype != "multipart/form-data":
         abort(415, "send multipart/form-data with artifact.<platform> file fields")
@@ -175,8 +196,8 @@ def publish_release() -> tuple[Response, int]:
 
 
 @blueprint.get("/api/v1/admin/releases/<product>")
+@require_scope(Scope.RELEASES_READ)
 def list_releases(product: str) -> Response:
-    _bearer_token(Role.VIEWER)
     return jsonify(
         [
             release_service.release_json(r)
@@ -203,9 +224,9 @@ def email_json(email: Email) -> dict[str, object]:
 
 
 @blueprint.get("/api/v1/admin/emails")
+@require_scope(Scope.NOTIFICATIONS_READ)
 def list_emails() -> Response:
     """The newest e-mails (``?customer=slug``, ``?state=sent``, ``?limit=1..500``)."""
-    _bearer_token(Role.VIEWER)
     raw_limit = request.args.get("limit", "100")
     if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 500:
         raise InvalidInputError("limit", "must be a whole number from 1 to 500")
@@ -219,9 +240,10 @@ def list_emails() -> Response:
 
 
 @blueprint.post("/api/v1/admin/emails/test")
+@require_scope(Scope.NOTIFICATIONS_WRITE)
 def send_test_email() -> tuple[Response, int]:
     """Queue a test e-mail to ``{"to": address}``; the worker sends it."""
-    token = _bearer_token(Role.ADMIN)
+    token = current_token()
     body = request.get_json(silent=True)
     if not isinstance(body, dict) or not isinstance(body.get("to"), str):
         raise InvalidInputError("to", 'send a JSON object {"to": "address@example.com"}')

@@ -33,6 +33,7 @@ from server.domain.errors import (
     StorageUnavailableError,
     WrongProductError,
 )
+from server.domain.idempotency import KeyReusedError
 from server.storage.base import StorageError
 from server.web.i18n import current_language
 from server.web.i18n import gettext as _
@@ -58,6 +59,7 @@ STATUS_BY_ERROR: dict[type[DomainError], int] = {
     SignInRefusedError: 401,
     InvitationInvalidError: 400,
     InvitationExpiredError: 410,
+    KeyReusedError: 422,
 }
 
 HTTP_CODES = {
@@ -68,8 +70,10 @@ HTTP_CODES = {
     405: "method_not_allowed",
     409: "conflict",
     410: "gone",
+    412: "precondition_failed",
     413: "too_large",
     415: "unsupported_media_type",
+    422: "unprocessable",
     429: "rate_limited",
     503: "unavailable",
 }

@@ -14,11 +14,18 @@ from server.domain.vocabulary import (
     DEFAULT_CHANNEL,
     PLATFORM_RE,
     SLUG_RE,
+    AccountState,
     ApplyOutcome,
+    ContractKind,
     EmailKind,
     EmailState,
+    LapsePolicy,
+    LicenseStatus,
+    LineStatus,
+    Maintenance,
     ReleaseKind,
     ReleaseState,
+    Scope,
     Severity,
     values,
 )
@@ -78,6 +85,7 @@ SCHEMAS: dict[str, Any] = {
                     "code": {"type": "string"},
                     "message": {"type": "string"},
                     "field": {"type": "string"},
+                    "scope": {"type": "string", "description": "the scope a token lacks (403)"},
                 },
             }
         },
@@ -328,8 +336,10 @@ def _paths() -> dict[str, Any]:
         },
         "/api/v1/admin/releases": {
             "post": {
-                "summary": "Publish a release (multipart; one artifact.<platform> file per platform)",
-                "security": BEARER_AUTH,
+                "summary": "Publish a release (multipart; one artifact.<platform> file per "
+                "platform) (scope: releases:publish)",
+                "security": [{"bearer": [Scope.RELEASES_PUBLISH.value]}],
+                "x-scope": Scope.RELEASES_PUBLISH.value,
                 "requestBody": {
                     "required": True,
                     "content": {
@@ -364,7 +374,7 @@ def _paths() -> dict[str, Any]:
                     "201": _json(_ref("Release"), "Published (or saved as a draft)"),
                     "400": _error("Refused; the message names the field"),
                     "401": _error("Missing or unknown token"),
-                    "403": _error("The token's role may not publish"),
+                    "403": _error("The token lacks the scope releases:publish"),
                     "409": _error("That version exists"),
                     "413": _error("An artifact is over the size limit"),
                     "415": _error("Not multipart/form-data"),
@@ -374,8 +384,9 @@ def _paths() -> dict[str, Any]:
         },
         "/api/v1/admin/releases/{product}": {
             "get": {
-                "summary": "A product's releases, oldest first",
-                "security": BEARER_AUTH,
+                "summary": "A product's releases, oldest first (scope: releases:read)",
+                "security": [{"bearer": [Scope.RELEASES_READ.value]}],
+                "x-scope": Scope.RELEASES_READ.value,
                 "parameters": [
                     {
                         "name": "product",
@@ -387,6 +398,7 @@ def _paths() -> dict[str, Any]:
                 "responses": {
                     "200": _json({"type": "array", "items": _ref("Release")}, "Releases"),
                     "401": _error("Missing or unknown token"),
+                    "403": _error("The token lacks the scope releases:read"),
                     "404": _error("No such product"),
                 },
             }
@@ -440,10 +452,11 @@ def _paths() -> dict[str, Any]:
                     "202": _json(_ref("Email"), "Queued"),
                     "400": _error("Not an e-mail address"),
                     "401": _error("Missing or unknown token"),
-                    "403": _error("The token's role may not send e-mail"),
+                    "403": _error("The token lacks the scope notifications:write"),
                 },
             }
         },
+        **admin_paths(),
         "/livez": {
             "get": {
                 "summary": "Liveness: the process answers (no database or storage access)",
@@ -487,19 +500,584 @@ def _paths() -> dict[str, Any]:
     }
 
 
+# --- the admin API v1 (server/web/admin_api.py, docs/admin-api.md) -----------------------------
+
+MAX_ID = 2**31 - 1  # a database id (server/web/converters.py): above it, no route matches
+DATE = {"type": "string", "format": "date"}
+NULLABLE_DATE = {"type": ["string", "null"], "format": "date"}
+NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
+
+ADMIN_SCHEMAS: dict[str, Any] = {
+    "Product": {
+        "type": "object",
+        "required": ["slug", "name", "lapse_policy", "lines"],
+        "properties": {
+            "slug": {"type": "string"},
+            "name": {"type": "string"},
+            "lapse_policy": _one_of(LapsePolicy),
+            "grace_days": {"type": "integer"},
+            "security_carveout_months": {"type": "integer"},
+            "expiring_window_days": {"type": "integer"},
+            "timezone": {"type": "string"},
+            "renewal_url": NULLABLE_STRING,
+            "lines": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["name", "status"],
+                    "properties": {"name": {"type": "string"}, "status": _one_of(LineStatus)},
+                },
+            },
+        },
+    },
+    "Customer": {
+        "type": "object",
+        "required": ["slug", "name", "contact_emails", "language", "notes", "maintenance"],
+        "properties": {
+            "slug": {"type": "string"},
+            "name": {"type": "string"},
+            "contact_emails": {"type": "array", "items": {"type": "string"}},
+            "language": {"type": "string"},
+            "notes": {"type": "string"},
+            "created_at": NULLABLE_TIME,
+            "maintenance": {
+                "type": "array",
+                "description": "the status for each product the customer holds a license for",
+                "items": {
+                    "type": "object",
+                    "required": ["product", "status"],
+                    "properties": {
+                        "product": {"type": "string"},
+                        "status": _one_of(Maintenance),
+                        "ends_on": NULLABLE_DATE,
+                    },
+                },
+            },
+        },
+    },
+    "Contract": {
+        "type": "object",
+        "required": ["id", "customer", "kind", "product", "starts_on", "ends_on"],
+        "properties": {
+            "id": {"type": "integer"},
+            "customer": {"type": "string"},
+            "kind": _one_of(ContractKind),
+            "product": {**NULLABLE_STRING, "description": "null: every product"},
+            "starts_on": DATE,
+            "ends_on": {**DATE, "description": "the last covered day"},
+            "note": {"type": "string"},
+            "created_at": NULLABLE_TIME,
+        },
+    },
+    "License": {
+        "type": "object",
+        "required": ["id", "customer", "product", "key_prefix", "status"],
+        "properties": {
+            "id": {"type": "integer"},
+            "customer": {"type": "string"},
+            "product": {"type": "string"},
+            "key_prefix": {"type": "string"},
+            "key": {"type": "string", "description": "only in the answer to issuing it"},
+            "label": {"type": "string"},
+            "status": _one_of(LicenseStatus),
+            "max_installations": {"type": ["integer", "null"]},
+            "created_at": NULLABLE_TIME,
+            "status_changed_at": NULLABLE_TIME,
+        },
+    },
+    "PortalUser": {
+        "type": "object",
+        "required": ["id", "customer", "email", "state"],
+        "properties": {
+            "id": {"type": "integer"},
+            "customer": {"type": "string"},
+            "email": {"type": "string"},
+            "state": _one_of(AccountState),
+            "created_at": NULLABLE_TIME,
+            "last_login_at": NULLABLE_TIME,
+            "set_password_link": {
+                "type": "string",
+                "description": "only in the answer to inviting them: hand it to the person",
+            },
+        },
+    },
+    "Installation": {
+        "type": "object",
+        "required": ["id", "uid", "customer", "product", "version", "last_seen"],
+        "properties": {
+            "id": {"type": "integer"},
+            "uid": {"type": "string"},
+            "customer": {"type": "string"},
+            "product": {"type": "string"},
+            "license": {"type": "string", "description": "the license's key prefix"},
+            "version": {"type": "string"},
+            "platform": {"type": "string"},
+            "channel": {"type": "string"},
+            "first_seen": NULLABLE_TIME,
+            "last_seen": NULLABLE_TIME,
+        },
+    },
+    "AuditEvent": {
+        "type": "object",
+        "required": ["id", "at", "actor", "action", "target", "details"],
+        "properties": {
+            "id": {"type": "integer"},
+            "at": NULLABLE_TIME,
+            "actor": {"type": "string"},
+            "action": {"type": "string"},
+            "target": {"type": "string"},
+            "details": {"type": "object"},
+        },
+    },
+}
+
+
+def _list_of(name: str) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": ["items", "next"],
+        "properties": {
+            "items": {"type": "array", "items": _ref(name)},
+            "next": {
+                **NULLABLE_STRING,
+                "description": "the cursor of the next page (pass as ?cursor=); null on the last",
+            },
+        },
+    }
+
+
+def _query(name: str, description: str, **schema: Any) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": description,
+        "schema": schema or {"type": "string"},
+    }
+
+
+def _path(name: str, **schema: Any) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": schema or {"type": "string"}}
+
+
+PAGING = [
+    _query(
+        "limit", "page size (default 50, at most 200)", type="integer", minimum=1, maximum=MAX_ID
+    ),
+    _query("cursor", "the `next` of the previous page"),
+]
+IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": "a retry with the same key (same token, same request) gets the first "
+    "answer again, for at least 24 hours; the same key with another request is 422",
+    "schema": {"type": "string", "maxLength": 255},
+}
+IF_MATCH = {
+    "name": "If-Match",
+    "in": "header",
+    "required": False,
+    "description": "the ETag of your last read: 412 if it changed since",
+    "schema": {"type": "string"},
+}
+
+
+NOTIFICATION_PATHS = ("/api/v1/admin/emails", "/api/v1/admin/webhooks")
+
+
+def _notification_scopes(paths: dict[str, Any]) -> dict[str, Any]:
+    """The scopes of the e-mail and webhook operations, as the admin API's name theirs: reading
+    needs ``notifications:read``, anything else ``notifications:write``."""
+    for path, operations in paths.items():
+        if not path.startswith(NOTIFICATION_PATHS):
+            continue
+        for method, operation in operations.items():
+            scope = Scope.NOTIFICATIONS_READ if method == "get" else Scope.NOTIFICATIONS_WRITE
+            operation["security"] = [{"bearer": [scope.value]}]
+            operation["x-scope"] = scope.value
+            operation["responses"]["403"] = _error(f"The token lacks the scope {scope}")
+    return paths
+
+
+def _admin_op(
+    scope: Scope,
+    summary: str,
+    answer: tuple[str, dict[str, Any], str],
+    *,
+    parameters: list[dict[str, Any]] | None = None,
+    body: dict[str, Any] | None = None,
+    errors: dict[str, str] | None = None,
+    etag: bool = False,
+) -> dict[str, Any]:
+    status, schema, description = answer
+    response = _json(schema, description)
+    if etag:
+        response["headers"] = {"ETag": {"schema": {"type": "string"}}}
+    operation: dict[str, Any] = {
+        "summary": f"{summary} (scope: {scope})",
+        "security": [{"bearer": [scope.value]}],
+        "x-scope": scope.value,
+        "parameters": parameters or [],
+        "responses": {
+            status: response,
+            "400": _error("Invalid input; `field` names it"),
+            "401": _error("Missing, unknown, revoked or expired token"),
+            "403": _error("The token lacks the scope; `scope` names it"),
+            **{code: _error(text) for code, text in (errors or {}).items()},
+            "503": _error("The database is unavailable; see Retry-After"),
+        },
+    }
+    if IDEMPOTENCY_KEY in operation["parameters"]:
+        operation["responses"].setdefault("409", _error("The Idempotency-Key is in use"))
+        operation["responses"]["422"] = _error("The Idempotency-Key was used with another request")
+    if body is not None:
+        operation["requestBody"] = {"required": False, "content": {JSON: {"schema": body}}}
+        operation["responses"]["415"] = _error("The body is not application/json")
+    return operation
+
+
+def _object(*required: str, **properties: Any) -> dict[str, Any]:
+    return {"type": "object", "required": list(required), "properties": properties}
+
+
+WRITE_ERRORS = {
+    "404": "No such thing",
+    "409": "It exists already, contradicts its state, or the Idempotency-Key is in use",
+    "412": "If-Match is stale: read it again",
+    "422": "The Idempotency-Key was used with another request",
+}
+
+
+def admin_paths() -> dict[str, Any]:
+    """Every operation of the admin API v1, with the scope it needs."""
+    read, write = Scope.CUSTOMERS_READ, Scope.CUSTOMERS_WRITE
+    not_found = {"404": "No such thing"}
+    post = [IDEMPOTENCY_KEY]
+    change = [IDEMPOTENCY_KEY, IF_MATCH]
+    customer_body = _object(
+        slug=PRODUCT,
+        name={"type": "string"},
+        contact_emails={"type": "array", "items": {"type": "string"}, "maxItems": 20},
+        language={"type": "string"},
+        notes={"type": "string"},
+    )
+    return {
+        "/api/v1/admin/products": {
+            "get": _admin_op(
+                Scope.PRODUCTS_READ, "Products and their lines", ("200", _list_of("Product"), "All")
+            ),
+            "post": _admin_op(
+                Scope.PRODUCTS_WRITE,
+                "Add a product",
+                ("201", _ref("Product"), "Added"),
+                parameters=post,
+                body=_object(
+                    "slug",
+                    slug=PRODUCT,
+                    name={"type": "string"},
+                    lapse_policy=_one_of(LapsePolicy),
+                    grace_days={"type": "integer", "minimum": 0},
+                    security_carveout_months={"type": "integer", "minimum": 0},
+                    expiring_window_days={"type": "integer", "minimum": 0},
+                    timezone={"type": "string"},
+                    renewal_url=NULLABLE_STRING,
+                ),
+                errors=WRITE_ERRORS,
+            ),
+        },
+        "/api/v1/admin/products/{product}": {
+            "get": _admin_op(
+                Scope.PRODUCTS_READ,
+                "A product",
+                ("200", _ref("Product"), "The product"),
+                parameters=[_path("product")],
+                errors=not_found,
+            )
+        },
+        "/api/v1/admin/products/{product}/lines/{line}": {
+            "patch": _admin_op(
+                Scope.PRODUCTS_WRITE,
+                "Move a line through its lifecycle",
+                ("200", _ref("Product"), "The product, its lines"),
+                parameters=[_path("product"), _path("line")],
+                body=_object("status", status=_one_of(LineStatus)),
+                errors=not_found,
+            )
+        },
+        "/api/v1/admin/customers": {
+            "get": _admin_op(
+                read,
+                "Customers, by id",
+                ("200", _list_of("Customer"), "A page"),
+                parameters=[
+                    _query(
+                        "q",
+                        "a name, slug or contact e-mail, or a license key or its first characters",
+                    ),
+                    _query(
+                        "maintenance", "a status for some licensed product", **_one_of(Maintenance)
+                    ),
+                    _query("product", "only customers licensing this product"),
+                    *PAGING,
+                ],
+            ),
+            "post": _admin_op(
+                write,
+                "Add a customer",
+                ("201", _ref("Customer"), "Added"),
+                parameters=post,
+                body={**customer_body, "required": ["slug"]},
+                errors=WRITE_ERRORS,
+                etag=True,
+            ),
+        },
+        "/api/v1/admin/customers/{slug}": {
+            "get": _admin_op(
+                read,
+                "A customer and their maintenance per product",
+                ("200", _ref("Customer"), "The customer"),
+                parameters=[_path("slug")],
+                errors=not_found,
+                etag=True,
+            ),
+            "patch": _admin_op(
+                write,
+                "Change a customer's name, contact e-mails, language or notes (the fields sent)",
+                ("200", _ref("Customer"), "Changed"),
+                parameters=[_path("slug"), IF_MATCH],
+                body=customer_body,
+                errors=WRITE_ERRORS,
+                etag=True,
+            ),
+        },
+        "/api/v1/admin/contracts": {
+            "get": _admin_op(
+                read,
+                "Contracts, by id",
+                ("200", _list_of("Contract"), "A page"),
+                parameters=[
+                    _query("customer", "a customer's slug"),
+                    _query("product", "a product's slug"),
+                    _query("kind", "maintenance or customization", **_one_of(ContractKind)),
+                    _query("ends_before", "ending on or before this day", **DATE),
+                    _query("ends_after", "ending on or after this day", **DATE),
+                    *PAGING,
+                ],
+            ),
+            "post": _admin_op(
+                write,
+                "Add a contract",
+                ("201", _ref("Contract"), "Added"),
+                parameters=post,
+                body=_object(
+                    "customer",
+                    "starts_on",
+                    "ends_on",
+                    customer={"type": "string"},
+                    product={**NULLABLE_STRING, "description": "absent: every product"},
+                    kind=_one_of(ContractKind),
+                    starts_on=DATE,
+                    ends_on=DATE,
+                    note={"type": "string"},
+                ),
+                errors=WRITE_ERRORS,
+                etag=True,
+            ),
+        },
+        "/api/v1/admin/contracts/{contract_id}": {
+            "get": _admin_op(
+                read,
+                "A contract",
+                ("200", _ref("Contract"), "The contract"),
+                parameters=[_path("contract_id", type="integer", minimum=1, maximum=MAX_ID)],
+                errors=not_found,
+                etag=True,
+            )
+        },
+        "/api/v1/admin/contracts/{contract_id}/renew": {
+            "post": _admin_op(
+                write,
+                "Renew in one call: a new contract from the day after this one ends (or today)",
+                ("201", _ref("Contract"), "The new contract"),
+                parameters=[
+                    _path("contract_id", type="integer", minimum=1, maximum=MAX_ID),
+                    *change,
+                ],
+                body=_object(years={"type": "integer", "minimum": 1, "maximum": 10, "default": 1}),
+                errors=WRITE_ERRORS,
+                etag=True,
+            )
+        },
+        "/api/v1/admin/contracts/{contract_id}/end": {
+            "post": _admin_op(
+                write,
+                "End a contract early (its last covered day; today by default)",
+                ("200", _ref("Contract"), "Ended"),
+                parameters=[
+                    _path("contract_id", type="integer", minimum=1, maximum=MAX_ID),
+                    *change,
+                ],
+                body=_object(ends_on=DATE),
+                errors=WRITE_ERRORS,
+                etag=True,
+            )
+        },
+        "/api/v1/admin/licenses": {
+            "get": _admin_op(
+                read,
+                "Licenses, by id",
+                ("200", _list_of("License"), "A page"),
+                parameters=[
+                    _query("customer", "a customer's slug"),
+                    _query("product", "a product's slug"),
+                    _query("status", "active, suspended or revoked", **_one_of(LicenseStatus)),
+                    _query("prefix", "the start of the key prefix shown in lists"),
+                    *PAGING,
+                ],
+            ),
+            "post": _admin_op(
+                write,
+                "Issue a license: the key is in this answer only",
+                ("201", _ref("License"), "Issued"),
+                parameters=post,
+                body=_object(
+                    "customer",
+                    "product",
+                    customer={"type": "string"},
+                    product={"type": "string"},
+                    label={"type": "string"},
+                    max_installations={"type": ["integer", "null"], "minimum": 1},
+                ),
+                errors=WRITE_ERRORS,
+                etag=True,
+            ),
+        },
+        "/api/v1/admin/licenses/lookup": {
+            "post": _admin_op(
+                read,
+                "Find a license by its full key or its prefix (in the body, out of URLs)",
+                ("200", _ref("License"), "The license"),
+                parameters=post,
+                body=_object("key", key={"type": "string"}),
+                errors={**not_found, "409": "The prefix names several licenses"},
+                etag=True,
+            )
+        },
+        "/api/v1/admin/licenses/{license_id}": {
+            "get": _admin_op(
+                read,
+                "A license",
+                ("200", _ref("License"), "The license"),
+                parameters=[_path("license_id", type="integer", minimum=1, maximum=MAX_ID)],
+                errors=not_found,
+                etag=True,
+            ),
+            "patch": _admin_op(
+                write,
+                "Set how many installations may use a license (null: no limit)",
+                ("200", _ref("License"), "Changed"),
+                parameters=[
+                    _path("license_id", type="integer", minimum=1, maximum=MAX_ID),
+                    IF_MATCH,
+                ],
+                body=_object("max_installations", max_installations={"type": ["integer", "null"]}),
+                errors=WRITE_ERRORS,
+                etag=True,
+            ),
+        },
+        "/api/v1/admin/licenses/{license_id}/{action}": {
+            "post": _admin_op(
+                write,
+                "Suspend (reversible), reactivate, or revoke (final) a license",
+                ("200", _ref("License"), "Done"),
+                parameters=[
+                    _path("license_id", type="integer", minimum=1, maximum=MAX_ID),
+                    _path("action", type="string", enum=["suspend", "reactivate", "revoke"]),
+                    *change,
+                ],
+                errors=WRITE_ERRORS,
+                etag=True,
+            )
+        },
+        "/api/v1/admin/portal-users": {
+            "get": _admin_op(
+                read,
+                "Portal users, by id",
+                ("200", _list_of("PortalUser"), "A page"),
+                parameters=[_query("customer", "a customer's slug"), *PAGING],
+            ),
+            "post": _admin_op(
+                write,
+                "Invite a portal user: the answer holds their set-password link, once",
+                ("201", _ref("PortalUser"), "Invited"),
+                parameters=post,
+                body=_object(
+                    "customer", "email", customer={"type": "string"}, email={"type": "string"}
+                ),
+                errors=WRITE_ERRORS,
+            ),
+        },
+        "/api/v1/admin/portal-users/{user_id}/{action}": {
+            "post": _admin_op(
+                write,
+                "Disable (every session ends) or enable a portal user",
+                ("200", _ref("PortalUser"), "Done"),
+                parameters=[
+                    _path("user_id", type="integer", minimum=1, maximum=MAX_ID),
+                    _path("action", type="string", enum=["disable", "enable"]),
+                    *post,
+                ],
+                errors=WRITE_ERRORS,
+            )
+        },
+        "/api/v1/admin/installations": {
+            "get": _admin_op(
+                Scope.INSTALLATIONS_READ,
+                "Installations, by id",
+                ("200", _list_of("Installation"), "A page"),
+                parameters=[
+                    _query("customer", "a customer's slug"),
+                    _query("product", "a product's slug"),
+                    _query("version", "the version they last reported"),
+                    _query("seen_before", "last seen before this time", **TIME),
+                    _query("seen_after", "last seen at or after this time", **TIME),
+                    *PAGING,
+                ],
+            )
+        },
+        "/api/v1/admin/audit": {
+            "get": _admin_op(
+                Scope.AUDIT_READ,
+                "The audit log, newest first",
+                ("200", _list_of("AuditEvent"), "A page"),
+                parameters=[
+                    _query("action", "an action or its start (license.)"),
+                    _query("actor", "who: an admin's e-mail, token:<name>, cli:<user>"),
+                    _query("target", "what it was about"),
+                    _query("since", "at or after this time", **TIME),
+                    _query("until", "before this time", **TIME),
+                    *PAGING,
+                ],
+            )
+        },
+    }
+
+
 def openapi_document(server_url: str) -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
         "info": {
             "title": "Vigor API",
             "version": "1",
-            "description": "Update checks, downloads, publishing and webhooks. Wire format: "
-            "docs/protocol.md; webhooks: docs/webhooks.md.",
+            "description": "Update checks, downloads, publishing, webhooks and the admin API "
+            "(scoped bearer tokens; docs/admin-api.md). Wire format: docs/protocol.md; webhooks: "
+            "docs/webhooks.md.",
         },
         "servers": [{"url": server_url}],
-        "paths": {**_paths(), **openapi_webhooks.paths()},
+        "paths": _notification_scopes({**_paths(), **openapi_webhooks.paths()}),
         "components": {
-            "schemas": {**SCHEMAS, **openapi_webhooks.SCHEMAS},
+            "schemas": {**SCHEMAS, **openapi_webhooks.SCHEMAS, **ADMIN_SCHEMAS},
             "securitySchemes": {
                 "license": {
                     "type": "apiKey",

@@ -14,9 +14,9 @@ from server.domain import webhooks
 from server.domain.checks import json_object
 from server.domain.errors import InvalidInputError
 from server.domain.models import WebhookDelivery, WebhookEndpoint
-from server.domain.vocabulary import Role
+from server.domain.vocabulary import Scope
 from server.web import db_session, services
-from server.web.api import _bearer_token
+from server.web.api import current_token, require_scope
 from server.web.converters import small_int
 
 blueprint = Blueprint("webhooks_api", __name__, url_prefix="/api/v1/admin/webhooks")
@@ -100,14 +100,15 @@ def _endpoint(endpoint_id: int) -> WebhookEndpoint:
 
 
 @blueprint.get("")
+@require_scope(Scope.NOTIFICATIONS_READ)
 def list_webhooks() -> Response:
-    _bearer_token(Role.VIEWER)
     return jsonify([endpoint_json(e) for e in webhooks.list_endpoints(db_session())])
 
 
 @blueprint.post("")
+@require_scope(Scope.NOTIFICATIONS_WRITE)
 def create_webhook() -> tuple[Response, int]:
-    token = _bearer_token(Role.ADMIN)
+    token = current_token()
     endpoint, secret = webhooks.create_endpoint(
         db_session(),
         _spec(request.get_json(silent=True), None),
@@ -118,14 +119,15 @@ def create_webhook() -> tuple[Response, int]:
 
 
 @blueprint.get("/<id:endpoint_id>")
+@require_scope(Scope.NOTIFICATIONS_READ)
 def get_webhook(endpoint_id: int) -> Response:
-    _bearer_token(Role.VIEWER)
     return jsonify(endpoint_json(_endpoint(endpoint_id)))
 
 
 @blueprint.patch("/<id:endpoint_id>")
+@require_scope(Scope.NOTIFICATIONS_WRITE)
 def update_webhook(endpoint_id: int) -> Response:
-    token = _bearer_token(Role.ADMIN)
+    token = current_token()
     endpoint = _endpoint(endpoint_id)
     webhooks.update_endpoint(
         db_session(),
@@ -138,15 +140,17 @@ def update_webhook(endpoint_id: int) -> Response:
 
 
 @blueprint.delete("/<id:endpoint_id>")
+@require_scope(Scope.NOTIFICATIONS_WRITE)
 def delete_webhook(endpoint_id: int) -> tuple[str, int]:
-    token = _bearer_token(Role.ADMIN)
+    token = current_token()
     webhooks.remove_endpoint(db_session(), _endpoint(endpoint_id), actor=f"token:{token.name}")
     return "", 204
 
 
 @blueprint.post("/<id:endpoint_id>/secret")
+@require_scope(Scope.NOTIFICATIONS_WRITE)
 def rotate_webhook_secret(endpoint_id: int) -> Response:
-    token = _bearer_token(Role.ADMIN)
+    token = current_token()
     secret = webhooks.rotate_secret(
         db_session(), _endpoint(endpoint_id), actor=f"token:{token.name}"
     )
@@ -154,15 +158,16 @@ def rotate_webhook_secret(endpoint_id: int) -> Response:
 
 
 @blueprint.post("/<id:endpoint_id>/test")
+@require_scope(Scope.NOTIFICATIONS_WRITE)
 def test_webhook(endpoint_id: int) -> tuple[Response, int]:
-    token = _bearer_token(Role.ADMIN)
+    token = current_token()
     event = webhooks.send_test(db_session(), _endpoint(endpoint_id), actor=f"token:{token.name}")
     return jsonify({"event_id": event.event_id, "type": str(event.type)}), 202
 
 
 @blueprint.get("/<id:endpoint_id>/deliveries")
+@require_scope(Scope.NOTIFICATIONS_READ)
 def list_webhook_deliveries(endpoint_id: int) -> Response:
-    _bearer_token(Role.VIEWER)
     limit = small_int(request.args.get("limit"), MAX_PAGE) or 50
     before = small_int(request.args.get("before"))
     rows = webhooks.deliveries(db_session(), _endpoint(endpoint_id), limit=limit, before=before)
@@ -170,8 +175,9 @@ def list_webhook_deliveries(endpoint_id: int) -> Response:
 
 
 @blueprint.post("/deliveries/<id:delivery_id>/redeliver")
+@require_scope(Scope.NOTIFICATIONS_WRITE)
 def redeliver_webhook(delivery_id: int) -> tuple[Response, int]:
-    token = _bearer_token(Role.ADMIN)
+    token = current_token()
     session = db_session()
     delivery = webhooks.redeliver(
         session, webhooks.get_delivery(session, delivery_id), actor=f"token:{token.name}"

@@ -74,7 +74,12 @@ def add_customer(
     today (None: no contract), and a license of ``product``."""
     with services.db.sessions() as s:
         customer = customers.add_customer(
-            s, slug, slug.title(), actor="test", contact_emails=[f"it@{slug}.example"], language=language
+            s,
+            slug,
+            slug.title(),
+            actor="test",
+            contact_emails=[f"it@{slug}.example"],
+            language=language,
         )
         if ends_in_days is not None:
             ends = today() + timedelta(days=ends_in_days)

@@ -1,0 +1,233 @@
+"""The admin API's lists: filters in SQL where SQL can say them, one page at a time (cursor
+pagination, :mod:`server.domain.cursors`), in a bounded number of queries per page."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from sqlalchemy import Select, select
+from sqlalchemy.orm import Session, selectinload
+
+from server.domain.coverage import MaintenanceStatus
+from server.domain.cursors import Page, keyset
+from server.domain.errors import InvalidInputError
+from server.domain.listings import customer_matches
+from server.domain.maintenance import maintenance_of
+from server.domain.models import (
+    AuditEvent,
+    Contract,
+    Customer,
+    CustomerUser,
+    Installation,
+    License,
+    Product,
+)
+from server.domain.vocabulary import ContractKind, LicenseStatus, Maintenance, parse
+
+MAX_SEARCH = 200
+
+
+def _check_search(text: str) -> None:
+    if len(text) > MAX_SEARCH:
+        raise InvalidInputError("q", f"must be at most {MAX_SEARCH} characters")
+
+
+@dataclass(frozen=True)
+class CustomerRow:
+    customer: Customer
+    maintenance: list[tuple[Product, MaintenanceStatus]]  # one per product they hold a license for
+
+    @property
+    def id(self) -> int:  # what the page's cursor is made of
+        return self.customer.id
+
+
+def customer_maintenance(
+    customer: Customer, now: datetime, renewal_url: str
+) -> list[tuple[Product, MaintenanceStatus]]:
+    products = {lic.product.slug: lic.product for lic in customer.licenses}
+    return [
+        (product, maintenance_of(customer, product, now, renewal_url))
+        for _, product in sorted(products.items())
+    ]
+
+
+def customers(
+    session: Session,
+    *,
+    now: datetime,
+    renewal_url: str,
+    q: str = "",
+    maintenance: str = "",
+    product: str = "",
+    cursor: str | None = None,
+    limit: int | None = None,
+) -> Page[CustomerRow]:
+    """Customers by id; ``q`` finds a name, slug or contact e-mail, or a license key or its start
+    (as the admin pages do: :func:`server.domain.listings.customer_matches`); ``maintenance`` keeps those with
+    that status for some product they license (``none``: also those without a license);
+    ``product`` narrows the status to one product."""
+    status = parse(Maintenance, "maintenance", maintenance) if maintenance else None
+    query = select(Customer).options(
+        selectinload(Customer.licenses).selectinload(License.product),
+        selectinload(Customer.contracts).selectinload(Contract.product),
+    )
+    if q:
+        _check_search(q)
+        query = query.where(customer_matches(q))
+    if product:
+        query = query.where(Customer.licenses.any(License.product.has(Product.slug == product)))
+
+    def keep(batch: Sequence[Customer]) -> list[CustomerRow]:
+        rows = []
+        for customer in batch:
+            found = [
+                (p, m)
+                for p, m in customer_maintenance(customer, now, renewal_url)
+                if not product or p.slug == product
+            ]
+            if (
+                status is None
+                or any(m.status == status for _, m in found)
+                or (status == Maintenance.NONE and not found)
+            ):
+                rows.append(CustomerRow(customer, found))
+        return rows
+
+    return keyset(session, query, Customer.id, cursor=cursor, limit=limit, keep=keep)
+
+
+def contracts(
+    session: Session,
+    *,
+    customer: str = "",
+    product: str = "",
+    kind: str = "",
+    ends_before: date | None = None,
+    ends_after: date | None = None,
+    cursor: str | None = None,
+    limit: int | None = None,
+) -> Page[Contract]:
+    """Contracts by id, filtered by customer, product, kind and end date (inclusive bounds)."""
+    query = select(Contract).options(
+        selectinload(Contract.customer).selectinload(Customer.contracts),
+        selectinload(Contract.product),
+    )
+    if customer:
+        query = query.where(Contract.customer.has(Customer.slug == customer))
+    if product:
+        query = query.where(Contract.product.has(Product.slug == product))
+    if kind:
+        query = query.where(Contract.kind == parse(ContractKind, "kind", kind))
+    if ends_before is not None:
+        query = query.where(Contract.ends_on <= ends_before)
+    if ends_after is not None:
+        query = query.where(Contract.ends_on >= ends_after)
+    return keyset(session, query, Contract.id, cursor=cursor, limit=limit)
+
+
+def licenses(
+    session: Session,
+    *,
+    customer: str = "",
+    product: str = "",
+    status: str = "",
+    prefix: str = "",
+    cursor: str | None = None,
+    limit: int | None = None,
+) -> Page[License]:
+    """Licenses by id; ``prefix`` matches the start of the prefix shown in lists."""
+    query = select(License).options(selectinload(License.customer), selectinload(License.product))
+    if customer:
+        query = query.where(License.customer.has(Customer.slug == customer))
+    if product:
+        query = query.where(License.product.has(Product.slug == product))
+    if status:
+        query = query.where(License.status == parse(LicenseStatus, "status", status))
+    if prefix:
+        if len(prefix) > 16:
+            prefix = prefix[:16]  # a full key: its shown prefix is its first 16 characters at most
+        query = query.where(License.key_prefix.startswith(prefix, autoescape=True))
+    return keyset(session, query, License.id, cursor=cursor, limit=limit)
+
+
+def installations(
+    session: Session,
+    *,
+    customer: str = "",
+    product: str = "",
+    version: str = "",
+    seen_before: datetime | None = None,
+    seen_after: datetime | None = None,
+    cursor: str | None = None,
+    limit: int | None = None,
+) -> Page[tuple[Installation, License]]:
+    """Installations by id with their license, filtered by customer, product, version and when
+    they last checked in."""
+    query: Select[tuple[Installation]] = select(Installation)
+    if customer or product:
+        license_query = select(License.id)
+        if customer:
+            license_query = license_query.where(License.customer.has(Customer.slug == customer))
+        if product:
+            license_query = license_query.where(License.product.has(Product.slug == product))
+        query = query.where(Installation.license_id.in_(license_query))
+    if version:
+        query = query.where(Installation.version == version)
+    if seen_before is not None:
+        query = query.where(Installation.last_seen < seen_before)
+    if seen_after is not None:
+        query = query.where(Installation.last_seen >= seen_after)
+    page = keyset(session, query, Installation.id, cursor=cursor, limit=limit)
+    ids = {i.license_id for i in page.items}
+    by_id = {
+        lic.id: lic
+        for lic in session.scalars(
+            select(License)
+            .where(License.id.in_(ids))
+            .options(selectinload(License.customer), selectinload(License.product))
+        )
+    }
+    return Page([(i, by_id[i.license_id]) for i in page.items], page.next)
+
+
+def portal_users(
+    session: Session,
+    *,
+    customer: str = "",
+    cursor: str | None = None,
+    limit: int | None = None,
+) -> Page[CustomerUser]:
+    query = select(CustomerUser).options(selectinload(CustomerUser.customer))
+    if customer:
+        query = query.where(CustomerUser.customer.has(Customer.slug == customer))
+    return keyset(session, query, CustomerUser.id, cursor=cursor, limit=limit)
+
+
+def audit_events(
+    session: Session,
+    *,
+    action: str = "",
+    actor: str = "",
+    target: str = "",
+    since: datetime | None = None,
+    until: datetime | None = None,
+    cursor: str | None = None,
+    limit: int | None = None,
+) -> Page[AuditEvent]:
+    """Audit events, newest first; ``action`` matches a prefix (``license.`` for every license
+    action); ``since`` inclusive, ``until`` exclusive."""
+    query = select(AuditEvent)
+    if action:
+        query = query.where(AuditEvent.action.startswith(action, autoescape=True))
+    if actor:
+        query = query.where(AuditEvent.actor == actor)
+    if target:
+        query = query.where(AuditEvent.target == target)
+    if since is not None:
+        query = query.where(AuditEvent.at >= since)
+    if until is not None:
+        query = query.where(AuditEvent.at < until)
+    return keyset(session, query, AuditEvent.id, cursor=cursor, limit=limit, newest_first=True)
