@@ -27,7 +27,8 @@ from server.domain.vocabulary import (
 )
 from server.services import Services
 from tests.common.factories import make_customer, make_license, make_product
-from tests.common.rows import ROWS, insert_rows
+from tests.common.rows import ROWS_AT_HEAD as ROWS
+from tests.common.rows import insert_rows
 
 # (table, column, the set it holds, a value outside it). The unique columns of each table get a
 # fresh value when a row is copied (so that only the closed set can refuse the copy).
@@ -57,7 +58,7 @@ def db(database_url: str) -> Iterator[Database]:
     database = Database(database_url)
     database.upgrade()
     with database.engine.begin() as conn:
-        insert_rows(conn)
+        insert_rows(conn, ROWS)
     yield database
     database.dispose()
 

@@ -125,6 +125,13 @@ def csv_response(filename: str, columns: Sequence[Column[R]], rows: Iterable[R])
                 buffer.truncate()
         yield buffer.getvalue()
 
+    if request.method == "HEAD":
+        # No body, so no stream holding the request (and its database session) open until
+        # someone closes a response that has nothing to send.
+        return Response(
+            mimetype="text/csv",
+            headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+        )
     return Response(
         stream_with_context(generate()),
         mimetype="text/csv",
