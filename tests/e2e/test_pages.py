@@ -134,6 +134,24 @@ def test_every_page_is_accessible_and_fits_the_window(
     tour.inspect("audit")
     tour.go("/admin/jobs")
     tour.inspect("jobs")
+    # The business lists and forms.
+    for path, name in [
+        ("/admin/customers/new", "customer-new"),
+        ("/admin/customers/initech/edit", "customer-edit"),
+        ("/admin/customers?q=init", "customers-found"),
+        ("/admin/licenses", "licenses"),
+        ("/admin/contracts?state=ending", "contracts-ending"),
+        ("/admin/lapsed", "lapsed"),
+        ("/admin/installations", "installations"),
+        ("/admin/audit?page=2", "audit-page-2"),
+        ("/admin/products", "products"),
+        ("/admin/products/acme-erp", "product"),
+        ("/admin/import", "import"),
+        ("/admin/emails", "emails"),
+        ("/admin/webhooks", "webhooks"),
+    ]:
+        tour.go(path)
+        tour.inspect(name)
     tour.go("/admin/style")
     tour.inspect("style-guide")
     page.locator("summary:has-text('Revoke')").first.click()
@@ -152,7 +170,7 @@ def test_every_page_is_accessible_and_fits_the_window(
     tour.inspect("portal-home")
     portal_sign_in(page, deployment, "hooli")
     tour.inspect("portal-lapsed")
-    assert len(tour.seen) == 31
+    assert len(tour.seen) == 44
 
 
 def test_a_duplicate_version_is_refused_before_any_file_byte_is_sent(
