@@ -15,6 +15,7 @@ from pathlib import Path
 
 from limits import parse_many
 
+from server.domain.branding import DEFAULT_VENDOR_NAME, Branding, brand_problems
 from server.domain.vocabulary import is_web_url
 
 SECRET_FILE = "secret_key"  # noqa: S105 - a file name, not a secret
@@ -175,6 +176,14 @@ class Settings:
     rate_limit_login_account: str = "5/minute;20/hour"  # sign-in attempts per account named
     trust_proxy_hops: int = 0  # ProxyFix only when configured
     renewal_url: str = "https://vendor.example/renew"
+    # The vendor's brand in the portal (server/domain/branding.py checks it): its name in the
+    # header, footer, page titles (and e-mails); a logo (an http(s) URL or a path on this site);
+    # a primary colour (hex, dark enough for white text); where customers get help.
+    vendor_name: str = DEFAULT_VENDOR_NAME
+    vendor_logo_url: str = ""
+    vendor_colour: str = ""
+    support_email: str = ""
+    support_url: str = ""
     # Serving (``vigor serve``; docs/operations.md says why these numbers)
     host: str = "127.0.0.1"
     port: int = 8000
@@ -240,6 +249,11 @@ class Settings:
             job_retry_seconds=_int(env, "VIGOR_JOB_RETRY_SECONDS", 30, minimum=1),
             job_lease_seconds=_int(env, "VIGOR_JOB_LEASE_SECONDS", 60, minimum=2),
             renewal_url=env.get("VIGOR_RENEWAL_URL", "https://vendor.example/renew"),
+            vendor_name=env.get("VIGOR_VENDOR_NAME", DEFAULT_VENDOR_NAME).strip(),
+            vendor_logo_url=env.get("VIGOR_VENDOR_LOGO_URL", "").strip(),
+            vendor_colour=env.get("VIGOR_VENDOR_COLOR", "").strip(),
+            support_email=env.get("VIGOR_SUPPORT_EMAIL", "").strip(),
+            support_url=env.get("VIGOR_SUPPORT_URL", "").strip(),
             host=env.get("VIGOR_HOST", "127.0.0.1"),
             port=_int(env, "VIGOR_PORT", 8000, minimum=1),
             workers=_int(env, "VIGOR_WORKERS", 2, minimum=1),
@@ -277,6 +291,15 @@ class Settings:
         ):
             if not is_web_url(url):
                 raise ConfigError(f"{variable} must be an http:// or https:// URL, not {url!r}")
+        variables = {
+            "vendor_name": "VIGOR_VENDOR_NAME",
+            "logo_url": "VIGOR_VENDOR_LOGO_URL",
+            "colour": "VIGOR_VENDOR_COLOR",
+            "support_email": "VIGOR_SUPPORT_EMAIL",
+            "support_url": "VIGOR_SUPPORT_URL",
+        }
+        for name, problem in brand_problems(self.branding):
+            raise ConfigError(f"{variables[name]} {problem}")
         if self.production:
             self.require_secret()
             if not self.public_base_url.startswith("https://"):
@@ -297,6 +320,17 @@ class Settings:
     def with_(self, **changes: object) -> Settings:
         """A copy with some fields changed (tests and the demo use it)."""
         return replace(self, **changes)  # type: ignore[arg-type]
+
+    @property
+    def branding(self) -> Branding:
+        """The vendor's brand as the portal shows it."""
+        return Branding(
+            vendor_name=self.vendor_name,
+            logo_url=self.vendor_logo_url,
+            colour=self.vendor_colour,
+            support_email=self.support_email,
+            support_url=self.support_url,
+        )
 
     @property
     def queue_file(self) -> Path:

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 from flask import Flask
 
-from server.web.portal import pages, signin
+from server.web.portal import account, pages, signin
 from server.web.portal.blueprint import blueprint
 
-__all__ = ["blueprint", "init_app", "pages", "signin"]
+__all__ = ["account", "blueprint", "init_app", "pages", "signin"]
 
 
 def init_app(app: Flask) -> None:

@@ -84,15 +84,14 @@ def _home(
         secret_key=settings.secret_key,
     )
     links = {
-        release_id: [
-            (platform, url_for("portal.download", token=token)) for platform, token in tokens
-        ]
-        for release_id, tokens in found.downloads.items()
+        release_id: [(d, url_for("portal.download", token=d.token)) for d in files]
+        for release_id, files in found.downloads.items()
     }
     return render_template(
         "portal/home.html",
         lic=lic,
         status=found.status,
+        portal=found.portal,
         renewal=found.renewal,
         releases=found.releases,
         links=links,
