@@ -208,6 +208,18 @@ def portal_licenses(session: Session, user: CustomerUser) -> list[License]:
     )
 
 
+def unavailable_licenses(session: Session, user: CustomerUser) -> list[License]:
+    """The customer's suspended and revoked licenses, by product: listed with why, never opened."""
+    return list(
+        session.scalars(
+            select(License)
+            .join(Product, License.product_id == Product.id)
+            .where(License.customer_id == user.customer_id, License.status != LicenseStatus.ACTIVE)
+            .order_by(Product.name, License.id)
+        )
+    )
+
+
 def portal_license(session: Session, user: CustomerUser, license_id: int) -> License:
     """One license a portal user may use.
 

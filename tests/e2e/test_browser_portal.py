@@ -84,6 +84,10 @@ def portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict
     proxy.upstream = server.url
     result = server.vigor("demo", "--no-serve")
     assert result.returncode == 0, result.stderr
+    second = server.vigor(  # Hooli's portal user then chooses between two licenses
+        "license", "issue", "--customer", "hooli", "--product", "acme-erp", "--label", "lab"
+    )
+    assert second.returncode == 0, second.stderr
     keys = json.loads((base / "instance" / "demo-licenses.json").read_text())
     server.start()
     proxy.start()
@@ -158,7 +162,19 @@ def test_every_portal_page_is_accessible_fits_and_is_photographed(
             page.click("header button:has-text('Sign out')")
             page.wait_for_url("**/portal/login")
 
-        _user_sign_in(page, url)  # Hooli: lapsed, reads Spanish
+        page.goto(f"{url}/portal/set-password/not-a-link")
+        assert "no es válido" in page.locator("[role=alert]").inner_text() or (
+            "not valid" in page.locator("[role=alert]").inner_text()
+        )
+        _look(page, "set-password-refused", width)
+
+        _user_sign_in(page, url)  # Hooli: lapsed, reads Spanish, two licenses
+        assert "Signed in as" in page.locator("header").inner_text() or (
+            "Sesión iniciada como" in page.locator("header").inner_text()
+        )
+        _look(page, "licenses-es", width)
+        page.click("ul.licenses a >> nth=0")
+        page.wait_for_url("**/portal/licenses/*/")
         assert page.locator("html").get_attribute("lang") == "es"
         assert "Renovar el mantenimiento" in page.locator("#maintenance").inner_text()
         _look(page, "lapsed-es", width)

@@ -249,3 +249,16 @@ def test_contrast_is_wcag_s() -> None:
     assert round(contrast_ratio("#000000", "#ffffff"), 1) == 21.0
     assert round(contrast_ratio("#1f5fbf", "#ffffff"), 2) == 6.09
     assert Settings.from_env({"VIGOR_VENDOR_COLOR": "#1F5FBF"}).vendor_colour == "#1F5FBF"
+
+
+def test_a_portal_user_is_told_why_a_license_is_not_available(
+    client: FlaskClient, services: Services, world: dict[str, str]
+) -> None:
+    set_password(client, invite(services, "lapsed", "ana@lapsed.example"), PASSWORD)
+    chooser = client.get("/portal/").get_data(as_text=True)
+    available = visible(chooser, "choose").split("Not available", 1)
+    assert "Acme-Erp" in available[0] and "old site" not in available[0]
+    assert "Acme-Erp · old site" in available[1]
+    assert "License suspended : This license is suspended" in available[1]
+    assert 'href="/portal/licenses/' in chooser
+    assert chooser.count('href="/portal/licenses/') == 2, "the suspended one opens nothing"
