@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from urllib.parse import urlsplit
 
 from flask import Flask, Request, g, redirect, url_for
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
@@ -32,6 +33,15 @@ class WebSessions(SecureCookieSessionInterface):
         if request.path.startswith("/api/"):
             return None  # Flask then uses a null session, which refuses to be written
         return super().open_session(app, request)
+
+
+def _logo_origin(logo_url: str) -> tuple[str, ...]:
+    """The origin of a vendor logo on another site, which the pages' policy must let load."""
+    if not is_web_url(logo_url):
+        return ()  # none, or a path on this site
+    parts = urlsplit(logo_url)
+    port = f":{parts.port}" if parts.port else ""
+    return (f"{parts.scheme}://{parts.hostname}{port}",)  # checked: a plain host name
 
 
 def create_app(
@@ -93,7 +103,7 @@ def create_app(
 
     instrument.init_app(app)  # first: its clock runs around every other hook
     converters.init_app(app)
-    headers.init_app(app, settings.public_base_url)
+    headers.init_app(app, settings.public_base_url, _logo_origin(settings.vendor_logo_url))
 
     ratelimit.init_app(app, settings.rate_limit_storage_url, services.db)
     health.init_app(app, services)

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from limits import parse_many
 
+from server.domain.branding import DEFAULT_VENDOR_NAME, Branding, brand_problems
 from server.domain.errors import InvalidInputError
 from server.domain.renewal_links import check_template
 from server.domain.vocabulary import is_web_url
@@ -214,7 +215,14 @@ class Settings:
     smtp_url: str = ""
     mail_from: str = "vigor@localhost"
     mail_reply_to: str = ""
-    vendor_name: str = "Vigor"  # the vendor's name in e-mails (and the portal's branding)
+    # The vendor's brand in the portal (server/domain/branding.py checks it): its name in the
+    # header, footer, page titles (and e-mails); a logo (an http(s) URL or a path on this site);
+    # a primary colour (hex, dark enough for white text); where customers get help.
+    vendor_name: str = DEFAULT_VENDOR_NAME
+    vendor_logo_url: str = ""
+    vendor_colour: str = ""
+    support_email: str = ""
+    support_url: str = ""
     # Serving (``vigor serve``; docs/operations.md says why these numbers)
     host: str = "127.0.0.1"
     port: int = 8000
@@ -292,7 +300,11 @@ class Settings:
             smtp_url=env.get("VIGOR_SMTP_URL", "").strip(),
             mail_from=env.get("VIGOR_MAIL_FROM", "vigor@localhost").strip(),
             mail_reply_to=env.get("VIGOR_MAIL_REPLY_TO", "").strip(),
-            vendor_name=env.get("VIGOR_VENDOR_NAME", "Vigor").strip() or "Vigor",
+            vendor_name=env.get("VIGOR_VENDOR_NAME", DEFAULT_VENDOR_NAME).strip(),
+            vendor_logo_url=env.get("VIGOR_VENDOR_LOGO_URL", "").strip(),
+            vendor_colour=env.get("VIGOR_VENDOR_COLOR", "").strip(),
+            support_email=env.get("VIGOR_SUPPORT_EMAIL", "").strip(),
+            support_url=env.get("VIGOR_SUPPORT_URL", "").strip(),
             host=env.get("VIGOR_HOST", "127.0.0.1"),
             port=_int(env, "VIGOR_PORT", 8000, minimum=1),
             workers=_int(env, "VIGOR_WORKERS", 2, minimum=1),
@@ -342,6 +354,15 @@ class Settings:
             check_template(self.renewal_url, "VIGOR_RENEWAL_URL")
         except InvalidInputError as exc:
             raise ConfigError(exc.message) from None
+        variables = {
+            "vendor_name": "VIGOR_VENDOR_NAME",
+            "logo_url": "VIGOR_VENDOR_LOGO_URL",
+            "colour": "VIGOR_VENDOR_COLOR",
+            "support_email": "VIGOR_SUPPORT_EMAIL",
+            "support_url": "VIGOR_SUPPORT_URL",
+        }
+        for name, problem in brand_problems(self.branding):
+            raise ConfigError(f"{variables[name]} {problem}")
         if self.production:
             self.require_secret()
             if not self.public_base_url.startswith("https://"):
@@ -362,6 +383,17 @@ class Settings:
     def with_(self, **changes: object) -> Settings:
         """A copy with some fields changed (tests and the demo use it)."""
         return replace(self, **changes)  # type: ignore[arg-type]
+
+    @property
+    def branding(self) -> Branding:
+        """The vendor's brand as the portal shows it."""
+        return Branding(
+            vendor_name=self.vendor_name,
+            logo_url=self.vendor_logo_url,
+            colour=self.vendor_colour,
+            support_email=self.support_email,
+            support_url=self.support_url,
+        )
 
     @property
     def queue_file(self) -> Path:

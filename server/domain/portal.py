@@ -24,9 +24,20 @@ from server.domain.facts import LicenseFacts, ReleaseFacts
 from server.domain.models import Installation, License, Release
 from server.domain.renewal_links import renewal_link
 from server.domain.row_facts import license_facts
+from server.domain.standing import PortalStatus, portal_status
 from server.domain.vocabulary import ANY_PLATFORM, DEFAULT_CHANNEL, Maintenance
 
 LISTED = 20  # the newest entitled releases the portal lists
+
+
+@dataclass(frozen=True)
+class PortalDownload:
+    """One file of a listed release: what the customer needs to pick it and check it."""
+
+    platform: str
+    token: str  # a download link's token, bound to the license (:mod:`.download_links`)
+    size: int  # bytes
+    sha256: str
 
 
 @dataclass(frozen=True)
@@ -34,10 +45,11 @@ class LicenseOverview:
     """One license as its customer sees it in the portal."""
 
     status: MaintenanceStatus
+    portal: PortalStatus  # how the page words it (:mod:`server.domain.standing`)
     renewal: offers.RenewalSummary | None  # None while maintenance is simply active
     renewal_url: str
     releases: list[ReleaseFacts]  # entitled, newest first, at most LISTED
-    downloads: dict[int, list[tuple[str, str]]]  # release id → (platform, download token)
+    downloads: dict[int, list[PortalDownload]]  # release id → its files, by platform
     notes: dict[int, str]  # release id → Markdown notes
     installed: list[Version]  # what the license's installations last reported, oldest first
     platforms: list[str]  # for an offline bundle
@@ -75,18 +87,33 @@ def license_overview(
         if ent.decide(facts, catalog.policy, r, now, releases=everything, status=status).offerable
     ][:LISTED]
     listed = {r.id for r in entitled}
-    downloads: dict[int, list[tuple[str, str]]] = {}
+    downloads: dict[int, list[PortalDownload]] = {}
     for (release_id, platform), artifact in sorted(catalog.artifacts.items()):
         if release_id in listed:
             token = make_token(secret_key, DownloadGrant(lic.id, artifact.artifact_id))
-            downloads.setdefault(release_id, []).append((platform, token))
+            downloads.setdefault(release_id, []).append(
+                PortalDownload(platform, token, artifact.size, artifact.sha256)
+            )
     notes = dict(
         session.execute(select(Release.id, Release.notes).where(Release.id.in_(listed))).all()
     )
     newest = entitled[0].version if entitled else Version("0")
+    renewal = renewal_of(facts, catalog, status, newest, now)
+    installed = installed_versions(session, lic)
+    wording = portal_status(
+        lic.status,
+        status,
+        catalog.policy,
+        renewal=renewal,
+        installed=installed,
+        covered_newer=bool(installed) and any(r.version > installed[0] for r in entitled),
+        index=catalog.index,
+        way_out=entitled[0].version if entitled else None,
+    )
     return LicenseOverview(
         status=status,
-        renewal=renewal_of(facts, catalog, status, newest, now),
+        portal=wording,
+        renewal=renewal,
         renewal_url=renewal_link(
             catalog.policy.renewal_url,
             customer=lic.customer.slug,
@@ -97,7 +124,7 @@ def license_overview(
         releases=entitled,
         downloads=downloads,
         notes=notes,
-        installed=installed_versions(session, lic),
+        installed=installed,
         platforms=sorted({p for r in entitled for p in r.platforms if p != ANY_PLATFORM})
         or [ANY_PLATFORM],
     )

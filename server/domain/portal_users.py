@@ -185,6 +185,28 @@ def set_password_with_link(
     return user
 
 
+def change_own_password(
+    session: Session, user: CustomerUser, current: str, new: str
+) -> CustomerUser:
+    """A signed-in portal user's new password; every other session of theirs ends.
+
+    The caller's own session must be re-issued for the new ``session_version``.
+
+    Raises:
+        InvalidInputError: ``current`` is not their password (field ``current_password``), or
+            ``new`` is shorter than :data:`MIN_PASSWORD_LENGTH` (field ``password``).
+    """
+    if not password_matches(user.password_hash, current):
+        raise InvalidInputError("current_password", "is not your current password")
+    if len(new) < MIN_PASSWORD_LENGTH:
+        raise InvalidInputError("password", f"must be at least {MIN_PASSWORD_LENGTH} characters")
+    user.password_hash = hash_password(new)
+    user.session_version += 1
+    audit.record(session, user.email, "portal_user.password_change", _target(user))
+    session.commit()
+    return user
+
+
 def authenticate(session: Session, email: str, password: str, *, now: datetime) -> CustomerUser:
     """The portal user with this email and password, if they may sign in.
 
@@ -232,6 +254,18 @@ def portal_licenses(session: Session, user: CustomerUser) -> list[License]:
             select(License)
             .join(Product, License.product_id == Product.id)
             .where(License.customer_id == user.customer_id, License.status == LicenseStatus.ACTIVE)
+            .order_by(Product.name, License.id)
+        )
+    )
+
+
+def unavailable_licenses(session: Session, user: CustomerUser) -> list[License]:
+    """The customer's suspended and revoked licenses, by product: listed with why, never opened."""
+    return list(
+        session.scalars(
+            select(License)
+            .join(Product, License.product_id == Product.id)
+            .where(License.customer_id == user.customer_id, License.status != LicenseStatus.ACTIVE)
             .order_by(Product.name, License.id)
         )
     )

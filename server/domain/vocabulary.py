@@ -92,6 +92,30 @@ class Maintenance(StrEnum):
     NONE = "none"  # no covered period has begun, or the license is not active
 
 
+class Standing(StrEnum):
+    """Where a license stands as its customer reads it in the portal (computed, never stored):
+    :class:`Maintenance` told apart by what the customer can do about it."""
+
+    NEVER_COVERED = "never-covered"  # no maintenance ever bought, none booked
+    NOT_STARTED = "not-started"  # a maintenance contract that begins later
+    ACTIVE = "active"
+    EXPIRING = "expiring"
+    GRACE = "grace"
+    LAPSED = "lapsed"  # perpetual fallback: keeps what was published while covered
+    LAPSED_NO_DOWNLOADS = "lapsed-no-downloads"  # the product's lapse policy is ``revoke``
+    SUSPENDED = "suspended"
+    REVOKED = "revoked"
+
+
+class PortalAction(StrEnum):
+    """The one thing the portal offers a customer to do about their maintenance."""
+
+    RENEW = "renew"  # had maintenance: renew it
+    BUY = "buy"  # never had it: buy it (never "renew" something never bought)
+    CONTACT = "contact"  # only the vendor can help (a suspended or revoked license)
+    NONE = "none"  # nothing to do
+
+
 class Role(StrEnum):
     """What an admin user or API token may do; each role may do what the ones after it may."""
 

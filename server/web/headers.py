@@ -38,9 +38,18 @@ SECURITY_HEADERS = {
 STRICT_TRANSPORT_SECURITY = "max-age=31536000; includeSubDomains"
 
 
-def init_app(app: Flask, public_base_url: str) -> None:
-    """Add the headers to every response ``app`` sends."""
+def content_security_policy(image_origins: tuple[str, ...] = ()) -> str:
+    """The policy, with images also allowed from ``image_origins`` (the vendor's logo host)."""
+    if not image_origins:
+        return CONTENT_SECURITY_POLICY
+    extra = " ".join(image_origins)
+    return CONTENT_SECURITY_POLICY.replace("img-src 'self' data:", f"img-src 'self' data: {extra}")
+
+
+def init_app(app: Flask, public_base_url: str, image_origins: tuple[str, ...] = ()) -> None:
+    """Add the headers to every response ``app`` sends; ``image_origins`` may serve images."""
     headers = dict(SECURITY_HEADERS)
+    headers["Content-Security-Policy"] = content_security_policy(image_origins)
     if public_base_url.lower().startswith("https://"):
         headers["Strict-Transport-Security"] = STRICT_TRANSPORT_SECURITY
 

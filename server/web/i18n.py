@@ -1,6 +1,7 @@
 """The reader's language on the web, and the gettext callables that views and templates use.
 
-A portal page answers in the customer's language setting, else the browser's
+A portal page answers in the language the reader chose with the portal's language switcher (a
+cookie, :data:`LANGUAGE_COOKIE`), else the customer's language setting, else the browser's
 ``Accept-Language``, else English (:func:`server.domain.messages.negotiate`). A view that knows
 the customer fixes the language of its request with :func:`use_language`; :func:`gettext` and
 :func:`ngettext` translate into it from the catalogues of :mod:`server.domain.messages`, the same
@@ -14,16 +15,32 @@ plain text, so that autoescaping escapes the whole sentence, values included.
 
 from __future__ import annotations
 
+from datetime import date, datetime
+
+from babel.dates import format_date
+from babel.units import format_unit
 from flask import Flask, g, request
 
 from server.domain import messages
 from server.domain.models import Customer
 
+LANGUAGE_COOKIE = "vigor_lang"
+"""The language a reader chose in the portal (one of :data:`messages.LANGUAGES`); it outlives
+sign-in and sign-out, which start fresh sessions."""
+
+
+def chosen_language() -> str | None:
+    """The language this browser chose with the switcher, when it is one we ship."""
+    chosen = request.cookies.get(LANGUAGE_COOKIE)
+    return chosen if chosen in messages.LANGUAGES else None
+
 
 def use_language(customer: Customer | None = None) -> str:
-    """Fix and return the language of this request: ``customer``'s setting when we ship it,
-    else the browser's preference, else English."""
-    language = messages.negotiate(customer.language if customer else None, request.accept_languages)
+    """Fix and return the language of this request: the reader's own choice, else
+    ``customer``'s setting when we ship it, else the browser's preference, else English."""
+    language = chosen_language() or messages.negotiate(
+        customer.language if customer else None, request.accept_languages
+    )
     g.language = language
     return language
 
@@ -44,12 +61,36 @@ def ngettext(singular: str, plural: str, n: int, /, **values: object) -> str:
     return messages.ngettext(singular, plural, n, **values).in_language(current_language())
 
 
+_SIZE_UNITS = (
+    (1000**3, "digital-gigabyte"),
+    (1000**2, "digital-megabyte"),
+    (1000, "digital-kilobyte"),
+)
+
+
+def human_size(size: int) -> str:
+    """A size in bytes as a reader says it, in the request's language ("9.5 MB", "9,5 MB")."""
+    for factor, unit in _SIZE_UNITS:
+        if size >= factor:
+            return format_unit(
+                size / factor, unit, length="short", format="#,##0.#", locale=current_language()
+            )
+    return format_unit(size, "digital-byte", length="short", locale=current_language())
+
+
+def human_date(day: date | datetime) -> str:
+    """A day as a reader writes it, in the request's language ("Mar 4, 2026", "4 mar 2026")."""
+    return format_date(day, format="medium", locale=current_language())
+
+
 def init_app(app: Flask) -> None:
     """Install the callables in every template, and the languages a customer may be set to."""
     app.jinja_env.add_extension("jinja2.ext.i18n")
     app.jinja_env.install_gettext_callables(  # type: ignore[attr-defined]
         gettext, ngettext, newstyle=False
     )
+    app.add_template_filter(human_size, "human_size")
+    app.add_template_filter(human_date, "human_date")
     app.jinja_env.globals["customer_languages"] = [
         (language, messages.display_name(language)) for language in messages.LANGUAGES
     ]

@@ -212,7 +212,7 @@ def portal_sign_in(page: Page, deployment: Deployment, customer: str) -> None:
 
 def test_lapsed_customer_sees_the_renewal_banner(page: Page, deployment: Deployment) -> None:
     portal_sign_in(page, deployment, "hooli")
-    banner = page.locator(".banner")
+    banner = page.locator("#maintenance")
     assert banner.is_visible()
     assert "Renovar el mantenimiento" in banner.inner_text()  # Hooli reads Spanish
     shot(page, "portal-lapsed")

@@ -66,8 +66,11 @@ def test_lapsed_customer_sees_the_renewal_banner_and_keeps_old_releases(
 ) -> None:
     assert sign_in(client, keys["lapsed"]).status_code == 303
     page = client.get("/portal/").get_data(as_text=True)
-    assert 'class="banner lapsed"' in page
-    assert "You are missing 2 release(s), including 1 security revision(s). Newest: 2.0.0." in page
+    assert 'class="status alert lapsed"' in page
+    assert (
+        "Renew maintenance to receive 2 newer releases, including 1 security revision; newest: 2.0.0."
+        in page
+    )
     assert "Renew maintenance" in page
     assert ">1.0.0<" in page and ">2.0.0<" not in page
 
@@ -77,8 +80,8 @@ def test_active_customer_has_no_banner_and_can_download(
 ) -> None:
     sign_in(client, keys["active"])
     page = client.get("/portal/").get_data(as_text=True)
-    assert 'class="banner' not in page
-    link = re.search(r'<td>2\.0\.0</td>.*?href="([^"]+)"', page, re.S)
+    assert 'class="status ok active"' in page and "Renew" not in page
+    link = re.search(r'<th scope="row" class="version">2\.0\.0</th>.*?href="([^"]+)"', page, re.S)
     assert link
     assert link.group(1).startswith("/portal/download/")
     with client.get(link.group(1)) as response:

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 from flask import Flask
 
-from server.web.portal import pages, signin, unsubscribe
+from server.web.portal import account, pages, signin, unsubscribe
 from server.web.portal.blueprint import blueprint
 
-__all__ = ["blueprint", "init_app", "pages", "signin", "unsubscribe"]
+__all__ = ["account", "blueprint", "init_app", "pages", "signin", "unsubscribe"]
 
 
 def init_app(app: Flask) -> None:

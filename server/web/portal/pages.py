@@ -17,6 +17,7 @@ from server.domain.errors import DownloadWrongLicenseError, InvalidInputError, N
 from server.domain.models import CustomerUser, License, utcnow
 from server.domain.portal import bundle_filename, license_overview
 from server.domain.releases import parse_version
+from server.domain.standing import refused_status
 from server.domain.vocabulary import DEFAULT_CHANNEL
 from server.web import db_session, services
 from server.web.i18n import gettext as _
@@ -34,8 +35,17 @@ def home() -> ResponseReturnValue:
         licenses = portal_users.portal_licenses(db_session(), user)
         if len(licenses) == 1:
             return redirect(url_for("portal.license_home", license_id=licenses[0].id))
-        lang = use_language(user.customer)
-        return render_template("portal/licenses.html", user=user, licenses=licenses, lang=lang)
+        unavailable = [
+            (lic, refused_status(lic.status))
+            for lic in portal_users.unavailable_licenses(db_session(), user)
+        ]
+        return render_template(
+            "portal/licenses.html",
+            user=user,
+            licenses=licenses,
+            unavailable=unavailable,
+            lang=use_language(user.customer),
+        )
     lic = current_license()
     if lic is None:
         return redirect(url_for("portal.login"))
@@ -84,15 +94,14 @@ def _home(
         secret_key=settings.secret_key,
     )
     links = {
-        release_id: [
-            (platform, url_for("portal.download", token=token)) for platform, token in tokens
-        ]
-        for release_id, tokens in found.downloads.items()
+        release_id: [(d, url_for("portal.download", token=d.token)) for d in files]
+        for release_id, files in found.downloads.items()
     }
     return render_template(
         "portal/home.html",
         lic=lic,
         status=found.status,
+        portal=found.portal,
         renewal=found.renewal,
         releases=found.releases,
         links=links,

@@ -21,9 +21,17 @@ from wtforms.validators import DataRequired, Length
 
 from server.db.licenses import LicenseReads
 from server.domain import portal_sessions, portal_users
-from server.domain.errors import DomainError, InvalidInputError, InvitationExpiredError
+from server.domain.errors import (
+    DomainError,
+    InvalidInputError,
+    InvitationExpiredError,
+    LicenseRevokedError,
+    LicenseSuspendedError,
+)
 from server.domain.licensing import authenticate_license
 from server.domain.models import CustomerUser, License, utcnow
+from server.domain.standing import refused_status
+from server.domain.vocabulary import LicenseStatus
 from server.web import db_session, services
 from server.web.auth import fresh_session
 from server.web.i18n import gettext as _
@@ -73,6 +81,7 @@ def login() -> ResponseReturnValue:
     account_form = AccountForm(prefix="user")
     lang = use_language()
     key_error = account_error = None
+    refused = None  # a suspended or revoked license: what it means and whom to ask
     if request.method == "POST" and "user-email" in request.form:
         if account_form.validate_on_submit():
             try:
@@ -85,7 +94,7 @@ def login() -> ResponseReturnValue:
             except DomainError:
                 account_error = _("Wrong email or password.")
             else:
-                _sign_in_user(user)
+                sign_in_user(user)
                 return redirect(url_for("portal.home"), code=303)
         else:
             account_error = _("Wrong email or password.")
@@ -94,6 +103,10 @@ def login() -> ResponseReturnValue:
             view = authenticate_license(
                 LicenseReads(db_session()), (key_form.key.data or "").strip()
             )
+        except LicenseSuspendedError:
+            refused = refused_status(LicenseStatus.SUSPENDED)
+        except LicenseRevokedError:
+            refused = refused_status(LicenseStatus.REVOKED)
         except DomainError:
             key_error = _("That license key is not valid.")
         else:
@@ -109,18 +122,19 @@ def login() -> ResponseReturnValue:
             return redirect(url_for("portal.home"), code=303)
     elif request.method == "POST":
         key_error = _("Please fill in this field.")
-    refused = request.method == "POST"
     return render_template(
         "portal/login.html",
         form=key_form,
         account_form=account_form,
         error=key_error,
         account_error=account_error,
+        refused=refused,
         lang=lang,
-    ), 400 if refused else 200
+    ), 400 if request.method == "POST" else 200
 
 
-def _sign_in_user(user: CustomerUser) -> None:
+def sign_in_user(user: CustomerUser) -> None:
+    """Start a fresh portal session for ``user`` at their current session version."""
     fresh_session()  # no session fixation: a fresh cookie and CSRF secret
     session["portal"] = {"user": user.id, "version": user.session_version}
     session.permanent = True
@@ -208,7 +222,7 @@ def set_password(token: str) -> ResponseReturnValue:
                     n=portal_users.MIN_PASSWORD_LENGTH,
                 )
             else:
-                _sign_in_user(user)
+                sign_in_user(user)
                 return redirect(url_for("portal.home"), code=303)
     elif request.method == "POST":
         error = _("Please fill in this field.")
