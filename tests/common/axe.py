@@ -1,4 +1,5 @@
-"""axe-core in a Playwright page: :func:`axe_check` fails on serious and critical violations.
+"""axe-core in a Playwright page: :func:`axe_check` fails on serious and critical violations;
+:func:`no_sideways_scroll` on a page wider than its window.
 
 axe-core comes from the npm registry (``make axe`` puts ``axe.min.js`` under ``.cache/``; the
 version is the Makefile's ``AXE_VERSION``). It is evaluated in the page through the DevTools
@@ -45,3 +46,9 @@ def axe_check(page: Page, what: str = "") -> None:
     blocking = [v for v in axe_violations(page) if v["impact"] in BLOCKING]
     listing = "\n".join(f"  {v['impact']} {v['id']}: {v['help']} at {v['nodes']}" for v in blocking)
     assert not blocking, f"axe-core on {what or page.url}:\n{listing}"
+
+
+def no_sideways_scroll(page: Page, what: str = "") -> None:
+    """The page is no wider than the window: nothing to scroll sideways to."""
+    overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0, f"{what or page.url} scrolls sideways by {overflow}px"

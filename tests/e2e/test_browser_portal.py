@@ -10,21 +10,18 @@ vendor's colour too.
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, Page
 
 from server.demo.data import PORTAL_EMAIL, PORTAL_PASSWORD
-from tests.common.live import ROOT, LiveServer, TamperingProxy
+from tests.common.axe import axe_check, no_sideways_scroll
+from tests.common.live import LiveServer, TamperingProxy
 from tests.e2e.test_browser import SHOTS, browser  # noqa: F401 - the fixture
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.xdist_group("browser-portal")]
 
-AXE_VERSION = "4.14.1"
-AXE = ROOT / ".cache" / f"axe-core-{AXE_VERSION}" / "axe.min.js"
 WIDTHS = {"laptop": (1366, 768), "phone": (375, 812)}
 BRAND = {
     "VIGOR_VENDOR_NAME": "Acme Software",
@@ -32,46 +29,6 @@ BRAND = {
     "VIGOR_SUPPORT_EMAIL": "support@acme.example",
     "VIGOR_SUPPORT_URL": "https://acme.example/support",
 }
-
-
-def axe_source() -> str:
-    """axe-core from the npm registry (what ``make axe`` fetches), fetched here when missing."""
-    if not AXE.exists():
-        AXE.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run(
-            ["npm", "pack", "--silent", f"axe-core@{AXE_VERSION}"], cwd=AXE.parent, check=True
-        )
-        tarball = AXE.parent / f"axe-core-{AXE_VERSION}.tgz"
-        subprocess.run(
-            ["tar", "-xzf", tarball.name, "--strip-components=1", "package/axe.min.js"],
-            cwd=AXE.parent,
-            check=True,
-        )
-        tarball.unlink()
-    return AXE.read_text(encoding="utf-8")
-
-
-def axe_check(page: Page) -> None:
-    """No serious or critical axe-core violation on ``page`` as it is now (a stand-in for the
-    shared ``axe_check`` of the browser tests; same engine, same rule)."""
-    if not page.evaluate("typeof window.axe === 'object'"):
-        page.evaluate(axe_source())  # evaluated by the driver, not an inline script: the CSP holds
-    results: dict[str, Any] = page.evaluate(
-        "axe.run(document, {resultTypes: ['violations']}).then(r => r.violations)"
-    )
-    bad = [
-        f"{v['id']} ({v['impact']}): {[n['target'] for n in v['nodes']][:5]}"
-        for v in results
-        if v["impact"] in {"serious", "critical"}
-    ]
-    assert not bad, f"{page.url}: {bad}"
-
-
-def no_sideways_scroll(page: Page) -> None:
-    overflow = page.evaluate(
-        "document.documentElement.scrollWidth - document.documentElement.clientWidth"
-    )
-    assert overflow <= 0, f"{page.url} scrolls sideways by {overflow}px"
 
 
 @pytest.fixture(scope="module")

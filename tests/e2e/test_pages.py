@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page
 
-from tests.common.axe import axe_check
+from tests.common.axe import axe_check, no_sideways_scroll
 from tests.e2e.conftest import Deployment
 from tests.e2e.test_browser import admin_sign_in, browser, portal_sign_in, shot
 
@@ -20,12 +20,6 @@ __all__ = ["browser"]  # the module's chromium, shared with test_browser's fixtu
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.xdist_group("pages")]
 
 WIDTHS = {"laptop": (1366, 768), "phone": (375, 812)}
-
-
-def fits(page: Page, what: str) -> None:
-    """The page is no wider than the window: nothing to scroll sideways to."""
-    overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
-    assert overflow <= 0, f"{what} scrolls sideways by {overflow}px"
 
 
 class Tour:
@@ -41,7 +35,7 @@ class Tour:
     def inspect(self, name: str) -> None:
         what = f"{name} at {self.width} ({self.page.url})"
         axe_check(self.page, what)
-        fits(self.page, what)
+        no_sideways_scroll(self.page, what)
         shot(self.page, f"{name}-{self.width}")
         self.seen.append(name)
 
@@ -232,7 +226,7 @@ def test_a_missing_page_is_an_html_404_in_spanish_for_a_spanish_browser(
         assert page.locator("h1").inner_text() == "Página no encontrada"
         assert "Ir a la página de inicio" in page.locator("main").inner_text()
         axe_check(page, "the Spanish 404 page")
-        fits(page, "the Spanish 404 page")
+        no_sideways_scroll(page, "the Spanish 404 page")
         shot(page, "not-found-es-phone")
     finally:
         context.close()
