@@ -15,10 +15,6 @@ plain text, so that autoescaping escapes the whole sentence, values included.
 
 from __future__ import annotations
 
-from datetime import date, datetime
-
-from babel.dates import format_date
-from babel.units import format_unit
 from flask import Flask, g, request
 
 from server.domain import messages
@@ -61,36 +57,12 @@ def ngettext(singular: str, plural: str, n: int, /, **values: object) -> str:
     return messages.ngettext(singular, plural, n, **values).in_language(current_language())
 
 
-_SIZE_UNITS = (
-    (1000**3, "digital-gigabyte"),
-    (1000**2, "digital-megabyte"),
-    (1000, "digital-kilobyte"),
-)
-
-
-def human_size(size: int) -> str:
-    """A size in bytes as a reader says it, in the request's language ("9.5 MB", "9,5 MB")."""
-    for factor, unit in _SIZE_UNITS:
-        if size >= factor:
-            return format_unit(
-                size / factor, unit, length="short", format="#,##0.#", locale=current_language()
-            )
-    return format_unit(size, "digital-byte", length="short", locale=current_language())
-
-
-def human_date(day: date | datetime) -> str:
-    """A day as a reader writes it, in the request's language ("Mar 4, 2026", "4 mar 2026")."""
-    return format_date(day, format="medium", locale=current_language())
-
-
 def init_app(app: Flask) -> None:
     """Install the callables in every template, and the languages a customer may be set to."""
     app.jinja_env.add_extension("jinja2.ext.i18n")
     app.jinja_env.install_gettext_callables(  # type: ignore[attr-defined]
         gettext, ngettext, newstyle=False
     )
-    app.add_template_filter(human_size, "human_size")
-    app.add_template_filter(human_date, "human_date")
     app.jinja_env.globals["customer_languages"] = [
         (language, messages.display_name(language)) for language in messages.LANGUAGES
     ]

@@ -54,7 +54,7 @@ def test_download_details_are_size_checksum_and_platform(
     archive = app_archive("2.0.0")
     assert hashlib.sha256(archive).hexdigest() in row
     assert "linux-x86_64" in visible(row)
-    assert f"{len(archive)} byte" in visible(row) or " kB" in visible(row)
+    assert f"{len(archive):,} bytes" in visible(row) or " KiB" in visible(row)
     assert 'aria-label="Download 2.0.0 for linux-x86_64"' in row
 
 
