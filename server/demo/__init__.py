@@ -76,7 +76,7 @@ class DemoReport:
         ]
         if worker_pid is not None:
             lines.append(
-                f"  Worker:        background jobs (delta patches, e-mail) in process {worker_pid}; "
+                f"  Worker:        background jobs (delta patches, e-mail, webhooks) in process {worker_pid}; "
                 f"queue at {base}/admin/jobs"
             )
         if mail_folder is not None:

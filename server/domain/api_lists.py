@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, selectinload
 from server.domain.coverage import MaintenanceStatus
 from server.domain.cursors import Page, keyset
 from server.domain.errors import InvalidInputError
-from server.domain.listings import customer_matches
+from server.domain.listings import customer_matches, key_matches
 from server.domain.maintenance import maintenance_of
 from server.domain.models import (
     AuditEvent,
@@ -138,7 +138,8 @@ def licenses(
     cursor: str | None = None,
     limit: int | None = None,
 ) -> Page[License]:
-    """Licenses by id; ``prefix`` matches the start of the prefix shown in lists."""
+    """Licenses by id; ``prefix`` finds a license by its whole key or its first characters (at
+    least 5), as the admin pages do (:func:`server.domain.listings.key_matches`)."""
     query = select(License).options(selectinload(License.customer), selectinload(License.product))
     if customer:
         query = query.where(License.customer.has(Customer.slug == customer))
@@ -147,9 +148,7 @@ def licenses(
     if status:
         query = query.where(License.status == parse(LicenseStatus, "status", status))
     if prefix:
-        if len(prefix) > 16:
-            prefix = prefix[:16]  # a full key: its shown prefix is its first 16 characters at most
-        query = query.where(License.key_prefix.startswith(prefix, autoescape=True))
+        query = query.where(key_matches(prefix))
     return keyset(session, query, License.id, cursor=cursor, limit=limit)
 
 

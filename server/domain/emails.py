@@ -762,9 +762,13 @@ def security_notices(
         return 0
     customers = session.scalars(
         select(Customer)
-        .join(License, License.customer_id == Customer.id)
-        .where(License.product_id == product.id, License.status == LicenseStatus.ACTIVE)
-        .distinct()
+        .where(
+            Customer.id.in_(  # not DISTINCT: PostgreSQL cannot compare the JSON of contacts
+                select(License.customer_id).where(
+                    License.product_id == product.id, License.status == LicenseStatus.ACTIVE
+                )
+            )
+        )
         .order_by(Customer.id)
         .options(selectinload(Customer.contracts).selectinload(Contract.product))
     ).all()

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, String, cast, exists, func, or_, select
+from sqlalchemy import ColumnElement, String, and_, cast, exists, func, literal, or_, select
 from sqlalchemy.orm import Session, aliased, selectinload
 
 from server.domain.coverage import MaintenanceStatus
@@ -21,7 +21,7 @@ from server.domain.customers import installation_counts
 from server.domain.maintenance import CustomerMaintenance, maintenance_of, overview
 from server.domain.models import Contract, Customer, Installation, License, Product, Release
 from server.domain.paging import Page, Window, page_of, page_of_list
-from server.domain.secrets import display_prefix, secret_hash
+from server.domain.secrets import secret_hash
 from server.domain.vocabulary import ContractState, LicenseStatus, ReleaseKind, ReleaseState
 
 # A search this long may be the start of a license key: shorter ones would match every key.
@@ -34,7 +34,15 @@ def key_matches(text: str) -> ColumnElement[bool]:
     conditions: list[ColumnElement[bool]] = [License.key_hash == secret_hash(text)]
     if len(text) >= KEY_SEARCH_MIN:
         conditions.append(License.key_prefix.startswith(text, autoescape=True))
-        conditions.append(License.key_prefix == display_prefix(text))
+        # A pasted key, or a start of one, longer than the prefix the lists show (whose length
+        # depends on the key's: a third of it, at most 10 characters).
+        conditions.append(
+            and_(
+                func.length(License.key_prefix) >= KEY_SEARCH_MIN,
+                func.substr(literal(text), 1, func.length(License.key_prefix))
+                == License.key_prefix,
+            )
+        )
     return or_(*conditions)
 
 

@@ -18,6 +18,7 @@ from server.domain.trust import parse_iso
 from server.domain.vocabulary import DEFAULT_CHANNEL, Scope
 from server.storage.base import SizeLimitError, StorageError
 from server.web import db_session, services
+from server.web.converters import small_int
 from server.web.openapi import openapi_document
 from server.web.uploads import parse_streamed
 
@@ -227,14 +228,14 @@ def email_json(email: Email) -> dict[str, object]:
 @require_scope(Scope.NOTIFICATIONS_READ)
 def list_emails() -> Response:
     """The newest e-mails (``?customer=slug``, ``?state=sent``, ``?limit=1..500``)."""
-    raw_limit = request.args.get("limit", "100")
-    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 500:
+    limit = small_int(request.args.get("limit", "100"), 500)
+    if not limit:
         raise InvalidInputError("limit", "must be a whole number from 1 to 500")
     found = emails.list_emails(
         db_session(),
         customer=request.args.get("customer", "").strip(),
         state=request.args.get("state", "").strip(),
-        limit=int(raw_limit),
+        limit=limit,
     )
     return jsonify([email_json(e) for e in found])
 

@@ -691,7 +691,7 @@ def test_the_tokens_page_makes_scoped_expiring_tokens(
         assert token.expires_at is not None
         assert timedelta(days=89) < token.expires_at - datetime.now(UTC) <= timedelta(days=90)
     listing = client.get("/admin/tokens").get_data(as_text=True)
-    row = listing.split("<td>crm</td>", 1)[1].split("</tr>", 1)[0]
+    row = listing.split('<td data-label="Name">crm</td>', 1)[1].split("</tr>", 1)[0]
     assert "customers:write" in row and "read" in row and "active" in row
     twice = client.post(
         "/admin/tokens", data={"csrf_token": csrf, "name": "crm", "scopes": ["read"]}

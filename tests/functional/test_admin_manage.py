@@ -4,6 +4,7 @@ migration that moved each customer's one e-mail into their contact e-mails."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -217,8 +218,12 @@ def test_the_migration_moves_each_email_into_the_contact_emails(empty_database_u
                 )
             )
         command.upgrade(db.alembic_config(), "0010_customer_details")
-        with db.session() as s:
-            found = {c.slug: (c.contact_emails, c.notes) for c in s.scalars(select(Customer))}
+        with db.engine.connect() as conn:  # read as that revision has it: no model of the day
+            rows = conn.execute(text("SELECT slug, contact_emails, notes FROM customers")).all()
+        found = {
+            slug: (json.loads(emails) if isinstance(emails, str) else emails, notes)
+            for slug, emails, notes in rows
+        }
         assert found == {"initech": (["it@initech.example"], ""), "globex": ([], "")}
         command.downgrade(db.alembic_config(), "0009_patch_formats")
         with db.engine.connect() as conn:

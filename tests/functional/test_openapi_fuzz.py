@@ -53,6 +53,9 @@ def test_api_conforms(api_schema: Any, license_key: str, admin_token: str) -> No
     # the pytest this suite runs on.
     operations = [result.ok() for result in api_schema.get_all_operations()]
     assert len(operations) >= 30
+    # /healthz first: the admin operations queue jobs (test e-mails, webhook deliveries) that no
+    # worker runs here, after which /healthz rightly answers 503.
+    operations.sort(key=lambda operation: operation.path != "/healthz")
     for operation in operations:
         fuzz_operation(operation, license_key, admin_token)
 

@@ -3,6 +3,7 @@ receiver listens) with short retry delays, the receiver, and the worker run in t
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -92,9 +93,12 @@ def signed_in() -> Callable[[Flask, Services, str], FlaskClient]:
 def bearer() -> Callable[[Services, str], dict[str, str]]:
     """The Authorization header of a new API token of ``role``."""
 
+    made = itertools.count(1)
+
     def header(svc: Services, role: str) -> dict[str, str]:
-        with svc.db.sessions() as s:
-            _, secret = api_tokens.create_token(s, f"{role}-ci", role=role, actor="test")
+        with svc.db.sessions() as s:  # live tokens have names of their own
+            name = f"{role}-ci-{next(made)}"
+            _, secret = api_tokens.create_token(s, name, role=role, actor="test")
         return {"Authorization": f"Bearer {secret}"}
 
     return header
