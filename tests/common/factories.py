@@ -107,6 +107,22 @@ def make_release(
         )
 
 
+def make_release_history(services: Services, tmp_path: Path) -> None:
+    """acme-erp's history as the portal tests read it: update 1.0.0 300 days ago, critical
+    security revision 1.1.0 30 days ago, new version 2.0.0 5 days ago."""
+    now = datetime.now(UTC)
+    make_release(services, tmp_path, "1.0.0", published_at=now - timedelta(days=300))
+    make_release(
+        services,
+        tmp_path,
+        "1.1.0",
+        kind="security",
+        severity="critical",
+        published_at=now - timedelta(days=30),
+    )
+    make_release(services, tmp_path, "2.0.0", kind="version", published_at=now - timedelta(days=5))
+
+
 def license_row(services: Services, key: str) -> License:
     with services.db.sessions() as s:
         return customers.find_license(s, key)

@@ -19,6 +19,7 @@ from tests.common.factories import (
     make_license,
     make_product,
     make_release,
+    make_release_history,
 )
 
 TODAY = datetime.now(UTC).date()
@@ -31,17 +32,7 @@ def days(n: int) -> date:
 @pytest.fixture
 def keys(services: Services, tmp_path: Path) -> dict[str, str]:
     make_product(services)
-    now = datetime.now(UTC)
-    make_release(services, tmp_path, "1.0.0", published_at=now - timedelta(days=300))
-    make_release(
-        services,
-        tmp_path,
-        "1.1.0",
-        kind="security",
-        severity="critical",
-        published_at=now - timedelta(days=30),
-    )
-    make_release(services, tmp_path, "2.0.0", kind="version", published_at=now - timedelta(days=5))
+    make_release_history(services, tmp_path)
     make_customer(services, "active", ("maintenance", days(-100), days(200)))
     make_customer(services, "lapsed", ("maintenance", days(-400), days(-60)))
     with services.db.sessions() as s:

@@ -16,7 +16,12 @@ from flask.testing import FlaskClient
 from server.domain import customers, products
 from server.domain.models import Installation
 from server.services import Services
-from tests.common.factories import make_customer, make_license, make_product, make_release
+from tests.common.factories import (
+    make_customer,
+    make_license,
+    make_product,
+    make_release_history,
+)
 from tests.functional.test_portal import sign_in
 
 TODAY = datetime.now(UTC).date()
@@ -131,17 +136,7 @@ CASES = {
 
 def _world(services: Services, tmp_path: Path, case: Case) -> str:
     make_product(services, **case.policy)
-    now = datetime.now(UTC)
-    make_release(services, tmp_path, "1.0.0", published_at=now - timedelta(days=300))
-    make_release(
-        services,
-        tmp_path,
-        "1.1.0",
-        kind="security",
-        severity="critical",
-        published_at=now - timedelta(days=30),
-    )
-    make_release(services, tmp_path, "2.0.0", kind="version", published_at=now - timedelta(days=5))
+    make_release_history(services, tmp_path)
     make_customer(services, "acme", *case.contracts)
     key = make_license(services, "acme")
     with services.db.sessions() as s:
