@@ -5,6 +5,11 @@ Every change already records an audit event in its transaction; :func:`from_audi
 leaves no event and a committed one always has its event — whichever code made the change.
 :func:`emit` writes the event and, for each enabled endpoint subscribed to its type, a
 delivery and the worker's job to send it (``server/jobs/webhooks.py``). Nothing here sends.
+
+An event no enabled endpoint wants is not written at all (only the contract scan's, whose row
+is what makes them fire once): which types have subscribers is looked up once per transaction
+(:func:`listening`), so a change nobody listens to — 10,000 imported customers — costs a
+dictionary look-up per audit record, not a query, an insert and a flush.
 """
 
 from __future__ import annotations
@@ -36,6 +41,36 @@ def delivery_job_key(delivery_id: int) -> str:
     return f"webhook:delivery:{delivery_id}"
 
 
+_LISTENING = "vigor.webhooks.listening"
+"""The ``session.info`` key of :func:`listening`'s answer, with the transaction it holds for."""
+
+
+def listening(session: Session) -> dict[str, tuple[int, ...]]:
+    """The ids of the enabled endpoints subscribed to each event type (types nobody wants are
+    absent), read once per transaction of ``session``: the next transaction reads again, and
+    :func:`forget_listening` (called when an endpoint changes) drops it at once."""
+    transaction = session.get_transaction()
+    cached = session.info.get(_LISTENING)
+    if cached is not None and transaction is not None and cached[0] is transaction:
+        return cached[1]  # type: ignore[no-any-return]
+    found: dict[str, list[int]] = {}
+    for endpoint_id, event_types in session.execute(
+        select(WebhookEndpoint.id, WebhookEndpoint.event_types)
+        .where(WebhookEndpoint.enabled.is_(True))
+        .order_by(WebhookEndpoint.id)
+    ):
+        for event_type in event_types:
+            found.setdefault(event_type, []).append(endpoint_id)
+    answer = {event_type: tuple(ids) for event_type, ids in found.items()}
+    session.info[_LISTENING] = (session.get_transaction(), answer)
+    return answer
+
+
+def forget_listening(session: Session) -> None:
+    """Drop :func:`listening`'s answer (an endpoint was added, changed, disabled or removed)."""
+    session.info.pop(_LISTENING, None)
+
+
 def emit(
     session: Session,
     event_type: EventType,
@@ -46,11 +81,17 @@ def emit(
 ) -> WebhookEvent | None:
     """Write an event and queue its deliveries, in the caller's transaction.
 
+    Nothing is written, and None returned, when no enabled endpoint subscribes to
+    ``event_type`` — unless ``dedupe_key`` is given (the row then remembers that it happened).
+
     Args:
         dedupe_key: names an event that must happen once (``contract.expiring:7:2026-12-31``);
             when one with this key exists nothing is written and None is returned.
         only: send to this endpoint alone, whatever it subscribes to (a ping).
     """
+    endpoint_ids = (only.id,) if only is not None else listening(session).get(event_type, ())
+    if not endpoint_ids and dedupe_key is None:
+        return None
     if dedupe_key is not None and session.scalar(
         select(WebhookEvent.id).where(WebhookEvent.dedupe_key == dedupe_key)
     ):
@@ -63,9 +104,10 @@ def emit(
         created_at=utcnow(),
     )
     session.add(event)
-    endpoints = [only] if only is not None else subscribers(session, event_type)
-    for endpoint in endpoints:
-        delivery = WebhookDelivery(event=event, endpoint=endpoint, state=DeliveryState.PENDING)
+    for endpoint_id in endpoint_ids:
+        delivery = WebhookDelivery(
+            event=event, endpoint_id=endpoint_id, state=DeliveryState.PENDING
+        )
         session.add(delivery)
         session.flush()
         outbox.enqueue(
@@ -76,19 +118,6 @@ def emit(
         )
     session.flush()
     return event
-
-
-def subscribers(session: Session, event_type: EventType) -> list[WebhookEndpoint]:
-    """The enabled endpoints that asked for ``event_type``."""
-    return [
-        endpoint
-        for endpoint in session.scalars(
-            select(WebhookEndpoint)
-            .where(WebhookEndpoint.enabled.is_(True))
-            .order_by(WebhookEndpoint.id)
-        )
-        if event_type in endpoint.event_types
-    ]
 
 
 def envelope(event: WebhookEvent) -> dict[str, Any]:
@@ -144,4 +173,6 @@ def from_audit(session: Session, audit: AuditEvent) -> WebhookEvent | None:
     if announced is None:
         return None
     event_type, data = announced
+    if event_type not in listening(session):
+        return None  # nobody listens: not even the data is made
     return emit(session, event_type, data(audit))

@@ -107,6 +107,7 @@ def create_endpoint(
     )
     session.add(endpoint)
     session.flush()
+    events.forget_listening(session)
     audit.record(
         session,
         actor,
@@ -144,6 +145,7 @@ def update_endpoint(
         endpoint.disabled_reason = ""
     elif was_enabled and not spec.enabled:
         endpoint.disabled_reason = f"disabled by {actor}"
+    events.forget_listening(session)
     audit.record(
         session,
         actor,
@@ -169,6 +171,7 @@ def remove_endpoint(session: Session, endpoint: WebhookEndpoint, *, actor: str) 
     """Delete an endpoint and its delivery log. Commits."""
     audit.record(session, actor, "webhook.remove", f"webhook {endpoint.id}", url=endpoint.url)
     session.delete(endpoint)
+    events.forget_listening(session)
     session.commit()
 
 
@@ -381,6 +384,7 @@ def _reset_failures(endpoint: WebhookEndpoint) -> None:
 def _disable_failing(session: Session, endpoint: WebhookEndpoint, now: datetime) -> None:
     since = endpoint.failing_since or now
     endpoint.enabled = False
+    events.forget_listening(session)
     endpoint.disabled_reason = (
         f"disabled automatically on {now:%Y-%m-%d %H:%M} UTC: "
         f"{endpoint.consecutive_failures} deliveries in a row failed since "

@@ -141,6 +141,39 @@ def test_an_endpoint_gets_only_the_types_it_chose(
     assert [r.type for r in receiver.requests()] == ["license.revoked"] == [r.type for r in got]
 
 
+def _event_types(svc: Services) -> list[str]:
+    with svc.db.sessions() as s:
+        return [str(t) for t in s.scalars(select(WebhookEvent.type).order_by(WebhookEvent.id))]
+
+
+def test_events_nobody_listens_to_are_not_written_and_a_new_endpoint_is_seen_at_once(
+    svc: Services, receiver: WebhookReceiver
+) -> None:
+    with svc.db.sessions() as s:  # one session, several transactions (as a long-lived one)
+        audit.record(s, "test", "customer.add", "ghost-1", name="Ghost")
+        s.commit()
+        assert _event_types(svc) == []  # no endpoint: the audit record alone
+        endpoint_id = add_endpoint(svc, receiver, ("customer.created",))  # another session
+        audit.record(s, "test", "customer.add", "ghost-2", name="Ghost")
+        audit.record(s, "test", "license.issue", "ghost-2/vgl_abc", product="acme-erp")
+        s.commit()
+        assert _event_types(svc) == ["customer.created"]  # license.issued: nobody wants it
+        with svc.db.sessions() as other:
+            webhook_service.update_endpoint(
+                other,
+                webhook_service.get_endpoint(other, endpoint_id),
+                webhook_service.EndpointSpec(receiver.url, "", ("customer.created",), False),
+                actor="test",
+                allow_private=True,
+            )
+        audit.record(s, "test", "customer.add", "ghost-3", name="Ghost")
+        s.commit()
+    assert _event_types(svc) == ["customer.created"]  # disabled: nobody listens again
+    with svc.db.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(AuditEvent)) >= 4
+        assert [d.event.data["customer"] for d in s.scalars(select(WebhookDelivery))] == ["ghost-2"]
+
+
 def test_a_change_that_rolls_back_emits_no_event(svc: Services, receiver: WebhookReceiver) -> None:
     add_endpoint(svc, receiver, ALL_TYPES)
     with svc.db.sessions() as s:
