@@ -74,6 +74,7 @@ class Services:
                 settings.webhook_disable_after_failures,
                 timedelta(hours=settings.webhook_disable_after_hours),
             ),
+            secret_key=settings.secret_key,
         )
         runner = JobRunner(
             self.db,

@@ -52,7 +52,7 @@ def init_cmd(
     # One process at a time migrates and makes the root; another started at the same moment
     # (two hosts deploying) waits, then finds both done.
     with vigor.db.migration_lock():
-        vigor.db.upgrade()
+        vigor.db.upgrade(secret_key=vigor.settings.secret_key)
         click.echo(f"database ready: {make_url(vigor.db.url).render_as_string(hide_password=True)}")
         passphrase = None
         if not vigor.has_root():

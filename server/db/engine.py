@@ -160,15 +160,19 @@ class Database:
                 session.rollback()
                 raise
 
-    def alembic_config(self) -> AlembicConfig:
+    def alembic_config(self, *, secret_key: str = "") -> AlembicConfig:
+        """``secret_key``: the instance's, for the migrations that encrypt or decrypt what the
+        database holds (0014: webhook signing secrets); needed only when there is such data."""
         cfg = AlembicConfig()
         cfg.set_main_option("script_location", str(MIGRATIONS))
         cfg.attributes["engine"] = self.engine
+        cfg.attributes["secret_key"] = secret_key
         return cfg
 
-    def upgrade(self) -> None:
-        """Create the schema or bring it to the newest migration."""
-        command.upgrade(self.alembic_config(), "head")
+    def upgrade(self, *, secret_key: str = "") -> None:
+        """Create the schema or bring it to the newest migration (``secret_key``: see
+        :meth:`alembic_config`)."""
+        command.upgrade(self.alembic_config(secret_key=secret_key), "head")
 
     @cached_property
     def _scripts(self) -> ScriptDirectory:

@@ -110,7 +110,7 @@ def _at(today: date, days_ago: int) -> datetime:
 
 def load_demo(services: Services, today: date | None = None) -> DemoReport:
     """Initialise the instance and load the demo data once."""
-    services.db.upgrade()
+    services.db.upgrade(secret_key=services.settings.secret_key)
     ensure_trust(services)
     license_file = services.settings.instance_dir / "demo-licenses.json"
     with services.db.session() as session:

@@ -6,14 +6,13 @@ The key is reserved (committed) before the request runs, so two copies sent at o
 run: the second finds the reservation and is told the first is in progress. The answer is stored
 once the request is done; an answer of 5xx is not kept, so the client may retry.
 
-Stored answers are encrypted with a key derived from the instance's secret key: the answer to
-issuing a license holds the license key, which the database otherwise never holds in clear.
+Stored answers are encrypted with a key derived from the instance's secret key
+(``server/domain/sealed.py``): the answer to issuing a license holds the license key, which the
+database otherwise never holds in clear.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -23,6 +22,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from server.domain import sealed
 from server.domain.errors import ConflictError, DomainError, InvalidInputError
 from server.domain.models import IdempotencyKey
 
@@ -48,8 +48,7 @@ class Stored:
 
 
 def _box(secret_key: str) -> Fernet:
-    digest = hashlib.sha256(f"vigor.idempotency.v1:{secret_key}".encode()).digest()
-    return Fernet(base64.urlsafe_b64encode(digest))
+    return sealed.box(secret_key, "idempotency")
 
 
 def check_key(key: str) -> str:

@@ -605,8 +605,10 @@ class WorkerBeat(Base):
 class WebhookEndpoint(Base):
     """A URL an admin asked Vigor to tell about events (docs/webhooks.md).
 
-    ``secret`` (``whsec_…``, Standard Webhooks) signs every delivery; it is kept because signing
-    needs it (HMAC), and shown to the admin once, when made or rotated. ``failing_since`` and
+    The secret (``whsec_…``, Standard Webhooks) signs every delivery; it is kept because signing
+    needs it (HMAC), encrypted with a key derived from the instance's secret key
+    (``secret_encrypted``, see ``server/domain/sealed.py``), and shown to the admin once, when
+    made or rotated. ``failing_since`` and
     ``consecutive_failures`` track a run of failures; a long run disables the endpoint.
     """
 
@@ -615,7 +617,7 @@ class WebhookEndpoint(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     url: Mapped[str] = mapped_column(String(500))
     description: Mapped[str] = mapped_column(String(200), default="")
-    secret: Mapped[str] = mapped_column(String(100))
+    secret_encrypted: Mapped[str] = mapped_column(String(255))
     event_types: Mapped[list[str]] = mapped_column(JSON, default=list)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     disabled_reason: Mapped[str] = mapped_column(Text, default="")

@@ -1,7 +1,8 @@
 """Webhook endpoints and their delivery log: what admins configure, and what the worker records.
 
 An endpoint is a URL, a signing secret (Standard Webhooks ``whsec_…``, shown once when made or
-rotated), the event types it wants, and whether it is enabled. Events are written by
+rotated, kept encrypted with a key derived from the instance's secret key: ``sealed``), the
+event types it wants, and whether it is enabled. Events are written by
 ``server/domain/events.py``; the worker sends each delivery (``server/jobs/webhooks.py``) and
 records every attempt here with :func:`record_attempt`, which also disables an endpoint after a
 long run of failures (audited, and shown on its page).
@@ -16,10 +17,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from cryptography.fernet import InvalidToken
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from server.domain import audit, events, outbox
+from server.domain import audit, events, outbox, sealed
 from server.domain.errors import ConflictError, InvalidInputError, NotFoundError
 from server.domain.models import (
     Job,
@@ -36,6 +38,9 @@ SECRET_PREFIX = "whsec_"  # noqa: S105 - the Standard Webhooks prefix, not a sec
 MAX_DESCRIPTION = 200
 EXCERPT_CHARS = 500  # of each response body kept in the delivery log
 
+SEALED_AS = "webhook-secret"
+"""The purpose the signing secrets are encrypted for (``sealed.box``)."""
+
 SUBSCRIBABLE = [t for t in EventType if t != EventType.PING]
 """The event types an endpoint may ask for (a ping goes only where "Send test" sends it)."""
 
@@ -43,6 +48,20 @@ SUBSCRIBABLE = [t for t in EventType if t != EventType.PING]
 def new_secret() -> str:
     """A signing secret in the Standard Webhooks form: ``whsec_`` and 32 random bytes, base64."""
     return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def seal_secret(secret: str, secret_key: str) -> str:
+    """``secret`` as the database keeps it: encrypted with the instance's secret key."""
+    return sealed.box(secret_key, SEALED_AS).encrypt(secret.encode()).decode()
+
+
+def signing_secret(endpoint: WebhookEndpoint, secret_key: str) -> str | None:
+    """The endpoint's signing secret in clear; None when it cannot be decrypted (the
+    instance's secret key changed since it was made: rotate it)."""
+    try:
+        return sealed.box(secret_key, SEALED_AS).decrypt(endpoint.secret_encrypted).decode()
+    except InvalidToken:
+        return None
 
 
 def parse_event_types(chosen: Iterable[str]) -> list[str]:
@@ -88,9 +107,12 @@ def create_endpoint(
     *,
     actor: str,
     allow_private: bool,
+    secret_key: str,
     resolver: Resolver = resolve,
 ) -> tuple[WebhookEndpoint, str]:
     """A new endpoint; returns it and its secret (shown once). Commits.
+
+    ``secret_key``: the instance's, which the signing secret is encrypted with.
 
     Raises:
         InvalidInputError: a refused URL (see ``webhook_urls``), description or event types.
@@ -100,7 +122,7 @@ def create_endpoint(
         description=_description(spec.description),
         event_types=parse_event_types(spec.event_types),
         enabled=spec.enabled,
-        secret=new_secret(),
+        secret_encrypted=seal_secret(secret := new_secret(), secret_key),
         disabled_reason="",
         consecutive_failures=0,
         created_at=utcnow(),
@@ -117,7 +139,7 @@ def create_endpoint(
         event_types=endpoint.event_types,
     )
     session.commit()
-    return endpoint, endpoint.secret
+    return endpoint, secret
 
 
 def update_endpoint(
@@ -159,12 +181,15 @@ def update_endpoint(
     return endpoint
 
 
-def rotate_secret(session: Session, endpoint: WebhookEndpoint, *, actor: str) -> str:
+def rotate_secret(
+    session: Session, endpoint: WebhookEndpoint, *, actor: str, secret_key: str
+) -> str:
     """A new signing secret for ``endpoint`` (the old one stops at once); returns it. Commits."""
-    endpoint.secret = new_secret()
+    secret = new_secret()
+    endpoint.secret_encrypted = seal_secret(secret, secret_key)
     audit.record(session, actor, "webhook.rotate_secret", f"webhook {endpoint.id}")
     session.commit()
-    return endpoint.secret
+    return secret
 
 
 def remove_endpoint(session: Session, endpoint: WebhookEndpoint, *, actor: str) -> None:
@@ -286,16 +311,17 @@ def redeliver(session: Session, delivery: WebhookDelivery, *, actor: str) -> Web
 
 @dataclass(frozen=True)
 class Outgoing:
-    """One attempt to make: where, signed with what, and the exact bytes."""
+    """One attempt to make: where, signed with what (None: the secret cannot be decrypted), and
+    the exact bytes."""
 
     delivery_id: int
     url: str
-    secret: str
+    secret: str | None
     event_id: str
     body: str
 
 
-def outgoing(session: Session, delivery_id: int) -> Outgoing | None:
+def outgoing(session: Session, delivery_id: int, *, secret_key: str) -> Outgoing | None:
     """What to send for ``delivery_id``, or None when nothing is to be sent: the delivery is
     gone or delivered already (a job run twice after a crash), or its endpoint was disabled
     (the delivery is then cancelled). Commits."""
@@ -307,9 +333,9 @@ def outgoing(session: Session, delivery_id: int) -> Outgoing | None:
         session.commit()
         return None
     body = json.dumps(events.envelope(delivery.event), separators=(",", ":"), sort_keys=True)
-    return Outgoing(
-        delivery.id, delivery.endpoint.url, delivery.endpoint.secret, delivery.event.event_id, body
-    )
+    endpoint = delivery.endpoint
+    secret = signing_secret(endpoint, secret_key)
+    return Outgoing(delivery.id, endpoint.url, secret, delivery.event.event_id, body)
 
 
 @dataclass(frozen=True)

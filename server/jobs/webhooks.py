@@ -26,6 +26,12 @@ USER_AGENT = "Vigor-Webhooks/1"
 READ_LIMIT = 64 * 1024  # of a response body read (the log keeps an excerpt)
 
 
+NO_SIGNING_KEY = (
+    "not sent: the endpoint's signing secret cannot be decrypted (the instance's secret key"
+    " changed since it was made); rotate the secret"
+)
+
+
 class DeliveryFailedError(Exception):
     """An attempt did not get a 2xx answer; the job is tried again later."""
 
@@ -40,9 +46,11 @@ class WebhookSender:
         timeout: float,
         allow_private: bool,
         disable: webhooks.DisablePolicy,
+        secret_key: str,
         resolver: Resolver = resolve,
     ) -> None:
         self.db = db
+        self.secret_key = secret_key
         self.timeout = timeout
         self.allow_private = allow_private
         self.disable = disable
@@ -52,7 +60,7 @@ class WebhookSender:
     def __call__(self, payload: dict[str, Any]) -> None:
         delivery_id = int(payload["delivery_id"])
         with self.db.sessions() as session:
-            outgoing = webhooks.outgoing(session, delivery_id)
+            outgoing = webhooks.outgoing(session, delivery_id, secret_key=self.secret_key)
         if outgoing is None:
             return
         result = self.attempt(outgoing)
@@ -73,6 +81,8 @@ class WebhookSender:
         problem = refusal(outgoing.url, allow_private=self.allow_private, resolver=self.resolver)
         if problem is not None:
             return webhooks.AttemptResult(at, 0, error=f"not sent: the URL {problem}")
+        if outgoing.secret is None:
+            return webhooks.AttemptResult(at, 0, error=NO_SIGNING_KEY)
         signature = Webhook(outgoing.secret).sign(outgoing.event_id, at, outgoing.body)
         headers = {
             "content-type": "application/json",

@@ -114,6 +114,7 @@ def create_webhook() -> tuple[Response, int]:
         _spec(request.get_json(silent=True), None),
         actor=f"token:{token.name}",
         allow_private=services().settings.webhook_allow_private,
+        secret_key=services().settings.secret_key,
     )
     return jsonify({**endpoint_json(endpoint), "secret": secret}), 201
 
@@ -152,7 +153,10 @@ def delete_webhook(endpoint_id: int) -> tuple[str, int]:
 def rotate_webhook_secret(endpoint_id: int) -> Response:
     token = current_token()
     secret = webhooks.rotate_secret(
-        db_session(), _endpoint(endpoint_id), actor=f"token:{token.name}"
+        db_session(),
+        _endpoint(endpoint_id),
+        actor=f"token:{token.name}",
+        secret_key=services().settings.secret_key,
     )
     return jsonify({"secret": secret})
 

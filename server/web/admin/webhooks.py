@@ -54,7 +54,11 @@ def add_webhook() -> ResponseReturnValue:
     spec = _spec()
     try:
         endpoint, secret = webhooks.create_endpoint(
-            db_session(), spec, actor=current_user.email, allow_private=_allow_private()
+            db_session(),
+            spec,
+            actor=current_user.email,
+            allow_private=_allow_private(),
+            secret_key=services().settings.secret_key,
         )
     except DomainError as exc:
         return _list(error=exc.message, values=spec, status=400)
@@ -112,7 +116,9 @@ def edit_webhook(endpoint_id: int) -> ResponseReturnValue:
 def rotate_webhook_secret(endpoint_id: int) -> ResponseReturnValue:
     session = db_session()
     endpoint = webhooks.get_endpoint(session, endpoint_id)
-    secret = webhooks.rotate_secret(session, endpoint, actor=current_user.email)
+    secret = webhooks.rotate_secret(
+        session, endpoint, actor=current_user.email, secret_key=services().settings.secret_key
+    )
     return _endpoint(endpoint, new_secret=secret)
 
 

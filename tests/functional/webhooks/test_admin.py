@@ -3,6 +3,7 @@ that change nothing, "send test", the delivery log and redelivery with the same 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -11,6 +12,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from server.config import Settings
+from server.domain import webhooks as webhook_service
 from server.domain.models import AuditEvent, WebhookEndpoint
 from server.services import Services
 from tests.common.apps import vigor_app
@@ -171,11 +173,16 @@ def test_the_admin_pages_add_an_endpoint_show_its_secret_once_and_send_a_test(
     )
     assert added.status_code == 200
     page = added.get_data(as_text=True)
+    (secret,) = set(re.findall(r"whsec_[A-Za-z0-9+/]+=*", page))
     with svc.db.sessions() as s:
         endpoint = s.scalars(select(WebhookEndpoint)).one()
-        secret, endpoint_id = endpoint.secret, endpoint.id
+        endpoint_id = endpoint.id
         assert endpoint.event_types == ["contract.lapsed", "license.revoked"]
-    assert secret in page and "shown this once" in page
+        # Encrypted at rest: not in the row, and only the instance's secret key reads it.
+        assert secret[6:] not in endpoint.secret_encrypted
+        assert webhook_service.signing_secret(endpoint, svc.settings.secret_key) == secret
+        assert webhook_service.signing_secret(endpoint, "another instance") is None
+    assert "shown this once" in page
     later = admin.get(f"/admin/webhooks/{endpoint_id}").get_data(as_text=True)
     assert secret not in later
     receiver.secret = secret

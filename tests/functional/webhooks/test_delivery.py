@@ -44,6 +44,7 @@ def add_endpoint(svc: Services, receiver: WebhookReceiver, types: tuple[str, ...
             webhook_service.EndpointSpec(receiver.url, "test receiver", types),
             actor="test",
             allow_private=True,
+            secret_key=svc.settings.secret_key,
         )
         receiver.secret = secret
         return endpoint.id
