@@ -31,6 +31,7 @@ from server.cli import (
     releases,
     tokens,
     users,
+    webhooks,
 )
 from server.cli.common import set_verbose
 from server.config import ConfigError
@@ -53,6 +54,7 @@ COMMANDS: tuple[click.Command, ...] = (
     imports.import_group,
     jobs.worker_cmd,
     jobs.jobs_group,
+    webhooks.webhook,
 )
 
 

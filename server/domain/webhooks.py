@@ -159,15 +159,8 @@ def update_endpoint(
     url = check_url(spec.url, allow_private=allow_private, resolver=resolver)
     description = _description(spec.description)
     event_types = parse_event_types(spec.event_types)
-    was_enabled = endpoint.enabled
     endpoint.url, endpoint.description, endpoint.event_types = url, description, event_types
-    endpoint.enabled = spec.enabled
-    if spec.enabled and not was_enabled:
-        _reset_failures(endpoint)
-        endpoint.disabled_reason = ""
-    elif was_enabled and not spec.enabled:
-        endpoint.disabled_reason = f"disabled by {actor}"
-    events.forget_listening(session)
+    _switch(session, endpoint, spec.enabled, actor)
     audit.record(
         session,
         actor,
@@ -179,6 +172,51 @@ def update_endpoint(
     )
     session.commit()
     return endpoint
+
+
+def set_enabled(
+    session: Session,
+    endpoint: WebhookEndpoint,
+    enabled: bool,
+    *,
+    actor: str,
+    allow_private: bool,
+    resolver: Resolver = resolve,
+) -> bool:
+    """Enable or disable an endpoint, nothing else changed; False when it already was. Commits.
+
+    Enabling checks its URL again (as saving it does) and starts its failure count anew;
+    disabling never checks anything (an endpoint whose host no longer resolves can be stopped).
+
+    Raises:
+        InvalidInputError: enabling an endpoint whose URL is now refused (nothing is changed).
+    """
+    if endpoint.enabled == enabled:
+        return False
+    if enabled:
+        check_url(endpoint.url, allow_private=allow_private, resolver=resolver)
+    _switch(session, endpoint, enabled, actor)
+    audit.record(
+        session,
+        actor,
+        "webhook.edit",
+        f"webhook {endpoint.id}",
+        url=endpoint.url,
+        event_types=endpoint.event_types,
+        enabled=enabled,
+    )
+    session.commit()
+    return True
+
+
+def _switch(session: Session, endpoint: WebhookEndpoint, enabled: bool, actor: str) -> None:
+    was_enabled, endpoint.enabled = endpoint.enabled, enabled
+    if enabled and not was_enabled:
+        _reset_failures(endpoint)
+        endpoint.disabled_reason = ""
+    elif was_enabled and not enabled:
+        endpoint.disabled_reason = f"disabled by {actor}"
+    events.forget_listening(session)
 
 
 def rotate_secret(
