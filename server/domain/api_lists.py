@@ -13,8 +13,14 @@ from sqlalchemy.orm import Session, selectinload
 from server.domain.coverage import MaintenanceStatus
 from server.domain.cursors import Page, keyset
 from server.domain.errors import InvalidInputError
-from server.domain.listings import customer_matches, key_matches
-from server.domain.maintenance import maintenance_of
+from server.domain.listings import (
+    customer_maintenance as customer_maintenance,  # the API's customer answers use it too
+)
+from server.domain.listings import (
+    customers_matching,
+    has_maintenance,
+    key_matches,
+)
 from server.domain.models import (
     AuditEvent,
     Contract,
@@ -44,16 +50,6 @@ class CustomerRow:
         return self.customer.id
 
 
-def customer_maintenance(
-    customer: Customer, now: datetime, renewal_url: str
-) -> list[tuple[Product, MaintenanceStatus]]:
-    products = {lic.product.slug: lic.product for lic in customer.licenses}
-    return [
-        (product, maintenance_of(customer, product, now, renewal_url))
-        for _, product in sorted(products.items())
-    ]
-
-
 def customers(
     session: Session,
     *,
@@ -65,34 +61,23 @@ def customers(
     cursor: str | None = None,
     limit: int | None = None,
 ) -> Page[CustomerRow]:
-    """Customers by id; ``q`` finds a name, slug or contact e-mail, or a license key or its start
-    (as the admin pages do: :func:`server.domain.listings.customer_matches`); ``maintenance`` keeps those with
-    that status for some product they license (``none``: also those without a license);
-    ``product`` narrows the status to one product."""
+    """Customers by id; ``q`` finds a name, slug or contact e-mail, or a license key or its start,
+    ``maintenance`` keeps those with that status for some product they license (``none``: also
+    those without a license), ``product`` narrows the status to one product — the admin pages'
+    filters (:func:`server.domain.listings.customers_matching`, ``has_maintenance``)."""
     status = parse(Maintenance, "maintenance", maintenance) if maintenance else None
-    query = select(Customer).options(
+    if q:
+        _check_search(q)
+    query = customers_matching(q, product).options(
         selectinload(Customer.licenses).selectinload(License.product),
         selectinload(Customer.contracts).selectinload(Contract.product),
     )
-    if q:
-        _check_search(q)
-        query = query.where(customer_matches(q))
-    if product:
-        query = query.where(Customer.licenses.any(License.product.has(Product.slug == product)))
 
     def keep(batch: Sequence[Customer]) -> list[CustomerRow]:
         rows = []
         for customer in batch:
-            found = [
-                (p, m)
-                for p, m in customer_maintenance(customer, now, renewal_url)
-                if not product or p.slug == product
-            ]
-            if (
-                status is None
-                or any(m.status == status for _, m in found)
-                or (status == Maintenance.NONE and not found)
-            ):
+            found = customer_maintenance(customer, now, renewal_url, product)
+            if has_maintenance(found, status):
                 rows.append(CustomerRow(customer, found))
         return rows
 

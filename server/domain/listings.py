@@ -9,20 +9,37 @@ after page (:func:`server.domain.paging.every_row`), so it holds exactly the row
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, String, and_, cast, exists, func, literal, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    String,
+    and_,
+    cast,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+)
 from sqlalchemy.orm import Session, aliased, selectinload
 
 from server.domain.coverage import MaintenanceStatus
 from server.domain.customers import installation_counts
 from server.domain.maintenance import CustomerMaintenance, maintenance_of, overview
 from server.domain.models import Contract, Customer, Installation, License, Product, Release
-from server.domain.paging import Page, Window, page_of, page_of_list
+from server.domain.paging import EXPORT_BATCH, Page, Window, order, page_of, page_of_list
 from server.domain.secrets import secret_hash
-from server.domain.vocabulary import ContractState, LicenseStatus, ReleaseKind, ReleaseState
+from server.domain.vocabulary import (
+    ContractState,
+    LicenseStatus,
+    Maintenance,
+    ReleaseKind,
+    ReleaseState,
+)
 
 # A search this long may be the start of a license key: shorter ones would match every key.
 KEY_SEARCH_MIN = 5
@@ -74,31 +91,112 @@ class CustomerRow:
 CUSTOMER_SORTS = {"name": Customer.name, "slug": Customer.slug, "added": Customer.created_at}
 
 
-def customers(
-    session: Session, window: Window, *, search: str = "", now: datetime, renewal_url: str
-) -> Page[CustomerRow]:
+def customer_maintenance(
+    customer: Customer, now: datetime, renewal_url: str, product: str = ""
+) -> list[tuple[Product, MaintenanceStatus]]:
+    """A customer's maintenance for each product they hold a license for, by slug (of
+    ``product`` alone when given); their licenses and contracts should be loaded already."""
+    held = {
+        lic.product.slug: lic.product
+        for lic in customer.licenses
+        if not product or lic.product.slug == product
+    }
+    return [
+        (product_, maintenance_of(customer, product_, now, renewal_url))
+        for _, product_ in sorted(held.items())
+    ]
+
+
+def has_maintenance(
+    found: list[tuple[Product, MaintenanceStatus]], status: Maintenance | None
+) -> bool:
+    """The maintenance filter (the admin list, its export and the API's): ``found`` (from
+    :func:`customer_maintenance`) has ``status`` for some product; ``none`` also keeps a
+    customer without a license (of that product)."""
+    if status is None:
+        return True
+    return any(m.status == status for _, m in found) or (status == Maintenance.NONE and not found)
+
+
+def customers_matching(search: str, product: str = "") -> Select[Customer]:
     """Customers whose name, slug or a contact e-mail holds ``search``, or who hold a license
-    whose key is or starts with it; each with their maintenance status at ``now``."""
+    whose key is or starts with it; who hold a license of ``product`` when given."""
     query = select(Customer)
-    search = search.strip()
     if search:
         query = query.where(customer_matches(search))
-    query = query.options(
+    if product:
+        query = query.where(Customer.licenses.any(License.product.has(Product.slug == product)))
+    return query
+
+
+def _with_maintenance_loaded(query: Select[Customer]) -> Select[Customer]:
+    return query.options(
         selectinload(Customer.licenses).selectinload(License.product),
         selectinload(Customer.contracts).selectinload(Contract.product),
     )
-    found: Page[Customer] = page_of(session, query, window, CUSTOMER_SORTS, Customer.id)
+
+
+def customers(
+    session: Session,
+    window: Window,
+    *,
+    search: str = "",
+    now: datetime,
+    renewal_url: str,
+    maintenance: Maintenance | None = None,
+    product: str = "",
+    memo: dict[str, list[int]] | None = None,
+) -> Page[CustomerRow]:
+    """Customers matching ``search`` (:func:`customers_matching`), each with their maintenance
+    status at ``now`` (of ``product`` alone when given); with ``maintenance``, only those with
+    that status (:func:`has_maintenance`).
+
+    The status is computed, not stored, so that filter is decided in Python: every matching
+    customer is read in batches, in the page's order, and the ids kept are held (not the rows).
+    ``memo``, a dict kept across the calls of one CSV export, keeps them for its later pages.
+    """
+    query = customers_matching(search.strip(), product)
+    if maintenance is None:
+        found: Page[Customer] = page_of(
+            session, _with_maintenance_loaded(query), window, CUSTOMER_SORTS, Customer.id
+        )
+    else:
+        applied, clauses = order(CUSTOMER_SORTS, window.sort)
+        key = applied
+        if memo is None or key not in memo:
+            last = Customer.id.desc() if applied.startswith("-") else Customer.id.asc()
+            ordered = list(
+                session.scalars(query.with_only_columns(Customer.id).order_by(*clauses, last))
+            )
+            kept: list[int] = []
+            for start in range(0, len(ordered), EXPORT_BATCH):
+                chunk = ordered[start : start + EXPORT_BATCH]
+                batch = _with_maintenance_loaded(select(Customer).where(Customer.id.in_(chunk)))
+                keep = {
+                    c.id
+                    for c in session.scalars(batch)
+                    if has_maintenance(
+                        customer_maintenance(c, now, renewal_url, product), maintenance
+                    )
+                }
+                kept.extend(i for i in chunk if i in keep)
+            if memo is None:
+                memo = {}
+            memo[key] = kept
+        ids = page_of_list(memo[key], window)
+        batch = _with_maintenance_loaded(select(Customer).where(Customer.id.in_(ids.rows)))
+        by_id = {c.id: c for c in session.scalars(batch)}
+        found = replace(ids.map(lambda page: [by_id[i] for i in page]), sort=applied)
 
     def with_maintenance(rows: list[Customer]) -> list[CustomerRow]:
-        result = []
-        for customer in rows:
-            held = {lic.product.slug: lic.product for lic in customer.licenses}
-            statuses = [
-                (product, maintenance_of(customer, product, now, renewal_url))
-                for _, product in sorted(held.items())
-            ]
-            result.append(CustomerRow(customer, statuses, len(customer.licenses)))
-        return result
+        return [
+            CustomerRow(
+                customer,
+                customer_maintenance(customer, now, renewal_url, product),
+                len(customer.licenses),
+            )
+            for customer in rows
+        ]
 
     return found.map(with_maintenance)
 

@@ -177,6 +177,65 @@ def test_customers_show_their_maintenance(admin: FlaskClient, services: Services
     assert exported["initech"] == f"acme-erp: lapsed until {TODAY - timedelta(days=35)}"
 
 
+def test_customers_are_filtered_by_maintenance_in_the_page_and_its_export(
+    admin: FlaskClient, services: Services
+) -> None:
+    many_customers(services, 60)  # no license: maintenance "none"
+    make_customer(
+        services,
+        "initech",
+        ("maintenance", TODAY - timedelta(days=400), TODAY - timedelta(days=35)),
+    )
+    make_customer(
+        services, "globex", ("maintenance", TODAY - timedelta(days=10), TODAY + timedelta(days=300))
+    )
+    make_product(services, "acme-crm")
+    for slug in ("initech", "globex"):
+        make_license(services, slug)
+    make_license(services, "initech", product="acme-crm")  # no contract covers it: "none"
+
+    lapsed = admin.get("/admin/customers?maintenance=lapsed").get_data(as_text=True)
+    assert [r.split()[0] for r in rows_of(lapsed, "customers")] == ["Initech"]
+    assert "1–1 of 1 customers" in lapsed
+    assert "<option selected>lapsed</option>" in lapsed, "the filter shows what was chosen"
+    assert 'href="/admin/customers.csv?maintenance=lapsed"' in lapsed, "the export keeps it"
+    assert [r["slug"] for r in export(admin, "/admin/customers.csv?maintenance=lapsed")] == [
+        "initech"
+    ]
+    assert [r["slug"] for r in export(admin, "/admin/customers.csv?maintenance=active")] == [
+        "globex"
+    ]
+    # "none": the customers without a license, and Initech for acme-crm; paged in the list's order.
+    none = admin.get("/admin/customers?maintenance=none&sort=-slug").get_data(as_text=True)
+    assert "1–50 of 61 customers" in none and "page 1 of 2" in none
+    assert rows_of(none, "customers")[0].startswith("Initech initech")
+    second = admin.get("/admin/customers?maintenance=none&sort=-slug&page=2")
+    assert [r.split()[2] for r in rows_of(second.get_data(as_text=True), "customers")] == [
+        f"c{n:03}" for n in range(11, 0, -1)
+    ]
+    exported = export(admin, "/admin/customers.csv?maintenance=none&sort=-slug")
+    assert [r["slug"] for r in exported] == ["initech"] + [f"c{n:03}" for n in range(60, 0, -1)]
+    # Narrowed to one product, as the API's filter is.
+    for product, status, expected in [
+        ("acme-crm", "none", ["initech"]),
+        ("acme-erp", "none", []),
+        ("acme-erp", "lapsed", ["initech"]),
+        ("acme-crm", "", ["initech"]),
+    ]:
+        query = f"maintenance={status}&product={product}"
+        assert [r["slug"] for r in export(admin, f"/admin/customers.csv?{query}")] == expected
+    crm = rows_of(
+        admin.get("/admin/customers?product=acme-crm").get_data(as_text=True), "customers"
+    )
+    assert len(crm) == 1 and "acme-crm: none" in crm[0] and "acme-erp" not in crm[0]
+    empty = admin.get("/admin/customers?maintenance=grace").get_data(as_text=True)
+    assert "No customer matches these filters." in empty
+    # A status that is not one is no filter (never a 500).
+    assert "1–50 of 62 customers" in admin.get("/admin/customers?maintenance=expired").get_data(
+        as_text=True
+    )
+
+
 def test_licenses_are_found_by_prefix_customer_and_status(
     admin: FlaskClient, services: Services
 ) -> None:

@@ -24,6 +24,7 @@ from server.domain.products import list_products
 from server.domain.vocabulary import (
     ContractState,
     LicenseStatus,
+    Maintenance,
     ReleaseKind,
     ReleaseState,
     Role,
@@ -84,13 +85,23 @@ CUSTOMER_COLUMNS: list[Column[listings.CustomerRow]] = [
 @blueprint.get("/customers", defaults={"export": False})
 @requires(Role.VIEWER)
 def customers_page(export: bool) -> ResponseReturnValue:
-    """Customers with their maintenance; search by name, slug, e-mail or license key."""
-    search = arg("q")
+    """Customers with their maintenance; search by name, slug, e-mail or license key, filter
+    by maintenance status and product (the admin API's filters)."""
+    search, product = arg("q"), arg("product")
+    maintenance = choice(Maintenance, "maintenance")
     now, renewal_url = utcnow(), services().settings.renewal_url
+    memo: dict[str, list[int]] = {}  # an export's pages decide the maintenance filter once
 
     def fetch(asked: Window) -> Page[listings.CustomerRow]:
         return listings.customers(
-            db_session(), asked, search=search, now=now, renewal_url=renewal_url
+            db_session(),
+            asked,
+            search=search,
+            now=now,
+            renewal_url=renewal_url,
+            maintenance=maintenance,
+            product=product,
+            memo=memo,
         )
 
     return _list(
@@ -100,6 +111,8 @@ def customers_page(export: bool) -> ResponseReturnValue:
         columns=CUSTOMER_COLUMNS,
         filename="customers.csv",
         q=search,
+        filters={"maintenance": maintenance or "", "product": product},
+        statuses=values(Maintenance),
     )
 
 
