@@ -29,6 +29,7 @@ from server.domain.models import (
     WebhookEvent,
 )
 from server.domain.vocabulary import DeliveryState, EventType, JobKind
+from server.jobs.webhooks import NO_SIGNING_KEY, DeliveryFailedError, WebhookSender
 from server.services import Services
 from tests.common.apps import vigor_app
 from tests.common.factories import make_customer, make_license, make_product, make_release
@@ -318,3 +319,26 @@ def test_the_lapse_follows_the_expiry_as_days_pass(svc: Services) -> None:
             if e.type in ("contract.expiring", "contract.lapsed")
         ]
     assert got == [("contract.expiring", 9), ("contract.lapsed", -1)]
+
+
+def test_a_secret_the_instance_key_no_longer_decrypts_is_logged_and_nothing_is_sent(
+    svc: Services, receiver: WebhookReceiver
+) -> None:
+    add_endpoint(svc, receiver, ("customer.created",))
+    make_customer(svc, "initech", product=None)
+    with svc.db.sessions() as s:
+        delivery_id = s.scalars(select(WebhookDelivery.id)).one()
+    moved = WebhookSender(  # the instance's secret key changed since the endpoint was made
+        svc.db,
+        timeout=5,
+        allow_private=True,
+        disable=webhook_service.DisablePolicy(),
+        secret_key="another instance secret key, 32+ characters long",
+    )
+    with pytest.raises(DeliveryFailedError):
+        moved({"delivery_id": delivery_id})
+    assert receiver.requests() == []
+    with svc.db.sessions() as s:
+        (attempt,) = s.scalars(select(WebhookAttempt))
+        assert attempt.error == NO_SIGNING_KEY and attempt.status_code is None
+        assert "rotate the secret" in attempt.error
