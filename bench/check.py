@@ -1,18 +1,21 @@
 """Update-check throughput and latency at scale, against a bare Flask baseline in the same run.
 
 Usage: python bench/check.py [--db sqlite|postgresql|both] [--duration 10] [--licenses 100000]
-                             [--installations 1000000] [--releases 2000]
+                             [--installations 1000000] [--releases 2000] [--threads 8]
 
 For each database: builds a scale dataset (licenses, installations, releases), serves it with
-gunicorn (2 sync workers) and drives ``POST /api/v1/check`` with wrk on loopback, then does the
-same for two baselines of bench/bare_app.py (a constant JSON answer, and the *floor*: one indexed
+gunicorn the way ``vigor serve`` does (2 workers of its threaded worker class, ``--threads`` each,
+8 by default as deploy/ runs it; ``--threads 1``: sync workers, as this bench used before) and
+drives ``POST /api/v1/check`` with wrk on loopback, then does the same for two baselines of
+bench/bare_app.py served the same way (a constant JSON answer, and the *floor*: one indexed
 license lookup and one Ed25519 signature). Prints:
 
 - the maximum rates with 64 connections and their ratios: check/floor (goal ≥ 0.90),
   check/bare (goal ≥ 0.70). The p99 of these saturated runs is printed too, but it is queueing
   (about 64 connections / rate, see bench/_wrk.py), not the time a check takes;
 - the p99 latency with the check and the floor each offered half the check's maximum rate
-  (goal < 50 ms): what clients see under a heavy but sustainable load;
+  (goal < 50 ms): what clients see under a heavy but sustainable load (64 connections, each
+  pausing between checks, their first checks spread over the first pause: bench/_wrk.py);
 - the check latency with 1,000 installations against ``--installations`` (goal ≤ 1.2x),
   measured on one connection.
 """
@@ -254,17 +257,19 @@ def run_one(db: str, args: argparse.Namespace, work: Path) -> dict[str, float]:
         }
         set_installations(url, 1000, args.licenses)
         print(f"  built in {time.monotonic() - started:.0f} s", flush=True)
-        small = _latency(env, sample)
+        small = _latency(env, sample, args.threads)
         set_installations(url, args.installations, args.licenses)
-        large = _latency(env, sample)
-        server = Gunicorn("wsgi:app", env, workers=2)
+        large = _latency(env, sample, args.threads)
+        server = Gunicorn("wsgi:app", env, workers=2, threads=args.threads)
         try:
             check = measured(server.url, checks.write(), args.duration)
             half = check.rps / 2
             check_half = measured(server.url, paced(server.url, checks, 64, half), args.duration)
         finally:
             server.stop()
-        bare = Gunicorn("bench.bare_app:app", {"VIGOR_DATABASE_URL": url}, workers=2)
+        bare = Gunicorn(
+            "bench.bare_app:app", {"VIGOR_DATABASE_URL": url}, workers=2, threads=args.threads
+        )
         try:
             constant = measured(bare.url + "/constant", None, args.duration)
             floor = measured(bare.url, floors.write(), args.duration)
@@ -291,8 +296,8 @@ def run_one(db: str, args: argparse.Namespace, work: Path) -> dict[str, float]:
     }
 
 
-def _latency(env: dict[str, str], sample: list[tuple[str, str]]) -> float:
-    server = Gunicorn("wsgi:app", env, workers=1)
+def _latency(env: dict[str, str], sample: list[tuple[str, str]], threads: int) -> float:
+    server = Gunicorn("wsgi:app", env, workers=1, threads=threads)
     try:
         single_latency(server.url, sample, 100)  # warm caches
         return single_latency(server.url, sample)
@@ -307,6 +312,9 @@ def main() -> None:
     parser.add_argument("--licenses", type=int, default=100_000)
     parser.add_argument("--installations", type=int, default=1_000_000)
     parser.add_argument("--releases", type=int, default=2000)
+    parser.add_argument(
+        "--threads", type=int, default=8, help="threads per worker (1: gunicorn's sync workers)"
+    )
     args = parser.parse_args()
     dbs = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
     for db in dbs:
