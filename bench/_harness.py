@@ -19,11 +19,22 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+# What `vigor serve` runs (server/serving.py): gunicorn's threaded worker, which keeps a
+# client's connection open between requests.
+VIGOR_WORKER = "server.serving.DrainingThreadWorker"
+
+
 class Gunicorn:
-    """A gunicorn master serving ``app_spec`` (module:callable) with sync workers."""
+    """A gunicorn master serving ``app_spec`` (module:callable): sync workers, or ``threads``
+    threads in each of Vigor's own worker (``vigor serve``'s, with its 8 threads)."""
 
     def __init__(
-        self, app_spec: str, env: dict[str, str], workers: int = 1, health: str = "/readyz"
+        self,
+        app_spec: str,
+        env: dict[str, str],
+        workers: int = 1,
+        health: str = "/readyz",
+        threads: int = 1,
     ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -34,9 +45,9 @@ class Gunicorn:
             "-w",
             str(workers),
             "-k",
-            "sync",
-            "--threads",  # gunicorn.conf.py asks for threads, which would make sync gthread
-            "1",
+            "sync" if threads == 1 else VIGOR_WORKER,
+            "--threads",  # always given: gunicorn.conf.py asks for threads (sync would be gthread)
+            str(threads),
             "-b",
             f"127.0.0.1:{self.port}",
             "--timeout",

@@ -18,7 +18,17 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+THREADS = 2  # wrk's threads (-t): each runs its share of the connections
+
 CHECK_LUA = """
+local threads = 0
+function setup(thread)  -- in the main state: number the threads, for their random seeds
+  threads = threads + 1
+  thread:set("id", threads)
+end
+function init(args)
+  math.randomseed(os.time() * 16 + id)
+end
 local entries = {}
 for line in io.lines("%(sample)s") do
   local key, inst = line:match("([^ ]+) ([^ ]+)")
@@ -36,8 +46,21 @@ request = function()
   return wrk.format("POST", "%(path)s",
     {["Authorization"] = "License " .. e[1], ["Content-Type"] = "application/json"}, body)
 end
+-- Each connection pauses before every check, its first one included. The first pauses, one
+-- per connection of this thread, are spread at random over the period: connections that all
+-- started in the same millisecond would send their checks in bursts of every connection at
+-- once (a queue of 64 checks, 30-70 ms, at the start and whenever the bursts re-form),
+-- which is not the steady load being measured.
+local stagger = %(stagger)d
+local delays = 0
 if pause > 0 then
-  delay = function() return pause end
+  delay = function()
+    delays = delays + 1
+    if delays <= stagger then
+      return math.random(0, pause)
+    end
+    return pause
+  end
 end
 """
 
@@ -53,13 +76,15 @@ class CheckScript:
     version: str
     path: str = "/api/v1/check"
 
-    def write(self, delay_ms: int = 0) -> Path:
-        """The script file, each connection pausing ``delay_ms`` between checks."""
+    def write(self, delay_ms: int = 0, connections: int = 0) -> Path:
+        """The script file, each of ``connections`` connections pausing ``delay_ms`` between
+        checks (their first checks spread over the first pause)."""
         name = self.path.strip("/").replace("/", "-")
-        script = self.work / f"{name}-{delay_ms}.lua"
+        script = self.work / f"{name}-{delay_ms}-{connections}.lua"
         values = {
             "sample": self.sample,
             "delay_ms": delay_ms,
+            "stagger": -(-connections // THREADS),
             "product": self.product,
             "version": self.version,
             "path": self.path,
@@ -68,18 +93,27 @@ class CheckScript:
         return script
 
 
-@dataclass(frozen=True)
+@dataclass
 class WrkRun:
     rps: float
     p99: float  # ms
     errors: int  # non-2xx answers, socket errors, timeouts
     count: int
     detail: str  # the errors by kind, e.g. "timeout 3, non-2xx 1"
+    cpu_per_request: float = 0.0  # µs of the server's CPU per answer, when measured
 
 
 def run(url: str, script: Path | None, connections: int, seconds: int) -> WrkRun:
     """One wrk run of ``seconds`` with ``connections`` connections (``script``: None = GET)."""
-    cmd = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "10s"]
+    cmd = [
+        "wrk",
+        f"-t{THREADS}",
+        f"-c{connections}",
+        f"-d{seconds}s",
+        "--latency",
+        "--timeout",
+        "10s",
+    ]
     if script is not None:
         cmd += ["-s", str(script)]
     out = subprocess.run([*cmd, url], capture_output=True, text=True, check=True).stdout
@@ -114,8 +148,8 @@ def paced(url: str, checks: CheckScript, connections: int, target_rps: float) ->
     """
     delay_ms = round(connections / target_rps * 1000)
     for _ in range(2):
-        achieved = run(url, checks.write(delay_ms), connections, 5).rps
+        achieved = run(url, checks.write(delay_ms, connections), connections, 5).rps
         delay_ms = max(
             1, round(delay_ms + (connections / target_rps - connections / achieved) * 1000)
         )
-    return checks.write(delay_ms)
+    return checks.write(delay_ms, connections)

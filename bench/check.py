@@ -1,18 +1,21 @@
 """Update-check throughput and latency at scale, against a bare Flask baseline in the same run.
 
 Usage: python bench/check.py [--db sqlite|postgresql|both] [--duration 10] [--licenses 100000]
-                             [--installations 1000000] [--releases 2000]
+                             [--installations 1000000] [--releases 2000] [--threads 8]
 
 For each database: builds a scale dataset (licenses, installations, releases), serves it with
-gunicorn (2 sync workers) and drives ``POST /api/v1/check`` with wrk on loopback, then does the
-same for two baselines of bench/bare_app.py (a constant JSON answer, and the *floor*: one indexed
+gunicorn the way ``vigor serve`` does (2 workers of its threaded worker class, ``--threads`` each,
+8 by default as deploy/ runs it; ``--threads 1``: sync workers, as this bench used before) and
+drives ``POST /api/v1/check`` with wrk on loopback, then does the same for two baselines of
+bench/bare_app.py served the same way (a constant JSON answer, and the *floor*: one indexed
 license lookup and one Ed25519 signature). Prints:
 
 - the maximum rates with 64 connections and their ratios: check/floor (goal ≥ 0.90),
   check/bare (goal ≥ 0.70). The p99 of these saturated runs is printed too, but it is queueing
   (about 64 connections / rate, see bench/_wrk.py), not the time a check takes;
 - the p99 latency with the check and the floor each offered half the check's maximum rate
-  (goal < 50 ms): what clients see under a heavy but sustainable load;
+  (goal < 50 ms): what clients see under a heavy but sustainable load (64 connections, each
+  pausing between checks, their first checks spread over the first pause: bench/_wrk.py);
 - the check latency with 1,000 installations against ``--installations`` (goal ≤ 1.2x),
   measured on one connection.
 """
@@ -21,12 +24,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import secrets
+import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -34,6 +41,9 @@ from sqlalchemy import delete, func, insert, select
 
 from bench._harness import ROOT, Gunicorn
 from bench._wrk import CheckScript, WrkRun, paced, run
+
+if TYPE_CHECKING:
+    from tests.common.postgres import PostgresCluster
 
 SAMPLE = 2000  # (license, installation) pairs the load generator cycles through
 
@@ -184,10 +194,64 @@ def measured(url: str, script: Path | None, duration: int) -> WrkRun:
     """A saturating wrk run with 64 connections, after a 2-second warm-up (caches, connections);
     any error ends the bench."""
     run(url, script, 64, 2)
+    return _measured_run(url, script, duration)
+
+
+def _measured_run(url: str, script: Path | None, duration: int) -> WrkRun:
     result = run(url, script, 64, duration)
     if result.errors:
         raise SystemExit(f"errors during the run of {url}: {result.detail}")
     return result
+
+
+def cpu_by_process(pids: list[int]) -> dict[int, float]:
+    """User and system CPU seconds each of ``pids`` has used so far (gone ones left out)."""
+    used = {}
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        used[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return used
+
+
+def measured_cpu(
+    server: Gunicorn,
+    path: str,
+    script: Path | None,
+    duration: int,
+    database_pids: Callable[[], list[int]],
+) -> WrkRun:
+    """:func:`measured`, with the CPU spent per answer (µs) by the server's workers and by the
+    database's processes (PostgreSQL's backends) in ``cpu_per_request``. On a machine shared
+    with other work the rates follow that work's load; the CPU an answer costs much less."""
+    run(server.url + path, script, 64, 2)
+
+    def pids() -> list[int]:
+        return server.worker_pids() + database_pids()
+
+    before = cpu_by_process(pids())
+    result = _measured_run(server.url + path, script, duration)
+    after = cpu_by_process(pids())
+    spent = sum(used - before.get(pid, 0.0) for pid, used in after.items())
+    result.cpu_per_request = spent / max(1, result.count) * 1e6
+    return result
+
+
+def postgres_backends(cluster: PostgresCluster | None) -> Callable[[], list[int]]:
+    """The processes of ``cluster`` (none for SQLite, which runs inside the workers)."""
+    if cluster is None:
+        return list
+    postmaster = int((cluster.data / "postmaster.pid").read_text().split()[0])
+
+    def backends() -> list[int]:
+        out = subprocess.run(
+            ["pgrep", "-P", str(postmaster)], capture_output=True, text=True, check=False
+        )
+        return [postmaster, *(int(p) for p in out.stdout.split())]
+
+    return backends
 
 
 def single_latency(url: str, sample: list[tuple[str, str]], count: int = 400) -> float:
@@ -254,20 +318,23 @@ def run_one(db: str, args: argparse.Namespace, work: Path) -> dict[str, float]:
         }
         set_installations(url, 1000, args.licenses)
         print(f"  built in {time.monotonic() - started:.0f} s", flush=True)
-        small = _latency(env, sample)
+        small = _latency(env, sample, args.threads)
         set_installations(url, args.installations, args.licenses)
-        large = _latency(env, sample)
-        server = Gunicorn("wsgi:app", env, workers=2)
+        large = _latency(env, sample, args.threads)
+        database = postgres_backends(cluster)
+        server = Gunicorn("wsgi:app", env, workers=2, threads=args.threads)
         try:
-            check = measured(server.url, checks.write(), args.duration)
+            check = measured_cpu(server, "", checks.write(), args.duration, database)
             half = check.rps / 2
             check_half = measured(server.url, paced(server.url, checks, 64, half), args.duration)
         finally:
             server.stop()
-        bare = Gunicorn("bench.bare_app:app", {"VIGOR_DATABASE_URL": url}, workers=2)
+        bare = Gunicorn(
+            "bench.bare_app:app", {"VIGOR_DATABASE_URL": url}, workers=2, threads=args.threads
+        )
         try:
-            constant = measured(bare.url + "/constant", None, args.duration)
-            floor = measured(bare.url, floors.write(), args.duration)
+            constant = measured_cpu(bare, "/constant", None, args.duration, database)
+            floor = measured_cpu(bare, "", floors.write(), args.duration, database)
             floor_half = measured(bare.url, paced(bare.url, floors, 64, half), args.duration)
         finally:
             bare.stop()
@@ -277,6 +344,9 @@ def run_one(db: str, args: argparse.Namespace, work: Path) -> dict[str, float]:
     return {
         "check_rps": check.rps,
         "check_p99": check.p99,
+        "check_cpu": check.cpu_per_request,
+        "floor_cpu": floor.cpu_per_request,
+        "bare_cpu": constant.cpu_per_request,
         "bare_rps": constant.rps,
         "bare_p99": constant.p99,
         "floor_rps": floor.rps,
@@ -291,8 +361,8 @@ def run_one(db: str, args: argparse.Namespace, work: Path) -> dict[str, float]:
     }
 
 
-def _latency(env: dict[str, str], sample: list[tuple[str, str]]) -> float:
-    server = Gunicorn("wsgi:app", env, workers=1)
+def _latency(env: dict[str, str], sample: list[tuple[str, str]], threads: int) -> float:
+    server = Gunicorn("wsgi:app", env, workers=1, threads=threads)
     try:
         single_latency(server.url, sample, 100)  # warm caches
         return single_latency(server.url, sample)
@@ -307,6 +377,9 @@ def main() -> None:
     parser.add_argument("--licenses", type=int, default=100_000)
     parser.add_argument("--installations", type=int, default=1_000_000)
     parser.add_argument("--releases", type=int, default=2000)
+    parser.add_argument(
+        "--threads", type=int, default=8, help="threads per worker (1: gunicorn's sync workers)"
+    )
     args = parser.parse_args()
     dbs = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
     for db in dbs:
@@ -320,6 +393,12 @@ def main() -> None:
         print(f"[{db}] check:       {r['check_rps']:8.0f} req/s  p99 {r['check_p99']:6.1f} ms")
         print(f"[{db}] ratio check/floor: {r['check_rps'] / r['floor_rps']:.2f} (goal >= 0.90)")
         print(f"[{db}] ratio check/bare: {r['check_rps'] / r['bare_rps']:.2f} (goal >= 0.70)")
+        print(
+            f"[{db}] server CPU per answer: bare {r['bare_cpu']:.0f} µs, floor "
+            f"{r['floor_cpu']:.0f} µs, check {r['check_cpu']:.0f} µs: floor/check "
+            f"{r['floor_cpu'] / r['check_cpu']:.2f}, bare/check {r['bare_cpu'] / r['check_cpu']:.2f}"
+            " (the ratios above on a machine doing nothing else)"
+        )
         print(
             f"[{db}] paced at half the check's maximum ({r['half_rps']:.0f}/s offered): "
             f"check {r['check_half_rps']:.0f}/s p99 {r['check_half_p99']:.1f} ms (goal < 50 ms), "

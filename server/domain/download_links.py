@@ -4,7 +4,6 @@ by the server (the capability in the URL a check or the portal hands out)."""
 from __future__ import annotations
 
 import functools
-import json
 from dataclasses import dataclass
 
 from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
@@ -47,9 +46,8 @@ def make_token(secret_key: str, grant: DownloadGrant) -> str:
     also tries zlib on every payload, which never wins on three integers.
     """
     _, signer = _serializer(secret_key)
-    payload = json.dumps(
-        [grant.license_id, grant.artifact_id, grant.patch_id or 0], separators=(",", ":")
-    )
+    # json.dumps(..., separators=(",", ":")) of three integers, without its 5 µs of setup.
+    payload = f"[{int(grant.license_id)},{int(grant.artifact_id)},{int(grant.patch_id or 0)}]"
     return signer.sign(base64_encode(payload)).decode()
 
 

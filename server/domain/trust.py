@@ -87,7 +87,19 @@ def iso(moment: datetime) -> str:
     """ISO-8601 UTC with a ``Z`` and whole seconds, as every signed document writes times."""
     if moment.tzinfo is None:
         raise ValueError("naive datetime in a signed document")
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if moment.tzinfo is not UTC:
+        moment = moment.astimezone(UTC)
+    if moment.year < 1000:  # strftime writes such a year without leading zeros
+        return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    # What strftime writes, in half the time (a check answer writes four to six times).
+    return "%04d-%02d-%02dT%02d:%02d:%02dZ" % (  # noqa: UP031 - the fastest formatting here
+        moment.year,
+        moment.month,
+        moment.day,
+        moment.hour,
+        moment.minute,
+        moment.second,
+    )
 
 
 def parse_iso(text: str) -> datetime:

@@ -43,7 +43,10 @@ def refuse_nul_characters() -> None:
     """Refuse (400) a path, query or urlencoded form with a NUL character: no Vigor value holds
     one, and PostgreSQL refuses text containing it (a driver error, a 500, instead of a "no such
     thing"). Multipart bodies are left to the upload views that stream them."""
-    texts = [request.path, *request.args.keys(), *request.args.values()]
+    texts = [request.path]
+    query = request.environ.get("QUERY_STRING", "")
+    if "%00" in query or "\x00" in query:  # else no decoded name or value holds one: not parsed
+        texts += [*request.args.keys(), *request.args.values()]
     if request.mimetype == "application/x-www-form-urlencoded":
         texts += [*request.form.keys(), *request.form.values()]
     if any("\x00" in text for text in texts):

@@ -30,11 +30,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
-from flask import Flask, current_app, make_response, request
+from flask import Flask, Response, current_app, make_response, request
 from limits import RateLimitItem, parse_many
 from limits.errors import ConfigurationError
 from limits.storage import Storage, storage_from_string
 from sqlalchemy.exc import SQLAlchemyError
+from werkzeug.datastructures import Headers
 from werkzeug.exceptions import ServiceUnavailable, TooManyRequests
 
 from server.config import ConfigError
@@ -296,13 +297,26 @@ def rate_limited(
                 return view(*args, **kwargs)
             limits: RateLimits = current_app.extensions[EXTENSION]
             headers = _hit(limits.batched if batched else limits.exact, scope, counted)
-            response = make_response(view(*args, **kwargs))
-            response.headers.update(headers)
+            response = view(*args, **kwargs)
+            if not isinstance(response, Response):
+                response = make_response(response)
+            if headers:
+                _set_headers(response.headers, headers)
             return response
 
         return wrapper  # type: ignore[return-value]
 
     return decorate
+
+
+def _set_headers(target: Headers, headers: dict[str, str]) -> None:
+    """``target.update(headers)``, in one pass over ``target`` (three ``set`` calls, each a
+    scan, cost an update check about 10 µs)."""
+    present = {name.lower() for name, _ in target}
+    if any(name.lower() in present for name in headers):
+        target.update(headers)
+    else:
+        target.extend(headers.items())
 
 
 def _hit(windows: Windows, scope: str, counted: Sequence[Per]) -> dict[str, str]:

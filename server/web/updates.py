@@ -64,7 +64,12 @@ def check() -> Response:
         now=utcnow(),
     )
     instrument.answered(document)
-    return Response(document, mimetype="application/json", headers={"Cache-Control": "no-store"})
+    return Response(document, headers=CHECK_HEADERS)
+
+
+# The answer's headers as a list: a dict costs the check 10 µs more (werkzeug reads it as a
+# multi-dict); ``mimetype="application/json"`` gives this very Content-Type.
+CHECK_HEADERS = (("Content-Type", "application/json"), ("Cache-Control", "no-store"))
 
 
 DOWNLOADS = "/api/v1/download/"  # tokens are URL-safe: appended as they are

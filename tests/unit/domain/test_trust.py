@@ -150,6 +150,21 @@ def test_iso_writes_utc_with_a_z_and_refuses_a_naive_time(machine_in_new_york: N
 
 
 @pytest.mark.parametrize(
+    "moment",
+    [
+        datetime(2026, 1, 2, 3, 4, 5, 999_999, tzinfo=UTC),
+        datetime(2026, 12, 31, 23, 59, 59, tzinfo=ZoneInfo("Pacific/Kiritimati")),
+        datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC),
+        datetime(999, 1, 1, 0, 0, 0, tzinfo=UTC),
+        datetime(1, 1, 1, tzinfo=UTC),
+    ],
+    ids=["utc", "another-year-in-utc", "max-year", "three-digit-year", "year-one"],
+)
+def test_iso_writes_what_strftime_writes(moment: datetime) -> None:
+    assert iso(moment) == moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@pytest.mark.parametrize(
     ("text", "expected"),
     [
         ("2026-11-25T05:00:00Z", datetime(2026, 11, 25, 5, tzinfo=UTC)),
