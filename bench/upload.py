@@ -92,6 +92,12 @@ def nginx_in_front(upstream_port: int, work: Path) -> Iterator[tuple[str, ssl.SS
         shutil.rmtree(directory, ignore_errors=True)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of process ``pid``, all its threads, in seconds (/proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def make_file(path: Path, size: int) -> None:
     block = os.urandom(CHUNK)
     with path.open("wb") as out:
@@ -170,6 +176,7 @@ class Bench:
     env: dict[str, str]
     via_nginx: bool
     last_growth: float = 0.0
+    last_cpu: float = 0.0  # the serving worker's CPU seconds (all its threads) for the last one
 
     @contextmanager
     def serve(
@@ -189,15 +196,20 @@ class Bench:
 
     def raw(self, hashed: bool = False) -> float:
         hash_env = {"RAW_UPLOAD_HASH": "1" if hashed else "0"}
-        with self.serve("bench.raw_upload_app:app", **hash_env) as (_, url, context):
+        with self.serve("bench.raw_upload_app:app", **hash_env) as (server, url, context):
+            (worker,) = server.worker_pids()
+            cpu_before = cpu_seconds(worker)
             headers = {"Content-Type": "application/octet-stream"}
             # The upload route's path: through nginx, the same location (streamed, no limit).
             path = "/api/v1/admin/uploads"
-            return post_stream(url, path, headers, b"", self.artifact, b"", context)[0]
+            seconds = post_stream(url, path, headers, b"", self.artifact, b"", context)[0]
+            self.last_cpu = cpu_seconds(worker) - cpu_before
+            return seconds
 
     def publish(self, product: str, token: str, staged: bool) -> float:
         """Seconds for the publish (``staged``: upload, then the JSON publish; else the
-        multipart form); the worker's RSS growth in MB while it ran is kept in ``last_growth``.
+        multipart form); the worker's RSS growth in MB while it ran is kept in ``last_growth``,
+        the CPU time the large publish took it in ``last_cpu``.
 
         A small release of another product is published first, the same way: what a fresh
         worker does once (imports, keys, first queries) is not what a publish costs. The RSS
@@ -210,7 +222,9 @@ class Bench:
             warm_up = self.work / "warm-up.bin"
             warm_up.write_bytes(b"warm up")
             send(url, context, token, f"{product}-warm-up", "1.0.0", warm_up)
+            cpu_before = cpu_seconds(worker)
             seconds = send(url, context, token, product, "1.0.0", self.artifact)
+            self.last_cpu = cpu_seconds(worker) - cpu_before
             self.last_growth = (status_kib(worker, "VmHWM") - rss_before) / 1024
             return seconds
 
@@ -281,13 +295,22 @@ def main() -> None:
     parser.add_argument("--size-mib", type=int, default=1024)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--via-nginx", action="store_true", help="through nginx, unbuffered")
+    parser.add_argument(
+        "--work-dir",
+        type=Path,
+        default=ROOT / "bench",
+        help="where the artifact, the raw uploads and the store go (e.g. /dev/shm, to take a "
+        "busy disk out of the comparison)",
+    )
     args = parser.parse_args()
     size = args.size_mib * 1024 * 1024
     mb = size / 1e6
     print(f"artifact: {args.size_mib} MiB, {args.rounds} rounds" + (", via nginx" * args.via_nginx))
     ratios: dict[str, list[float]] = {"raw": [], "hashed": [], "multipart": []}
     growths: list[float] = []
-    with tempfile.TemporaryDirectory(prefix="vigor-bench-", dir=ROOT / "bench") as tmp:
+    cpu: dict[str, list[float]] = {"raw": [], "hashed": [], "staged": [], "multipart": []}
+    gib = size / 1024**3
+    with tempfile.TemporaryDirectory(prefix="vigor-bench-", dir=args.work_dir) as tmp:
         work = Path(tmp)
         artifact = work / "artifact.bin"
         make_file(artifact, size)
@@ -323,6 +346,7 @@ def main() -> None:
             # Rotate which goes first, so that a drift in the machine's load evens out.
             for name, measure in runs[n % 4 :] + runs[: n % 4]:
                 seconds[name] = measure()
+                cpu[name].append(bench.last_cpu / gib)
             ratios["raw"].append(seconds["raw"] / seconds["staged"])
             ratios["hashed"].append(seconds["hashed"] / seconds["staged"])
             ratios["multipart"].append(seconds["raw"] / seconds["multipart"])
@@ -337,6 +361,11 @@ def main() -> None:
                 f"worker RSS growth {max(round_growth):.1f} MB",
                 flush=True,
             )
+            print(
+                "         serving worker CPU s/GiB: "
+                + ", ".join(f"{name} {cpu[name][-1]:.2f}" for name in cpu),
+                flush=True,
+            )
     print(f"median ratio upload+publish/raw: {statistics.median(ratios['raw']):.2f} (goal >= 0.80)")
     print(
         f"median ratio upload+publish/raw+SHA-256: {statistics.median(ratios['hashed']):.2f} "
@@ -347,6 +376,10 @@ def main() -> None:
         "(the one-step form, for comparison)"
     )
     print(f"worker peak RSS growth: {max(growths):.1f} MB (largest of the rounds; goal <= 64)")
+    print(
+        "median serving worker CPU s/GiB (all its threads; less sensitive to a busy machine): "
+        + ", ".join(f"{name} {statistics.median(cpu[name]):.2f}" for name in cpu)
+    )
 
 
 if __name__ == "__main__":

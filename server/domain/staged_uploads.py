@@ -13,6 +13,7 @@ not, and then the blobs nothing references any more.
 
 from __future__ import annotations
 
+import re
 import secrets
 from datetime import datetime, timedelta
 
@@ -25,6 +26,7 @@ from server.storage.base import StoredBlob
 
 LIFETIME = timedelta(hours=24)  # an upload not used by then is refused, and swept by `vigor gc`
 MAX_FILENAME_LENGTH = 255
+ID_RE = re.compile(r"\Aupl_[0-9a-f]{32}\Z")
 
 
 def new_id() -> str:
@@ -54,6 +56,8 @@ def check_filename(filename: str) -> str:
     """``filename`` as an upload may carry it (the publish makes it safe for a download)."""
     if len(filename) > MAX_FILENAME_LENGTH:
         raise InvalidInputError("filename", f"at most {MAX_FILENAME_LENGTH} characters")
+    if not filename.isprintable():
+        raise InvalidInputError("filename", "must not contain control characters")
     return filename
 
 
@@ -68,6 +72,8 @@ def take(session: Session, token_id: int, public_id: object, platform: str) -> S
     field = f"artifacts.{platform}"
     if not isinstance(public_id, str) or not public_id:
         raise InvalidInputError(field, "give the id of an upload (POST /api/v1/admin/uploads)")
+    if not ID_RE.match(public_id):
+        raise InvalidInputError(field, f"no upload {public_id[:80]!r} by this token")
     upload = session.scalar(select(StagedUpload).where(StagedUpload.public_id == public_id))
     if upload is None or upload.token_id != token_id:
         raise InvalidInputError(field, f"no upload {public_id!r} by this token")

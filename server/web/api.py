@@ -234,10 +234,25 @@ def _json_text(body: dict[str, Any], name: str, default: str = "") -> str:
     return value
 
 
+def _refuse_nul(name: str, value: object) -> None:
+    """No string in a JSON publish may hold NUL (PostgreSQL refuses it: a 500, not a 400)."""
+    if isinstance(value, str) and "\x00" in value:
+        raise InvalidInputError(name, "must not contain NUL characters")
+    if isinstance(value, list):
+        for item in value:
+            _refuse_nul(name, item)
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _refuse_nul(name, key)
+            _refuse_nul(name, item)
+
+
 def _json_spec(body: object) -> tuple[publishing.ReleaseSpec, dict[str, object]]:
     """The release a JSON publish asks for, and its ``{platform: upload id}``."""
     if not isinstance(body, dict):
         raise InvalidInputError("body", "send a JSON object with the release's fields")
+    for name, value in body.items():
+        _refuse_nul(str(name), value)
     artifacts = body.get("artifacts")
     if not isinstance(artifacts, dict) or not artifacts:
         raise InvalidInputError(
@@ -245,7 +260,7 @@ def _json_spec(body: object) -> tuple[publishing.ReleaseSpec, dict[str, object]]
         )
     draft = body.get("draft", False)
     if not isinstance(draft, bool):
-        draft = _form_bool(_json_text(body, "draft"))
+        raise InvalidInputError("draft", "must be true or false")
     customers = body.get("customers", [])
     if isinstance(customers, str):
         customers = customers.replace(" ", "").split(",")

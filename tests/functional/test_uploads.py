@@ -265,6 +265,14 @@ def test_json_publish_refusals_name_the_platform_and_give_uploads_back(
             "version",
         ),
         "bad field type": ({"notes": 5, "artifacts": {"any": mine}}, 400, "notes", "string"),
+        "NUL": ({"notes": "a\x00b", "artifacts": {"any": mine}}, 400, "notes", "NUL"),
+        "NUL in an id": ({"artifacts": {"any": "upl_\x00"}}, 400, "artifacts", "NUL"),
+        "draft not a boolean": (
+            {"draft": "yes", "artifacts": {"any": mine}},
+            400,
+            "draft",
+            "true or false",
+        ),
         "bad customers": ({"customers": [1], "artifacts": {"any": mine}}, 400, "customers", ""),
         "unknown customer": (
             {"customers": ["initech"], "artifacts": {"any": mine}},
