@@ -4,18 +4,21 @@ Usage: python bench/upload.py [--size-mib 1024] [--rounds 3] [--via-nginx]
 
 Each round uploads the same file to a bare app that streams the body to a file
 (``bench/raw_upload_app.py``), to the same app computing the body's SHA-256 as it goes, and
-publishes it through ``POST /api/v1/admin/releases``, in rotating order, each to a fresh
-gunicorn (one sync worker). Prints every round, the median ratio of publish to raw throughput
-(goal: ≥ 0.80), the same against the hashing baseline, and the serving worker's largest RSS
-growth during a publish (goal: ≤ 64 MB). The raw app does no fsync and, in its first form, no
-hashing: the publish pays for the digest its blobs are named by and for durability. On 2 cores,
-with the client sending from one of them, SHA-256 (about 1.3 GB/s here) is a large share of
-what a publish adds.
+publishes it through the admin API twice: the two-step way (``POST /api/v1/admin/uploads`` with
+the file as the raw body, then a JSON ``POST /api/v1/admin/releases`` naming the upload, timed
+together, end to end) and the one-step multipart form (``POST /api/v1/admin/releases``). Each
+goes to a fresh gunicorn (one sync worker), in rotating order. Prints every round, the median
+ratio of the two-step publish's throughput to the raw upload's (goal: ≥ 0.80), the same against
+the hashing baseline, the multipart publish's ratio for comparison, and the serving worker's
+largest RSS growth during a publish (goal: ≤ 64 MB). The raw app does no fsync and, in its first
+form, no hashing: a publish pays for the digest its blobs are named by and for durability. On 2
+cores, with the client sending from one of them, SHA-256 (about 1.3 GB/s here) is a large share
+of what a publish adds.
 
 ``--via-nginx`` puts a real nginx in front of both, with the production file
 ``deploy/nginx/vigor.conf`` (rendered as tests/common/deploy.py does: TLS with a self-signed
-certificate, the upload location's streaming settings); both uploads go to the publish route's
-path, so both pass through that location.
+certificate, the upload locations' streaming settings); the raw uploads go to the upload
+route's path, so they pass through the same location as the two-step publish's bytes.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from __future__ import annotations
 import argparse
 import functools
 import http.client
+import json
 import os
 import secrets
 import shutil
@@ -88,6 +92,12 @@ def nginx_in_front(upstream_port: int, work: Path) -> Iterator[tuple[str, ssl.SS
         shutil.rmtree(directory, ignore_errors=True)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of process ``pid``, all its threads, in seconds (/proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def make_file(path: Path, size: int) -> None:
     block = os.urandom(CHUNK)
     with path.open("wb") as out:
@@ -98,6 +108,14 @@ def make_file(path: Path, size: int) -> None:
             written += n
 
 
+def _connect(url: str, context: ssl.SSLContext | None) -> http.client.HTTPConnection:
+    scheme, _, address = url.partition("://")
+    host, port = address.split(":")
+    if scheme == "https":
+        return http.client.HTTPSConnection(host, int(port), timeout=600, context=context)
+    return http.client.HTTPConnection(host, int(port), timeout=600)
+
+
 def post_stream(
     url: str,
     path: str,
@@ -106,15 +124,10 @@ def post_stream(
     file: Path,
     tail: bytes,
     context: ssl.SSLContext | None = None,
-) -> float:
-    """POST ``head + file + tail`` with a Content-Length; returns the seconds until the answer."""
-    scheme, _, address = url.partition("://")
-    host, port = address.split(":")
-    conn: http.client.HTTPConnection
-    if scheme == "https":
-        conn = http.client.HTTPSConnection(host, int(port), timeout=600, context=context)
-    else:
-        conn = http.client.HTTPConnection(host, int(port), timeout=600)
+) -> tuple[float, bytes]:
+    """POST ``head + file + tail`` with a Content-Length; returns the seconds until the answer,
+    and the answer."""
+    conn = _connect(url, context)
     length = len(head) + file.stat().st_size + len(tail)
     conn.putrequest("POST", path)
     for k, v in {**headers, "Content-Length": str(length)}.items():
@@ -132,6 +145,27 @@ def post_stream(
     if response.status >= 300:
         raise SystemExit(f"upload failed: {response.status} {body[:300]!r}")
     conn.close()
+    return elapsed, body
+
+
+def post_json(
+    url: str, path: str, token: str, document: object, context: ssl.SSLContext | None
+) -> float:
+    """POST ``document`` as JSON; returns the seconds until the answer."""
+    conn = _connect(url, context)
+    start = time.perf_counter()
+    conn.request(
+        "POST",
+        path,
+        body=json.dumps(document).encode(),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    response = conn.getresponse()
+    body = response.read()
+    elapsed = time.perf_counter() - start
+    if response.status >= 300:
+        raise SystemExit(f"publish failed: {response.status} {body[:300]!r}")
+    conn.close()
     return elapsed
 
 
@@ -142,6 +176,7 @@ class Bench:
     env: dict[str, str]
     via_nginx: bool
     last_growth: float = 0.0
+    last_cpu: float = 0.0  # the serving worker's CPU seconds (all its threads) for the last one
 
     @contextmanager
     def serve(
@@ -161,31 +196,61 @@ class Bench:
 
     def raw(self, hashed: bool = False) -> float:
         hash_env = {"RAW_UPLOAD_HASH": "1" if hashed else "0"}
-        with self.serve("bench.raw_upload_app:app", **hash_env) as (_, url, context):
+        with self.serve("bench.raw_upload_app:app", **hash_env) as (server, url, context):
+            (worker,) = server.worker_pids()
+            cpu_before = cpu_seconds(worker)
             headers = {"Content-Type": "application/octet-stream"}
-            # The publish route's path: through nginx, the same location (streamed, no limit).
-            path = "/api/v1/admin/releases"
-            return post_stream(url, path, headers, b"", self.artifact, b"", context)
+            # The upload route's path: through nginx, the same location (streamed, no limit).
+            path = "/api/v1/admin/uploads"
+            seconds = post_stream(url, path, headers, b"", self.artifact, b"", context)[0]
+            self.last_cpu = cpu_seconds(worker) - cpu_before
+            return seconds
 
-    def publish(self, product: str, token: str) -> float:
-        """Seconds for the publish; the worker's RSS growth in MB while it ran is kept in
-        ``last_growth``.
+    def publish(self, product: str, token: str, staged: bool) -> float:
+        """Seconds for the publish (``staged``: upload, then the JSON publish; else the
+        multipart form); the worker's RSS growth in MB while it ran is kept in ``last_growth``,
+        the CPU time the large publish took it in ``last_cpu``.
 
-        A small release of another product is published first: what a fresh worker does once
-        (imports, keys, first queries) is not what a publish costs. The RSS growth counts it.
+        A small release of another product is published first, the same way: what a fresh
+        worker does once (imports, keys, first queries) is not what a publish costs. The RSS
+        growth counts it.
         """
+        send = self._staged if staged else self._multipart
         with self.serve("wsgi:app") as (server, url, context):
             (worker,) = server.worker_pids()
             rss_before = status_kib(worker, "VmRSS")
             warm_up = self.work / "warm-up.bin"
             warm_up.write_bytes(b"warm up")
-            self._publish(url, context, token, f"{product}-warm-up", "1.0.0", warm_up)
-            seconds = self._publish(url, context, token, product, "1.0.0", self.artifact)
+            send(url, context, token, f"{product}-warm-up", "1.0.0", warm_up)
+            cpu_before = cpu_seconds(worker)
+            seconds = send(url, context, token, product, "1.0.0", self.artifact)
+            self.last_cpu = cpu_seconds(worker) - cpu_before
             self.last_growth = (status_kib(worker, "VmHWM") - rss_before) / 1024
             return seconds
 
     @staticmethod
-    def _publish(
+    def _staged(
+        url: str,
+        context: ssl.SSLContext | None,
+        token: str,
+        product: str,
+        version: str,
+        file: Path,
+    ) -> float:
+        headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/octet-stream"}
+        path = f"/api/v1/admin/uploads?filename={file.name}"
+        sent, answer = post_stream(url, path, headers, b"", file, b"", context)
+        upload_id = json.loads(answer)["id"]
+        release = {
+            "product": product,
+            "version": version,
+            "kind": "update",
+            "artifacts": {"linux-x86_64": upload_id},
+        }
+        return sent + post_json(url, "/api/v1/admin/releases", token, release, context)
+
+    @staticmethod
+    def _multipart(
         url: str,
         context: ssl.SSLContext | None,
         token: str,
@@ -209,7 +274,8 @@ class Bench:
             "Authorization": f"Bearer {token}",
             "Content-Type": f"multipart/form-data; boundary={BOUNDARY}",
         }
-        return post_stream(url, "/api/v1/admin/releases", headers, head, file, tail, context)
+        path = "/api/v1/admin/releases"
+        return post_stream(url, path, headers, head, file, tail, context)[0]
 
 
 def vigor(env: dict[str, str], *args: str) -> str:
@@ -229,14 +295,22 @@ def main() -> None:
     parser.add_argument("--size-mib", type=int, default=1024)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--via-nginx", action="store_true", help="through nginx, unbuffered")
+    parser.add_argument(
+        "--work-dir",
+        type=Path,
+        default=ROOT / "bench",
+        help="where the artifact, the raw uploads and the store go (e.g. /dev/shm, to take a "
+        "busy disk out of the comparison)",
+    )
     args = parser.parse_args()
     size = args.size_mib * 1024 * 1024
     mb = size / 1e6
     print(f"artifact: {args.size_mib} MiB, {args.rounds} rounds" + (", via nginx" * args.via_nginx))
-    ratios: list[float] = []
-    hashed_ratios: list[float] = []
+    ratios: dict[str, list[float]] = {"raw": [], "hashed": [], "multipart": []}
     growths: list[float] = []
-    with tempfile.TemporaryDirectory(prefix="vigor-bench-", dir=ROOT / "bench") as tmp:
+    cpu: dict[str, list[float]] = {"raw": [], "hashed": [], "staged": [], "multipart": []}
+    gib = size / 1024**3
+    with tempfile.TemporaryDirectory(prefix="vigor-bench-", dir=args.work_dir) as tmp:
         work = Path(tmp)
         artifact = work / "artifact.bin"
         make_file(artifact, size)
@@ -250,39 +324,62 @@ def main() -> None:
         token = vigor(env, "token", "create", "bench")
         bench = Bench(work, artifact, env, args.via_nginx)
         for n in range(1, args.rounds + 1):
-            # A product per round: a second large release of one product would start delta
-            # patches of the first in the serving worker, competing with the next round.
-            product = f"bench-{n}"
-            vigor(env, "product", "add", product)
-            vigor(env, "product", "add", f"{product}-warm-up")
+            # Products per round and way: a second large release of one product would start
+            # delta patches of the first, competing with the next round.
+            for way in ("staged", "multipart"):
+                vigor(env, "product", "add", f"bench-{n}-{way}")
+                vigor(env, "product", "add", f"bench-{n}-{way}-warm-up")
             seconds: dict[str, float] = {}
+            round_growth: list[float] = []
+
+            def publish(way: str, n: int = n, grown: list[float] = round_growth) -> float:
+                took = bench.publish(f"bench-{n}-{way}", token, staged=way == "staged")
+                grown.append(bench.last_growth)
+                return took
+
             runs: list[tuple[str, Callable[[], float]]] = [
                 ("raw", bench.raw),
                 ("hashed", functools.partial(bench.raw, hashed=True)),
-                ("publish", functools.partial(bench.publish, product, token)),
+                ("staged", functools.partial(publish, "staged")),
+                ("multipart", functools.partial(publish, "multipart")),
             ]
             # Rotate which goes first, so that a drift in the machine's load evens out.
-            for name, measure in runs[n % 3 :] + runs[: n % 3]:
+            for name, measure in runs[n % 4 :] + runs[: n % 4]:
                 seconds[name] = measure()
-            growth = bench.last_growth
-            ratio, hashed_ratio = (seconds[k] / seconds["publish"] for k in ("raw", "hashed"))
-            ratios.append(ratio)
-            hashed_ratios.append(hashed_ratio)
-            growths.append(growth)
+                cpu[name].append(bench.last_cpu / gib)
+            ratios["raw"].append(seconds["raw"] / seconds["staged"])
+            ratios["hashed"].append(seconds["hashed"] / seconds["staged"])
+            ratios["multipart"].append(seconds["raw"] / seconds["multipart"])
+            growths.extend(round_growth)
             print(
                 f"round {n}: raw {mb / seconds['raw']:7.1f} MB/s, "
                 f"raw+SHA-256 {mb / seconds['hashed']:7.1f} MB/s, "
-                f"publish {mb / seconds['publish']:7.1f} MB/s ({seconds['publish']:.2f} s); "
-                f"ratio to raw {ratio:.2f}, to raw+SHA-256 {hashed_ratio:.2f}; "
-                f"worker RSS growth {growth:.1f} MB",
+                f"upload+publish {mb / seconds['staged']:7.1f} MB/s ({seconds['staged']:.2f} s), "
+                f"multipart publish {mb / seconds['multipart']:7.1f} MB/s; "
+                f"ratio to raw {ratios['raw'][-1]:.2f}, to raw+SHA-256 {ratios['hashed'][-1]:.2f}, "
+                f"multipart to raw {ratios['multipart'][-1]:.2f}; "
+                f"worker RSS growth {max(round_growth):.1f} MB",
                 flush=True,
             )
-    print(f"median ratio publish/raw: {statistics.median(ratios):.2f} (goal >= 0.80)")
+            print(
+                "         serving worker CPU s/GiB: "
+                + ", ".join(f"{name} {cpu[name][-1]:.2f}" for name in cpu),
+                flush=True,
+            )
+    print(f"median ratio upload+publish/raw: {statistics.median(ratios['raw']):.2f} (goal >= 0.80)")
     print(
-        f"median ratio publish/raw+SHA-256: {statistics.median(hashed_ratios):.2f} "
+        f"median ratio upload+publish/raw+SHA-256: {statistics.median(ratios['hashed']):.2f} "
         "(the same with the digest every stored blob needs)"
     )
+    print(
+        f"median ratio multipart publish/raw: {statistics.median(ratios['multipart']):.2f} "
+        "(the one-step form, for comparison)"
+    )
     print(f"worker peak RSS growth: {max(growths):.1f} MB (largest of the rounds; goal <= 64)")
+    print(
+        "median serving worker CPU s/GiB (all its threads; less sensitive to a busy machine): "
+        + ", ".join(f"{name} {statistics.median(cpu[name]):.2f}" for name in cpu)
+    )
 
 
 if __name__ == "__main__":

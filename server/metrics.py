@@ -41,6 +41,7 @@ from server.storage.base import (
     ArtifactStore,
     BlobNotFoundError,
     BlobWriter,
+    DigestMismatchError,
     SizeLimitError,
     StorageError,
     StoredBlob,
@@ -200,9 +201,11 @@ class MeteredStore:
 
         return metered
 
-    def writer(self, max_size: int | None = None) -> BlobWriter:
+    def writer(self, max_size: int | None = None, expected_sha256: str | None = None) -> BlobWriter:
         try:
-            return _MeteredWriter(self._store.writer(max_size=max_size))
+            return _MeteredWriter(
+                self._store.writer(max_size=max_size, expected_sha256=expected_sha256)
+            )
         except StorageError as exc:
             _count_failure("writer", exc)
             raise
@@ -212,8 +215,9 @@ class MeteredStore:
 
 
 def _count_failure(operation: str, error: StorageError) -> None:
-    # A blob that is not there is an answer, and too many bytes is the client's doing.
-    if not isinstance(error, BlobNotFoundError | SizeLimitError):
+    # A blob that is not there is an answer; too many bytes, or not the promised ones, are the
+    # client's doing.
+    if not isinstance(error, BlobNotFoundError | SizeLimitError | DigestMismatchError):
         STORAGE_FAILURES.labels(operation).inc()
 
 

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import click
@@ -26,7 +27,7 @@ from server.cli.common import (
 )
 from server.config import SECRET_FILE, ensure_secret_file
 from server.demo import ask_for_reminders, load_demo
-from server.domain import releases
+from server.domain import releases, staged_uploads
 
 
 @command(None, "init")
@@ -223,15 +224,21 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
     default=24.0,
     show_default=True,
     metavar="HOURS",
-    help="Also abort incomplete multipart uploads and delete temporary upload files started "
-    "more than this many hours ago (uploads cut off by a crash or an outage).",
+    help="Also forget staged uploads (POST /api/v1/admin/uploads) made more than this many hours "
+    "ago, used or not, abort incomplete multipart uploads and delete temporary upload files "
+    "started before then (uploads cut off by a crash or an outage).",
 )
 def gc_cmd(dry_run: bool, uploads_older_than: float) -> None:
     """Delete stored blobs that no artifact references (run when no publish is in progress),
-    and what uploads that never finished left in the store."""
+    staged uploads not used in time, and what uploads that never finished left in the store."""
     store = services().store
     with transaction() as session:
+        staged = staged_uploads.expire(
+            session, timedelta(hours=uploads_older_than), dry_run=dry_run
+        )
+    with transaction() as session:  # the forgotten uploads' blobs are orphans now
         orphans = releases.garbage_collect(session, store, dry_run=dry_run)
+    click.echo(f"{'would forget' if dry_run else 'forgot'} {staged} staged upload(s)")
     verb = "would delete" if dry_run else "deleted"
     click.echo(f"{verb} {len(orphans)} unreferenced blob(s)")
     swept = releases.sweep_incomplete_uploads(store, uploads_older_than * 3600, dry_run=dry_run)

@@ -493,6 +493,24 @@ class IdempotencyKey(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
 
+class StagedUpload(Base):
+    """An artifact uploaded on its own (``POST /api/v1/admin/uploads``), waiting to be named in a
+    release's JSON publish. Its bytes are in the store under ``sha256`` already; ``used_at`` is set
+    by the publish that takes it (once), and ``vigor gc`` deletes rows older than a day, and then
+    the blobs nothing references."""
+
+    __tablename__ = "staged_uploads"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(64), unique=True)
+    token_id: Mapped[int] = mapped_column(ForeignKey("api_tokens.id", ondelete="CASCADE"))
+    filename: Mapped[str] = mapped_column(String(255), default="")
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    used_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
 class AuditEvent(Base):
     """Who did what, when: every admin action and every automatic safety action."""
 

@@ -29,7 +29,7 @@ from packaging.version import Version
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from server.domain import audit, emails, jobs
+from server.domain import audit, emails, jobs, staged_uploads
 from server.domain.errors import (
     ConflictError,
     InvalidInputError,
@@ -57,7 +57,14 @@ from server.domain.vocabulary import (
     Severity,
     parse,
 )
-from server.storage.base import ArtifactStore, BlobWriter, SizeLimitError, StorageError, StoredBlob
+from server.storage.base import (
+    ArtifactStore,
+    BlobNotFoundError,
+    BlobWriter,
+    SizeLimitError,
+    StorageError,
+    StoredBlob,
+)
 
 FILENAME_RE = re.compile(r"[^A-Za-z0-9._+-]")
 
@@ -125,6 +132,39 @@ class StreamedArtifact:
 
     def discard(self) -> None:
         self.writer.abort()
+
+
+@dataclass
+class StagedArtifact:
+    """An upload staged earlier (``server/domain/staged_uploads.py``): its bytes are in the store
+    already, under their digest, so nothing is read or copied; storing it takes the upload."""
+
+    platform: str
+    upload_id: object
+    token_id: int
+    session: Session
+    filename: str = ""
+
+    def store_into(self, store: ArtifactStore, max_size: int) -> StoredBlob:
+        # The release being built is not in the session yet: no flush before it is whole.
+        with self.session.no_autoflush:
+            upload = staged_uploads.take(self.session, self.token_id, self.upload_id, self.platform)
+        self.filename = upload.filename
+        if upload.size > max_size:  # the limit was lowered since
+            raise SizeLimitError(f"more than {max_size} bytes")
+        try:
+            stored = store.size(upload.sha256)
+        except BlobNotFoundError:
+            stored = None
+        if stored != upload.size:  # removed (or never kept) behind the database's back
+            raise InvalidInputError(
+                f"artifacts.{self.platform}",
+                f"the bytes of upload {upload.public_id} are no longer stored; upload again",
+            )
+        return StoredBlob(upload.sha256, upload.size)
+
+    def discard(self) -> None:
+        """Nothing to discard: a publish that fails gives the upload back (its rollback)."""
 
 
 @dataclass(frozen=True)
@@ -304,6 +344,27 @@ def publish(
     return release
 
 
+def publish_uploads(
+    session: Session,
+    store: ArtifactStore,
+    signer: Signer | None,
+    spec: ReleaseSpec,
+    uploads: dict[str, object],
+    *,
+    token_id: int,
+    actor: str,
+    max_size: int,
+) -> Release:
+    """:func:`publish` a release whose artifacts were staged by ``token_id``'s uploads
+    (``{platform: upload id}``); each upload is used once. Raises what ``publish`` raises, and
+    ``InvalidInputError`` naming ``artifacts.<platform>`` for an upload that cannot be used."""
+    incoming = [
+        StagedArtifact(platform=platform, upload_id=upload_id, token_id=token_id, session=session)
+        for platform, upload_id in uploads.items()
+    ]
+    return publish(session, store, signer, spec, incoming, actor=actor, max_size=max_size)
+
+
 def _store_one(store: ArtifactStore, item: IncomingArtifact, max_size: int) -> StoredBlob:
     try:
         blob = item.store_into(store, max_size)
@@ -333,12 +394,15 @@ def _forget_unreferenced_blob(store: ArtifactStore, blob: StoredBlob) -> None:
 
 
 def _forget_unreferenced(session: Session, store: ArtifactStore, blobs: list[StoredBlob]) -> None:
-    """Delete the blobs this publish stored that nothing in the database references."""
+    """Delete the blobs this publish stored that nothing in the database references (a staged
+    upload's blob stays: the upload can be used again)."""
     for blob in blobs:
-        referenced = session.scalar(
-            select(Artifact.id).where(Artifact.sha256 == blob.sha256).limit(1)
-        ) or session.scalar(select(Patch.id).where(Patch.sha256 == blob.sha256).limit(1))
-        if referenced is None:
+        referenced = (
+            session.scalar(select(Artifact.id).where(Artifact.sha256 == blob.sha256).limit(1))
+            or session.scalar(select(Patch.id).where(Patch.sha256 == blob.sha256).limit(1))
+            or staged_uploads.is_referenced(session, blob.sha256)
+        )
+        if not referenced:
             _forget_unreferenced_blob(store, blob)
 
 

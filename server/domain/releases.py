@@ -11,7 +11,7 @@ from packaging.version import InvalidVersion, Version
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from server.domain import audit, products
+from server.domain import audit, products, staged_uploads
 from server.domain.errors import (
     ConflictError,
     InvalidInputError,
@@ -95,9 +95,11 @@ def listing(session: Session) -> dict[str, list[Release]]:
 
 
 def referenced_digests(session: Session) -> set[str]:
-    """Every blob something points at: artifacts and delta patches."""
-    return set(session.scalars(select(Artifact.sha256).distinct())) | set(
-        session.scalars(select(Patch.sha256).distinct())
+    """Every blob something points at: artifacts, delta patches and staged uploads."""
+    return (
+        set(session.scalars(select(Artifact.sha256).distinct()))
+        | set(session.scalars(select(Patch.sha256).distinct()))
+        | staged_uploads.referenced_digests(session)
     )
 
 

@@ -36,6 +36,15 @@ class SizeLimitError(StorageError):
     """More bytes arrived than the caller allowed."""
 
 
+class DigestMismatchError(StorageError):
+    """The bytes written are not the ones the caller promised (their SHA-256 differs)."""
+
+    def __init__(self, expected: str, actual: str) -> None:
+        super().__init__(f"the bytes' sha256 is {actual}, not the expected {expected}")
+        self.expected = expected
+        self.actual = actual
+
+
 @dataclass(frozen=True)
 class StoredBlob:
     """What a completed write produced."""
@@ -72,10 +81,12 @@ def check_range(start: int, end: int) -> None:
 
 
 class WriteMeter:
-    """Counts and hashes the bytes a writer is given; refuses more than ``max_size``."""
+    """Counts and hashes the bytes a writer is given; refuses more than ``max_size``, and at the
+    end bytes whose digest is not ``expected_sha256`` (when given)."""
 
-    def __init__(self, max_size: int | None) -> None:
+    def __init__(self, max_size: int | None, expected_sha256: str | None = None) -> None:
         self.max_size = max_size
+        self.expected_sha256 = expected_sha256
         self.size = 0
         self._hash = hashlib.sha256()
 
@@ -89,6 +100,14 @@ class WriteMeter:
     def blob(self) -> StoredBlob:
         """The digest and size of everything added so far."""
         return StoredBlob(self._hash.hexdigest(), self.size)
+
+    def final(self) -> StoredBlob:
+        """``blob()`` for a commit: raises ``DigestMismatchError`` (the caller aborts) when the
+        bytes are not the expected ones."""
+        blob = self.blob()
+        if self.expected_sha256 is not None and blob.sha256 != self.expected_sha256:
+            raise DigestMismatchError(self.expected_sha256, blob.sha256)
+        return blob
 
 
 @dataclass(frozen=True)
@@ -126,11 +145,13 @@ class ArtifactStore(Protocol):
 
     name: str
 
-    def writer(self, max_size: int | None = None) -> BlobWriter:
+    def writer(self, max_size: int | None = None, expected_sha256: str | None = None) -> BlobWriter:
         """Start a streamed write; memory stays bounded whatever the size.
 
         Raises:
             SizeLimitError: from ``write`` when more than ``max_size`` bytes arrive.
+            DigestMismatchError: from ``commit`` (which then aborts: nothing is stored) when
+                ``expected_sha256`` is given and the bytes' digest differs.
         """
         ...
 

@@ -20,6 +20,7 @@ from server.storage.base import (
     CHUNK_SIZE,
     SHA256_HEX,
     BlobNotFoundError,
+    DigestMismatchError,
     SizeLimitError,
     StorageError,
     StoredBlob,
@@ -71,9 +72,11 @@ def _make_dirs(path: Path, root: Path) -> None:
 class _LocalWriter:
     """Bytes go straight to a temp file; nothing is buffered beyond the caller's chunk."""
 
-    def __init__(self, store: LocalStore, max_size: int | None) -> None:
+    def __init__(
+        self, store: LocalStore, max_size: int | None, expected_sha256: str | None = None
+    ) -> None:
         self._store = store
-        self._meter = WriteMeter(max_size)
+        self._meter = WriteMeter(max_size, expected_sha256)
         try:
             fd, name = tempfile.mkstemp(dir=store.temp_dir, prefix="upload-")
         except OSError as exc:
@@ -111,7 +114,11 @@ class _LocalWriter:
     def commit(self) -> StoredBlob:
         if self._done:
             raise StorageError("commit after commit or abort")
-        blob = self._meter.blob()
+        try:
+            blob = self._meter.final()
+        except DigestMismatchError:
+            self.abort()
+            raise
         try:
             os.fsync(self._file.fileno())
             self._file.close()
@@ -156,12 +163,14 @@ class LocalStore:
         check_digest(digest)
         return self.root / digest[:2] / digest[2:4] / digest
 
-    def writer(self, max_size: int | None = None) -> _LocalWriter:
+    def writer(
+        self, max_size: int | None = None, expected_sha256: str | None = None
+    ) -> _LocalWriter:
         try:
             self.temp_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StorageError(f"cannot create {self.temp_dir}: {exc.strerror}") from exc
-        return _LocalWriter(self, max_size)
+        return _LocalWriter(self, max_size, expected_sha256)
 
     def put_stream(self, stream: BinaryIO, max_size: int | None = None) -> StoredBlob:
         return copy_into(self, stream, max_size)

@@ -37,6 +37,7 @@ from server.storage.base import (
     CHUNK_SIZE,
     SHA256_HEX,
     BlobNotFoundError,
+    DigestMismatchError,
     SizeLimitError,
     StorageError,
     StoredBlob,
@@ -134,9 +135,11 @@ class _BodyReader(io.RawIOBase):
 class _S3Writer:
     """Fills one part-sized buffer; each full part goes up before more is accepted."""
 
-    def __init__(self, store: S3Store, max_size: int | None) -> None:
+    def __init__(
+        self, store: S3Store, max_size: int | None, expected_sha256: str | None = None
+    ) -> None:
         self._store = store
-        self._meter = WriteMeter(max_size)
+        self._meter = WriteMeter(max_size, expected_sha256)
         self._temp_key = f"{store.prefix}tmp/{uuid.uuid4().hex}"
         self._buffer: bytearray | None = None  # allocated on the first write
         self._filled = 0
@@ -197,7 +200,11 @@ class _S3Writer:
         if self._done:
             raise StorageError("commit after commit or abort")
         store, client = self._store, self._store.client
-        blob = self._meter.blob()
+        try:
+            blob = self._meter.final()
+        except DigestMismatchError:
+            self.abort()
+            raise
         final_key = store.key_for(blob.sha256)
         try:
             if self._upload_id is None:
@@ -402,8 +409,8 @@ class S3Store:
             raise _translate(exc, "sweep") from exc
         return Sweep(uploads=uploads, temporary=objects)
 
-    def writer(self, max_size: int | None = None) -> _S3Writer:
-        return _S3Writer(self, max_size)
+    def writer(self, max_size: int | None = None, expected_sha256: str | None = None) -> _S3Writer:
+        return _S3Writer(self, max_size, expected_sha256)
 
     def put_stream(self, stream: BinaryIO, max_size: int | None = None) -> StoredBlob:
         return copy_into(self, stream, max_size)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import functools
 import json
 from collections.abc import Callable
@@ -10,17 +12,17 @@ from typing import Any, NoReturn, TypeVar, cast
 
 from flask import Blueprint, Response, abort, g, jsonify, request
 
-from server.domain import api_tokens, emails, publishing, roots
+from server.domain import api_tokens, emails, publishing, roots, staged_uploads
 from server.domain import releases as release_service
 from server.domain.errors import InvalidInputError, StorageUnavailableError
-from server.domain.models import ApiToken, Email, utcnow
+from server.domain.models import ApiToken, Email, StagedUpload, utcnow
 from server.domain.trust import parse_iso
 from server.domain.vocabulary import DEFAULT_CHANNEL, Scope
-from server.storage.base import SizeLimitError, StorageError
+from server.storage.base import SHA256_HEX, DigestMismatchError, SizeLimitError, StorageError
 from server.web import db_session, services
 from server.web.converters import small_int
 from server.web.openapi import openapi_document
-from server.web.uploads import parse_streamed
+from server.web.uploads import parse_streamed, receive_body
 
 blueprint = Blueprint("api", __name__)
 
@@ -136,14 +138,187 @@ def _form_time(value: str | None) -> datetime | None:
         ) from None
 
 
+def _expected_digest() -> str | None:
+    """The SHA-256 (hex) the client says its upload has: ``Repr-Digest: sha-256=:<base64>:``
+    (RFC 9530) or ``?sha256=<hex>``; None when it says nothing. A malformed or contradictory
+    claim is refused."""
+    claimed: set[str] = set()
+    query = request.args.get("sha256")
+    if query is not None:
+        if not SHA256_HEX.match(query.strip().lower()):
+            raise InvalidInputError("sha256", "must be 64 hexadecimal digits")
+        claimed.add(query.strip().lower())
+    header = request.headers.get("Repr-Digest")
+    if header is not None:
+        # A structured-field dictionary (RFC 8941): algorithm=:base64:, comma-separated.
+        found = None
+        for member in header.split(","):
+            name, _, value = member.strip().partition("=")
+            if name.strip() != "sha-256":
+                continue
+            value = value.split(";", 1)[0].strip()
+            try:
+                if not (value.startswith(":") and value.endswith(":")) or len(value) < 2:
+                    raise ValueError(value)
+                raw = base64.b64decode(value[1:-1], validate=True)
+            except (ValueError, binascii.Error):
+                raise InvalidInputError(
+                    "Repr-Digest", "write sha-256 as sha-256=:<base64 of the 32 bytes>:"
+                ) from None
+            if len(raw) != 32:
+                raise InvalidInputError("Repr-Digest", "a sha-256 digest has 32 bytes")
+            found = raw.hex()
+        if found is None:
+            raise InvalidInputError("Repr-Digest", "give a sha-256 digest (sha-256=:<base64>:)")
+        claimed.add(found)
+    if len(claimed) > 1:
+        raise InvalidInputError("sha256", "the sha256 parameter and Repr-Digest disagree")
+    return claimed.pop() if claimed else None
+
+
+@blueprint.post("/api/v1/admin/uploads")
+@require_scope(Scope.RELEASES_PUBLISH)
+def upload_artifact() -> tuple[Response, int]:
+    """Stage an artifact: the raw body, streamed into the store; a JSON publish then names it."""
+    token = current_token()
+    svc = services()
+    limit = svc.settings.max_upload_bytes
+    if request.mimetype != "application/octet-stream":
+        _refuse(415, "unsupported_media_type", "send the artifact as application/octet-stream")
+    length = request.content_length
+    if length is None:
+        _refuse(411, "length_required", "send a Content-Length (the artifact's size in bytes)")
+    if length > limit:
+        _refuse(413, "too_large", f"the artifact is larger than {limit} bytes")
+    if length == 0:
+        raise InvalidInputError("body", "the artifact is empty")
+    filename = staged_uploads.check_filename(request.args.get("filename", ""))
+    expected = _expected_digest()
+    try:
+        blob = receive_body(request, svc.store, length, limit, expected)
+    except DigestMismatchError as exc:
+        _refuse(
+            422,
+            "digest_mismatch",
+            f"the body's sha256 is {exc.actual}, not {exc.expected}; nothing was kept",
+        )
+    except SizeLimitError:
+        _refuse(413, "too_large", f"the artifact is larger than {limit} bytes")
+    except StorageError as exc:
+        raise StorageUnavailableError(f"artifact store failed: {exc}") from exc
+    upload = staged_uploads.stage(db_session(), token, blob, filename)
+    return jsonify(upload_json(upload)), 201
+
+
+def upload_json(upload: StagedUpload) -> dict[str, object]:
+    return {
+        "id": upload.public_id,
+        "filename": upload.filename,
+        "size": upload.size,
+        "sha256": upload.sha256,
+        "created_at": upload.created_at.isoformat(),
+        "expires_at": staged_uploads.expires_at(upload).isoformat(),
+    }
+
+
+# A JSON publish's body is a few fields; a larger one is not a release.
+MAX_JSON_PUBLISH_BYTES = 1024 * 1024
+
+
+def _json_text(body: dict[str, Any], name: str, default: str = "") -> str:
+    value = body.get(name, default)
+    if value is None:
+        return default
+    if not isinstance(value, str):
+        raise InvalidInputError(name, "must be a string")
+    return value
+
+
+def _refuse_nul(name: str, value: object) -> None:
+    """No string in a JSON publish may hold NUL (PostgreSQL refuses it: a 500, not a 400)."""
+    if isinstance(value, str) and "\x00" in value:
+        raise InvalidInputError(name, "must not contain NUL characters")
+    if isinstance(value, list):
+        for item in value:
+            _refuse_nul(name, item)
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _refuse_nul(name, key)
+            _refuse_nul(name, item)
+
+
+def _json_spec(body: object) -> tuple[publishing.ReleaseSpec, dict[str, object]]:
+    """The release a JSON publish asks for, and its ``{platform: upload id}``."""
+    if not isinstance(body, dict):
+        raise InvalidInputError("body", "send a JSON object with the release's fields")
+    for name, value in body.items():
+        _refuse_nul(str(name), value)
+    artifacts = body.get("artifacts")
+    if not isinstance(artifacts, dict) or not artifacts:
+        raise InvalidInputError(
+            "artifacts", 'give {"<platform>": "<upload id>", ...} (POST /api/v1/admin/uploads)'
+        )
+    draft = body.get("draft", False)
+    if not isinstance(draft, bool):
+        raise InvalidInputError("draft", "must be true or false")
+    customers = body.get("customers", [])
+    if isinstance(customers, str):
+        customers = customers.replace(" ", "").split(",")
+    if not isinstance(customers, list) or not all(isinstance(c, str) for c in customers):
+        raise InvalidInputError("customers", "must be a list of customer slugs")
+    spec = publishing.ReleaseSpec(
+        product=_json_text(body, "product"),
+        version=_json_text(body, "version"),
+        kind=_json_text(body, "kind"),
+        severity=_json_text(body, "severity") or None,
+        channel=_json_text(body, "channel") or DEFAULT_CHANNEL,
+        notes=_json_text(body, "notes"),
+        min_from=_json_text(body, "min_from") or None,
+        line=_json_text(body, "line") or None,
+        published_at=_form_time(_json_text(body, "published_at")),
+        draft=draft,
+        customers=tuple(c.strip() for c in customers if c.strip()),
+        platforms=tuple(str(p) for p in artifacts),
+    )
+    return spec, artifacts
+
+
+def _publish_json() -> tuple[Response, int]:
+    token = current_token()
+    svc = services()
+    if (request.content_length or 0) > MAX_JSON_PUBLISH_BYTES:
+        _refuse(413, "too_large", f"a JSON publish is at most {MAX_JSON_PUBLISH_BYTES} bytes")
+    spec, uploads = _json_spec(request.get_json(silent=True))
+    signer = None if spec.draft else svc.signer("release")
+    token.last_used_at = utcnow()
+    release = publishing.publish_uploads(
+        db_session(),
+        svc.store,
+        signer,
+        spec,
+        uploads,
+        token_id=token.id,
+        actor=f"token:{token.name}",
+        max_size=svc.settings.max_upload_bytes,
+    )
+    return jsonify(release_service.release_json(release)), 201
+
+
 @blueprint.post("/api/v1/admin/releases")
 @require_scope(Scope.RELEASES_PUBLISH)
 def publish_release() -> tuple[Response, int]:
-    """Publish a release from CI: multipart form, one ``artifact.<platform>`` file per platform."""
+    """Publish a release from CI: a JSON body naming staged uploads, or a multipart form with
+    one ``artifact.<platform>`` file per platform."""
+    if request.mimetype == "application/json":
+        return _publish_json()
     token = current_token()
     svc = services()
     if request.mimetype != "multipart/form-data":
-        abort(415, "send multipart/form-data with artifact.<platform> file fields")
+        abort(
+            415,
+            "send application/json naming staged uploads, or multipart/form-data with "
+            "artifact.<platform> file fields",
+        )
     request.max_content_length = svc.settings.max_upload_bytes * 4 + 1024 * 1024
     try:
         upload = parse_streamed(request, svc.store, svc.settings.max_upload_bytes)

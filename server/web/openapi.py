@@ -168,6 +168,50 @@ SCHEMAS: dict[str, Any] = {
             "manifest": {"oneOf": [_ref("SignedDocument"), {"type": "null"}]},
         },
     },
+    "StagedUpload": {
+        "type": "object",
+        "required": ["id", "filename", "size", "sha256", "created_at", "expires_at"],
+        "properties": {
+            "id": {"type": "string", "description": "Name it in a JSON publish's artifacts"},
+            "filename": {"type": "string"},
+            "size": {"type": "integer"},
+            "sha256": {"type": "string"},
+            "created_at": TIME,
+            "expires_at": {
+                "type": "string",
+                "format": "date-time",
+                "description": "A publish after this refuses the upload; vigor gc removes it",
+            },
+        },
+    },
+    "PublishRequest": {
+        "type": "object",
+        "required": ["product", "version", "kind", "artifacts"],
+        "properties": {
+            "product": {"type": "string"},
+            "version": {"type": "string"},
+            "kind": _one_of(ReleaseKind),
+            "severity": {
+                "type": ["string", "null"],
+                "enum": ["", None, *values(Severity)],
+                "description": "Required for a security revision; empty, null or absent for none",
+            },
+            "channel": {"type": "string", "default": DEFAULT_CHANNEL},
+            "notes": {"type": "string"},
+            "min_from": NULLABLE_STRING,
+            "line": NULLABLE_STRING,
+            "published_at": NULLABLE_STRING,
+            "draft": {"type": "boolean"},
+            "customers": {"type": "array", "items": {"type": "string"}},
+            "artifacts": {
+                "type": "object",
+                "minProperties": 1,
+                "description": "The id of a staged upload (POST /api/v1/admin/uploads) per "
+                "platform; each upload is used once",
+                "additionalProperties": {"type": "string"},
+            },
+        },
+    },
     "Email": {
         "type": "object",
         "required": ["id", "recipient", "kind", "state", "subject", "created_at"],
@@ -334,15 +378,65 @@ def _paths() -> dict[str, Any]:
                 },
             }
         },
+        "/api/v1/admin/uploads": {
+            "post": {
+                "summary": "Stage an artifact: the request body is the file, streamed into the "
+                "store; a JSON publish then names it (scope: releases:publish)",
+                "security": [{"bearer": [Scope.RELEASES_PUBLISH.value]}],
+                "x-scope": Scope.RELEASES_PUBLISH.value,
+                "parameters": [
+                    {
+                        "name": "filename",
+                        "in": "query",
+                        "schema": {"type": "string", "maxLength": 255},
+                        "description": "The file name downloads get (default: "
+                        "product-version-platform)",
+                    },
+                    {
+                        "name": "sha256",
+                        "in": "query",
+                        "schema": {"type": "string", "pattern": "^[0-9a-fA-F]{64}$"},
+                        "description": "The body's SHA-256 (hex); a body that differs is "
+                        "refused with 422 and nothing is kept",
+                    },
+                    {
+                        "name": "Repr-Digest",
+                        "in": "header",
+                        "schema": {"type": "string"},
+                        "description": "RFC 9530, e.g. sha-256=:<base64>: (checked like sha256)",
+                    },
+                ],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/octet-stream": {
+                            "schema": {"type": "string", "format": "binary"}
+                        }
+                    },
+                },
+                "responses": {
+                    "201": _json(_ref("StagedUpload"), "Stored; name its id within 24 hours"),
+                    "400": _error("Refused (empty, cut off, a malformed digest or filename)"),
+                    "401": _error("Missing or unknown token"),
+                    "403": _error("The token lacks the scope releases:publish"),
+                    "411": _error("No Content-Length"),
+                    "413": _error("Over the size limit (refused before the body is read)"),
+                    "415": _error("Not application/octet-stream"),
+                    "422": _error("The body's SHA-256 is not the one given; nothing was kept"),
+                    "503": _error("Storage unavailable; nothing was kept"),
+                },
+            }
+        },
         "/api/v1/admin/releases": {
             "post": {
-                "summary": "Publish a release (multipart; one artifact.<platform> file per "
-                "platform) (scope: releases:publish)",
+                "summary": "Publish a release: JSON naming staged uploads, or a multipart form "
+                "with one artifact.<platform> file per platform (scope: releases:publish)",
                 "security": [{"bearer": [Scope.RELEASES_PUBLISH.value]}],
                 "x-scope": Scope.RELEASES_PUBLISH.value,
                 "requestBody": {
                     "required": True,
                     "content": {
+                        JSON: {"schema": _ref("PublishRequest")},
                         "multipart/form-data": {
                             "schema": {
                                 "type": "object",
@@ -367,17 +461,20 @@ def _paths() -> dict[str, Any]:
                                 },
                                 "additionalProperties": {"type": "string", "format": "binary"},
                             }
-                        }
+                        },
                     },
                 },
                 "responses": {
                     "201": _json(_ref("Release"), "Published (or saved as a draft)"),
-                    "400": _error("Refused; the message names the field"),
+                    "400": _error(
+                        "Refused; the message names the field (artifacts.<platform> for an "
+                        "upload that is unknown, another token's, expired or used)"
+                    ),
                     "401": _error("Missing or unknown token"),
                     "403": _error("The token lacks the scope releases:publish"),
                     "409": _error("That version exists"),
                     "413": _error("An artifact is over the size limit"),
-                    "415": _error("Not multipart/form-data"),
+                    "415": _error("Neither JSON nor multipart/form-data"),
                     "503": _error("Storage or signing unavailable; nothing was published"),
                 },
             }

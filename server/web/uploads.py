@@ -16,7 +16,7 @@ from werkzeug.formparser import MultiPartParser
 from werkzeug.wsgi import get_input_stream
 
 from server.storage.background import BackgroundWriter
-from server.storage.base import ArtifactStore, BlobWriter
+from server.storage.base import ArtifactStore, BlobWriter, StoredBlob
 
 # A release has a handful of platforms; more file parts than this is abuse, not a release.
 MAX_FILE_PARTS = 16
@@ -124,3 +124,44 @@ def parse_streamed(request: Request, store: ArtifactStore, max_file_size: int) -
             writer.abort()
         raise
     return StreamedForm(form, files, writers)
+
+
+# A raw upload's body is read this much at a time: what gunicorn receives at once at most.
+RAW_READ_SIZE = 1024 * 1024
+
+
+def receive_body(
+    request: Request,
+    store: ArtifactStore,
+    length: int,
+    max_size: int,
+    expected_sha256: str | None = None,
+) -> StoredBlob:
+    """Stream ``request``'s body (``length`` bytes, its Content-Length) into ``store`` and commit it.
+
+    No parsing: each chunk read goes to a :class:`BackgroundWriter`, which hashes and writes it
+    while the next one is received. A body cut short (the client went away) is a ``BadRequest``;
+    bytes whose digest is not ``expected_sha256`` raise ``DigestMismatchError``. On any failure
+    nothing is stored.
+    """
+    # As in parse_streamed: not ``request.stream`` (a LimitedStream copying every chunk); the
+    # caller has checked the length against the maximum, and only ``length`` bytes are read.
+    stream = get_input_stream(request.environ, max_content_length=None)
+    writer = BackgroundWriter(store.writer(max_size=max_size, expected_sha256=expected_sha256))
+    try:
+        remaining = length
+        while remaining > 0:
+            try:
+                chunk = stream.read(min(remaining, RAW_READ_SIZE))
+            except OSError as exc:
+                raise BadRequest("the upload was cut off before its end") from exc
+            if not chunk:
+                raise BadRequest(
+                    f"the upload was cut off: {length - remaining} of {length} bytes arrived"
+                )
+            writer.write(chunk)
+            remaining -= len(chunk)
+        return writer.commit()
+    except BaseException:
+        writer.abort()
+        raise

@@ -8,6 +8,7 @@ checks loses none; the admin signs in over https; nginx's internal locations are
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import http.client
 import os
@@ -73,6 +74,35 @@ class Deployed:
                 files={f"artifact.{PLATFORM}": (artifact.name, body)},
                 timeout=120,
             )
+
+    def publish_staged(
+        self, version: str, artifact: Path, product: str = PRODUCT
+    ) -> requests.Response:
+        """The two-step publish: the file as a raw upload, then the release as JSON naming it."""
+        digest = base64.b64encode(hashlib.sha256(artifact.read_bytes()).digest()).decode()
+        with artifact.open("rb") as body:
+            staged = self.http.post(
+                f"{self.site.public_url}/api/v1/admin/uploads?filename={artifact.name}",
+                headers={
+                    "Authorization": f"Bearer {self.token}",
+                    "Content-Type": "application/octet-stream",
+                    "Repr-Digest": f"sha-256=:{digest}:",
+                },
+                data=body,  # a file: requests streams it with its Content-Length
+                timeout=120,
+            )
+        assert staged.status_code == 201, staged.text
+        return self.http.post(
+            f"{self.site.public_url}/api/v1/admin/releases",
+            headers={"Authorization": f"Bearer {self.token}"},
+            json={
+                "product": product,
+                "version": version,
+                "kind": "update",
+                "artifacts": {PLATFORM: staged.json()["id"]},
+            },
+            timeout=60,
+        )
 
     def check(
         self,
@@ -215,7 +245,8 @@ def test_the_systemd_units_are_valid(tmp_path: Path) -> None:
 
 def test_publish_check_and_download_through_nginx(deployed: Deployed, tmp_path: Path) -> None:
     file = artifact(tmp_path, "1.0.0", 12 * 1024 * 1024)  # streamed, unbuffered, in parts to S3
-    published = deployed.publish("1.0.0", file)
+    # The two-step publish (the multipart form goes through nginx in the tests below).
+    published = deployed.publish_staged("1.0.0", file)
     assert published.status_code == 201, published.text
     answer = deployed.check("0.9.0")
     assert answer.status_code == 200, answer.text

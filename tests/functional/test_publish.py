@@ -664,8 +664,8 @@ def test_client_disconnect_mid_upload_leaves_nothing(
 def test_non_multipart_publish_is_415(client: FlaskClient, product: str, token: str) -> None:
     response = client.post(
         "/api/v1/admin/releases",
-        json={"product": "acme-erp"},
-        headers={"Authorization": f"Bearer {token}"},
+        data="product=acme-erp",
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "text/plain"},
     )
     assert response.status_code == 415
     assert response.get_json()["error"]["code"] == "unsupported_media_type"

@@ -230,3 +230,82 @@ def csrf_of(client: FlaskClient, path: str) -> str:
     )
     assert match, page[:500]
     return match.group(1)
+
+
+def bucket_contents(server: S3Server, bucket: str) -> tuple[list[str], list[str]]:
+    """Every object key in ``bucket``, and the keys of its open multipart uploads."""
+    client = server.client()
+    keys = [
+        item["Key"]
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+        for item in page.get("Contents", [])
+    ]
+    try:
+        uploads = [
+            u["Key"] for u in client.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
+        ]
+    except Exception:  # noqa: BLE001 - rclone answers NoSuchUpload when there is none
+        uploads = []
+    return sorted(keys), sorted(uploads)
+
+
+def test_staged_upload_and_json_publish_through_s3(
+    s3_server: S3Server, settings: Settings, tmp_path: Path
+) -> None:
+    """Past one part (a multipart upload, then the copy to its digest's key): a digest that does
+    not match keeps nothing in the bucket; a staged upload is published without its bytes being
+    read again, downloads intact, and `vigor gc` removes an upload no release used."""
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from server.cli import cli
+    from server.domain.models import StagedUpload, utcnow
+
+    bucket = s3_server.make_bucket()
+    s3_settings = s3_app_settings(settings, s3_server.endpoint_url, bucket).with_(
+        s3_access_key=s3_server.access_key, s3_secret_key=s3_server.secret_key
+    )
+    data = secrets.token_bytes(1024) * (9 * 1024)  # 9 MiB: past the store's 8 MiB part
+    digest = hashlib.sha256(data).hexdigest()
+    with vigor_app(s3_settings) as app:
+        services: Services = app.extensions["vigor"]
+        make_product(services)
+        with services.db.sessions() as s:
+            _, secret = api_tokens.create_token(s, "ci", role="publisher", actor="test")
+        client = app.test_client()
+        headers = {"Authorization": f"Bearer {secret}", "Content-Type": "application/octet-stream"}
+
+        wrong = client.post(f"/api/v1/admin/uploads?sha256={'0' * 64}", data=data, headers=headers)
+        assert wrong.status_code == 422
+        assert wrong.get_json()["error"]["code"] == "digest_mismatch"
+        assert bucket_contents(s3_server, bucket) == ([], [])
+
+        staged = client.post(f"/api/v1/admin/uploads?sha256={digest}", data=data, headers=headers)
+        assert staged.status_code == 201, staged.get_json()
+        assert bucket_contents(s3_server, bucket) == ([f"prod/blobs/{digest}"], [])
+        unused = client.post("/api/v1/admin/uploads", data=b"never published", headers=headers)
+        assert unused.status_code == 201
+
+        published = client.post(
+            "/api/v1/admin/releases",
+            json={
+                "product": "acme-erp",
+                "version": "2.0.0",
+                "kind": "update",
+                "artifacts": {"linux-x86_64": staged.get_json()["id"]},
+            },
+            headers={"Authorization": f"Bearer {secret}"},
+        )
+        assert published.status_code == 201, published.get_json()
+        with services.store.open(digest) as stored:
+            assert hashlib.sha256(stored.read()).hexdigest() == digest
+
+        with services.db.session() as s:
+            s.execute(update(StagedUpload).values(created_at=utcnow() - timedelta(hours=25)))
+        swept = app.test_cli_runner().invoke(cli, args=["gc"])
+        assert swept.exit_code == 0, swept.output
+        assert "forgot 2 staged upload(s)" in swept.output
+        assert "deleted 1 unreferenced blob(s)" in swept.output
+        assert bucket_contents(s3_server, bucket) == ([f"prod/blobs/{digest}"], [])
+    s3_server.drop_bucket(bucket)

@@ -27,6 +27,7 @@ from server.storage import make_store
 from server.storage.base import (
     ArtifactStore,
     BlobNotFoundError,
+    DigestMismatchError,
     SizeLimitError,
     StorageError,
     Sweep,
@@ -198,6 +199,20 @@ def test_size_limit_leaves_nothing(store: ArtifactStore, limit: int) -> None:
     with pytest.raises(SizeLimitError):
         store.put_stream(io.BytesIO(pattern(limit + 1)), max_size=limit)
     assert_empty(store)
+
+
+@pytest.mark.parametrize("size", [100, PART + 1], ids=["small", "past-one-part"])
+def test_bytes_not_the_promised_ones_leave_nothing(store: ArtifactStore, size: int) -> None:
+    data = pattern(size)
+    writer = store.writer(expected_sha256=hashlib.sha256(data[:-1]).hexdigest())
+    writer.write(data)
+    with pytest.raises(DigestMismatchError) as refused:
+        writer.commit()
+    assert refused.value.actual == hashlib.sha256(data).hexdigest()
+    assert_empty(store)
+    promised = store.writer(expected_sha256=hashlib.sha256(data).hexdigest())
+    promised.write(data)
+    assert promised.commit().sha256 == hashlib.sha256(data).hexdigest()
 
 
 def test_size_limit_is_inclusive(store: ArtifactStore) -> None:
