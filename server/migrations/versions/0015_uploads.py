@@ -1,8 +1,8 @@
 """staged uploads: an artifact sent on its own as a raw body (POST /api/v1/admin/uploads), then
 named by a JSON publish; used once, removed by `vigor gc` after a day
 
-Revision ID: 0014_uploads
-Revises: 0013_admin_api
+Revision ID: 0015_uploads
+Revises: 0014_webhook_secrets
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0014_uploads"
-down_revision = "0013_admin_api"
+revision = "0015_uploads"
+down_revision = "0014_webhook_secrets"
 branch_labels = None
 depends_on = None
 
