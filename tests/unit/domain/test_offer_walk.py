@@ -364,8 +364,9 @@ def test_a_lapsed_customer_is_told_what_the_last_40_days_brought() -> None:
 
 
 def test_the_counts_made_in_advance_give_way_where_they_would_be_wrong() -> None:
-    """Each of a customized build for someone else, a release published after now and an old
-    line's fix published after the cutoff changes what is missing: none may be counted."""
+    """Each of a customized build for someone else, a release published after now, one of
+    another product, and releases at or below the installed version published after the cutoff
+    changes what is missing: none may be counted."""
     lic, releases, now = lapsed_history(100)
     expected = renewal_for(lic, releases, now)
     assert expected is not None and "40 newer releases" in expected[4]
@@ -373,6 +374,14 @@ def test_the_counts_made_in_advance_give_way_where_they_would_be_wrong() -> None
     later = release("1.96.5", now + timedelta(days=1))
     assert renewal_for(lic, [*releases, others], now) == expected
     assert renewal_for(lic, [*releases, later], now) == expected
+    assert renewal_for(lic, [*releases, release("1.97.5", now, product="other")], now) == expected
+    assert renewal_for(lic, releases, now, installed="1.60.1") == (
+        Version("1.99.1"),
+        35,
+        4,
+        0,
+        expected[4].replace("40 newer", "39 newer"),
+    )
     assert renewal_for(lic, releases, now, installed="1.70.1") == (
         Version("1.99.1"),
         26,
@@ -392,6 +401,8 @@ def test_unknown_channels_and_platforms_share_the_catalogues_entries() -> None:
         index.candidates(f"channel-{n}", f"platform-{n}", way_out=n % 2 == 0)
         index.candidates("beta", PLATFORM, way_out=False)
     assert len(index._candidates) == 3
+    kept = index.candidates("beta", PLATFORM, way_out=False)
+    assert index.candidates("beta", PLATFORM, way_out=False) is kept  # worked out once
     assert [str(r.version) for r in index.candidates("x", "y", way_out=False).by_version] == []
     assert [str(r.version) for r in index.candidates("beta", "y", way_out=False).by_version] == [
         "1.1"
