@@ -137,13 +137,6 @@ class ReleaseIndex:
                 return
             yield release
 
-    def newer_than(self, installed: Version) -> Iterator[ReleaseFacts]:
-        """Releases above ``installed``, newest first."""
-        for release in self.newest_first:
-            if release.version <= installed:
-                return
-            yield release
-
     def line_of(self, installed: Version, line: str | None = None) -> tuple[str, str] | None:
         """The installed version's line and its status: ``line`` when the agent knows it, else
         the installed release's, else the line named after its major version ("4.x")."""

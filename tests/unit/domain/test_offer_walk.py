@@ -446,3 +446,53 @@ def test_a_release_published_at_this_very_instant_is_offered() -> None:
         now=now,
     )
     assert result.offer is not None and str(result.offer.release.version) == "1.2"
+
+
+def test_after_a_lapse_under_revoke_everything_above_the_installed_version_is_missing() -> None:
+    lic, releases, now = lapsed_history(100)
+    summary = renewal_summary(
+        lic,
+        policy(lapse_policy="revoke"),
+        ReleaseIndex.of(releases),
+        installed_version=Version("1.0"),
+        platform=PLATFORM,
+        channel="stable",
+        now=now,
+    )
+    assert summary is not None
+    assert (summary.newest_version, summary.updates, summary.security) == (
+        Version("1.99.1"),
+        90,
+        10,
+    )
+
+
+def test_an_old_lines_fix_published_late_neither_hides_nor_is_counted() -> None:
+    """Version order is not publication order: a fix of an old version published after newer
+    releases must not hide them from the offer, and is not missing for a newer installation."""
+    lapsed = license_of(maintenance(START.date(), moment(14).date()))  # until day 15 began
+    catalogue = [release("1.0", moment(1)), release("2.0", moment(10)), release("1.1", moment(20))]
+    offered = select_offer(
+        lapsed,
+        policy(),
+        ReleaseIndex.of(catalogue),
+        installed_version=Version("1.0"),
+        platform=PLATFORM,
+        channel="stable",
+        installation_id="installation-1",
+        now=moment(30),
+    )
+    assert offered.offer is not None and str(offered.offer.release.version) == "2.0"
+    lic, releases, now = lapsed_history(100)
+    late_fix = release("1.40.5", now - timedelta(days=1))
+    expected = renewal_for(lic, releases, now, installed="1.50.1")
+    assert expected is not None and "40 newer releases" in expected[4]
+    assert renewal_for(lic, [*releases, late_fix], now, installed="1.50.1") == expected
+
+
+def test_published_since_is_latest_first_from_the_instant_on() -> None:
+    index = ReleaseIndex.of(
+        [release(v, moment(d)) for v, d in [("1.0", 1), ("2.0", 2), ("1.5", 3)]]
+    )
+    assert [str(r.version) for r in index.published_since(moment(2))] == ["1.5", "2.0"]
+    assert [str(r.version) for r in index.published_since(moment(4))] == []
