@@ -25,8 +25,9 @@ its line is end of life or its release was yanked, and what renewal would bring.
 from __future__ import annotations
 
 import hashlib
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -52,6 +53,9 @@ from server.domain.vocabulary import (
 END_OF_LIFE = LineStatus.END_OF_LIFE
 SECURITY_ONLY = LineStatus.SECURITY_ONLY
 _SECURITY = ReleaseKind.SECURITY
+_UPDATE = ReleaseKind.UPDATE
+_VERSION = ReleaseKind.VERSION
+_LAPSED = Maintenance.LAPSED
 _CRITICAL = Severity.CRITICAL
 _ANY_PLATFORM = ANY_PLATFORM
 
@@ -95,32 +99,41 @@ class ReleaseIndex:
     """A product's releases newest first, with lookups by version and by line.
 
     Built once per catalogue revision, so that a check walks only the few releases above the
-    installed version instead of the whole history.
+    installed version instead of the whole history. :meth:`candidates` keeps, per kind of
+    installation, the releases it could be offered at all (worked out on first use, then kept with
+    the index).
     """
 
     newest_first: tuple[ReleaseFacts, ...]
     by_version: Mapping[Version, ReleaseFacts]
     latest_published_first: tuple[ReleaseFacts, ...]
     line_statuses: Mapping[str, str]
+    channels: frozenset[str] = frozenset()
+    platforms: frozenset[str] = frozenset()
+    products: frozenset[str] = frozenset()
+    _candidates: dict[tuple[str, str, bool], Candidates] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     @classmethod
     def of(cls, releases: Iterable[ReleaseFacts]) -> ReleaseIndex:
         ordered = tuple(sorted(releases, key=lambda r: r.version, reverse=True))
         by_date = tuple(sorted(ordered, key=lambda r: r.published_at, reverse=True))
         lines = {r.line: r.line_status for r in ordered}
-        return cls(ordered, {r.version: r for r in ordered}, by_date, lines)
+        return cls(
+            ordered,
+            {r.version: r for r in ordered},
+            by_date,
+            lines,
+            channels=frozenset(r.channel for r in ordered),
+            platforms=frozenset(p for r in ordered for p in r.platforms),
+            products=frozenset(r.product for r in ordered),
+        )
 
     def published_since(self, moment: datetime) -> Iterator[ReleaseFacts]:
         """Releases published at or after ``moment``, latest first."""
         for release in self.latest_published_first:
             if release.published_at < moment:
-                return
-            yield release
-
-    def newer_than(self, installed: Version) -> Iterator[ReleaseFacts]:
-        """Releases above ``installed``, newest first."""
-        for release in self.newest_first:
-            if release.version <= installed:
                 return
             yield release
 
@@ -132,6 +145,113 @@ class ReleaseIndex:
             line = release.line if release is not None else f"{installed.major}.x"
         status = self.line_statuses.get(line)
         return (line, status) if status is not None else None
+
+    def candidates(self, channel: str, platform: str, *, way_out: bool) -> Candidates:
+        """The releases an installation on ``channel`` and ``platform`` could ever be offered:
+        on its channel, for its platform, allowed by its line's lifecycle (``way_out``: it needs
+        a way out of an end-of-life line) and not yanked.
+
+        A channel or platform that no release names filters exactly as ``stable`` or ``any``
+        would, so it shares their entry: the entries are bounded by the catalogue, whatever the
+        requests name.
+        """
+        if channel not in self.channels:
+            channel = DEFAULT_CHANNEL
+        if platform not in self.platforms:
+            platform = _ANY_PLATFORM
+        key = (channel, platform, way_out)
+        found = self._candidates.get(key)
+        if found is None:
+            found = Candidates.of(
+                r
+                for r in self.newest_first
+                if not r.yanked
+                and on_channel(r, channel)
+                and for_platform(r, platform)
+                and line_allows(r, way_out=way_out)
+            )
+            self._candidates[key] = found  # a race builds an equal entry twice: harmless
+        return found
+
+
+@dataclass(frozen=True)
+class Tally:
+    """Releases counted for the renewal prompt: how many, of which kind, the newest and oldest
+    version, and how many are customized builds."""
+
+    total: int = 0
+    updates: int = 0
+    security: int = 0
+    versions: int = 0
+    newest: Version | None = None
+    oldest: Version | None = None
+    customized: int = 0
+
+    def plus(self, release: ReleaseFacts) -> Tally:
+        version = release.version
+        return Tally(
+            self.total + 1,
+            self.updates + (release.kind == _UPDATE),
+            self.security + (release.kind == _SECURITY),
+            self.versions + (release.kind == _VERSION),
+            version if self.newest is None or version > self.newest else self.newest,
+            version if self.oldest is None or version < self.oldest else self.oldest,
+            self.customized + bool(release.customers),
+        )
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """One kind of installation's candidate releases (:meth:`ReleaseIndex.candidates`), ordered
+    so that a check finds by bisection the few that can matter to it.
+
+    ``by_version`` is oldest version first and ``earliest_from[i]`` the earliest publication
+    among ``by_version[i:]``: everything above the first position whose ``earliest_from`` is
+    past an instant was published after it. ``dates`` are the publication instants in order and
+    ``tallies[i]`` counts the releases published at or after ``dates[i]`` (one more entry, for
+    none).
+    """
+
+    by_version: tuple[ReleaseFacts, ...]
+    versions: tuple[Version, ...]
+    earliest_from: tuple[datetime, ...]
+    dates: tuple[datetime, ...]
+    tallies: tuple[Tally, ...]
+
+    @classmethod
+    def of(cls, newest_first: Iterable[ReleaseFacts]) -> Candidates:
+        by_version = tuple(newest_first)[::-1]
+        earliest: list[datetime] = []
+        for release in reversed(by_version):
+            moment = release.published_at
+            earliest.append(moment if not earliest or moment < earliest[-1] else earliest[-1])
+        by_date = sorted(by_version, key=lambda r: r.published_at)
+        tallies = [Tally()]
+        for release in reversed(by_date):
+            tallies.append(tallies[-1].plus(release))
+        return cls(
+            by_version,
+            tuple(r.version for r in by_version),
+            tuple(reversed(earliest)),
+            tuple(r.published_at for r in by_date),
+            tuple(reversed(tallies)),
+        )
+
+    def above(self, installed: Version) -> int:
+        """Position of the first release newer than ``installed``."""
+        return bisect_right(self.versions, installed)
+
+    def entitled_below(self, status: MaintenanceStatus) -> int:
+        """Position above which no release can be entitled at ``status``: each was published
+        after the cutoff and after any carve-out window (:func:`may_be_entitled` is False)."""
+        if status.cutoff is None:
+            return 0
+        if status.status == _LAPSED:
+            until = status.cutoff
+            if status.carve_out_until is not None and status.carve_out_until > until:
+                until = status.carve_out_until
+            return bisect_left(self.earliest_from, until)
+        return bisect_right(self.earliest_from, status.cutoff)
 
 
 def as_index(releases: ReleaseIndex | Iterable[ReleaseFacts]) -> ReleaseIndex:
@@ -238,13 +358,15 @@ def select_offer(
     line = index.line_of(installed_version, installed_line)
     way_out = line is not None and line[1] == END_OF_LIFE
     owned = _owned_if_needed(lic, policy, index, status)
+    candidates = index.candidates(channel, platform, way_out=way_out)
     chosen = None
-    for release in index.newer_than(installed_version):
+    # Newest first, from the newest release the status may entitle down to the installed version.
+    for at in range(
+        candidates.entitled_below(status) - 1, candidates.above(installed_version) - 1, -1
+    ):
+        release = candidates.by_version[at]
         if (
-            on_channel(release, channel)
-            and for_platform(release, platform)
-            and line_allows(release, way_out=way_out)
-            and steps_from(release, installed_version)
+            steps_from(release, installed_version)
             and in_rollout(release, installation_id)
             and may_be_entitled(status, release)
             and decide(lic, policy, release, now, owned_lines=owned, status=status).offerable
@@ -341,7 +463,7 @@ def renewal_summary(
     missing = _missing(
         lic, policy, index, installed_version, platform, channel, now, status, installed_line
     )
-    if not missing:
+    if not missing.total:
         return None
     return _summarize(missing, status)
 
@@ -356,46 +478,63 @@ def _missing(
     now: datetime,
     status: MaintenanceStatus,
     installed_line: str | None,
-) -> list[ReleaseFacts]:
+) -> Tally:
     line = index.line_of(installed, installed_line)
     way_out = line is not None and line[1] == END_OF_LIFE
-    pool: Iterable[ReleaseFacts]
-    if (
-        status.status == Maintenance.LAPSED
-        and policy.lapse_policy == LapsePolicy.FALLBACK
-        and status.cutoff
-    ):
-        # Under perpetual fallback everything published before the cutoff is entitled already:
-        # only what came after it can be missing.
-        pool = index.published_since(status.cutoff)
-    else:
-        pool = index.newer_than(installed)
+    candidates = index.candidates(channel, platform, way_out=way_out)
+    if _by_publication_alone(policy, index, status):
+        # Missing is then exactly what was published from the cutoff (from the start, without
+        # one) until now: counted in advance when that stretch holds no customized build, no
+        # release published after now and nothing at or below the installed version.
+        start = 0 if status.cutoff is None else bisect_left(candidates.dates, status.cutoff)
+        tally = candidates.tallies[start]
+        if (
+            not tally.customized
+            and (tally.oldest is None or tally.oldest > installed)
+            and (not candidates.dates or candidates.dates[-1] <= now)
+        ):
+            return tally
     owned = _owned_if_needed(lic, policy, index, status)
     renewed = covered_now(now)
-    return [
-        r
-        for r in pool
-        if r.version > installed
-        and not r.yanked
-        and on_channel(r, channel)
-        and for_platform(r, platform)
-        and line_allows(r, way_out=way_out)
-        and not (
-            may_be_entitled(status, r)
-            and decide(lic, policy, r, now, owned_lines=owned, status=status).entitled
-        )
-        and decide(lic, policy, r, now, status=renewed).entitled
-    ]
+    missing = Tally()
+    for r in candidates.by_version[candidates.above(installed) :]:
+        if (
+            not (
+                may_be_entitled(status, r)
+                and decide(lic, policy, r, now, owned_lines=owned, status=status).entitled
+            )
+            and decide(lic, policy, r, now, status=renewed).entitled
+        ):
+            missing = missing.plus(r)
+    return missing
 
 
-def _summarize(missing: list[ReleaseFacts], status: MaintenanceStatus) -> RenewalSummary:
-    counts = {k: sum(1 for r in missing if r.kind == k) for k in ReleaseKind}
-    newest = max(r.version for r in missing)
+def _by_publication_alone(
+    policy: ProductPolicy, index: ReleaseIndex, status: MaintenanceStatus
+) -> bool:
+    """For an active license of the policy's product (renewal_summary checks): does the status
+    make "entitled now" a matter of publication before the cutoff only, and "entitled once
+    renewed" one of publication by now, for every release except customized builds?
+
+    So with no maintenance yet (no cutoff), and after a lapse under perpetual fallback without
+    a security carve-out; every release must be of the policy's product.
+    """
+    if index.products - {policy.product}:
+        return False
+    if status.cutoff is None:
+        return True
+    return (
+        status.status == _LAPSED
+        and policy.lapse_policy == LapsePolicy.FALLBACK
+        and status.carve_out_until is None
+    )
+
+
+def _summarize(missing: Tally, status: MaintenanceStatus) -> RenewalSummary:
+    newest = missing.newest
     values = {
-        "releases": ngettext("{n} newer release", "{n} newer releases", len(missing)),
-        "security": ngettext(
-            "{n} security revision", "{n} security revisions", counts[ReleaseKind.SECURITY]
-        ),
+        "releases": ngettext("{n} newer release", "{n} newer releases", missing.total),
+        "security": ngettext("{n} security revision", "{n} security revisions", missing.security),
         "newest": newest,
     }
     if status.next_starts_on is not None:
@@ -414,10 +553,4 @@ def _summarize(missing: list[ReleaseFacts], status: MaintenanceStatus) -> Renewa
             "Renew maintenance to receive {releases}, including {security}; newest: {newest}.",
             **values,
         )
-    return RenewalSummary(
-        newest,
-        counts[ReleaseKind.UPDATE],
-        counts[ReleaseKind.SECURITY],
-        counts[ReleaseKind.VERSION],
-        message,
-    )
+    return RenewalSummary(newest, missing.updates, missing.security, missing.versions, message)

@@ -951,6 +951,7 @@ def test_the_engine_imports_no_framework_and_no_clock(module: str) -> None:
         "dataclasses",
         "datetime",
         "functools",
+        "bisect",
         "hashlib",
         "typing",
         "zoneinfo",
