@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import secrets
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,9 +34,25 @@ def postgres() -> Iterator[PostgresCluster]:
     cluster.stop()
 
 
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One SQLite database migrated to the newest revision; tests get a copy of the file, as they
+    get a copy of PostgreSQL's template (migrating anew took most of a small test's time)."""
+    path = tmp_path_factory.mktemp("sqlite-template") / "vigor.db"
+    db = Database(f"sqlite:///{path}")
+    db.upgrade()
+    db.dispose()  # the last connection closed: the WAL is checkpointed into the file
+    return path
+
+
 def _new_database(request: pytest.FixtureRequest, tmp_path: Path, template: str | None) -> str:
     if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'vigor.db'}"
+        path = tmp_path / "vigor.db"
+        if template is not None:
+            source: Path = request.getfixturevalue("sqlite_template")
+            shutil.copyfile(source, path)
+            path.chmod(0o600)  # as the engine creates it: the owner's only
+        return f"sqlite:///{path}"
     cluster: PostgresCluster = request.getfixturevalue("postgres")
     return cluster.create_database(f"vigor_test_{next(_counter)}", template=template)
 
@@ -50,7 +67,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A database no migration has run on yet (on both), for tests that migrate step by step.
 
-    (On PostgreSQL, ``database_url`` is a copy of a template already at the newest migration.)
+    (``database_url`` is a copy of a template already at the newest migration, on both.)
     """
     return _new_database(request, tmp_path, None)
 
