@@ -104,7 +104,30 @@ def client(app: Flask) -> FlaskClient:
 PLUMBING = ("tests/e2e/", "tests/functional/agent/")
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    # In an xdist worker under `--dist loadgroup`, xdist appends each test's group to its id; a
+    # pytest whose ids it cannot change (9.2 with xdist 3.8) would split every group unnoticed.
+    if session.config.getoption("loadgroup", default=False):
+        ungrouped = [
+            item.nodeid
+            for item in session.items
+            if item.get_closest_marker("xdist_group") and "@" not in item.nodeid
+        ]
+        if ungrouped:
+            raise pytest.UsageError(f"xdist did not group {ungrouped[0]}: see pyproject.toml")
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's, which reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # A module-scoped fixture (a live server, a browser) is made once per worker that runs the
+    # module's tests: those tests share one xdist group (`--dist loadgroup`), so it is made once.
+    # A module that names its own group keeps it.
+    for item in items:
+        info = getattr(item, "_fixtureinfo", None)
+        if info is None or item.get_closest_marker("xdist_group") is not None:
+            continue
+        if any(defs[-1].scope == "module" for defs in info.name2fixturedefs.values() if defs):
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
     # These tests run the agent in subprocesses; in this process only test plumbing (proxy and
     # simulator handler threads, readiness polls) owns sockets, and when the garbage collector
     # finalizes one of those is not deterministic. Everywhere else an unclosed resource is an error.
