@@ -33,8 +33,11 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy server
 	if [ -f client_agent/__init__.py ]; then $(VENV)/bin/mypy --strict client_agent; fi
 
+# Python may cache compiled modules during the tests even where the environment says not to
+# (PYTHONDONTWRITEBYTECODE): the suite starts hundreds of `vigor`, agent and gunicorn processes,
+# and pytest rewrites its plugins' modules anew in each worker, each compiling from source.
 test: system-deps axe lint
-	$(VENV)/bin/pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+	env -u PYTHONDONTWRITEBYTECODE $(VENV)/bin/pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
 # Mutation testing of the security-critical modules against their unit tests (not part of `test`):
 # fails, naming each, on a surviving mutant not reviewed in tests/mutation-survivors.toml.

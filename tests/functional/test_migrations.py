@@ -186,13 +186,13 @@ def test_an_upgrade_refused_by_a_value_outside_a_set_changes_nothing(
 
 
 def test_an_upgrade_that_would_leave_a_broken_foreign_key_changes_nothing(
-    database_url: str,
+    empty_database_url: str,
 ) -> None:
     """SQLite migrates with foreign keys off, so it checks them all before committing: a row
     whose parent is gone (here one the database already held) stops the upgrade."""
-    if not database_url.startswith("sqlite"):
+    if not empty_database_url.startswith("sqlite"):
         pytest.skip("PostgreSQL enforces foreign keys throughout")
-    db = Database(database_url)
+    db = Database(empty_database_url)
     try:
         command.upgrade(db.alembic_config(), BEFORE_CHECKS)
         with db.engine.connect() as conn:
