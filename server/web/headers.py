@@ -46,15 +46,24 @@ def content_security_policy(image_origins: tuple[str, ...] = ()) -> str:
     return CONTENT_SECURITY_POLICY.replace("img-src 'self' data:", f"img-src 'self' data: {extra}")
 
 
-def init_app(app: Flask, public_base_url: str, image_origins: tuple[str, ...] = ()) -> None:
-    """Add the headers to every response ``app`` sends; ``image_origins`` may serve images."""
+def security_headers(
+    public_base_url: str, image_origins: tuple[str, ...] = ()
+) -> tuple[tuple[str, str], ...]:
+    """The headers every response carries, as (name, value) pairs."""
     headers = dict(SECURITY_HEADERS)
     headers["Content-Security-Policy"] = content_security_policy(image_origins)
     if public_base_url.lower().startswith("https://"):
         headers["Strict-Transport-Security"] = STRICT_TRANSPORT_SECURITY
+    return tuple(headers.items())
 
-    pairs = tuple(headers.items())
-    names = frozenset(name.lower() for name in headers)
+
+def init_app(
+    app: Flask, public_base_url: str, image_origins: tuple[str, ...] = ()
+) -> tuple[tuple[str, str], ...]:
+    """Add the headers to every response ``app`` sends; ``image_origins`` may serve images.
+    Returns the headers (for what answers before Flask: server/web/fast_check.py)."""
+    pairs = security_headers(public_base_url, image_origins)
+    names = frozenset(name.lower() for name, _ in pairs)
 
     @app.after_request
     def _security_headers(response: Response) -> Response:
@@ -66,3 +75,5 @@ def init_app(app: Flask, public_base_url: str, image_origins: tuple[str, ...] = 
         else:
             response.headers.extend(pairs)
         return response
+
+    return pairs

@@ -46,27 +46,36 @@ _checks: dict[str, Any] = {}
 def _count(response: Response) -> Response:
     req = request._get_current_object()  # type: ignore[attr-defined]
     rule = req.url_rule
-    route = rule.rule if rule is not None else UNMATCHED
-    method = req.method if req.method in METHODS else "other"
-    status = response.status_code
+    started = req.environ.get(STARTED)
+    count(
+        rule.rule if rule is not None else UNMATCHED,
+        req.method,
+        response.status_code,
+        perf_counter() - started if started is not None else None,
+        check_outcome(response) if rule is not None and rule.endpoint == CHECK_ENDPOINT else None,
+    )
+    return response
+
+
+def count(route: str, method: str, status: int, seconds: float | None, outcome: str | None) -> None:
+    """Count one answer: by ``route`` (a URL rule), method and status; timed by route when
+    ``seconds`` is known; ``outcome``: an update check's (:func:`check_outcome`)."""
+    method = method if method in METHODS else "other"
     key = (route, method, status)
     counter = _requests.get(key)
     if counter is None:
         counter = _requests[key] = HTTP_REQUESTS.labels(route, method, str(status))
     counter.inc()
-    started = req.environ.get(STARTED)
-    if started is not None:
+    if seconds is not None:
         timer = _seconds.get(route)
         if timer is None:
             timer = _seconds[route] = HTTP_REQUEST_SECONDS.labels(route)
-        timer.observe(perf_counter() - started)
-    if rule is not None and rule.endpoint == CHECK_ENDPOINT:
-        outcome = check_outcome(response)
+        timer.observe(seconds)
+    if outcome is not None:
         checks = _checks.get(outcome)
         if checks is None:
             checks = _checks[outcome] = CHECKS.labels(outcome)
         checks.inc()
-    return response
 
 
 OUTCOME = "vigor.check_outcome"
@@ -74,7 +83,12 @@ OUTCOME = "vigor.check_outcome"
 
 def answered(document: bytes) -> None:
     """Called by the check view with the answer it sends: whether it offered an update."""
-    request.environ[OUTCOME] = "no_update" if NO_UPDATE in document else "update"
+    request.environ[OUTCOME] = answered_outcome(document)
+
+
+def answered_outcome(document: bytes) -> str:
+    """A check answer's outcome: ``update`` (one offered) or ``no_update``."""
+    return "no_update" if NO_UPDATE in document else "update"
 
 
 def check_outcome(response: Response) -> str:

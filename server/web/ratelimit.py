@@ -227,7 +227,12 @@ def _windows_of(text: str) -> Sequence[tuple[int, int, str]]:
 
 def remote_address() -> str:
     """The client address (the real one behind a proxy when ``ProxyFix`` is configured)."""
-    return "address:" + (request.remote_addr or "127.0.0.1")
+    return address_key(request.remote_addr)
+
+
+def address_key(remote_addr: str | None) -> str:
+    """The key counting a client address (WSGI's ``REMOTE_ADDR``)."""
+    return "address:" + (remote_addr or "127.0.0.1")
 
 
 def digest(text: str) -> str:
@@ -276,6 +281,11 @@ def init_app(app: Flask, storage_url: str, db: Database) -> None:
     app.extensions[EXTENSION] = rate_limits_for(storage_url, db)
 
 
+def scope_of(view: Callable[..., Any]) -> str:
+    """The counters' namespace of a limited view: two views never share a counter."""
+    return f"{view.__module__}.{view.__qualname__}"
+
+
 def rate_limited(
     *counted: Per, methods: Sequence[str] | None = None, batched: bool = False
 ) -> Callable[[F], F]:
@@ -289,7 +299,7 @@ def rate_limited(
     """
 
     def decorate(view: F) -> F:
-        scope = f"{view.__module__}.{view.__qualname__}"  # two views never share a counter
+        scope = scope_of(view)
 
         @functools.wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -320,15 +330,39 @@ def _set_headers(target: Headers, headers: dict[str, str]) -> None:
 
 
 def _hit(windows: Windows, scope: str, counted: Sequence[Per]) -> dict[str, str]:
-    """Count one hit on every (limit, key); raise 429 when any is over; else the headers."""
+    """Count one hit on every (limit, key) of the request being handled: see :func:`hit`."""
+    keyed = [(key, per.limit()) for per in counted if (key := per.key()) is not None]
+    where = f"{request.method} {request.path}"
+    return hit(windows, scope, keyed, endpoint=request.endpoint or "", where=where)
+
+
+def hit(
+    windows: Windows,
+    scope: str,
+    keyed: Sequence[tuple[str, str]],
+    *,
+    endpoint: str,
+    where: str,
+) -> dict[str, str]:
+    """Count one hit on every ``(key, limits)``; raise 429 when any is over; else the
+    ``X-RateLimit-*`` headers of the tightest limit.
+
+    Args:
+        scope: the view's counters (:func:`scope_of`).
+        keyed: who is counted (``address:…``, ``license:…``) against which limits (``10/minute``).
+        endpoint: the view's endpoint, naming refusals in the metrics.
+        where: the request's method and path, for the log.
+
+    Raises:
+        TooManyRequests: a limit is exceeded (``Retry-After``: until its window closes).
+        ServiceUnavailable: the counters' storage does not answer.
+        SQLAlchemyError: the database (the default storage) is unavailable.
+    """
     asked: list[tuple[str, int, int]] = []
     amounts: list[int] = []
     whose: list[str] = []  # who each window counts (the key's kind: address, license...)
-    for per in counted:
-        key = per.key()
-        if key is None:
-            continue
-        for amount, period, suffix in _windows_of(per.limit()):
+    for key, limits in keyed:
+        for amount, period, suffix in _windows_of(limits):
             asked.append((f"vigor/{scope}/{key}{suffix}", period, 1))
             amounts.append(amount)
             whose.append(key.partition(":")[0])
@@ -341,7 +375,7 @@ def _hit(windows: Windows, scope: str, counted: Sequence[Per]) -> dict[str, str]
     except CounterStorageError as exc:
         if isinstance(exc.__cause__, SQLAlchemyError) and is_outage(exc.__cause__):
             raise exc.__cause__ from None  # the database's outage, answered as such
-        log.error("rate limits not counted on %s %s: %s", request.method, request.path, exc)
+        log.error("rate limits not counted on %s: %s", where, exc)
         raise ServiceUnavailable(
             "the rate-limit storage does not answer; try again shortly", retry_after=5
         ) from exc
@@ -355,7 +389,7 @@ def _hit(windows: Windows, scope: str, counted: Sequence[Per]) -> dict[str, str]
             tightest = (remaining, closes_at, amount)
     if refused_until:
         for kind in sorted(refused_by):
-            RATE_LIMITED.labels(f"{request.endpoint}:{kind}").inc()
+            RATE_LIMITED.labels(f"{endpoint}:{kind}").inc()
         raise TooManyRequests(
             "too many requests; wait before trying again",
             retry_after=max(1, math.ceil(refused_until - time.time())),
