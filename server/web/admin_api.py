@@ -49,7 +49,8 @@ WRITE_CUSTOMERS = Scope.CUSTOMERS_WRITE
 
 
 def _body() -> dict[str, Any]:
-    """The request's JSON object (400 naming the problem otherwise; no NUL in any string)."""
+    """The request's JSON object (400 naming the problem otherwise; no NUL in any string, nested
+    values and keys included: PostgreSQL refuses NUL in text)."""
     if request.mimetype != "application/json":
         if request.content_length or request.form or request.files:
             abort(415, "send application/json")
@@ -60,9 +61,27 @@ def _body() -> dict[str, Any]:
     if not isinstance(data, dict):
         raise InvalidInputError("body", "must be a JSON object")
     for name, value in data.items():
-        if isinstance(value, str) and "\x00" in value:
-            raise InvalidInputError(str(name), "must not contain NUL characters")
+        if _holds_nul(name):
+            raise InvalidInputError("body", "must not contain NUL characters")
+        if _holds_nul(value):
+            raise InvalidInputError(name, "must not contain NUL characters")
     return data
+
+
+def _holds_nul(value: object) -> bool:
+    """Some string in ``value``, however deeply nested (a key too), holds NUL."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, list):
+            pending.extend(item)
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+    return False
 
 
 def _text(body: dict[str, Any], name: str, *, required: bool = False, default: str = "") -> str:

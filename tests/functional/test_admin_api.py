@@ -621,6 +621,48 @@ def test_bad_input_is_a_json_error_naming_the_field_and_changes_nothing(
     assert state(services) == before
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "body", "field"),
+    [
+        (
+            "post",
+            "/customers",
+            {"slug": "globex", "contact_emails": ["it@globex.example", "ops\x00@globex.example"]},
+            "contact_emails",
+        ),
+        (
+            "patch",
+            "/customers/initech",
+            {"contact_emails": ["it\x00@initech.example"]},
+            "contact_emails",
+        ),
+        ("post", "/customers", {"slug": "globex", "crm": {"ids": ["42\x00"]}}, "crm"),
+        ("post", "/customers", {"slug": "globex", "crm": {"id\x00": 42}}, "crm"),
+        ("post", "/customers", {"slug": "globex", "crm\x00": 42}, "body"),
+    ],
+)
+def test_a_nul_anywhere_in_a_body_is_refused_naming_its_field(
+    client: FlaskClient,
+    services: Services,
+    product: str,
+    writer: str,
+    method: str,
+    path: str,
+    body: Any,
+    field: str,
+) -> None:
+    """In a list, a nested object or a key, not only a top-level string (PostgreSQL refuses
+    NUL in text; SQLite would keep it)."""
+    make_customer(services, "initech")
+    before = state(services)
+    answer = getattr(client, method)(f"{API}{path}", json=body, headers=bearer(writer))
+    assert answer.status_code == 400, answer.get_json()
+    error = answer.get_json()["error"]
+    assert error["field"] == field
+    assert error["message"].endswith("must not contain NUL characters")
+    assert state(services) == before
+
+
 def test_a_body_that_is_not_json_is_refused(
     client: FlaskClient, services: Services, product: str, writer: str
 ) -> None:
