@@ -20,8 +20,9 @@ def read_object() -> dict[str, Any]:
     ``application/json`` is answered with 415).
 
     Raises:
-        InvalidInputError: the body is not a JSON object (field ``body``), or a string in it
-            holds NUL; the field named is the top-level one it is in (``body`` for a key).
+        InvalidInputError: the body is not a JSON object or is nested too deeply (field
+            ``body``), or a string in it holds NUL (the top-level field it is in; ``body`` for
+            a key).
     """
     if request.mimetype != "application/json":
         if request.content_length or request.form or request.files:
@@ -29,7 +30,10 @@ def read_object() -> dict[str, Any]:
         return {}
     if not request.get_data(cache=True):
         return {}
-    data = request.get_json(silent=True)
+    try:
+        data = request.get_json(silent=True)
+    except RecursionError:  # nested deeper than the parser recurses (silent covers ValueError)
+        raise InvalidInputError("body", "is nested too deeply") from None
     if not isinstance(data, dict):
         raise InvalidInputError("body", "must be a JSON object")
     for name, value in data.items():

@@ -673,6 +673,13 @@ def test_a_body_that_is_not_json_is_refused(
         f"{API}/customers", data="{nope", content_type="application/json", headers=bearer(writer)
     )
     assert broken.status_code == 400 and broken.get_json()["error"]["field"] == "body"
+    # Nested deeper than Python's parser recurses: refused, not a 500.
+    deep = '{"slug": "x", "crm": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    too_deep = client.post(
+        f"{API}/customers", data=deep, content_type="application/json", headers=bearer(writer)
+    )
+    assert too_deep.status_code == 400, too_deep.get_data()
+    assert too_deep.get_json()["error"]["field"] == "body"
     assert state(services) == before
 
 
