@@ -34,6 +34,7 @@ from server.domain.models import Contract, Customer, Installation, License, Prod
 from server.domain.paging import EXPORT_BATCH, Page, Window, order, page_of, page_of_list
 from server.domain.secrets import secret_hash
 from server.domain.vocabulary import (
+    ContractKind,
     ContractState,
     LicenseStatus,
     Maintenance,
@@ -215,6 +216,43 @@ LICENSE_SORTS = {
 }
 
 
+def customer_named(text: str) -> ColumnElement[bool]:
+    """The customer (joined to the query) is named with ``text`` in it, any case, or has the
+    slug ``text``: the admin pages' customer search."""
+    return or_(_contains(Customer.name, text), Customer.slug == text)
+
+
+def licenses_matching(
+    *,
+    key: str = "",
+    customer: str = "",
+    customer_search: str = "",
+    product: str = "",
+    status: LicenseStatus | None = None,
+) -> Select[License]:
+    """Licenses, joined to their customer and product: found by their key or its start
+    (:func:`key_matches`), of the customer with the slug ``customer``, of a customer
+    :func:`customer_named` ``customer_search``, of ``product`` (a slug), with ``status``. The
+    filters of the admin pages' list (:func:`licenses`) and of the admin API's
+    (:func:`server.domain.api_lists.licenses`)."""
+    query = (
+        select(License)
+        .join(Customer, Customer.id == License.customer_id)
+        .join(Product, Product.id == License.product_id)
+    )
+    if key:
+        query = query.where(key_matches(key))
+    if customer:
+        query = query.where(Customer.slug == customer)
+    if customer_search:
+        query = query.where(customer_named(customer_search))
+    if product:
+        query = query.where(Product.slug == product)
+    if status is not None:
+        query = query.where(License.status == status)
+    return query
+
+
 def licenses(
     session: Session,
     window: Window,
@@ -225,23 +263,10 @@ def licenses(
     status: LicenseStatus | None = None,
 ) -> Page[LicenseRow]:
     """Every license (newest first), found by full key or key prefix, customer name or slug,
-    product and status; each with how many installations use it."""
-    query = (
-        select(License)
-        .join(Customer, Customer.id == License.customer_id)
-        .join(Product, Product.id == License.product_id)
-        .options(selectinload(License.customer), selectinload(License.product))
-    )
-    if key.strip():
-        query = query.where(key_matches(key.strip()))
-    if customer.strip():
-        query = query.where(
-            or_(_contains(Customer.name, customer.strip()), Customer.slug == customer.strip())
-        )
-    if product:
-        query = query.where(Product.slug == product)
-    if status is not None:
-        query = query.where(License.status == status)
+    product and status (:func:`licenses_matching`); each with how many installations use it."""
+    query = licenses_matching(
+        key=key.strip(), customer_search=customer.strip(), product=product, status=status
+    ).options(selectinload(License.customer), selectinload(License.product))
     found: Page[License] = page_of(session, query, window, LICENSE_SORTS, License.id)
 
     def with_counts(rows: list[License]) -> list[LicenseRow]:
@@ -269,6 +294,56 @@ def _renewed() -> ColumnElement[bool]:
     )
 
 
+def _in_state(state: ContractState, today: date, within_days: int) -> ColumnElement[bool]:
+    """A contract's state ``today`` (:func:`contracts` says what each one means)."""
+    if state == ContractState.CURRENT:
+        return and_(Contract.starts_on <= today, Contract.ends_on >= today)
+    if state == ContractState.ENDING:
+        return and_(
+            Contract.starts_on <= today,
+            Contract.ends_on >= today,
+            Contract.ends_on <= today + timedelta(days=within_days),
+            ~_renewed(),
+        )
+    if state == ContractState.ENDED:
+        return Contract.ends_on < today
+    return and_(Contract.ends_on < today, ~_renewed())  # lapsed
+
+
+def contracts_matching(
+    *,
+    customer: str = "",
+    customer_search: str = "",
+    product: str = "",
+    kind: ContractKind | None = None,
+    ends_after: date | None = None,
+    ends_before: date | None = None,
+    state: tuple[ContractState, date, int] | None = None,
+) -> Select[Contract]:
+    """Contracts, joined to their customer: of the customer with the slug ``customer``, of a
+    customer :func:`customer_named` ``customer_search``, of ``product`` (a slug), of ``kind``,
+    ending from ``ends_after`` to ``ends_before`` (both included), in ``state``: a state, the
+    day it is judged on and the days "ending" looks ahead. The filters of the admin pages'
+    list (:func:`contracts`) and of the admin API's (:func:`server.domain.api_lists.contracts`).
+    """
+    query = select(Contract).join(Customer, Customer.id == Contract.customer_id)
+    if customer:
+        query = query.where(Customer.slug == customer)
+    if customer_search:
+        query = query.where(customer_named(customer_search))
+    if product:
+        query = query.where(Contract.product.has(Product.slug == product))
+    if kind is not None:
+        query = query.where(Contract.kind == kind)
+    if ends_after is not None:
+        query = query.where(Contract.ends_on >= ends_after)
+    if ends_before is not None:
+        query = query.where(Contract.ends_on <= ends_before)
+    if state is not None:
+        query = query.where(_in_state(*state))
+    return query
+
+
 def contracts(
     session: Session,
     window: Window,
@@ -282,33 +357,12 @@ def contracts(
     """Contracts by their state today: ``current``; ``ending`` within ``within_days`` and not
     renewed yet; ``ended``; ``lapsed`` (ended and not renewed). Renewed: followed by a later
     contract of the same kind for the same product. ``search`` finds the customer by name or
-    slug."""
-    query = (
-        select(Contract)
-        .join(Customer, Customer.id == Contract.customer_id)
-        .options(selectinload(Contract.customer), selectinload(Contract.product))
-    )
-    if state == ContractState.CURRENT:
-        query = query.where(Contract.starts_on <= today, Contract.ends_on >= today)
-    elif state == ContractState.ENDING:
-        query = query.where(
-            Contract.starts_on <= today,
-            Contract.ends_on >= today,
-            Contract.ends_on <= today + timedelta(days=within_days),
-            ~_renewed(),
-        )
-    elif state == ContractState.ENDED:
-        query = query.where(Contract.ends_on < today)
-    elif state == ContractState.LAPSED:
-        query = query.where(Contract.ends_on < today, ~_renewed())
-    if search.strip():
-        query = query.where(
-            or_(_contains(Customer.name, search.strip()), Customer.slug == search.strip())
-        )
-    if product:
-        query = query.where(
-            Contract.product_id.in_(select(Product.id).where(Product.slug == product))
-        )
+    slug (:func:`contracts_matching`)."""
+    query = contracts_matching(
+        customer_search=search.strip(),
+        product=product,
+        state=(state, today, within_days) if state is not None else None,
+    ).options(selectinload(Contract.customer), selectinload(Contract.product))
     return page_of(session, query, window, CONTRACT_SORTS, Contract.id)
 
 

@@ -15,8 +15,17 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from server.cli import cli
-from server.domain import api_tokens, users
-from server.domain.models import ApiToken, AuditEvent, Contract, Customer, License
+from server.domain import api_tokens, products, users
+from server.domain import customers as customer_service
+from server.domain.models import (
+    ApiToken,
+    AuditEvent,
+    Contract,
+    Customer,
+    Installation,
+    License,
+    utcnow,
+)
 from server.services import Services
 from tests.common.factories import make_customer, make_license, make_product, make_release
 
@@ -542,6 +551,76 @@ def test_products_lines_and_portal_users(
     )
     assert [u["email"] for u in listed.get_json()["items"]] == ["ana@initech.example"]
     assert "set_password_link" not in listed.get_json()["items"][0]
+
+
+def test_contracts_licenses_and_installations_by_customer_product_kind_and_status(
+    client: FlaskClient, services: Services, product: str
+) -> None:
+    """The list filters the admin pages share (listings.contracts_matching, licenses_matching)."""
+    token = new_token(services, "read")
+    make_product(services, "acme-crm")
+    year = (TODAY - timedelta(days=10), TODAY + timedelta(days=355))
+    make_customer(services, "initech", ("maintenance", *year))
+    make_customer(services, "globex", ("maintenance", *year), product="acme-crm")
+    make_customer(services, "initrode", ("maintenance", *year), product=None)
+    erp = make_license(services, "initech")
+    crm = make_license(services, "initech", "acme-crm")
+    make_license(services, "globex", "acme-crm")
+    with services.db.sessions() as s:
+        customer_service.add_contract(
+            s,
+            customer_service.get_customer(s, "initech"),
+            "customization",
+            *year,
+            actor="test",
+            product=products.get_product(s, "acme-crm"),
+        )
+        customer_service.set_license_status(
+            s, customer_service.find_license(s, crm), "suspended", actor="test"
+        )
+        for n, key in enumerate((erp, crm)):
+            found = customer_service.find_license(s, key)
+            s.add(
+                Installation(
+                    license_id=found.id,
+                    uid=f"inst-{n}",
+                    version="1.0.0",
+                    platform="linux-x86_64",
+                    channel="stable",
+                    first_seen=utcnow(),
+                    last_seen=utcnow(),
+                )
+            )
+        s.commit()
+
+    def found(path: str, **query: str) -> list[tuple[str, ...]]:
+        answer = client.get(f"{API}/{path}", query_string=query, headers=bearer(token))
+        assert answer.status_code == 200, answer.get_json()
+        return [
+            (item["customer"], item.get("product") or "", item.get("kind") or item.get("uid", ""))
+            for item in answer.get_json()["items"]
+        ]
+
+    assert found("contracts", customer="initech") == [
+        ("initech", "acme-erp", "maintenance"),
+        ("initech", "acme-crm", "customization"),
+    ]
+    assert found("contracts", product="acme-crm") == [
+        ("globex", "acme-crm", "maintenance"),
+        ("initech", "acme-crm", "customization"),
+    ]
+    assert found("contracts", kind="customization") == [("initech", "acme-crm", "customization")]
+    assert found("contracts", customer="initrode") == [("initrode", "", "maintenance")]
+    assert found("contracts", customer="init") == []  # a slug, not a search
+    assert [c for c, *_ in found("licenses", product="acme-crm")] == ["initech", "globex"]
+    assert [c for c, *_ in found("licenses", status="suspended")] == ["initech"]
+    assert [c for c, *_ in found("licenses", customer="initech", product="acme-erp")] == ["initech"]
+    assert [c for c, *_ in found("licenses", prefix=crm[:8])] == ["initech"]
+    assert found("installations", product="acme-crm") == [("initech", "acme-crm", "inst-1")]
+    assert found("installations", customer="globex") == []
+    for path, name in (("contracts", "kind"), ("licenses", "status")):
+        bad = client.get(f"{API}/{path}", query_string={name: "gone"}, headers=bearer(token))
+        assert bad.status_code == 400 and bad.get_json()["error"]["field"] == name
 
 
 @pytest.mark.parametrize(
