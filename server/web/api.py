@@ -395,10 +395,8 @@ def list_emails() -> Response:
 def send_test_email() -> tuple[Response, int]:
     """Queue a test e-mail to ``{"to": address}``; the worker sends it."""
     token = current_token()
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict) or not isinstance(body.get("to"), str):
-        raise InvalidInputError("to", 'send a JSON object {"to": "address@example.com"}')
+    to = text(read_object(), "to", required=True)
     email = emails.send_test(
-        db_session(), services().mail_settings(), body["to"], actor=f"token:{token.name}"
+        db_session(), services().mail_settings(), to, actor=f"token:{token.name}"
     )
     return jsonify(email_json(email)), 202
