@@ -17,17 +17,10 @@ from sqlalchemy import func, select
 from server.cli import cli
 from server.domain import api_tokens, products, users
 from server.domain import customers as customer_service
-from server.domain.models import (
-    ApiToken,
-    AuditEvent,
-    Contract,
-    Customer,
-    Installation,
-    License,
-    utcnow,
-)
+from server.domain.models import ApiToken, AuditEvent, Contract, Customer, License
 from server.services import Services
 from tests.common.factories import make_customer, make_license, make_product, make_release
+from tests.functional.test_admin_lists import installation
 
 API = "/api/v1/admin"
 TODAY = datetime.now(UTC).date()
@@ -578,20 +571,8 @@ def test_contracts_licenses_and_installations_by_customer_product_kind_and_statu
         customer_service.set_license_status(
             s, customer_service.find_license(s, crm), "suspended", actor="test"
         )
-        for n, key in enumerate((erp, crm)):
-            found = customer_service.find_license(s, key)
-            s.add(
-                Installation(
-                    license_id=found.id,
-                    uid=f"inst-{n}",
-                    version="1.0.0",
-                    platform="linux-x86_64",
-                    channel="stable",
-                    first_seen=utcnow(),
-                    last_seen=utcnow(),
-                )
-            )
-        s.commit()
+    for n, key in enumerate((erp, crm)):
+        installation(services, key, f"inst-{n}", "1.0.0", datetime.now(UTC))
 
     def found(path: str, **query: str) -> list[tuple[str, ...]]:
         answer = client.get(f"{API}/{path}", query_string=query, headers=bearer(token))
