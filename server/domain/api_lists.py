@@ -13,13 +13,13 @@ from sqlalchemy.orm import Session, selectinload
 from server.domain.coverage import MaintenanceStatus
 from server.domain.cursors import Page, keyset
 from server.domain.errors import InvalidInputError
-from server.domain.listings import (
+from server.domain.list_filters import (
     contracts_matching,
     customers_matching,
     has_maintenance,
     licenses_matching,
 )
-from server.domain.listings import (
+from server.domain.list_filters import (
     customer_maintenance as customer_maintenance,  # the API's customer answers use it too
 )
 from server.domain.models import (
@@ -65,7 +65,7 @@ def customers(
     """Customers by id; ``q`` finds a name, slug or contact e-mail, or a license key or its start,
     ``maintenance`` keeps those with that status for some product they license (``none``: also
     those without a license), ``product`` narrows the status to one product — the admin pages'
-    filters (:func:`server.domain.listings.customers_matching`, ``has_maintenance``)."""
+    filters (:func:`server.domain.list_filters.customers_matching`, ``has_maintenance``)."""
     status = parse(Maintenance, "maintenance", maintenance) if maintenance else None
     if q:
         _check_search(q)
@@ -97,7 +97,7 @@ def contracts(
     limit: int | None = None,
 ) -> Page[Contract]:
     """Contracts by id, filtered by customer, product, kind and end date (inclusive bounds):
-    :func:`server.domain.listings.contracts_matching`, the admin pages' filters."""
+    :func:`server.domain.list_filters.contracts_matching`, the admin pages' filters."""
     query = contracts_matching(
         customer=customer,
         product=product,
@@ -122,7 +122,7 @@ def licenses(
     limit: int | None = None,
 ) -> Page[License]:
     """Licenses by id; ``prefix`` finds a license by its whole key or its first characters (at
-    least 5), as the admin pages do (:func:`server.domain.listings.licenses_matching`, the
+    least 5), as the admin pages do (:func:`server.domain.list_filters.licenses_matching`, the
     pages' filters)."""
     query = licenses_matching(
         key=prefix,
