@@ -13,13 +13,14 @@ from sqlalchemy.orm import Session, selectinload
 from server.domain.coverage import MaintenanceStatus
 from server.domain.cursors import Page, keyset
 from server.domain.errors import InvalidInputError
-from server.domain.listings import (
-    customer_maintenance as customer_maintenance,  # the API's customer answers use it too
-)
-from server.domain.listings import (
+from server.domain.list_filters import (
+    contracts_matching,
     customers_matching,
     has_maintenance,
-    key_matches,
+    licenses_matching,
+)
+from server.domain.list_filters import (
+    customer_maintenance as customer_maintenance,  # the API's customer answers use it too
 )
 from server.domain.models import (
     AuditEvent,
@@ -64,7 +65,7 @@ def customers(
     """Customers by id; ``q`` finds a name, slug or contact e-mail, or a license key or its start,
     ``maintenance`` keeps those with that status for some product they license (``none``: also
     those without a license), ``product`` narrows the status to one product — the admin pages'
-    filters (:func:`server.domain.listings.customers_matching`, ``has_maintenance``)."""
+    filters (:func:`server.domain.list_filters.customers_matching`, ``has_maintenance``)."""
     status = parse(Maintenance, "maintenance", maintenance) if maintenance else None
     if q:
         _check_search(q)
@@ -95,21 +96,18 @@ def contracts(
     cursor: str | None = None,
     limit: int | None = None,
 ) -> Page[Contract]:
-    """Contracts by id, filtered by customer, product, kind and end date (inclusive bounds)."""
-    query = select(Contract).options(
+    """Contracts by id, filtered by customer, product, kind and end date (inclusive bounds):
+    :func:`server.domain.list_filters.contracts_matching`, the admin pages' filters."""
+    query = contracts_matching(
+        customer=customer,
+        product=product,
+        kind=parse(ContractKind, "kind", kind) if kind else None,
+        ends_after=ends_after,
+        ends_before=ends_before,
+    ).options(
         selectinload(Contract.customer).selectinload(Customer.contracts),
         selectinload(Contract.product),
     )
-    if customer:
-        query = query.where(Contract.customer.has(Customer.slug == customer))
-    if product:
-        query = query.where(Contract.product.has(Product.slug == product))
-    if kind:
-        query = query.where(Contract.kind == parse(ContractKind, "kind", kind))
-    if ends_before is not None:
-        query = query.where(Contract.ends_on <= ends_before)
-    if ends_after is not None:
-        query = query.where(Contract.ends_on >= ends_after)
     return keyset(session, query, Contract.id, cursor=cursor, limit=limit)
 
 
@@ -124,16 +122,14 @@ def licenses(
     limit: int | None = None,
 ) -> Page[License]:
     """Licenses by id; ``prefix`` finds a license by its whole key or its first characters (at
-    least 5), as the admin pages do (:func:`server.domain.listings.key_matches`)."""
-    query = select(License).options(selectinload(License.customer), selectinload(License.product))
-    if customer:
-        query = query.where(License.customer.has(Customer.slug == customer))
-    if product:
-        query = query.where(License.product.has(Product.slug == product))
-    if status:
-        query = query.where(License.status == parse(LicenseStatus, "status", status))
-    if prefix:
-        query = query.where(key_matches(prefix))
+    least 5), as the admin pages do (:func:`server.domain.list_filters.licenses_matching`, the
+    pages' filters)."""
+    query = licenses_matching(
+        key=prefix,
+        customer=customer,
+        product=product,
+        status=parse(LicenseStatus, "status", status) if status else None,
+    ).options(selectinload(License.customer), selectinload(License.product))
     return keyset(session, query, License.id, cursor=cursor, limit=limit)
 
 
@@ -152,12 +148,8 @@ def installations(
     they last checked in."""
     query: Select[tuple[Installation]] = select(Installation)
     if customer or product:
-        license_query = select(License.id)
-        if customer:
-            license_query = license_query.where(License.customer.has(Customer.slug == customer))
-        if product:
-            license_query = license_query.where(License.product.has(Product.slug == product))
-        query = query.where(Installation.license_id.in_(license_query))
+        of_licenses = licenses_matching(customer=customer, product=product)
+        query = query.where(Installation.license_id.in_(of_licenses.with_only_columns(License.id)))
     if version:
         query = query.where(Installation.version == version)
     if seen_before is not None:

@@ -10,29 +10,24 @@ after page (:func:`server.domain.paging.every_row`), so it holds exactly the row
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import date, datetime, timedelta
-from typing import Any
+from datetime import date, datetime
 
-from sqlalchemy import (
-    ColumnElement,
-    Select,
-    String,
-    and_,
-    cast,
-    exists,
-    func,
-    literal,
-    or_,
-    select,
-)
-from sqlalchemy.orm import Session, aliased, selectinload
+from sqlalchemy import Select, func, or_, select
+from sqlalchemy.orm import Session, selectinload
 
 from server.domain.coverage import MaintenanceStatus
 from server.domain.customers import installation_counts
-from server.domain.maintenance import CustomerMaintenance, maintenance_of, overview
+from server.domain.list_filters import (
+    contains,
+    contracts_matching,
+    customer_maintenance,
+    customers_matching,
+    has_maintenance,
+    licenses_matching,
+)
+from server.domain.maintenance import CustomerMaintenance, overview
 from server.domain.models import Contract, Customer, Installation, License, Product, Release
 from server.domain.paging import EXPORT_BATCH, Page, Window, order, page_of, page_of_list
-from server.domain.secrets import secret_hash
 from server.domain.vocabulary import (
     ContractState,
     LicenseStatus,
@@ -40,43 +35,6 @@ from server.domain.vocabulary import (
     ReleaseKind,
     ReleaseState,
 )
-
-# A search this long may be the start of a license key: shorter ones would match every key.
-KEY_SEARCH_MIN = 5
-
-
-def key_matches(text: str) -> ColumnElement[bool]:
-    """Licenses whose key is ``text``, or starts with it, or whose shown prefix starts
-    ``text`` (a pasted key longer than the prefix lists show)."""
-    conditions: list[ColumnElement[bool]] = [License.key_hash == secret_hash(text)]
-    if len(text) >= KEY_SEARCH_MIN:
-        conditions.append(License.key_prefix.startswith(text, autoescape=True))
-        # A pasted key, or a start of one, longer than the prefix the lists show (whose length
-        # depends on the key's: a third of it, at most 10 characters).
-        conditions.append(
-            and_(
-                func.length(License.key_prefix) >= KEY_SEARCH_MIN,
-                func.substr(literal(text), 1, func.length(License.key_prefix))
-                == License.key_prefix,
-            )
-        )
-    return or_(*conditions)
-
-
-def _contains(column: Any, text: str) -> ColumnElement[bool]:
-    """``column`` holds ``text``, whatever the case (``%`` and ``_`` taken literally)."""
-    return func.lower(column).contains(text.lower(), autoescape=True)
-
-
-def customer_matches(search: str) -> ColumnElement[bool]:
-    """Customers whose name, slug or a contact e-mail holds ``search`` (any case), or who hold
-    a license whose key is or starts with it."""
-    return or_(
-        _contains(Customer.name, search),
-        _contains(Customer.slug, search),
-        _contains(cast(Customer.contact_emails, String), search),
-        Customer.id.in_(select(License.customer_id).where(key_matches(search))),
-    )
 
 
 @dataclass(frozen=True)
@@ -89,44 +47,6 @@ class CustomerRow:
 
 
 CUSTOMER_SORTS = {"name": Customer.name, "slug": Customer.slug, "added": Customer.created_at}
-
-
-def customer_maintenance(
-    customer: Customer, now: datetime, renewal_url: str, product: str = ""
-) -> list[tuple[Product, MaintenanceStatus]]:
-    """A customer's maintenance for each product they hold a license for, by slug (of
-    ``product`` alone when given); their licenses and contracts should be loaded already."""
-    held = {
-        lic.product.slug: lic.product
-        for lic in customer.licenses
-        if not product or lic.product.slug == product
-    }
-    return [
-        (product_, maintenance_of(customer, product_, now, renewal_url))
-        for _, product_ in sorted(held.items())
-    ]
-
-
-def has_maintenance(
-    found: list[tuple[Product, MaintenanceStatus]], status: Maintenance | None
-) -> bool:
-    """The maintenance filter (the admin list, its export and the API's): ``found`` (from
-    :func:`customer_maintenance`) has ``status`` for some product; ``none`` also keeps a
-    customer without a license (of that product)."""
-    if status is None:
-        return True
-    return any(m.status == status for _, m in found) or (status == Maintenance.NONE and not found)
-
-
-def customers_matching(search: str, product: str = "") -> Select[Customer]:
-    """Customers whose name, slug or a contact e-mail holds ``search``, or who hold a license
-    whose key is or starts with it; who hold a license of ``product`` when given."""
-    query = select(Customer)
-    if search:
-        query = query.where(customer_matches(search))
-    if product:
-        query = query.where(Customer.licenses.any(License.product.has(Product.slug == product)))
-    return query
 
 
 def _with_maintenance_loaded(query: Select[Customer]) -> Select[Customer]:
@@ -225,23 +145,10 @@ def licenses(
     status: LicenseStatus | None = None,
 ) -> Page[LicenseRow]:
     """Every license (newest first), found by full key or key prefix, customer name or slug,
-    product and status; each with how many installations use it."""
-    query = (
-        select(License)
-        .join(Customer, Customer.id == License.customer_id)
-        .join(Product, Product.id == License.product_id)
-        .options(selectinload(License.customer), selectinload(License.product))
-    )
-    if key.strip():
-        query = query.where(key_matches(key.strip()))
-    if customer.strip():
-        query = query.where(
-            or_(_contains(Customer.name, customer.strip()), Customer.slug == customer.strip())
-        )
-    if product:
-        query = query.where(Product.slug == product)
-    if status is not None:
-        query = query.where(License.status == status)
+    product and status (:func:`licenses_matching`); each with how many installations use it."""
+    query = licenses_matching(
+        key=key.strip(), customer_search=customer.strip(), product=product, status=status
+    ).options(selectinload(License.customer), selectinload(License.product))
     found: Page[License] = page_of(session, query, window, LICENSE_SORTS, License.id)
 
     def with_counts(rows: list[License]) -> list[LicenseRow]:
@@ -258,17 +165,6 @@ CONTRACT_SORTS = {
 }
 
 
-def _renewed() -> ColumnElement[bool]:
-    """A later contract of the same customer, kind and product covers today or after."""
-    later = aliased(Contract)
-    return exists().where(
-        later.customer_id == Contract.customer_id,
-        later.kind == Contract.kind,
-        later.product_id.is_not_distinct_from(Contract.product_id),
-        later.ends_on > Contract.ends_on,
-    )
-
-
 def contracts(
     session: Session,
     window: Window,
@@ -282,33 +178,12 @@ def contracts(
     """Contracts by their state today: ``current``; ``ending`` within ``within_days`` and not
     renewed yet; ``ended``; ``lapsed`` (ended and not renewed). Renewed: followed by a later
     contract of the same kind for the same product. ``search`` finds the customer by name or
-    slug."""
-    query = (
-        select(Contract)
-        .join(Customer, Customer.id == Contract.customer_id)
-        .options(selectinload(Contract.customer), selectinload(Contract.product))
-    )
-    if state == ContractState.CURRENT:
-        query = query.where(Contract.starts_on <= today, Contract.ends_on >= today)
-    elif state == ContractState.ENDING:
-        query = query.where(
-            Contract.starts_on <= today,
-            Contract.ends_on >= today,
-            Contract.ends_on <= today + timedelta(days=within_days),
-            ~_renewed(),
-        )
-    elif state == ContractState.ENDED:
-        query = query.where(Contract.ends_on < today)
-    elif state == ContractState.LAPSED:
-        query = query.where(Contract.ends_on < today, ~_renewed())
-    if search.strip():
-        query = query.where(
-            or_(_contains(Customer.name, search.strip()), Customer.slug == search.strip())
-        )
-    if product:
-        query = query.where(
-            Contract.product_id.in_(select(Product.id).where(Product.slug == product))
-        )
+    slug (:func:`contracts_matching`)."""
+    query = contracts_matching(
+        customer_search=search.strip(),
+        product=product,
+        state=(state, today, within_days) if state is not None else None,
+    ).options(selectinload(Contract.customer), selectinload(Contract.product))
     return page_of(session, query, window, CONTRACT_SORTS, Contract.id)
 
 
@@ -363,7 +238,7 @@ def installations(
             query = query.where(column == wanted)
     if search.strip():
         query = query.where(
-            or_(_contains(Installation.uid, search.strip()), _contains(Customer.name, search))
+            or_(contains(Installation.uid, search.strip()), contains(Customer.name, search))
         )
     return page_of(session, query, window, INSTALLATION_SORTS, Installation.id, scalars=False)
 
@@ -411,5 +286,5 @@ def releases(
         if wanted:
             query = query.where(column == wanted)
     if search.strip():
-        query = query.where(_contains(Release.version, search.strip()))
+        query = query.where(contains(Release.version, search.strip()))
     return page_of(session, query, window, RELEASE_SORTS, Release.id)

@@ -37,6 +37,7 @@ from server.domain.vocabulary import ContractKind, Scope
 from server.web import db_session, services
 from server.web.api import bearer_token, current_token, require_scope
 from server.web.converters import small_int
+from server.web.json_body import optional_text, read_object, text
 
 PREFIX = "/api/v1/admin"
 blueprint = Blueprint("admin_api", __name__, url_prefix=PREFIX)
@@ -48,38 +49,6 @@ WRITE_CUSTOMERS = Scope.CUSTOMERS_WRITE
 # --- request parsing -------------------------------------------------------------------------
 
 
-def _body() -> dict[str, Any]:
-    """The request's JSON object (400 naming the problem otherwise; no NUL in any string)."""
-    if request.mimetype != "application/json":
-        if request.content_length or request.form or request.files:
-            abort(415, "send application/json")
-        return {}
-    if not request.get_data(cache=True):
-        return {}
-    data = request.get_json(silent=True)
-    if not isinstance(data, dict):
-        raise InvalidInputError("body", "must be a JSON object")
-    for name, value in data.items():
-        if isinstance(value, str) and "\x00" in value:
-            raise InvalidInputError(str(name), "must not contain NUL characters")
-    return data
-
-
-def _text(body: dict[str, Any], name: str, *, required: bool = False, default: str = "") -> str:
-    value = body.get(name)
-    if value is None:
-        if required:
-            raise InvalidInputError(name, "is required")
-        return default
-    if not isinstance(value, str):
-        raise InvalidInputError(name, "must be a string")
-    if required and not value.strip():
-        raise InvalidInputError(name, "is required")
-    if len(value) > 10_000:
-        raise InvalidInputError(name, "is too long")
-    return value
-
-
 def _emails(body: dict[str, Any]) -> list[str]:
     """``contact_emails``: a list of addresses (checked by the domain), absent or null for none."""
     value = body.get("contact_emails")
@@ -88,10 +57,6 @@ def _emails(body: dict[str, Any]) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise InvalidInputError("contact_emails", "must be a list of e-mail addresses")
     return value
-
-
-def _optional_text(body: dict[str, Any], name: str) -> str | None:
-    return _text(body, name) if name in body and body[name] is not None else None
 
 
 def _whole(body: dict[str, Any], name: str, default: int | None, *, nullable: bool = False) -> Any:
@@ -393,18 +358,18 @@ def get_product(product: str) -> Response:
 
 @_post("/products", Scope.PRODUCTS_WRITE)
 def add_product() -> tuple[Response, int]:
-    body = _body()
+    body = read_object()
     created = products.add_product(
         db_session(),
-        _text(body, "slug", required=True),
-        _text(body, "name"),
+        text(body, "slug", required=True),
+        text(body, "name"),
         actor=_actor(),
-        lapse_policy=_text(body, "lapse_policy", default="fallback"),
+        lapse_policy=text(body, "lapse_policy", default="fallback"),
         security_carveout_months=_whole(body, "security_carveout_months", 0),
         grace_days=_whole(body, "grace_days", 0),
         expiring_window_days=_whole(body, "expiring_window_days", 30),
-        timezone=_text(body, "timezone", default="UTC"),
-        renewal_url=_optional_text(body, "renewal_url"),
+        timezone=text(body, "timezone", default="UTC"),
+        renewal_url=optional_text(body, "renewal_url"),
     )
     return jsonify(product_json(created)), 201
 
@@ -415,7 +380,7 @@ def set_line_status(product: str, line: str) -> Response:
     session = db_session()
     found = products.get_product(session, product)
     products.set_line_status(
-        session, found, line, _text(_body(), "status", required=True), actor=_actor()
+        session, found, line, text(read_object(), "status", required=True), actor=_actor()
     )
     return jsonify(product_json(found))
 
@@ -454,15 +419,15 @@ def get_customer(slug: str) -> Response:
 
 @_post("/customers", WRITE_CUSTOMERS)
 def add_customer() -> Response:
-    body = _body()
+    body = read_object()
     customer = customer_service.add_customer(
         db_session(),
-        _text(body, "slug", required=True),
-        _text(body, "name"),
+        text(body, "slug", required=True),
+        text(body, "name"),
         actor=_actor(),
         contact_emails=_emails(body),
-        language=_text(body, "language"),
-        notes=_text(body, "notes"),
+        language=text(body, "language"),
+        notes=text(body, "notes"),
     )
     return _customer_response(customer, 201)
 
@@ -472,17 +437,17 @@ def add_customer() -> Response:
 def update_customer(slug: str) -> Response:
     session = db_session()
     customer = customer_service.get_customer(session, slug)
-    body = _body()
+    body = read_object()
     customer_service.hold(session, customer)
     _check_if_match(customer_stored(customer))
     # A PATCH changes the fields it names and keeps the others.
     customer_service.update_customer(
         session,
         customer,
-        name=_text(body, "name") if "name" in body else customer.name,
+        name=text(body, "name") if "name" in body else customer.name,
         contact_emails=_emails(body) if "contact_emails" in body else customer.contact_emails,
-        language=_text(body, "language") if "language" in body else customer.language,
-        notes=_text(body, "notes") if "notes" in body else customer.notes,
+        language=text(body, "language") if "language" in body else customer.language,
+        notes=text(body, "notes") if "notes" in body else customer.notes,
         actor=_actor(),
     )
     return _customer_response(customer)
@@ -520,18 +485,18 @@ def get_contract(contract_id: int) -> Response:
 @_post("/contracts", WRITE_CUSTOMERS)
 def add_contract() -> Response:
     session = db_session()
-    body = _body()
-    customer = customer_service.get_customer(session, _text(body, "customer", required=True))
-    product_slug = _text(body, "product")
+    body = read_object()
+    customer = customer_service.get_customer(session, text(body, "customer", required=True))
+    product_slug = text(body, "product")
     contract = customer_service.add_contract(
         session,
         customer,
-        _text(body, "kind", default=ContractKind.MAINTENANCE),
+        text(body, "kind", default=ContractKind.MAINTENANCE),
         _day(body.get("starts_on"), "starts_on", required=True),  # type: ignore[arg-type]
         _day(body.get("ends_on"), "ends_on", required=True),  # type: ignore[arg-type]
         actor=_actor(),
         product=products.get_product(session, product_slug) if product_slug else None,
-        note=_text(body, "note"),
+        note=text(body, "note"),
     )
     return _contract_response(contract, 201)
 
@@ -540,7 +505,7 @@ def add_contract() -> Response:
 def renew_contract(contract_id: int) -> Response:
     session = db_session()
     contract = customer_service.get_contract(session, contract_id)
-    body = _body()
+    body = read_object()
     years = _whole(body, "years", 1)
     if not 1 <= years <= 10:
         raise InvalidInputError("years", "must be from 1 to 10")
@@ -554,7 +519,7 @@ def renew_contract(contract_id: int) -> Response:
 def end_contract(contract_id: int) -> Response:
     session = db_session()
     contract = customer_service.get_contract(session, contract_id)
-    body = _body()
+    body = read_object()
     ends_on = _day(body.get("ends_on"), "ends_on")
     customer_service.hold(session, contract.customer)
     _check_if_match(contract_json(contract))
@@ -593,22 +558,22 @@ def get_license(license_id: int) -> Response:
 @_post("/licenses/lookup", READ_CUSTOMERS)
 def lookup_license() -> Response:
     """By full key or by prefix, in the body: keys stay out of URLs (and access logs)."""
-    key = _text(_body(), "key", required=True)
+    key = text(read_object(), "key", required=True)
     return _license_response(customer_service.find_license(db_session(), key.strip()))
 
 
 @_post("/licenses", WRITE_CUSTOMERS)
 def issue_license() -> Response:
     session = db_session()
-    body = _body()
-    customer = customer_service.get_customer(session, _text(body, "customer", required=True))
-    product = products.get_product(session, _text(body, "product", required=True))
+    body = read_object()
+    customer = customer_service.get_customer(session, text(body, "customer", required=True))
+    product = products.get_product(session, text(body, "product", required=True))
     lic, key = customer_service.issue_license(
         session,
         customer,
         product,
         actor=_actor(),
-        label=_text(body, "label")[:200],
+        label=text(body, "label")[:200],
         max_installations=_whole(body, "max_installations", None, nullable=True),
     )
     return _license_response(lic, 201, key=key)
@@ -618,7 +583,7 @@ def issue_license() -> Response:
 def license_action(license_id: int, action: str) -> Response:
     session = db_session()
     lic = customer_service.get_license(session, license_id)
-    _body()
+    read_object()
     customer_service.hold(session, lic.customer)
     _check_if_match(license_json(lic))
     customer_service.set_license_status(
@@ -632,7 +597,7 @@ def license_action(license_id: int, action: str) -> Response:
 def update_license(license_id: int) -> Response:
     session = db_session()
     lic = customer_service.get_license(session, license_id)
-    body = _body()
+    body = read_object()
     if "max_installations" not in body:
         raise InvalidInputError("max_installations", "is required (a number, or null)")
     cap = _whole(body, "max_installations", None, nullable=True)
@@ -655,13 +620,13 @@ def list_portal_users() -> Response:
 @_post("/portal-users", WRITE_CUSTOMERS)
 def invite_portal_user() -> tuple[Response, int]:
     session = db_session()
-    body = _body()
-    customer = customer_service.get_customer(session, _text(body, "customer", required=True))
+    body = read_object()
+    customer = customer_service.get_customer(session, text(body, "customer", required=True))
     settings = services().settings
     invitation = portal_users.invite(
         session,
         customer,
-        _text(body, "email", required=True),
+        text(body, "email", required=True),
         secret_key=settings.secret_key,
         actor=_actor(),
         now=utcnow(),

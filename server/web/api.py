@@ -21,6 +21,7 @@ from server.domain.vocabulary import DEFAULT_CHANNEL, Scope
 from server.storage.base import SHA256_HEX, DigestMismatchError, SizeLimitError, StorageError
 from server.web import db_session, services
 from server.web.converters import small_int
+from server.web.json_body import read_object, text
 from server.web.openapi import openapi_document
 from server.web.uploads import parse_streamed, receive_body
 
@@ -225,34 +226,8 @@ def upload_json(upload: StagedUpload) -> dict[str, object]:
 MAX_JSON_PUBLISH_BYTES = 1024 * 1024
 
 
-def _json_text(body: dict[str, Any], name: str, default: str = "") -> str:
-    value = body.get(name, default)
-    if value is None:
-        return default
-    if not isinstance(value, str):
-        raise InvalidInputError(name, "must be a string")
-    return value
-
-
-def _refuse_nul(name: str, value: object) -> None:
-    """No string in a JSON publish may hold NUL (PostgreSQL refuses it: a 500, not a 400)."""
-    if isinstance(value, str) and "\x00" in value:
-        raise InvalidInputError(name, "must not contain NUL characters")
-    if isinstance(value, list):
-        for item in value:
-            _refuse_nul(name, item)
-    if isinstance(value, dict):
-        for key, item in value.items():
-            _refuse_nul(name, key)
-            _refuse_nul(name, item)
-
-
-def _json_spec(body: object) -> tuple[publishing.ReleaseSpec, dict[str, object]]:
+def _json_spec(body: dict[str, Any]) -> tuple[publishing.ReleaseSpec, dict[str, object]]:
     """The release a JSON publish asks for, and its ``{platform: upload id}``."""
-    if not isinstance(body, dict):
-        raise InvalidInputError("body", "send a JSON object with the release's fields")
-    for name, value in body.items():
-        _refuse_nul(str(name), value)
     artifacts = body.get("artifacts")
     if not isinstance(artifacts, dict) or not artifacts:
         raise InvalidInputError(
@@ -267,15 +242,15 @@ def _json_spec(body: object) -> tuple[publishing.ReleaseSpec, dict[str, object]]
     if not isinstance(customers, list) or not all(isinstance(c, str) for c in customers):
         raise InvalidInputError("customers", "must be a list of customer slugs")
     spec = publishing.ReleaseSpec(
-        product=_json_text(body, "product"),
-        version=_json_text(body, "version"),
-        kind=_json_text(body, "kind"),
-        severity=_json_text(body, "severity") or None,
-        channel=_json_text(body, "channel") or DEFAULT_CHANNEL,
-        notes=_json_text(body, "notes"),
-        min_from=_json_text(body, "min_from") or None,
-        line=_json_text(body, "line") or None,
-        published_at=_form_time(_json_text(body, "published_at")),
+        product=text(body, "product"),
+        version=text(body, "version"),
+        kind=text(body, "kind"),
+        severity=text(body, "severity") or None,
+        channel=text(body, "channel") or DEFAULT_CHANNEL,
+        notes=text(body, "notes", longest=None),
+        min_from=text(body, "min_from") or None,
+        line=text(body, "line") or None,
+        published_at=_form_time(text(body, "published_at")),
         draft=draft,
         customers=tuple(c.strip() for c in customers if c.strip()),
         platforms=tuple(str(p) for p in artifacts),
@@ -288,7 +263,7 @@ def _publish_json() -> tuple[Response, int]:
     svc = services()
     if (request.content_length or 0) > MAX_JSON_PUBLISH_BYTES:
         _refuse(413, "too_large", f"a JSON publish is at most {MAX_JSON_PUBLISH_BYTES} bytes")
-    spec, uploads = _json_spec(request.get_json(silent=True))
+    spec, uploads = _json_spec(read_object())
     signer = None if spec.draft else svc.signer("release")
     token.last_used_at = utcnow()
     release = publishing.publish_uploads(
@@ -420,10 +395,8 @@ def list_emails() -> Response:
 def send_test_email() -> tuple[Response, int]:
     """Queue a test e-mail to ``{"to": address}``; the worker sends it."""
     token = current_token()
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict) or not isinstance(body.get("to"), str):
-        raise InvalidInputError("to", 'send a JSON object {"to": "address@example.com"}')
+    to = text(read_object(), "to", required=True)
     email = emails.send_test(
-        db_session(), services().mail_settings(), body["to"], actor=f"token:{token.name}"
+        db_session(), services().mail_settings(), to, actor=f"token:{token.name}"
     )
     return jsonify(email_json(email)), 202

@@ -72,6 +72,8 @@ SCHEMAS: dict[str, Any] = {
             },
             "enabled": {"type": "boolean", "default": True},
         },
+        # Send only these: other fields are ignored, but a NUL in any of them is refused.
+        "additionalProperties": False,
     },
     "WebhookDelivery": {
         "type": "object",

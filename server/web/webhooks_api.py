@@ -11,13 +11,13 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 
 from server.domain import webhooks
-from server.domain.checks import json_object
 from server.domain.errors import InvalidInputError
 from server.domain.models import WebhookDelivery, WebhookEndpoint
 from server.domain.vocabulary import Scope
 from server.web import db_session, services
 from server.web.api import current_token, require_scope
 from server.web.converters import small_int
+from server.web.json_body import read_object
 
 blueprint = Blueprint("webhooks_api", __name__, url_prefix="/api/v1/admin/webhooks")
 
@@ -70,9 +70,8 @@ def delivery_json(row: webhooks.DeliveryRow | WebhookDelivery) -> dict[str, Any]
     }
 
 
-def _spec(body: Any, current: WebhookEndpoint | None) -> webhooks.EndpointSpec:
+def _spec(body: dict[str, Any], current: WebhookEndpoint | None) -> webhooks.EndpointSpec:
     """The endpoint a JSON body describes; fields it leaves out keep ``current``'s values."""
-    body = json_object(body)
 
     def field(name: str, kind: type, default: Any) -> Any:
         if name not in body:
@@ -111,7 +110,7 @@ def create_webhook() -> tuple[Response, int]:
     token = current_token()
     endpoint, secret = webhooks.create_endpoint(
         db_session(),
-        _spec(request.get_json(silent=True), None),
+        _spec(read_object(), None),
         actor=f"token:{token.name}",
         allow_private=services().settings.webhook_allow_private,
         secret_key=services().settings.secret_key,
@@ -133,7 +132,7 @@ def update_webhook(endpoint_id: int) -> Response:
     webhooks.update_endpoint(
         db_session(),
         endpoint,
-        _spec(request.get_json(silent=True), endpoint),
+        _spec(read_object(), endpoint),
         actor=f"token:{token.name}",
         allow_private=services().settings.webhook_allow_private,
     )

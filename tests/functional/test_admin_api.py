@@ -15,10 +15,12 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from server.cli import cli
-from server.domain import api_tokens, users
+from server.domain import api_tokens, products, users
+from server.domain import customers as customer_service
 from server.domain.models import ApiToken, AuditEvent, Contract, Customer, License
 from server.services import Services
 from tests.common.factories import make_customer, make_license, make_product, make_release
+from tests.functional.test_admin_lists import installation
 
 API = "/api/v1/admin"
 TODAY = datetime.now(UTC).date()
@@ -544,6 +546,64 @@ def test_products_lines_and_portal_users(
     assert "set_password_link" not in listed.get_json()["items"][0]
 
 
+def test_contracts_licenses_and_installations_by_customer_product_kind_and_status(
+    client: FlaskClient, services: Services, product: str
+) -> None:
+    """The list filters the admin pages share (listings.contracts_matching, licenses_matching)."""
+    token = new_token(services, "read")
+    make_product(services, "acme-crm")
+    year = (TODAY - timedelta(days=10), TODAY + timedelta(days=355))
+    make_customer(services, "initech", ("maintenance", *year))
+    make_customer(services, "globex", ("maintenance", *year), product="acme-crm")
+    make_customer(services, "initrode", ("maintenance", *year), product=None)
+    erp = make_license(services, "initech")
+    crm = make_license(services, "initech", "acme-crm")
+    make_license(services, "globex", "acme-crm")
+    with services.db.sessions() as s:
+        customer_service.add_contract(
+            s,
+            customer_service.get_customer(s, "initech"),
+            "customization",
+            *year,
+            actor="test",
+            product=products.get_product(s, "acme-crm"),
+        )
+        customer_service.set_license_status(
+            s, customer_service.find_license(s, crm), "suspended", actor="test"
+        )
+    for n, key in enumerate((erp, crm)):
+        installation(services, key, f"inst-{n}", "1.0.0", datetime.now(UTC))
+
+    def found(path: str, **query: str) -> list[tuple[str, ...]]:
+        answer = client.get(f"{API}/{path}", query_string=query, headers=bearer(token))
+        assert answer.status_code == 200, answer.get_json()
+        return [
+            (item["customer"], item.get("product") or "", item.get("kind") or item.get("uid", ""))
+            for item in answer.get_json()["items"]
+        ]
+
+    assert found("contracts", customer="initech") == [
+        ("initech", "acme-erp", "maintenance"),
+        ("initech", "acme-crm", "customization"),
+    ]
+    assert found("contracts", product="acme-crm") == [
+        ("globex", "acme-crm", "maintenance"),
+        ("initech", "acme-crm", "customization"),
+    ]
+    assert found("contracts", kind="customization") == [("initech", "acme-crm", "customization")]
+    assert found("contracts", customer="initrode") == [("initrode", "", "maintenance")]
+    assert found("contracts", customer="init") == []  # a slug, not a search
+    assert [c for c, *_ in found("licenses", product="acme-crm")] == ["initech", "globex"]
+    assert [c for c, *_ in found("licenses", status="suspended")] == ["initech"]
+    assert [c for c, *_ in found("licenses", customer="initech", product="acme-erp")] == ["initech"]
+    assert [c for c, *_ in found("licenses", prefix=crm[:8])] == ["initech"]
+    assert found("installations", product="acme-crm") == [("initech", "acme-crm", "inst-1")]
+    assert found("installations", customer="globex") == []
+    for path, name in (("contracts", "kind"), ("licenses", "status")):
+        bad = client.get(f"{API}/{path}", query_string={name: "gone"}, headers=bearer(token))
+        assert bad.status_code == 400 and bad.get_json()["error"]["field"] == name
+
+
 @pytest.mark.parametrize(
     ("method", "path", "body", "status", "field"),
     [
@@ -621,6 +681,48 @@ def test_bad_input_is_a_json_error_naming_the_field_and_changes_nothing(
     assert state(services) == before
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "body", "field"),
+    [
+        (
+            "post",
+            "/customers",
+            {"slug": "globex", "contact_emails": ["it@globex.example", "ops\x00@globex.example"]},
+            "contact_emails",
+        ),
+        (
+            "patch",
+            "/customers/initech",
+            {"contact_emails": ["it\x00@initech.example"]},
+            "contact_emails",
+        ),
+        ("post", "/customers", {"slug": "globex", "crm": {"ids": ["42\x00"]}}, "crm"),
+        ("post", "/customers", {"slug": "globex", "crm": {"id\x00": 42}}, "crm"),
+        ("post", "/customers", {"slug": "globex", "crm\x00": 42}, "body"),
+    ],
+)
+def test_a_nul_anywhere_in_a_body_is_refused_naming_its_field(
+    client: FlaskClient,
+    services: Services,
+    product: str,
+    writer: str,
+    method: str,
+    path: str,
+    body: Any,
+    field: str,
+) -> None:
+    """In a list, a nested object or a key, not only a top-level string (PostgreSQL refuses
+    NUL in text; SQLite would keep it)."""
+    make_customer(services, "initech")
+    before = state(services)
+    answer = getattr(client, method)(f"{API}{path}", json=body, headers=bearer(writer))
+    assert answer.status_code == 400, answer.get_json()
+    error = answer.get_json()["error"]
+    assert error["field"] == field
+    assert error["message"].endswith("must not contain NUL characters")
+    assert state(services) == before
+
+
 def test_a_body_that_is_not_json_is_refused(
     client: FlaskClient, services: Services, product: str, writer: str
 ) -> None:
@@ -631,6 +733,13 @@ def test_a_body_that_is_not_json_is_refused(
         f"{API}/customers", data="{nope", content_type="application/json", headers=bearer(writer)
     )
     assert broken.status_code == 400 and broken.get_json()["error"]["field"] == "body"
+    # Nested deeper than Python's parser recurses: refused, not a 500.
+    deep = '{"slug": "x", "crm": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    too_deep = client.post(
+        f"{API}/customers", data=deep, content_type="application/json", headers=bearer(writer)
+    )
+    assert too_deep.status_code == 400, too_deep.get_data()
+    assert too_deep.get_json()["error"]["field"] == "body"
     assert state(services) == before
 
 

@@ -301,6 +301,36 @@ def test_contracts_ending_soon_and_lapsed(admin: FlaskClient, services: Services
     assert [row.split()[0] for row in rows_of(page, "contracts")] == ["Ending"]
 
 
+def test_contracts_and_licenses_by_customer_and_product(
+    admin: FlaskClient, services: Services
+) -> None:
+    """The filters the admin API's lists share (listings.contracts_matching, licenses_matching):
+    a customer by a part of its name in any case, a product by its slug."""
+    make_product(services, "acme-crm")
+    year = ("maintenance", TODAY - timedelta(days=10), TODAY + timedelta(days=355))
+    make_customer(services, "initech", year)
+    make_customer(services, "globex", year, product="acme-crm")
+    make_customer(services, "initrode", year, product=None)  # every product: of none in particular
+    make_license(services, "initech")
+    make_license(services, "globex", "acme-crm")
+    make_license(services, "initrode", "acme-crm")
+
+    def contracts(query: str) -> list[str]:
+        return sorted(r["customer"] for r in export(admin, f"/admin/contracts.csv?{query}"))
+
+    def licenses(query: str) -> list[str]:
+        return sorted(r["customer"] for r in export(admin, f"/admin/licenses.csv?{query}"))
+
+    assert contracts("product=acme-crm") == ["globex"]
+    assert contracts("q=INIT") == ["initech", "initrode"]
+    assert contracts("q=init&product=acme-erp&state=current") == ["initech"]
+    assert contracts("q=globex&product=acme-erp") == []
+    assert licenses("product=acme-crm") == ["globex", "initrode"]
+    assert licenses("customer=INIT") == ["initech", "initrode"]
+    assert licenses("customer=init&product=acme-crm") == ["initrode"]
+    assert licenses("product=nothing") == []
+
+
 def installation(services: Services, key: str, uid: str, version: str, seen: datetime) -> None:
     with services.db.sessions() as s:
         lic = s.scalar(select(License).where(License.key_prefix == key[:10]))

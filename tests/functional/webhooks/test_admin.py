@@ -113,6 +113,28 @@ def test_the_api_refuses_a_bad_endpoint_and_creates_nothing(
     assert endpoints(svc) == 0
 
 
+def test_a_body_nested_too_deeply_or_not_json_is_refused_not_a_500(
+    hook_app: Flask,
+    svc: Services,
+    bearer: Callable[..., dict[str, str]],
+) -> None:
+    """The webhooks API and the test e-mail read their bodies as the rest of the admin API
+    (server/web/json_body.py)."""
+    api, admin = hook_app.test_client(), bearer(svc, "admin")
+    deep = '{"url": "http://127.0.0.1/x", "event_types": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    for path in ("/api/v1/admin/webhooks", "/api/v1/admin/emails/test"):
+        response = api.post(path, headers=admin, data=deep, content_type="application/json")
+        assert response.status_code == 400, (path, response.get_data())
+        assert response.get_json()["error"]["field"] == "body"
+    as_form = api.post(
+        "/api/v1/admin/webhooks",
+        headers=admin,
+        data={"url": "http://127.0.0.1/x", "event_types": "license.revoked"},
+    )
+    assert as_form.status_code == 415
+    assert endpoints(svc) == 0
+
+
 def test_private_addresses_are_refused_unless_the_setting_allows_them(
     settings: Settings,
     bearer: Callable[..., dict[str, str]],
