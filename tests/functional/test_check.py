@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from flask import Flask, url_for
 from flask.testing import FlaskClient
-from sqlalchemy import Engine, event, func, select, update
+from sqlalchemy import Connection, Engine, event, func, select, update
 
 from server.cli import cli
 from server.domain import customers, releases, users
@@ -353,7 +353,8 @@ def test_a_known_installation_polling_costs_one_read_and_no_transaction(
 @contextmanager
 def driver_round_trips(engine: Engine) -> Iterator[list[str]]:
     """What reaches the driver in the block, below SQLAlchemy: every statement SQLite runs
-    (BEGIN and COMMIT included), or every message PostgreSQL must answer (libpq's trace)."""
+    (BEGIN and COMMIT included), or every message PostgreSQL must answer (libpq's trace), on
+    connections checked out of the pool or kept by reads (traced from their next statement)."""
     seen: list[str] = []
     traced: list[tuple[Any, str | None]] = []
 
@@ -368,11 +369,16 @@ def driver_round_trips(engine: Engine) -> Iterator[list[str]]:
             dbapi_connection.pgconn.trace(fd)
             traced.append((dbapi_connection, path))
 
+    def trace_kept(conn: Connection, *_statement: Any) -> None:
+        trace(conn.connection.dbapi_connection, None, None)  # a read's kept connection
+
     event.listen(engine, "checkout", trace)
+    event.listen(engine, "before_cursor_execute", trace_kept)
     try:
         yield seen
     finally:
         event.remove(engine, "checkout", trace)
+        event.remove(engine, "before_cursor_execute", trace_kept)
         for dbapi_connection, path in traced:
             if path is None:
                 dbapi_connection.set_trace_callback(None)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
+from contextlib import ExitStack
 from datetime import UTC, date, datetime
 
 import pytest
-from sqlalchemy import event, func, select, text
+from sqlalchemy import Connection, event, func, select, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from server.db import Database
@@ -151,3 +153,101 @@ def test_a_fast_read_that_falls_back_is_counted_and_logged(
         broken.all(conn, {})
     assert broken.fallbacks == 1
     assert "fast read failed at the driver" in caplog.text
+
+
+def _connection_id(conn: Connection) -> int:
+    """Which connection the database sees (a PostgreSQL backend; a SQLite driver connection)."""
+    if conn.dialect.name == "postgresql":
+        return int(conn.execute(text("SELECT pg_backend_pid()")).scalar_one())
+    return id(conn.connection.dbapi_connection)
+
+
+def test_reads_keep_their_connections_and_give_them_up_on_dispose(database_url: str) -> None:
+    db = Database(database_url)
+    opened: list[object] = []
+    event.listen(db.engine, "connect", lambda dbapi_connection, _record: opened.append(1))
+    try:
+        with db.reading() as conn:
+            first = _connection_id(conn)
+        with db.reading() as conn:
+            assert _connection_id(conn) == first, "the next read has the same connection"
+        assert db.engine.pool.checkedout() == 1, "kept out of the pool between reads"  # type: ignore[attr-defined]
+        size = db.engine.pool.size()  # type: ignore[attr-defined]
+        with ExitStack() as reads:
+            at_once = [reads.enter_context(db.reading()) for _ in range(size + 2)]
+            assert len({_connection_id(conn) for conn in at_once}) == size + 2, "one each"
+        assert db.engine.pool.checkedout() == size, "no more kept than the pool's size"  # type: ignore[attr-defined]
+        assert len(opened) == size + 2
+        db.dispose()
+        assert db.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+        with db.reading() as conn:
+            assert _connection_id(conn) != first, "a new connection after dispose"
+    finally:
+        db.dispose()
+
+
+def test_a_read_that_fails_is_not_kept_and_the_next_one_works(database_url: str) -> None:
+    db = Database(database_url)
+    try:
+        with db.reading() as conn:
+            conn.execute(text("SELECT count(*) FROM licenses"))
+        with pytest.raises(DBAPIError), db.reading() as failed:
+            failed.execute(text("SELECT no_such_column FROM licenses"))
+        assert failed.closed, "given back to the pool, not kept"
+        with db.reading() as conn:
+            assert conn is not failed
+            assert conn.execute(text("SELECT count(*) FROM licenses")).scalar_one() == 0
+    finally:
+        db.dispose()
+
+
+def test_after_a_dropped_connection_no_other_kept_one_fails_a_read(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server restart drops every connection: one read fails (as with SQLAlchemy's pool, no
+    ping spent on busy connections), and the others kept are dropped with it, not each failing
+    a read of its own."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite files have no server to drop a connection")
+    monkeypatch.setattr(db_module, "IDLE_PING_SECONDS", 3600.0)
+    db, other = Database(database_url), Database(database_url)
+    try:
+        with ExitStack() as reads:
+            pids = [_connection_id(reads.enter_context(db.reading())) for _ in range(3)]
+        with other.reading() as conn:
+            for pid in pids:
+                conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        with pytest.raises(OperationalError), db.reading() as conn:
+            conn.execute(text("SELECT 1"))
+        for _ in range(3):
+            with db.reading() as conn:
+                assert conn.execute(text("SELECT 1")).scalar() == 1
+                assert _connection_id(conn) not in pids
+    finally:
+        db.dispose()
+        other.dispose()
+
+
+def test_a_forked_process_reads_on_connections_of_its_own(database_url: str) -> None:
+    db = Database(database_url)
+    try:
+        with db.reading() as conn:
+            parents = _connection_id(conn)
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: report the connection its read used, then leave at once
+            try:
+                with db.reading() as conn:
+                    os.write(write_end, str(_connection_id(conn)).encode())
+            finally:
+                os._exit(0)
+        os.close(write_end)
+        os.waitpid(pid, 0)
+        with os.fdopen(read_end) as report:
+            childs = report.read()
+        assert childs and int(childs) != parents
+        with db.reading() as conn:  # and the parent's is still good
+            assert _connection_id(conn) == parents
+            assert conn.execute(text("SELECT count(*) FROM licenses")).scalar_one() == 0
+    finally:
+        db.dispose()
