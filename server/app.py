@@ -105,7 +105,8 @@ def create_app(
         app, settings.public_base_url, _logo_origin(settings.vendor_logo_url)
     )
 
-    ratelimit.init_app(app, settings.rate_limit_storage_url, services.db)
+    limits = ratelimit.init_app(app, settings.rate_limit_storage_url, services.db)
+    services.on_close(limits.close)  # its syncs use the database: they end first
     health.init_app(app, services)
     health.add_probe(app, "worker", health.in_session(worker_health))
     health.add_collector(app, JobsCollector(services.db))

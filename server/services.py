@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, cast
@@ -62,6 +63,7 @@ class Services:
     _root: tuple[float, Root] | None = field(default=None, repr=False)
     jobs: JobQueue = field(init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _closing: list[Callable[[], None]] = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
         self.checks = CheckService(self.catalogs, lambda: self.signer("check"), self.settings)
@@ -133,8 +135,16 @@ class Services:
         with self._lock:
             self._root = None
 
+    def on_close(self, callback: Callable[[], None]) -> None:
+        """Have :meth:`close` call ``callback`` first: to stop work on threads of its own that
+        uses the database (it is disposed of next)."""
+        self._closing.append(callback)
+
     def close(self) -> None:
-        """Release the queue and the database connections."""
+        """Stop what :meth:`on_close` was given, release the queue and the database
+        connections."""
+        for callback in self._closing:
+            callback()
         self.jobs.close()
         self.db.dispose()
 

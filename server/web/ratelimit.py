@@ -118,60 +118,100 @@ class SharedWindows:
             raise CounterStorageError(f"the rate-limit storage did not count: {exc}") from exc
 
 
+def _in_a_thread(work: Callable[[], None]) -> None:
+    threading.Thread(target=work, name="vigor-ratelimit-sync", daemon=True).start()
+
+
 class BatchedWindows:
-    """Counts in this process, added to ``shared`` counts at most once per ``interval`` seconds.
+    """Counts in this process, added to ``shared`` counts about once per ``interval`` seconds,
+    on a thread of their own.
 
     For update checks and reports, where a write to the shared storage on every request would
     cost more than the limit is worth: on SQLite, 110-130 µs of CPU and 400 µs of wall time per
     check (2 keys, one statement), against 4 µs for counting here (``bench/check_profile.py``,
     "rate limiter"; a whole check is 850-1,000 µs of CPU). The first hit after ``interval``
-    adds every hit this process counted since its last sync to the shared windows, in one call,
-    and learns their totals; meanwhile a key's count is its last known total plus this process's
-    hits since. Hits in other processes are thus seen at most
-    ``interval`` late (plus their own idle time): a limit of 120 per minute lets through at most
-    about one second's worth of other processes' hits more.
+    starts a sync: every hit this process counted since its last sync goes to the shared
+    windows in one call, which answers their totals. No request waits for it (a sync of a
+    second's thousand licenses holds SQLite's write lock for 10 ms or more, and the other
+    process's sync waits for it): meanwhile, and always, a key's count is its last known total
+    plus this process's hits since. Hits in other processes are thus seen about ``interval``
+    late (plus their own idle time): a limit of 120 per minute lets through at most about one
+    second's worth of other processes' hits more. A sync that fails (the storage is down) is
+    logged, and its hits are shared at the next one: counting goes on in this process meanwhile.
+
+    Args:
+        start: runs a sync (on a new thread; tests run it at once).
     """
 
     def __init__(
-        self, shared: Windows, interval: float = 1.0, clock: Callable[[], float] = time.time
+        self,
+        shared: Windows,
+        interval: float = 1.0,
+        clock: Callable[[], float] = time.time,
+        start: Callable[[Callable[[], None]], None] = _in_a_thread,
     ) -> None:
         self._shared = shared
         self._interval = interval
         self._clock = clock
+        self._start = start
         self._lock = threading.Lock()
         self._pending: dict[str, list[int]] = {}  # key -> [period, hits since the last sync]
+        self._sending: dict[str, list[int]] = {}  # the hits of the sync under way
         self._known: dict[str, tuple[int, float]] = {}  # key -> (shared total, closes_at)
         self._next_sync = 0.0
+        self._syncing = False
+        self._closed = False
+        self._idle = threading.Event()  # set while no sync is under way
+        self._idle.set()
 
     def count(self, hits: Sequence[tuple[str, int, int]]) -> list[tuple[int, float]]:
         now = self._clock()
         with self._lock:
             for key, period, amount in hits:
                 self._pending.setdefault(key, [period, 0])[1] += amount
-            due = now >= self._next_sync
+            due = now >= self._next_sync and not self._syncing and not self._closed
             if due:
                 self._next_sync = now + self._interval
-                sending, self._pending = self._pending, {}
+                self._syncing = True
+                self._idle.clear()
+                self._sending, self._pending = self._pending, {}
+            estimates = [self._estimate(key, period, now) for key, period, _ in hits]
         if due:
-            self._sync(sending, now)
-        with self._lock:
-            return [self._estimate(key, period, now) for key, period, _ in hits]
+            self._start(self._sync)
+        return estimates
 
-    def _sync(self, sending: dict[str, list[int]], now: float) -> None:
+    def _sync(self) -> None:
+        sending = self._sending
+        totals: list[tuple[int, float]] | None = None
         try:
             totals = self._shared.count([(key, p, n) for key, (p, n) in sending.items()])
-        except BaseException:
-            with self._lock:  # counted at the next sync instead of lost
-                for key, (period, amount) in sending.items():
-                    self._pending.setdefault(key, [period, 0])[1] += amount
-                self._next_sync = 0.0
-            raise
+        except Exception as exc:  # noqa: BLE001 - any storage's failure: logged, hits kept
+            log.error("rate-limit hits not shared (kept for the next sync): %s", exc)
+        finally:
+            now = self._clock()
+            with self._lock:
+                if totals is None:
+                    for key, (period, amount) in sending.items():
+                        self._pending.setdefault(key, [period, 0])[1] += amount
+                else:
+                    self._known = {k: w for k, w in self._known.items() if w[1] > now}
+                    self._known.update(zip(sending, totals, strict=True))
+                self._sending, self._syncing = {}, False
+                self._idle.set()
+
+    def idle(self, timeout: float) -> bool:
+        """Wait until no sync is under way (at most ``timeout`` seconds); whether none is."""
+        return self._idle.wait(timeout)
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Start no more syncs, and wait for the one under way: the storage is going away (the
+        hits not shared yet are dropped: a process that stops forgets its counts anyway)."""
         with self._lock:
-            self._known = {k: w for k, w in self._known.items() if w[1] > now}
-            self._known.update(zip(sending, totals, strict=True))
+            self._closed = True
+        self.idle(timeout)
 
     def _estimate(self, key: str, period: int, now: float) -> tuple[int, float]:
-        pending = self._pending.get(key, (period, 0))[1]
+        pending = self._pending.get(key, (period, 0))[1] + self._sending.get(key, (period, 0))[1]
         known = self._known.get(key)
         if known is None or known[1] <= now:
             return pending, now + period
@@ -200,6 +240,11 @@ class RateLimits:
 
     exact: Windows
     batched: Windows
+
+    def close(self) -> None:
+        """Before the storage goes away: no sync on a thread of its own may use it after."""
+        if isinstance(self.batched, BatchedWindows):
+            self.batched.close()
 
 
 def rate_limits_for(url: str, db: Database) -> RateLimits:
@@ -272,13 +317,16 @@ class Per:
 EXTENSION = "vigor.rate_limits"
 
 
-def init_app(app: Flask, storage_url: str, db: Database) -> None:
-    """Count in the storage ``storage_url`` names (see :func:`windows_for`).
+def init_app(app: Flask, storage_url: str, db: Database) -> RateLimits:
+    """Count in the storage ``storage_url`` names (see :func:`windows_for`); returns the
+    counters, to be closed before that storage.
 
     Raises:
         ConfigError: the storage is unknown, not installed or unreachable.
     """
-    app.extensions[EXTENSION] = rate_limits_for(storage_url, db)
+    limits = rate_limits_for(storage_url, db)
+    app.extensions[EXTENSION] = limits
+    return limits
 
 
 def scope_of(view: Callable[..., Any]) -> str:

@@ -16,6 +16,7 @@ from flask.testing import FlaskClient
 from server.config import Settings
 from server.domain import users
 from server.services import Services
+from server.web import ratelimit
 from tests.common.apps import vigor_app
 from tests.common.factories import make_customer, make_license, make_product, make_release
 from tests.common.postgres import PostgresCluster
@@ -60,7 +61,9 @@ def outage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Fla
 
         def vanish() -> None:
             # The disk holding the database is gone: the file cannot be opened, and the
-            # connections this process held went with it.
+            # connections this process held went with it. (After the rate limiter's sync, which
+            # would otherwise recreate the file if it connected between the move and the mkdir.)
+            assert app.extensions[ratelimit.EXTENSION].batched.idle(10)
             app.extensions["vigor"].db.dispose()
             for path in tmp_path.glob("vigor.db*"):
                 shutil.move(path, aside / path.name)
