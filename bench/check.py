@@ -2,13 +2,17 @@
 
 Usage: python bench/check.py [--db sqlite|postgresql|both] [--duration 10] [--licenses 100000]
                              [--installations 1000000] [--releases 2000] [--threads 8]
+                             [--rounds 3]
 
 For each database: builds a scale dataset (licenses, installations, releases), serves it with
 gunicorn the way ``vigor serve`` does (2 workers of its threaded worker class, ``--threads`` each,
 8 by default as deploy/ runs it; ``--threads 1``: sync workers, as this bench used before) and
 drives ``POST /api/v1/check`` with wrk on loopback, then does the same for two baselines of
 bench/bare_app.py served the same way (a constant JSON answer, and the *floor*: one indexed
-license lookup and one Ed25519 signature). Prints:
+license lookup and one Ed25519 signature). The check and the floor run ``--rounds`` times,
+alternating, both servers up throughout, so that each round's pair sees the machine in the same
+state; a figure is the median of the rounds, a ratio the median of the rounds' ratios (all of
+them printed: on a shared machine one run can be half as fast as the next). Prints:
 
 - the maximum rates with 64 connections and their ratios: check/floor (goal ≥ 0.90),
   check/bare (goal ≥ 0.70). The p99 of these saturated runs is printed too, but it is queueing
@@ -31,8 +35,10 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from statistics import median
 from typing import TYPE_CHECKING
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -290,7 +296,7 @@ def single_latency(url: str, sample: list[tuple[str, str]], count: int = 400) ->
     return times[len(times) // 2] * 1000
 
 
-def run_one(db: str, args: argparse.Namespace, work: Path) -> dict[str, float]:
+def run_one(db: str, args: argparse.Namespace, work: Path) -> Figures:
     cluster = None
     if db == "sqlite":
         url = f"sqlite:///{work / 'bench.db'}"
@@ -323,42 +329,62 @@ def run_one(db: str, args: argparse.Namespace, work: Path) -> dict[str, float]:
         large = _latency(env, sample, args.threads)
         database = postgres_backends(cluster)
         server = Gunicorn("wsgi:app", env, workers=2, threads=args.threads)
-        try:
-            check = measured_cpu(server, "", checks.write(), args.duration, database)
-            half = check.rps / 2
-            check_half = measured(server.url, paced(server.url, checks, 64, half), args.duration)
-        finally:
-            server.stop()
         bare = Gunicorn(
             "bench.bare_app:app", {"VIGOR_DATABASE_URL": url}, workers=2, threads=args.threads
         )
         try:
             constant = measured_cpu(bare, "/constant", None, args.duration, database)
-            floor = measured_cpu(bare, "", floors.write(), args.duration, database)
-            floor_half = measured(bare.url, paced(bare.url, floors, 64, half), args.duration)
+            check_script, floor_script = checks.write(), floors.write()
+            saturated = [
+                (
+                    measured_cpu(server, "", check_script, args.duration, database),
+                    measured_cpu(bare, "", floor_script, args.duration, database),
+                )
+                for _ in range(args.rounds)
+            ]
+            half = median(check.rps for check, _ in saturated) / 2
+            paced_runs = [
+                (
+                    measured(server.url, paced(server.url, checks, 64, half), args.duration),
+                    measured(bare.url, paced(bare.url, floors, 64, half), args.duration),
+                )
+                for _ in range(args.rounds)
+            ]
         finally:
+            server.stop()
             bare.stop()
     finally:
         if cluster:
             cluster.stop()
-    return {
-        "check_rps": check.rps,
-        "check_p99": check.p99,
-        "check_cpu": check.cpu_per_request,
-        "floor_cpu": floor.cpu_per_request,
-        "bare_cpu": constant.cpu_per_request,
-        "bare_rps": constant.rps,
-        "bare_p99": constant.p99,
-        "floor_rps": floor.rps,
-        "floor_p99": floor.p99,
-        "half_rps": half,
-        "check_half_rps": check_half.rps,
-        "check_half_p99": check_half.p99,
-        "floor_half_rps": floor_half.rps,
-        "floor_half_p99": floor_half.p99,
-        "latency_small": small,
-        "latency_large": large,
-    }
+    return Figures(saturated, paced_runs, constant, half, small, large)
+
+
+@dataclass(frozen=True)
+class Figures:
+    """One database's runs: ``saturated`` and ``paced`` hold (check, floor) pairs, one per
+    round, each pair run back to back so that both see the machine in the same state."""
+
+    saturated: list[tuple[WrkRun, WrkRun]]
+    paced: list[tuple[WrkRun, WrkRun]]
+    bare: WrkRun
+    half_rps: float
+    latency_small: float
+    latency_large: float
+
+    def check(self, field: str) -> float:
+        return float(median(getattr(check, field) for check, _ in self.saturated))
+
+    def floor(self, field: str) -> float:
+        return float(median(getattr(floor, field) for _, floor in self.saturated))
+
+    def ratios(self, field: str, *, inverse: bool = False) -> list[float]:
+        """check/floor (floor/check when ``inverse``) of ``field`` in each round."""
+        pairs = [(getattr(c, field), getattr(f, field)) for c, f in self.saturated]
+        return sorted(f / c if inverse else c / f for c, f in pairs)
+
+
+def _spread(values: list[float]) -> str:
+    return f"median {median(values):.2f}, rounds {' '.join(f'{v:.2f}' for v in values)}"
 
 
 def _latency(env: dict[str, str], sample: list[tuple[str, str]], threads: int) -> float:
@@ -380,34 +406,44 @@ def main() -> None:
     parser.add_argument(
         "--threads", type=int, default=8, help="threads per worker (1: gunicorn's sync workers)"
     )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="check and floor runs, alternating (the figures are their medians)",
+    )
     args = parser.parse_args()
     dbs = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
     for db in dbs:
         with tempfile.TemporaryDirectory(prefix="vigor-bench-", dir=ROOT / "bench") as tmp:
             r = run_one(db, args, Path(tmp))
-        print(f"[{db}] bare Flask:  {r['bare_rps']:8.0f} req/s  p99 {r['bare_p99']:6.1f} ms")
+        bare = r.bare
+        print(f"[{db}] bare Flask:  {bare.rps:8.0f} req/s  p99 {bare.p99:6.1f} ms")
         print(
-            f"[{db}] floor:       {r['floor_rps']:8.0f} req/s  p99 {r['floor_p99']:6.1f} ms"
-            "  (one indexed lookup + one Ed25519 signature)"
+            f"[{db}] floor:       {r.floor('rps'):8.0f} req/s  p99 {r.floor('p99'):6.1f} ms"
+            "  (one indexed lookup + one Ed25519 signature; medians of the rounds)"
         )
-        print(f"[{db}] check:       {r['check_rps']:8.0f} req/s  p99 {r['check_p99']:6.1f} ms")
-        print(f"[{db}] ratio check/floor: {r['check_rps'] / r['floor_rps']:.2f} (goal >= 0.90)")
-        print(f"[{db}] ratio check/bare: {r['check_rps'] / r['bare_rps']:.2f} (goal >= 0.70)")
+        print(f"[{db}] check:       {r.check('rps'):8.0f} req/s  p99 {r.check('p99'):6.1f} ms")
+        print(f"[{db}] ratio check/floor: {_spread(r.ratios('rps'))} (goal >= 0.90)")
+        print(f"[{db}] ratio check/bare: {r.check('rps') / bare.rps:.2f} (goal >= 0.70)")
         print(
-            f"[{db}] server CPU per answer: bare {r['bare_cpu']:.0f} µs, floor "
-            f"{r['floor_cpu']:.0f} µs, check {r['check_cpu']:.0f} µs: floor/check "
-            f"{r['floor_cpu'] / r['check_cpu']:.2f}, bare/check {r['bare_cpu'] / r['check_cpu']:.2f}"
-            " (the ratios above on a machine doing nothing else)"
+            f"[{db}] server CPU per answer: bare {bare.cpu_per_request:.0f} µs, floor "
+            f"{r.floor('cpu_per_request'):.0f} µs, check {r.check('cpu_per_request'):.0f} µs; "
+            f"floor/check {_spread(r.ratios('cpu_per_request', inverse=True))}"
+            " (the ratio above on a machine doing nothing else)"
+        )
+        check_p99 = sorted(check.p99 for check, _ in r.paced)
+        floor_p99 = sorted(floor.p99 for _, floor in r.paced)
+        print(
+            f"[{db}] paced at half the check's maximum ({r.half_rps:.0f}/s offered): "
+            f"check {median(check.rps for check, _ in r.paced):.0f}/s p99 {median(check_p99):.1f} ms "
+            f"(goal < 50 ms; rounds {' '.join(f'{v:.1f}' for v in check_p99)}), "
+            f"floor p99 {median(floor_p99):.1f} ms (rounds {' '.join(f'{v:.1f}' for v in floor_p99)})"
         )
         print(
-            f"[{db}] paced at half the check's maximum ({r['half_rps']:.0f}/s offered): "
-            f"check {r['check_half_rps']:.0f}/s p99 {r['check_half_p99']:.1f} ms (goal < 50 ms), "
-            f"floor {r['floor_half_rps']:.0f}/s p99 {r['floor_half_p99']:.1f} ms"
-        )
-        print(
-            f"[{db}] single-connection latency: {r['latency_small']:.2f} ms at 1,000 installations, "
-            f"{r['latency_large']:.2f} ms at {args.installations:,}: "
-            f"x{r['latency_large'] / r['latency_small']:.2f} (goal <= 1.2)",
+            f"[{db}] single-connection latency: {r.latency_small:.2f} ms at 1,000 installations, "
+            f"{r.latency_large:.2f} ms at {args.installations:,}: "
+            f"x{r.latency_large / r.latency_small:.2f} (goal <= 1.2)",
             flush=True,
         )
 
