@@ -2,7 +2,7 @@
 
 Usage: python bench/check.py [--db sqlite|postgresql|both] [--duration 10] [--licenses 100000]
                              [--installations 1000000] [--releases 2000] [--threads 8]
-                             [--rounds 3]
+                             [--rounds 5]
 
 For each database: builds a scale dataset (licenses, installations, releases), serves it with
 gunicorn the way ``vigor serve`` does (2 workers of its threaded worker class, ``--threads`` each,
@@ -228,11 +228,15 @@ def measured_cpu(
     script: Path | None,
     duration: int,
     database_pids: Callable[[], list[int]],
+    *,
+    warm_up: bool = True,
 ) -> WrkRun:
-    """:func:`measured`, with the CPU spent per answer (µs) by the server's workers and by the
+    """:func:`measured` (its warm-up unless ``warm_up`` is false: the server ran the same load
+    just before), with the CPU spent per answer (µs) by the server's workers and by the
     database's processes (PostgreSQL's backends) in ``cpu_per_request``. On a machine shared
     with other work the rates follow that work's load; the CPU an answer costs much less."""
-    run(server.url + path, script, 64, 2)
+    if warm_up:
+        run(server.url + path, script, 64, 2)
 
     def pids() -> list[int]:
         return server.worker_pids() + database_pids()
@@ -337,16 +341,18 @@ def run_one(db: str, args: argparse.Namespace, work: Path) -> Figures:
             check_script, floor_script = checks.write(), floors.write()
             saturated = [
                 (
-                    measured_cpu(server, "", check_script, args.duration, database),
-                    measured_cpu(bare, "", floor_script, args.duration, database),
+                    measured_cpu(server, "", check_script, args.duration, database, warm_up=not i),
+                    measured_cpu(bare, "", floor_script, args.duration, database, warm_up=not i),
                 )
-                for _ in range(args.rounds)
+                for i in range(args.rounds)
             ]
             half = median(check.rps for check, _ in saturated) / 2
+            check_paced = paced(server.url, checks, 64, half)
+            floor_paced = paced(bare.url, floors, 64, half)
             paced_runs = [
                 (
-                    measured(server.url, paced(server.url, checks, 64, half), args.duration),
-                    measured(bare.url, paced(bare.url, floors, 64, half), args.duration),
+                    _measured_run(server.url, check_paced, args.duration),
+                    _measured_run(bare.url, floor_paced, args.duration),
                 )
                 for _ in range(args.rounds)
             ]
@@ -409,7 +415,7 @@ def main() -> None:
     parser.add_argument(
         "--rounds",
         type=int,
-        default=3,
+        default=5,
         help="check and floor runs, alternating (the figures are their medians)",
     )
     args = parser.parse_args()
