@@ -185,22 +185,20 @@ def test_both_paths_are_counted_in_the_same_metrics(
 ) -> None:
     ok = {"route": "/api/v1/check", "method": "POST", "status": "200"}
     refused = {**ok, "status": "401"}
-    before = (
-        metric(client, "vigor_http_requests_total", **ok),
-        metric(client, "vigor_http_requests_total", **refused),
-        metric(client, "vigor_checks_total", outcome="update"),
-        metric(client, "vigor_checks_total", outcome="license_unknown"),
-        metric(client, "vigor_http_request_seconds_count", route="/api/v1/check"),
-    )
+
+    def readings() -> list[float]:
+        return [
+            metric(client, "vigor_http_requests_total", **ok),
+            metric(client, "vigor_http_requests_total", **refused),
+            metric(client, "vigor_checks_total", outcome="update"),
+            metric(client, "vigor_checks_total", outcome="license_unknown"),
+            metric(client, "vigor_http_request_seconds_count", route="/api/v1/check"),
+        ]
+
+    before = readings()
     assert post(client, keys["active"], None, via).status_code == 200
     assert post(client, "vgl_" + "y" * 40, None, via).status_code == 401
-    after = (
-        metric(client, "vigor_http_requests_total", **ok),
-        metric(client, "vigor_http_requests_total", **refused),
-        metric(client, "vigor_checks_total", outcome="update"),
-        metric(client, "vigor_checks_total", outcome="license_unknown"),
-        metric(client, "vigor_http_request_seconds_count", route="/api/v1/check"),
-    )
+    after = readings()
     assert [a - b for a, b in zip(after, before, strict=True)] == [1, 1, 1, 1, 2]
 
 
