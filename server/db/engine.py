@@ -130,7 +130,11 @@ class _KeptReads:
             conn.close()
             return
         if conn.in_transaction():  # a statement run through Connection.execute began one
-            conn.rollback()
+            try:
+                conn.rollback()
+            except SQLAlchemyError:  # the read went well, the connection not: not kept
+                conn.close()
+                return
         with self._lock:
             if len(self._idle) < self._keep and generation == self._generation:
                 self._idle.append((conn, time.monotonic()))

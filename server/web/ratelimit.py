@@ -177,7 +177,10 @@ class BatchedWindows:
                 self._sending, self._pending = self._pending, {}
             estimates = [self._estimate(key, period, now) for key, period, _ in hits]
         if due:
-            self._start(self._sync)
+            try:
+                self._start(self._sync)
+            except RuntimeError:  # no thread can start now: this request shares the counts
+                self._sync()
         return estimates
 
     def _sync(self) -> None:

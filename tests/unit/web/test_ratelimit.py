@@ -220,3 +220,17 @@ def test_closed_batched_windows_wait_for_their_sync_and_start_no_other() -> None
     assert windows.count([("k", 60, 1)]) == [(2, 1060.0)], "still counted here"
     assert not slow.asked.wait(0.2), "no sync started"
     assert slow.inner.hit("k", 60, 0)[0] == 1
+
+
+def test_when_no_thread_can_start_the_request_shares_the_counts_itself() -> None:
+    def no_thread(_sync: Callable[[], None]) -> None:
+        raise RuntimeError("can't start new thread")
+
+    clock = Clock()
+    shared = LocalWindows(clock)
+    windows = BatchedWindows(shared, interval=1.0, clock=clock, start=no_thread)
+    assert windows.count([("k", 60, 1)]) == [(1, 1060.0)]
+    assert shared.hit("k", 60, 0) == (1, 1060.0), "shared all the same"
+    clock.now += 1.0
+    assert windows.count([("k", 60, 1)]) == [(2, 1060.0)], "and the next sync starts too"
+    assert shared.hit("k", 60, 0) == (2, 1060.0)
