@@ -10,6 +10,7 @@ modules. On top of them, no import cycle at all between any two modules (functio
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import grimp
@@ -24,7 +25,19 @@ def test_the_layering_contracts_hold(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.chdir(ROOT)
-    exit_code = lint_imports(config_filename=str(ROOT / "pyproject.toml"), no_cache=True)
+    # import-linter configures logging with dictConfig, which disables every logger that exists
+    # already: the tests run after this one in the process would see no log line of Vigor's.
+    loggers = [
+        logger
+        for logger in logging.root.manager.loggerDict.values()
+        if isinstance(logger, logging.Logger)
+    ]
+    enabled = [logger for logger in loggers if not logger.disabled]
+    try:
+        exit_code = lint_imports(config_filename=str(ROOT / "pyproject.toml"), no_cache=True)
+    finally:
+        for logger in enabled:
+            logger.disabled = False
     report = capsys.readouterr().out
     assert exit_code == 0, report
     assert "BROKEN" not in report
