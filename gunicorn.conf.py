@@ -27,3 +27,4 @@ worker_class = "server.serving.DrainingThreadWorker"
 threads = _settings.threads
 timeout = _settings.timeout
 graceful_timeout = _settings.graceful_timeout
+reuse_port = _settings.reuse_port

@@ -232,6 +232,10 @@ class Settings:
     # Seconds in-flight requests get to finish on SIGTERM (a deploy): a 2 GiB upload that has
     # just begun needs 2 GiB / 600 s = 3.4 MiB/s (about 29 Mbit/s) to finish within them.
     graceful_timeout: int = 600
+    # One listening socket per worker, the kernel spreading connections over them: on one shared
+    # socket, kept-alive connections opened at once fall unevenly (25/39, 50/14, 64/0 seen), and
+    # the busier worker queues checks at its one core's limit while the other idles.
+    reuse_port: bool = True
     extra: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -311,6 +315,7 @@ class Settings:
             threads=_int(env, "VIGOR_THREADS", 8, minimum=1),
             timeout=_int(env, "VIGOR_TIMEOUT", 60, minimum=1),
             graceful_timeout=_int(env, "VIGOR_GRACEFUL_TIMEOUT", 600, minimum=0),
+            reuse_port=_bool(env, "VIGOR_REUSE_PORT", True),
         )
         settings.validate()
         return settings

@@ -10,9 +10,11 @@ marks each worker that exits as dead and removes the directory when it stops.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -87,7 +89,9 @@ def gunicorn_options(settings: Settings, host: str, port: int) -> dict[str, Any]
     Threaded workers: an upload of several GB takes one thread for as long as the client needs
     to send it, while the worker keeps answering checks on its other threads and keeps telling
     the arbiter it is alive (a sync worker would be killed at ``timeout`` mid-upload). On
-    SIGTERM, requests in flight get ``graceful_timeout`` seconds to finish.
+    SIGTERM, requests in flight get ``graceful_timeout`` seconds to finish. With ``reuse_port``
+    each worker listens on a socket of its own (``SO_REUSEPORT``), which the kernel gives an
+    even share of new connections.
     """
     return {
         "bind": f"{host}:{port}",
@@ -96,6 +100,7 @@ def gunicorn_options(settings: Settings, host: str, port: int) -> dict[str, Any]
         "threads": settings.threads,
         "timeout": settings.timeout,
         "graceful_timeout": settings.graceful_timeout,
+        "reuse_port": settings.reuse_port,
         "accesslog": "-",
         "logger_class": "server.serving.RedactingLogger",
         "errorlog": "-",
@@ -121,9 +126,35 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
         return create_app(self.settings)
 
 
+def require_free_port(host: str, port: int) -> None:
+    """Refuse, in one line, an address something already listens on, before gunicorn starts:
+    a second server on a port taken with ``reuse_port`` would share it silently (the kernel
+    would give it half of the connections), and gunicorn alone would retry for seconds, then
+    fail in its workers' log lines.
+
+    Raises:
+        ConfigError: the address cannot be bound (in use, not this machine's, not allowed).
+    """
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except (socket.gaierror, UnicodeError) as exc:
+        raise ConfigError(f"cannot serve on {host}:{port}: {exc}") from None
+    with socket.socket(family, kind, proto) as probe:
+        # As gunicorn binds: connections of an earlier server still closing do not count.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            why = "another server listens there" if exc.errno == errno.EADDRINUSE else exc.strerror
+            raise ConfigError(f"cannot serve on {host}:{port}: {why}") from None
+
+
 def _server_command(
     settings: Settings, host: str, port: int, environ: Mapping[str, str] | None
 ) -> tuple[list[str], dict[str, str]]:
+    require_free_port(host, port)
     options = gunicorn_options(settings, host, port)
     env = {**os.environ, **(environ or {}), METRICS_DIR: fresh_metrics_dir()}
     return [sys.executable, "-m", "server.serving", json.dumps(options)], env
@@ -137,6 +168,9 @@ def serve(
     Args:
         environ: variables to set for the server, over this process's own (the settings the
             server reads are ``Settings.from_env()``'s).
+
+    Raises:
+        ConfigError: the address is taken (:func:`require_free_port`).
     """
     command, env = _server_command(settings, host, port, environ)
     sys.stdout.flush()

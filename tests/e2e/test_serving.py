@@ -204,6 +204,22 @@ def _livez_count(scraped: str) -> float:
     raise AssertionError(scraped[:2000])
 
 
+def _livez_per_worker(directory: Path) -> dict[str, float]:
+    """``/livez`` requests each worker counted, by its metrics file."""
+    per_worker = {}
+    for path in directory.glob("counter_*.db"):
+        counts = MmapedDict(str(path), read_mode=True)
+        try:
+            per_worker[path.name] = sum(
+                value
+                for key, value, _ in counts.read_all_values()
+                if '"/livez"' in key and "vigor_http_requests" in key
+            )
+        finally:
+            counts.close()
+    return per_worker
+
+
 def test_metrics_counted_by_two_workers_add_up(served_twice: Served) -> None:
     server = served_twice.server
     directory = _metrics_dir(served_twice.proc.pid)
@@ -219,17 +235,7 @@ def test_metrics_counted_by_two_workers_add_up(served_twice: Served) -> None:
         thread.start()
     for thread in threads:
         thread.join()
-    per_worker = {}
-    for path in directory.glob("counter_*.db"):
-        counts = MmapedDict(str(path), read_mode=True)
-        try:
-            per_worker[path.name] = sum(
-                value
-                for key, value, _ in counts.read_all_values()
-                if '"/livez"' in key and "vigor_http_requests" in key
-            )
-        finally:
-            counts.close()
+    per_worker = _livez_per_worker(directory)
     served_by = {name: count for name, count in per_worker.items() if count}
     assert len(served_by) == 2, per_worker  # both workers answered some
     assert sum(served_by.values()) == total
@@ -240,3 +246,66 @@ def test_metrics_counted_by_two_workers_add_up(served_twice: Served) -> None:
     assert os.path.isdir(directory)
     served_twice.stop()
     assert not directory.exists()  # each run starts fresh
+
+
+def _listening_sockets(port: int) -> int:
+    """How many sockets listen on ``port`` on this machine (state 0A in /proc/net/tcp*)."""
+    listening = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                listening += 1
+    return listening
+
+
+def test_connections_opened_at_once_are_shared_by_the_workers(served_twice: Served) -> None:
+    """Kept-alive connections opened together (a proxy's, a load generator's) fall on both
+    workers, not all or most on one, which would then queue checks at its one core's limit."""
+    server = served_twice.server
+    assert _listening_sockets(server.port) == 2, "one socket per worker, none in the master"
+    directory = _metrics_dir(served_twice.proc.pid)
+    connections = [
+        http.client.HTTPConnection("127.0.0.1", server.port, timeout=10) for _ in range(64)
+    ]
+    try:
+        for conn in connections:
+            conn.connect()
+        for conn in connections:
+            conn.request("GET", "/livez")
+            answer = conn.getresponse()
+            answer.read()
+            assert answer.status == 200
+    finally:
+        for conn in connections:
+            conn.close()
+    per_worker = sorted(count for count in _livez_per_worker(directory).values() if count)
+    assert sum(per_worker) == 64
+    # The kernel spreads them by a hash: fewer than 16 of 64 on one worker has odds of 1 in 20,000.
+    assert len(per_worker) == 2 and per_worker[0] >= 16, per_worker
+
+
+@pytest.mark.parametrize("reuse_port", [False, True], ids=["plain", "reuse-port"])
+def test_serve_where_a_server_listens_already_is_one_line(
+    initialised: LiveServer, reuse_port: bool
+) -> None:
+    """A second server on a port taken with SO_REUSEPORT would otherwise share it silently."""
+    port = initialised.port
+    with socket.socket() as taken:
+        if reuse_port:
+            taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        taken.bind(("127.0.0.1", port))
+        taken.listen()
+        result = subprocess.run(
+            [sys.executable, "-m", "server.cli", "serve", "--port", str(port)],
+            cwd=initialised.base,
+            env=initialised.env,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
+    assert result.returncode == 1
+    told = f"error: cannot serve on 127.0.0.1:{port}: another server listens there"
+    assert result.stderr.strip() == told
+    assert "Traceback" not in result.stdout + result.stderr
