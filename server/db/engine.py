@@ -74,6 +74,15 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 IDLE_PING_SECONDS = 10.0
 
 
+def _why_dead(engine: Engine, dbapi_connection: Any) -> str | None:
+    """Ping ``dbapi_connection`` (one round trip): None if it answered, else why not."""
+    try:
+        alive = engine.dialect.do_ping(dbapi_connection)
+    except engine.dialect.loaded_dbapi.Error as exc:
+        return str(exc)
+    return None if alive else "the database connection did not answer a ping"
+
+
 def _ping_idle(engine: Engine) -> None:
     @event.listens_for(engine, "checkin")
     def _checked_in(_dbapi_connection: Any, record: Any) -> None:
@@ -84,12 +93,9 @@ def _ping_idle(engine: Engine) -> None:
         idle_since = record.info.get("vigor.checked_in")
         if idle_since is None or time.monotonic() - idle_since < IDLE_PING_SECONDS:
             return  # new (just connected) or busy
-        try:
-            alive = engine.dialect.do_ping(dbapi_connection)
-        except engine.dialect.loaded_dbapi.Error as exc:
-            raise DisconnectionError(str(exc)) from exc
-        if not alive:
-            raise DisconnectionError("the database connection did not answer a ping")
+        why = _why_dead(engine, dbapi_connection)
+        if why is not None:
+            raise DisconnectionError(why)
 
 
 class _KeptReads:
@@ -154,13 +160,7 @@ class _KeptReads:
             conn.close()
 
     def _answers(self, conn: Connection) -> bool:
-        dialect = self._engine.dialect
-        dbapi_connection = conn.connection.dbapi_connection
-        assert dbapi_connection is not None  # a connection checked out and not closed
-        try:
-            return bool(dialect.do_ping(dbapi_connection))
-        except dialect.loaded_dbapi.Error:
-            return False
+        return _why_dead(self._engine, conn.connection.dbapi_connection) is None
 
     def _forget_in_child(self) -> None:
         # A forked process must not use its parent's connections, nor close them (a driver

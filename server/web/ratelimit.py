@@ -159,7 +159,6 @@ class BatchedWindows:
         self._sending: dict[str, list[int]] = {}  # the hits of the sync under way
         self._known: dict[str, tuple[int, float]] = {}  # key -> (shared total, closes_at)
         self._next_sync = 0.0
-        self._syncing = False
         self._closed = False
         self._idle = threading.Event()  # set while no sync is under way
         self._idle.set()
@@ -169,10 +168,9 @@ class BatchedWindows:
         with self._lock:
             for key, period, amount in hits:
                 self._pending.setdefault(key, [period, 0])[1] += amount
-            due = now >= self._next_sync and not self._syncing and not self._closed
+            due = now >= self._next_sync and self._idle.is_set() and not self._closed
             if due:
                 self._next_sync = now + self._interval
-                self._syncing = True
                 self._idle.clear()
                 self._sending, self._pending = self._pending, {}
             estimates = [self._estimate(key, period, now) for key, period, _ in hits]
@@ -199,7 +197,7 @@ class BatchedWindows:
                 else:
                     self._known = {k: w for k, w in self._known.items() if w[1] > now}
                     self._known.update(zip(sending, totals, strict=True))
-                self._sending, self._syncing = {}, False
+                self._sending = {}
                 self._idle.set()
 
     def idle(self, timeout: float) -> bool:

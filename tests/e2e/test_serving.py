@@ -296,15 +296,7 @@ def test_serve_where_a_server_listens_already_is_one_line(
             taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         taken.bind(("127.0.0.1", port))
         taken.listen()
-        result = subprocess.run(
-            [sys.executable, "-m", "server.cli", "serve", "--port", str(port)],
-            cwd=initialised.base,
-            env=initialised.env,
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=60,
-        )
+        result = initialised.vigor("serve", "--port", str(port))
     assert result.returncode == 1
     told = f"error: cannot serve on 127.0.0.1:{port}: another server listens there"
     assert result.stderr.strip() == told
